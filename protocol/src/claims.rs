@@ -1,0 +1,65 @@
+//! Token claims. Core signs both kinds with its Ed25519 key; anyone holding
+//! the JWKS verifies them offline (edges do, so a class goes on when core is
+//! unreachable). `typ` and `aud` keep one kind from passing for the other.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EdgeId, ParticipantId, SessionId, TenantId, UserId};
+use crate::roles::{Permission, Role};
+
+pub const ISSUER: &str = "classroom-core";
+pub const ACCESS_AUDIENCE: &str = "classroom-api";
+
+/// Access tokens live this long (seconds).
+pub const ACCESS_TTL_SECS: i64 = 15 * 60;
+/// Join tokens live this long (seconds); a client re-joins to renew.
+pub const JOIN_TTL_SECS: i64 = 30 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    Access,
+    Join,
+}
+
+/// Who a user is, for core's API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: UserId,
+    pub tid: TenantId,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub typ: TokenType,
+}
+
+/// One participant's pass to one session on one edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinClaims {
+    pub iss: String,
+    /// `edge:<edge id>`: the only edge that accepts it.
+    pub aud: String,
+    pub sub: ParticipantId,
+    pub tid: TenantId,
+    pub sid: SessionId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<UserId>,
+    pub role: Role,
+    pub edge: EdgeId,
+    /// Permissions when the token was minted; the edge checks the live set
+    /// in the session state for every action, so a revoke acts at once.
+    pub perms: BTreeSet<Permission>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub typ: TokenType,
+}
+
+pub fn join_audience(edge: &EdgeId) -> String {
+    format!("edge:{edge}")
+}

@@ -1,0 +1,1067 @@
+//! Commands and the rules that turn them into events.
+//!
+//! `decide(state, actor, command)` is the session writer's whole judgement:
+//! it checks the actor's current permissions in the reduced state, the
+//! session's safety switches and the command's own input, and returns the
+//! events to append, or a `Rejection` that names what was missing. It is pure:
+//! ids for new things (messages, polls) arrive inside the command, minted by
+//! the shell.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::*;
+use crate::ids::*;
+use crate::roles::{Permission, Role};
+use crate::state::{QuestionStatus, SessionState};
+
+pub const MAX_CHAT_CHARS: usize = 2000;
+pub const MAX_QUESTION_CHARS: usize = 1000;
+pub const MAX_NOTE_CHARS: usize = 10_000;
+pub const MAX_POLL_OPTIONS: usize = 10;
+pub const MAX_LABEL_CHARS: usize = 200;
+pub const MAX_URL_CHARS: usize = 2000;
+pub const MAX_STROKE_POINTS: usize = 2000;
+pub const BOARD_MAX: u16 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    Join {
+        participant_id: ParticipantId,
+        #[serde(default)]
+        user_id: Option<UserId>,
+        role: Role,
+        display_name: String,
+        edge_id: EdgeId,
+    },
+    Leave {
+        participant_id: ParticipantId,
+        reason: LeaveReason,
+    },
+    ChangePermissions {
+        participant_id: ParticipantId,
+        #[serde(default)]
+        grant: BTreeSet<Permission>,
+        #[serde(default)]
+        revoke: BTreeSet<Permission>,
+    },
+    SetScene {
+        scene: Scene,
+    },
+    ShowSlide {
+        deck_id: DeckId,
+        index: u32,
+        page_count: u32,
+    },
+    SetLayout {
+        layout: Layout,
+    },
+    Stroke {
+        stroke_id: StrokeId,
+        color: String,
+        width: u16,
+        points: Vec<BoardPoint>,
+    },
+    ClearWhiteboard,
+    Chat {
+        message_id: MessageId,
+        text: String,
+    },
+    DeleteChat {
+        message_id: MessageId,
+    },
+    Ask {
+        question_id: QuestionId,
+        text: String,
+    },
+    Upvote {
+        question_id: QuestionId,
+    },
+    Answer {
+        question_id: QuestionId,
+        #[serde(default)]
+        answer: Option<String>,
+    },
+    Dismiss {
+        question_id: QuestionId,
+    },
+    OpenPoll {
+        poll_id: PollId,
+        question: String,
+        options: Vec<String>,
+        #[serde(default)]
+        correct_option: Option<u32>,
+    },
+    Vote {
+        poll_id: PollId,
+        option: u32,
+    },
+    ClosePoll {
+        poll_id: PollId,
+    },
+    RaiseHand,
+    LowerHand {
+        /// Someone else's hand (a moderator); `None` is one's own.
+        #[serde(default)]
+        participant_id: Option<ParticipantId>,
+    },
+    SaveNote {
+        note_id: NoteId,
+        text: String,
+    },
+    ShowCta {
+        cta_id: CtaId,
+        url: String,
+        label: String,
+    },
+    HideCta {
+        cta_id: CtaId,
+    },
+    SetConsent {
+        recording: bool,
+    },
+    Mute {
+        participant_id: ParticipantId,
+        media: MediaKind,
+    },
+    Remove {
+        participant_id: ParticipantId,
+    },
+    Lock {
+        locked: bool,
+    },
+    ExamMode {
+        enabled: bool,
+    },
+    KillSwitch {
+        switch: KillSwitch,
+        engaged: bool,
+    },
+    End,
+    /// An event from the edge's own machinery (SFU, recorder, captioner).
+    /// Only `Actor::System` may send it.
+    System {
+        event: EventBody,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Join { .. } => "join",
+            Command::Leave { .. } => "leave",
+            Command::ChangePermissions { .. } => "change_permissions",
+            Command::SetScene { .. } => "set_scene",
+            Command::ShowSlide { .. } => "show_slide",
+            Command::SetLayout { .. } => "set_layout",
+            Command::Stroke { .. } => "stroke",
+            Command::ClearWhiteboard => "clear_whiteboard",
+            Command::Chat { .. } => "chat",
+            Command::DeleteChat { .. } => "delete_chat",
+            Command::Ask { .. } => "ask",
+            Command::Upvote { .. } => "upvote",
+            Command::Answer { .. } => "answer",
+            Command::Dismiss { .. } => "dismiss",
+            Command::OpenPoll { .. } => "open_poll",
+            Command::Vote { .. } => "vote",
+            Command::ClosePoll { .. } => "close_poll",
+            Command::RaiseHand => "raise_hand",
+            Command::LowerHand { .. } => "lower_hand",
+            Command::SaveNote { .. } => "save_note",
+            Command::ShowCta { .. } => "show_cta",
+            Command::HideCta { .. } => "hide_cta",
+            Command::SetConsent { .. } => "set_consent",
+            Command::Mute { .. } => "mute",
+            Command::Remove { .. } => "remove",
+            Command::Lock { .. } => "lock",
+            Command::ExamMode { .. } => "exam_mode",
+            Command::KillSwitch { .. } => "kill_switch",
+            Command::End => "end",
+            Command::System { .. } => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// Bad input: HTTP 400.
+    Invalid,
+    /// Not allowed: HTTP 403.
+    Forbidden,
+    /// Unknown id in this session: HTTP 404.
+    NotFound,
+    /// Conflicts with the current state: HTTP 409.
+    Conflict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Rejection {
+    pub kind: RejectKind,
+    pub code: String,
+    pub message: String,
+    /// The permission the actor lacked, when that is the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_permission: Option<Permission>,
+}
+
+impl Rejection {
+    fn new(kind: RejectKind, code: &str, message: impl Into<String>) -> Self {
+        Rejection {
+            kind,
+            code: code.to_owned(),
+            message: message.into(),
+            missing_permission: None,
+        }
+    }
+    fn invalid(code: &str, message: impl Into<String>) -> Self {
+        Self::new(RejectKind::Invalid, code, message)
+    }
+    fn forbidden(code: &str, message: impl Into<String>) -> Self {
+        Self::new(RejectKind::Forbidden, code, message)
+    }
+    fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::new(RejectKind::NotFound, code, message)
+    }
+    fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(RejectKind::Conflict, code, message)
+    }
+    fn missing(p: Permission) -> Self {
+        Rejection {
+            kind: RejectKind::Forbidden,
+            code: "missing_permission".to_owned(),
+            message: format!("this needs the {p} permission"),
+            missing_permission: Some(p),
+        }
+    }
+}
+
+type Decision = Result<Vec<EventBody>, Rejection>;
+
+/// Who is asking, as far as the session is concerned.
+enum Standing<'a> {
+    System,
+    /// Present in the room with these permissions.
+    Participant {
+        id: ParticipantId,
+        role: Role,
+        permissions: &'a BTreeSet<Permission>,
+    },
+    /// Staff acting from the console without a seat in the room.
+    Staff {
+        role: Role,
+    },
+}
+
+impl Standing<'_> {
+    fn has(&self, p: Permission) -> bool {
+        match self {
+            Standing::System | Standing::Staff { .. } => true,
+            Standing::Participant { permissions, .. } => permissions.contains(&p),
+        }
+    }
+    fn require(&self, p: Permission) -> Result<(), Rejection> {
+        if self.has(p) {
+            Ok(())
+        } else {
+            Err(Rejection::missing(p))
+        }
+    }
+    /// The seat this actor speaks from; chat, votes and hands need one.
+    fn seat(&self) -> Result<ParticipantId, Rejection> {
+        match self {
+            Standing::Participant { id, .. } => Ok(*id),
+            Standing::System | Standing::Staff { .. } => Err(Rejection::forbidden(
+                "not_joined",
+                "join the session first: this action needs a seat in the room",
+            )),
+        }
+    }
+    fn role(&self) -> Option<Role> {
+        match self {
+            Standing::System => None,
+            Standing::Participant { role, .. } | Standing::Staff { role } => Some(*role),
+        }
+    }
+    fn is_admin(&self) -> bool {
+        matches!(self, Standing::System) || self.role() == Some(Role::Admin)
+    }
+}
+
+fn standing<'a>(state: &'a SessionState, actor: &Actor) -> Result<Standing<'a>, Rejection> {
+    match actor {
+        Actor::System => Ok(Standing::System),
+        Actor::Person {
+            participant_id: Some(pid),
+            role,
+            ..
+        } => match state.participants.get(pid) {
+            Some(p) if p.removed => Err(Rejection::forbidden(
+                "removed",
+                "you were removed from this session",
+            )),
+            Some(p) if p.present => Ok(Standing::Participant {
+                id: *pid,
+                role: p.role,
+                permissions: &p.permissions,
+            }),
+            Some(_) | None if role.is_staff() => Ok(Standing::Staff { role: *role }),
+            Some(_) | None => Err(Rejection::forbidden("not_joined", "join the session first")),
+        },
+        Actor::Person {
+            participant_id: None,
+            role,
+            ..
+        } => {
+            if role.is_staff() {
+                Ok(Standing::Staff { role: *role })
+            } else {
+                Err(Rejection::forbidden("not_joined", "join the session first"))
+            }
+        }
+    }
+}
+
+fn text_field(text: &str, what: &str, max: usize) -> Result<String, Rejection> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(Rejection::invalid(
+            "empty_text",
+            format!("{what} must not be empty"),
+        ));
+    }
+    let n = t.chars().count();
+    if n > max {
+        return Err(Rejection::invalid(
+            "text_too_long",
+            format!("{what} is {n} characters; at most {max} are allowed"),
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// True if the text carries something a browser would follow as a link.
+pub fn contains_link(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    if lower.contains("://") || lower.contains("www.") {
+        return true;
+    }
+    // bare domains such as "example.com/path" or "evil.io"
+    const TLDS: [&str; 12] = [
+        ".com", ".org", ".net", ".io", ".edu", ".gov", ".ly", ".me", ".co", ".info", ".xyz", ".app",
+    ];
+    lower.split_whitespace().any(|word| {
+        let w = word.trim_end_matches(|c: char| !c.is_alphanumeric());
+        TLDS.iter().any(|tld| {
+            w.find(tld).is_some_and(|at| {
+                at > 0 && {
+                    let rest = &w[at + tld.len()..];
+                    rest.is_empty() || rest.starts_with('/')
+                }
+            })
+        })
+    })
+}
+
+/// The first blocked word the text contains, compared case-insensitively on
+/// word boundaries ("class" does not match "classic").
+pub fn blocked_word<'a>(text: &str, blocked: &'a [String]) -> Option<&'a str> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect();
+    blocked
+        .iter()
+        .find(|b| {
+            let b = b.to_lowercase();
+            let parts: Vec<&str> = b
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .collect();
+            !parts.is_empty()
+                && words
+                    .windows(parts.len())
+                    .any(|win| win.iter().zip(&parts).all(|(a, b)| a == b))
+        })
+        .map(|s| s.as_str())
+}
+
+fn check_content(state: &SessionState, who: &Standing<'_>, text: &str) -> Result<(), Rejection> {
+    if let Some(word) = blocked_word(text, &state.settings.blocked_words) {
+        return Err(Rejection::invalid(
+            "blocked_content",
+            format!("the text contains a blocked word ({word:?})"),
+        ));
+    }
+    if contains_link(text) && !who.has(Permission::PostLinks) {
+        let mut r = Rejection::missing(Permission::PostLinks);
+        r.code = "links_not_allowed".to_owned();
+        r.message = "links are off for you in this session (needs post_links)".to_owned();
+        return Err(r);
+    }
+    Ok(())
+}
+
+fn scene_source_ready(state: &SessionState, scene: Scene) -> Result<(), Rejection> {
+    let has_screen = state
+        .tracks
+        .values()
+        .any(|t| t.source == TrackSource::Screen);
+    let ok = match scene {
+        Scene::Camera | Scene::Whiteboard => true,
+        Scene::Slides => state.slide.is_some(),
+        Scene::Screen => has_screen,
+        Scene::Split => state.slide.is_some() || has_screen,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let need = match scene {
+            Scene::Slides => "show a slide first",
+            Scene::Screen => "start a screen share first",
+            Scene::Split => "show a slide or start a screen share first",
+            Scene::Camera | Scene::Whiteboard => "",
+        };
+        Err(Rejection::conflict(
+            "scene_source_missing",
+            format!("the {scene:?} scene has no source: {need}").to_lowercase(),
+        ))
+    }
+}
+
+/// Decides what a command does to a session. Returns the events to append
+/// (possibly none, for a command that is already satisfied).
+pub fn decide(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
+    if !state.is_live() {
+        return Err(Rejection::conflict(
+            "session_ended",
+            "the session has ended",
+        ));
+    }
+    if let Command::Join { .. } = cmd {
+        return decide_join(state, actor, cmd);
+    }
+    let who = standing(state, actor)?;
+    use Command::*;
+    match cmd {
+        Join { .. } => decide_join(state, actor, cmd),
+        Leave {
+            participant_id,
+            reason,
+        } => {
+            let own = who.seat().ok() == Some(*participant_id);
+            if !own {
+                who.require(Permission::Moderate)?;
+            }
+            match state.participant(*participant_id) {
+                None => Err(Rejection::not_found(
+                    "participant_not_found",
+                    "no such participant in this session",
+                )),
+                Some(p) if !p.present => Ok(vec![]),
+                Some(_) => Ok(vec![EventBody::ParticipantLeft {
+                    participant_id: *participant_id,
+                    reason: *reason,
+                }]),
+            }
+        }
+        ChangePermissions {
+            participant_id,
+            grant,
+            revoke,
+        } => {
+            who.require(Permission::ManagePermissions)?;
+            if grant.is_empty() && revoke.is_empty() {
+                return Err(Rejection::invalid(
+                    "nothing_to_change",
+                    "name at least one permission to grant or revoke",
+                ));
+            }
+            if let Some(p) = grant.intersection(revoke).next() {
+                return Err(Rejection::invalid(
+                    "grant_and_revoke",
+                    format!("{p} is both granted and revoked"),
+                ));
+            }
+            let target = state.participant(*participant_id).ok_or_else(|| {
+                Rejection::not_found("participant_not_found", "no such participant")
+            })?;
+            if target.role.is_staff() && !who.is_admin() {
+                return Err(Rejection::forbidden(
+                    "cannot_change_staff",
+                    "only an admin may change a teacher's permissions",
+                ));
+            }
+            if target.role == Role::Public && !grant.is_empty() {
+                return Err(Rejection::forbidden(
+                    "public_viewer",
+                    "public viewers cannot be granted permissions",
+                ));
+            }
+            let mut after = target.permissions.clone();
+            let granted: BTreeSet<Permission> = grant
+                .iter()
+                .filter(|p| after.insert(**p))
+                .copied()
+                .collect();
+            let revoked: BTreeSet<Permission> = revoke
+                .iter()
+                .filter(|p| after.remove(*p))
+                .copied()
+                .collect();
+            if granted.is_empty() && revoked.is_empty() {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::PermissionChanged {
+                participant_id: *participant_id,
+                granted,
+                revoked,
+                permissions: after,
+            }])
+        }
+        SetScene { scene } => {
+            who.require(Permission::ControlScene)?;
+            if *scene == Scene::Screen && state.exam_mode {
+                return Err(Rejection::forbidden(
+                    "exam_mode",
+                    "screen sharing is restricted in exam mode",
+                ));
+            }
+            scene_source_ready(state, *scene)?;
+            if state.scene == *scene {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::SceneChanged { scene: *scene }])
+        }
+        ShowSlide {
+            deck_id,
+            index,
+            page_count,
+        } => {
+            who.require(Permission::ControlScene)?;
+            if index >= page_count {
+                return Err(Rejection::invalid(
+                    "slide_out_of_range",
+                    format!("slide {index} does not exist: the deck has {page_count} pages"),
+                ));
+            }
+            Ok(vec![EventBody::SlideChanged {
+                deck_id: *deck_id,
+                index: *index,
+                page_count: *page_count,
+            }])
+        }
+        SetLayout { layout } => {
+            who.require(Permission::ControlScene)?;
+            if state.layout == *layout {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::LayoutChanged { layout: *layout }])
+        }
+        Stroke {
+            stroke_id,
+            color,
+            width,
+            points,
+        } => {
+            let seat = who.seat()?;
+            who.require(Permission::Whiteboard)?;
+            let hex = color.len() == 7
+                && color.starts_with('#')
+                && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex {
+                return Err(Rejection::invalid("bad_color", "color must be #rrggbb"));
+            }
+            if *width == 0 || *width > 100 {
+                return Err(Rejection::invalid("bad_width", "width must be 1 to 100"));
+            }
+            if points.is_empty() || points.len() > MAX_STROKE_POINTS {
+                return Err(Rejection::invalid(
+                    "bad_points",
+                    format!("a stroke has 1 to {MAX_STROKE_POINTS} points"),
+                ));
+            }
+            if points.iter().any(|[x, y]| *x > BOARD_MAX || *y > BOARD_MAX) {
+                return Err(Rejection::invalid(
+                    "bad_points",
+                    format!("points lie within 0..={BOARD_MAX} on each axis"),
+                ));
+            }
+            Ok(vec![EventBody::WhiteboardStroke {
+                stroke_id: *stroke_id,
+                participant_id: seat,
+                color: color.to_lowercase(),
+                width: *width,
+                points: points.clone(),
+            }])
+        }
+        ClearWhiteboard => {
+            who.require(Permission::Whiteboard)?;
+            if !who.has(Permission::ControlScene) {
+                return Err(Rejection::missing(Permission::ControlScene));
+            }
+            Ok(vec![EventBody::WhiteboardCleared {}])
+        }
+        Chat { message_id, text } => {
+            let seat = who.seat()?;
+            who.require(Permission::Chat)?;
+            if state.kill_switches.chat {
+                return Err(Rejection::forbidden(
+                    "chat_disabled",
+                    "chat is switched off in this session",
+                ));
+            }
+            if state.exam_mode {
+                return Err(Rejection::forbidden(
+                    "exam_mode",
+                    "chat is off during exam mode",
+                ));
+            }
+            let text = text_field(text, "a chat message", MAX_CHAT_CHARS)?;
+            check_content(state, &who, &text)?;
+            if state.chat.iter().any(|m| m.message_id == *message_id) {
+                return Err(Rejection::conflict(
+                    "duplicate_id",
+                    "message id already used",
+                ));
+            }
+            Ok(vec![EventBody::ChatMessage {
+                message_id: *message_id,
+                participant_id: seat,
+                text,
+            }])
+        }
+        DeleteChat { message_id } => {
+            let msg = state
+                .chat
+                .iter()
+                .find(|m| m.message_id == *message_id)
+                .ok_or_else(|| Rejection::not_found("message_not_found", "no such chat message"))?;
+            let own = who.seat().ok() == Some(msg.participant_id);
+            if !own {
+                who.require(Permission::Moderate)?;
+            }
+            if msg.deleted {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::ChatDeleted {
+                message_id: *message_id,
+            }])
+        }
+        Ask { question_id, text } => {
+            let seat = who.seat()?;
+            who.require(Permission::Ask)?;
+            if state.exam_mode {
+                return Err(Rejection::forbidden(
+                    "exam_mode",
+                    "questions are off during exam mode",
+                ));
+            }
+            let text = text_field(text, "a question", MAX_QUESTION_CHARS)?;
+            check_content(state, &who, &text)?;
+            if state.questions.contains_key(question_id) {
+                return Err(Rejection::conflict(
+                    "duplicate_id",
+                    "question id already used",
+                ));
+            }
+            Ok(vec![EventBody::QuestionAsked {
+                question_id: *question_id,
+                participant_id: seat,
+                text,
+            }])
+        }
+        Upvote { question_id } => {
+            let seat = who.seat()?;
+            who.require(Permission::Ask)?;
+            let q = question(state, *question_id)?;
+            if q.status != QuestionStatus::Open {
+                return Err(Rejection::conflict(
+                    "question_closed",
+                    "the question was already answered or dismissed",
+                ));
+            }
+            if q.upvoters.contains(&seat) {
+                return Err(Rejection::conflict(
+                    "already_upvoted",
+                    "you already upvoted this question",
+                ));
+            }
+            Ok(vec![EventBody::QuestionUpvoted {
+                question_id: *question_id,
+                participant_id: seat,
+            }])
+        }
+        Answer {
+            question_id,
+            answer,
+        } => {
+            who.require(Permission::Moderate)?;
+            let q = question(state, *question_id)?;
+            if q.status != QuestionStatus::Open {
+                return Err(Rejection::conflict(
+                    "question_closed",
+                    "the question was already answered or dismissed",
+                ));
+            }
+            let answer = match answer {
+                Some(a) if !a.trim().is_empty() => {
+                    Some(text_field(a, "an answer", MAX_QUESTION_CHARS)?)
+                }
+                Some(_) | None => None,
+            };
+            Ok(vec![EventBody::QuestionAnswered {
+                question_id: *question_id,
+                answer,
+            }])
+        }
+        Dismiss { question_id } => {
+            who.require(Permission::Moderate)?;
+            let q = question(state, *question_id)?;
+            if q.status != QuestionStatus::Open {
+                return Err(Rejection::conflict(
+                    "question_closed",
+                    "the question was already answered or dismissed",
+                ));
+            }
+            Ok(vec![EventBody::QuestionDismissed {
+                question_id: *question_id,
+            }])
+        }
+        OpenPoll {
+            poll_id,
+            question,
+            options,
+            correct_option,
+        } => {
+            who.require(Permission::ManagePolls)?;
+            let question = text_field(question, "the poll question", MAX_QUESTION_CHARS)?;
+            if options.len() < 2 || options.len() > MAX_POLL_OPTIONS {
+                return Err(Rejection::invalid(
+                    "bad_options",
+                    format!("a poll has 2 to {MAX_POLL_OPTIONS} options"),
+                ));
+            }
+            let options = options
+                .iter()
+                .map(|o| text_field(o, "a poll option", MAX_LABEL_CHARS))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(c) = correct_option {
+                if *c as usize >= options.len() {
+                    return Err(Rejection::invalid(
+                        "bad_correct_option",
+                        format!(
+                            "correct_option {c} is not one of the {} options",
+                            options.len()
+                        ),
+                    ));
+                }
+            }
+            if state.polls.contains_key(poll_id) {
+                return Err(Rejection::conflict("duplicate_id", "poll id already used"));
+            }
+            Ok(vec![EventBody::PollOpened {
+                poll_id: *poll_id,
+                question,
+                options,
+                correct_option: *correct_option,
+            }])
+        }
+        Vote { poll_id, option } => {
+            let seat = who.seat()?;
+            who.require(Permission::Vote)?;
+            let poll = poll(state, *poll_id)?;
+            if !poll.open {
+                return Err(Rejection::conflict("poll_closed", "the poll is closed"));
+            }
+            if *option as usize >= poll.options.len() {
+                return Err(Rejection::invalid(
+                    "unknown_option",
+                    format!(
+                        "option {option} does not exist: the poll has {} options",
+                        poll.options.len()
+                    ),
+                ));
+            }
+            if poll.votes.contains_key(&seat) {
+                return Err(Rejection::conflict(
+                    "already_voted",
+                    "you already voted in this poll",
+                ));
+            }
+            Ok(vec![EventBody::PollVoted {
+                poll_id: *poll_id,
+                participant_id: seat,
+                option: *option,
+            }])
+        }
+        ClosePoll { poll_id } => {
+            who.require(Permission::ManagePolls)?;
+            let poll = poll(state, *poll_id)?;
+            if !poll.open {
+                return Err(Rejection::conflict(
+                    "poll_closed",
+                    "the poll is already closed",
+                ));
+            }
+            Ok(vec![EventBody::PollClosed {
+                poll_id: *poll_id,
+                results: poll.results(),
+            }])
+        }
+        RaiseHand => {
+            let seat = who.seat()?;
+            who.require(Permission::RaiseHand)?;
+            if state.hands.contains(&seat) {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::HandRaised {
+                participant_id: seat,
+            }])
+        }
+        LowerHand { participant_id } => {
+            let target = match participant_id {
+                Some(p) => *p,
+                None => who.seat()?,
+            };
+            if who.seat().ok() != Some(target) {
+                who.require(Permission::Moderate)?;
+            }
+            if !state.hands.contains(&target) {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::HandLowered {
+                participant_id: target,
+            }])
+        }
+        SaveNote { note_id, text } => {
+            let seat = who.seat()?;
+            who.require(Permission::TakeNotes)?;
+            let text = text_field(text, "a note", MAX_NOTE_CHARS)?;
+            Ok(vec![EventBody::NoteSaved {
+                note_id: *note_id,
+                participant_id: seat,
+                text,
+            }])
+        }
+        ShowCta { cta_id, url, label } => {
+            who.require(Permission::ControlScene)?;
+            let url = url.trim();
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !scheme_ok || url.len() > MAX_URL_CHARS || url.contains(char::is_whitespace) {
+                return Err(Rejection::invalid(
+                    "bad_url",
+                    "a CTA needs an http(s) URL of at most 2000 characters",
+                ));
+            }
+            let label = text_field(label, "a CTA label", MAX_LABEL_CHARS)?;
+            Ok(vec![EventBody::CtaShown {
+                cta_id: *cta_id,
+                url: url.to_owned(),
+                label,
+            }])
+        }
+        HideCta { cta_id } => {
+            who.require(Permission::ControlScene)?;
+            if !state.ctas.contains_key(cta_id) {
+                return Err(Rejection::not_found(
+                    "cta_not_found",
+                    "no such CTA is shown",
+                ));
+            }
+            Ok(vec![EventBody::CtaHidden { cta_id: *cta_id }])
+        }
+        SetConsent { recording } => {
+            let seat = who.seat()?;
+            let current = state
+                .participant(seat)
+                .map(|p| p.recording_consent)
+                .unwrap_or(true);
+            if current == *recording {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::ConsentChanged {
+                participant_id: seat,
+                recording: *recording,
+            }])
+        }
+        Mute {
+            participant_id,
+            media,
+        } => {
+            who.require(Permission::Moderate)?;
+            let target = present_target(state, *participant_id)?;
+            if target.role.is_staff() && !who.is_admin() {
+                return Err(Rejection::forbidden(
+                    "cannot_moderate_staff",
+                    "only an admin may mute a teacher",
+                ));
+            }
+            Ok(vec![EventBody::ParticipantMuted {
+                participant_id: *participant_id,
+                media: *media,
+            }])
+        }
+        Remove { participant_id } => {
+            who.require(Permission::Moderate)?;
+            let target = present_target(state, *participant_id)?;
+            if target.role.is_staff() && !who.is_admin() {
+                return Err(Rejection::forbidden(
+                    "cannot_moderate_staff",
+                    "only an admin may remove a teacher",
+                ));
+            }
+            Ok(vec![EventBody::ParticipantLeft {
+                participant_id: *participant_id,
+                reason: LeaveReason::Removed,
+            }])
+        }
+        Lock { locked } => {
+            who.require(Permission::Moderate)?;
+            if state.locked == *locked {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::RoomLocked { locked: *locked }])
+        }
+        ExamMode { enabled } => {
+            who.require(Permission::KillSwitch)?;
+            if state.exam_mode == *enabled {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::ExamModeChanged { enabled: *enabled }])
+        }
+        KillSwitch { switch, engaged } => {
+            who.require(Permission::KillSwitch)?;
+            if let crate::event::KillSwitch::Media { participant_id } = switch {
+                if state.participant(*participant_id).is_none() {
+                    return Err(Rejection::not_found(
+                        "participant_not_found",
+                        "no such participant",
+                    ));
+                }
+            }
+            if state.kill_switches.is_engaged(*switch) == *engaged {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventBody::KillSwitchChanged {
+                switch: *switch,
+                engaged: *engaged,
+            }])
+        }
+        End => {
+            who.require(Permission::EndSession)?;
+            // Close open polls first so their results are in the log.
+            let mut events: Vec<EventBody> = state
+                .polls
+                .values()
+                .filter(|p| p.open)
+                .map(|p| EventBody::PollClosed {
+                    poll_id: p.poll_id,
+                    results: p.results(),
+                })
+                .collect();
+            events.push(EventBody::SessionEnded {
+                reason: EndReason::Ended,
+            });
+            Ok(events)
+        }
+        System { event } => match who {
+            Standing::System => Ok(vec![event.clone()]),
+            Standing::Participant { .. } | Standing::Staff { .. } => Err(Rejection::forbidden(
+                "system_only",
+                "only the platform may emit this event",
+            )),
+        },
+    }
+}
+
+fn decide_join(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
+    let Command::Join {
+        participant_id,
+        user_id,
+        role,
+        display_name,
+        edge_id,
+    } = cmd
+    else {
+        unreachable!("decide_join is only called with Command::Join");
+    };
+    // Joins come from core (which authenticated the user) or the edge's
+    // public-link handler; either way the actor is the joiner or the system.
+    let actor_ok = match actor {
+        Actor::System => true,
+        Actor::Person {
+            user_id: actor_user,
+            ..
+        } => *actor_user == *user_id,
+    };
+    if !actor_ok {
+        return Err(Rejection::forbidden(
+            "not_yourself",
+            "a participant can only join as themselves",
+        ));
+    }
+    let name = text_field(display_name, "a display name", MAX_LABEL_CHARS)?;
+    match state.participant(*participant_id) {
+        Some(p) if p.removed => Err(Rejection::forbidden(
+            "removed",
+            "you were removed from this session",
+        )),
+        Some(p) if p.user_id != *user_id => Err(Rejection::conflict(
+            "seat_taken",
+            "that participant id belongs to someone else",
+        )),
+        Some(p) if p.present && p.edge_id == *edge_id => Ok(vec![]),
+        Some(p) => Ok(vec![EventBody::ParticipantJoined {
+            participant_id: *participant_id,
+            user_id: *user_id,
+            role: p.role,
+            display_name: p.display_name.clone(),
+            edge_id: edge_id.clone(),
+            permissions: p.permissions.clone(),
+        }]),
+        None => {
+            if state.locked && !role.is_staff() {
+                return Err(Rejection::forbidden("room_locked", "the room is locked"));
+            }
+            Ok(vec![EventBody::ParticipantJoined {
+                participant_id: *participant_id,
+                user_id: *user_id,
+                role: *role,
+                display_name: name,
+                edge_id: edge_id.clone(),
+                permissions: role.default_permissions(),
+            }])
+        }
+    }
+}
+
+fn question(state: &SessionState, id: QuestionId) -> Result<&crate::state::Question, Rejection> {
+    state.questions.get(&id).ok_or_else(|| {
+        Rejection::not_found("question_not_found", "no such question in this session")
+    })
+}
+
+fn poll(state: &SessionState, id: PollId) -> Result<&crate::state::Poll, Rejection> {
+    state
+        .polls
+        .get(&id)
+        .ok_or_else(|| Rejection::not_found("poll_not_found", "no such poll in this session"))
+}
+
+fn present_target(
+    state: &SessionState,
+    id: ParticipantId,
+) -> Result<&crate::state::Participant, Rejection> {
+    match state.participant(id) {
+        Some(p) if p.present => Ok(p),
+        Some(_) | None => Err(Rejection::not_found(
+            "participant_not_found",
+            "no such participant in the room",
+        )),
+    }
+}

@@ -1,0 +1,78 @@
+//! Messages between core and an edge's control endpoint (NATS request/reply
+//! on `subjects::edge_control_subject`), and the edge's health report.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Rejection};
+use crate::event::{Actor, Envelope, SessionSettings};
+use crate::ids::*;
+use crate::state::{Participant, SessionState};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum EdgeRequest {
+    /// Become the home of a new session and append `session.started`.
+    Start {
+        session_id: SessionId,
+        tenant_id: TenantId,
+        lesson_run_id: LessonRunId,
+        course_id: CourseId,
+        lesson_id: LessonId,
+        title: String,
+        started_by: UserId,
+        settings: SessionSettings,
+    },
+    /// Run one command through the session's writer.
+    Command {
+        session_id: SessionId,
+        actor: Actor,
+        command: Command,
+    },
+    /// The session's current state, folded on the edge.
+    State { session_id: SessionId },
+    /// Core could not finish a start: forget the session (ending it if it
+    /// was already appended).
+    Abort { session_id: SessionId },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EdgeReply {
+    /// The command was appended (or was already satisfied: `events` empty).
+    Done {
+        events: Vec<Envelope>,
+        seq: Seq,
+        /// For join and permission commands: the participant afterwards.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant: Option<Participant>,
+    },
+    State {
+        state: Box<SessionState>,
+    },
+    Rejected {
+        rejection: Rejection,
+    },
+    /// The edge could not do it: no such session, event log unavailable, ...
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// What an edge tells core every second or so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeHealth {
+    pub edge_id: EdgeId,
+    /// Base URL clients use for signaling and the live feed.
+    pub url: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Sessions this edge can host at once.
+    pub capacity: u32,
+    pub sessions: u32,
+    pub participants: u32,
+    /// False when the edge can't take new classes (event log or media down).
+    pub accepting: bool,
+    pub at: DateTime<Utc>,
+}

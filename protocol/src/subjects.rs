@@ -1,0 +1,103 @@
+//! NATS subject and stream names, and MoQ track names. One place, so the
+//! edge, core and tests cannot drift apart.
+//!
+//! Events: an edge writes `cls.ev.<edge>.<tenant>.<session>` into its own
+//! stream `EV_<edge>` (in its own JetStream domain, named after the edge);
+//! core's hub stream `CLASS_EVENTS` sources every edge stream across the leaf
+//! link and also holds core's own `cls.ev.core.<tenant>.<session>` events
+//! (written after a class ended).
+
+use crate::event::MediaKind;
+use crate::ids::{EdgeId, ParticipantId, SessionId, TenantId};
+
+/// Core's stream in the hub's `core` domain.
+pub const HUB_STREAM: &str = "CLASS_EVENTS";
+/// The JetStream domain of the hub.
+pub const HUB_DOMAIN: &str = "core";
+/// Durable consumer that writes the hub stream into Postgres.
+pub const INGEST_CONSUMER: &str = "core-ingest";
+/// Edges publish their health here; core subscribes to all of them.
+pub const EDGE_HEALTH_ALL: &str = "cls.edge.*.health";
+
+pub fn edge_event_subject(edge: &EdgeId, tenant: TenantId, session: SessionId) -> String {
+    format!("cls.ev.{edge}.{tenant}.{session}")
+}
+
+pub fn core_event_subject(tenant: TenantId, session: SessionId) -> String {
+    format!("cls.ev.core.{tenant}.{session}")
+}
+
+/// Every subject the edge's stream captures.
+pub fn edge_stream_subjects(edge: &EdgeId) -> String {
+    format!("cls.ev.{edge}.>")
+}
+
+pub fn core_stream_subjects() -> &'static str {
+    "cls.ev.core.>"
+}
+
+pub fn edge_stream_name(edge: &EdgeId) -> String {
+    format!("EV_{edge}")
+}
+
+/// The JetStream domain an edge's leaf node runs: the edge's own name.
+pub fn edge_domain(edge: &EdgeId) -> String {
+    edge.to_string()
+}
+
+/// The API prefix that reaches a domain's JetStream from another domain.
+pub fn js_api_prefix(domain: &str) -> String {
+    format!("$JS.{domain}.API")
+}
+
+/// Core asks an edge to start, command or end a session here (request/reply).
+pub fn edge_control_subject(edge: &EdgeId) -> String {
+    format!("cls.edge.{edge}.control")
+}
+
+pub fn edge_health_subject(edge: &EdgeId) -> String {
+    format!("cls.edge.{edge}.health")
+}
+
+/// The MoQ track of one participant's media: `<tenant>/<session>/<participant>/<kind>`.
+pub fn moq_track_name(
+    tenant: TenantId,
+    session: SessionId,
+    participant: ParticipantId,
+    kind: MediaKind,
+) -> String {
+    let kind = match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    };
+    format!("{tenant}/{session}/{participant}/{kind}")
+}
+
+/// Splits an event subject back into (source, tenant, session).
+pub fn parse_event_subject(subject: &str) -> Option<(&str, &str, &str)> {
+    let rest = subject.strip_prefix("cls.ev.")?;
+    let mut parts = rest.split('.');
+    let (src, tenant, session) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some((src, tenant, session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn event_subjects_roundtrip() {
+        let edge = EdgeId::new("edge-a").unwrap();
+        let t = TenantId::from_uuid(Uuid::from_u128(1));
+        let s = SessionId::from_uuid(Uuid::from_u128(2));
+        let subj = edge_event_subject(&edge, t, s);
+        assert_eq!(
+            parse_event_subject(&subj),
+            Some(("edge-a", t.to_string().as_str(), s.to_string().as_str()))
+        );
+        assert!(parse_event_subject("cls.ev.a.b").is_none());
+        assert!(parse_event_subject("other.ev.a.b.c").is_none());
+        assert_eq!(js_api_prefix("edge-a"), "$JS.edge-a.API");
+    }
+}
