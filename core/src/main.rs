@@ -1,1 +1,57 @@
-fn main() {}
+use clap::Parser;
+use classroom_core::config::{Config, CoreCommand};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn".into()),
+        )
+        .init();
+    let config = Config::parse();
+    match config.command.clone().unwrap_or(CoreCommand::Serve) {
+        CoreCommand::Serve => {
+            let stop = CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                on_signal.cancel();
+            });
+            classroom_core::serve(config, stop).await
+        }
+        CoreCommand::Migrate => {
+            let db = classroom_core::db::connect(&config).await?;
+            classroom_core::db::migrate(&db).await
+        }
+        CoreCommand::SeedDemo { password, students } => {
+            let db = classroom_core::db::connect(&config).await?;
+            classroom_core::db::migrate(&db).await?;
+            classroom_core::seed::demo(&db, &password, students).await
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,68 @@
+//! The core's one configuration, parsed once in `main`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "core", about = "Classroom core: identity, orchestration, events, artifacts")]
+pub struct Config {
+    /// HTTP API and console address.
+    #[arg(long, env = "CORE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The URL clients and edges use to reach core.
+    #[arg(long, env = "CORE_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/classroom"
+    )]
+    pub database_url: String,
+
+    /// Create the database if it does not exist yet.
+    #[arg(long, env = "CORE_CREATE_DATABASE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub create_database: bool,
+
+    /// The NATS hub (JetStream domain `core`).
+    #[arg(long, env = "CORE_NATS_URL", default_value = "nats://127.0.0.1:4230")]
+    pub nats_url: String,
+
+    /// Where core keeps its signing key and other local state.
+    #[arg(long, env = "CORE_DATA_DIR", default_value = ".dev/core")]
+    pub data_dir: PathBuf,
+
+    /// An edge is unhealthy when its last heartbeat is older than this.
+    #[arg(long, env = "CORE_EDGE_STALE_MS", default_value_t = 5000)]
+    pub edge_stale_ms: u64,
+
+    /// How long core waits for an edge to answer a command.
+    #[arg(long, env = "CORE_EDGE_TIMEOUT_MS", default_value_t = 5000)]
+    pub edge_timeout_ms: u64,
+
+    /// Browser origins allowed by CORS (comma separated); empty allows any.
+    #[arg(long, env = "CORE_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+
+    #[command(subcommand)]
+    pub command: Option<CoreCommand>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CoreCommand {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply migrations and exit.
+    Migrate,
+    /// Seed the demo tenants and accounts (dev stack only).
+    SeedDemo {
+        #[arg(long, env = "DEMO_PASSWORD", default_value = "classroom-demo")]
+        password: String,
+        /// Number of demo students.
+        #[arg(long, default_value_t = 30)]
+        students: u32,
+    },
+}

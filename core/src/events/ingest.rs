@@ -1,0 +1,375 @@
+//! The durable consumer that writes the hub stream into Postgres.
+//!
+//! Messages arrive in stream order, which for one session is `seq` order
+//! (one writer per session). Each batch is written in one transaction and
+//! acknowledged only after it commits; a redelivery hits the unique keys and
+//! changes nothing. A `seq` gap means the hub stream lost or reordered
+//! something: the missing range is read back from the edge's own stream
+//! (kept for days) before the session moves on. Events of a session whose
+//! row is not committed yet (a start in flight) wait and are retried.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use futures::StreamExt;
+use protocol::subjects::{HUB_STREAM, INGEST_CONSUMER, edge_domain, edge_event_subject, edge_stream_name};
+use protocol::{EdgeId, EventBody, SessionId, Source, TenantId};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::events::store::{self, StoredEvent};
+
+/// Batches are at most this many messages.
+const BATCH: usize = 500;
+/// A message of an unknown session is retried this often before it is dropped
+/// (its start was rolled back: core never acknowledged that session).
+const MAX_ORPHAN_DELIVERIES: i64 = 40;
+
+pub struct Ingest {
+    db: PgPool,
+    nats: async_nats::Client,
+    /// Last gap-free seq per session, as committed.
+    last: HashMap<Uuid, (Uuid, i64)>,
+}
+
+enum Disposition {
+    Ack,
+    /// Try again later (after the delay).
+    Retry(Duration),
+    /// Unusable forever: log and drop.
+    Term,
+}
+
+impl Ingest {
+    pub fn new(db: PgPool, nats: async_nats::Client) -> Self {
+        Ingest { db, nats, last: HashMap::new() }
+    }
+
+    pub async fn run(mut self, js: jetstream::Context, stop: CancellationToken) -> anyhow::Result<()> {
+        let stream = js
+            .get_stream(HUB_STREAM)
+            .await
+            .map_err(|e| anyhow::anyhow!("hub stream: {e}"))?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                INGEST_CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(INGEST_CONSUMER.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 50_000,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("ingest consumer: {e}"))?;
+        tracing::info!("event ingest running");
+        while !stop.is_cancelled() {
+            let batch = consumer
+                .fetch()
+                .max_messages(BATCH)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ingest fetch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut msgs = Vec::new();
+            while let Some(m) = batch.next().await {
+                match m {
+                    Ok(m) => msgs.push(m),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "ingest batch ended early");
+                        break;
+                    }
+                }
+            }
+            if msgs.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.process(&js, &msgs).await {
+                // Nothing was committed: forget what we thought we knew and
+                // let every message come again.
+                tracing::error!(error = ?e, "ingest batch failed; will retry");
+                self.last.clear();
+                for m in &msgs {
+                    let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn process(
+        &mut self,
+        js: &jetstream::Context,
+        msgs: &[jetstream::Message],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        let mut outcome = Vec::with_capacity(msgs.len());
+        let mut touched: HashMap<Uuid, i64> = HashMap::new();
+        // Sessions whose next event must wait: later events of the same
+        // session in this batch wait too, so order is kept.
+        let mut held: HashSet<Uuid> = HashSet::new();
+        let mut pending_last = self.last.clone();
+        for m in msgs {
+            let disposition = self
+                .one(js, &mut tx, m, &mut pending_last, &mut touched, &mut held)
+                .await?;
+            outcome.push(disposition);
+        }
+        for (session, seq) in &touched {
+            sqlx::query("UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
+                .bind(session)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.last = pending_last;
+        for (m, d) in msgs.iter().zip(outcome) {
+            let r = match d {
+                Disposition::Ack => m.ack().await,
+                Disposition::Retry(delay) => m.ack_with(AckKind::Nak(Some(delay))).await,
+                Disposition::Term => m.ack_with(AckKind::Term).await,
+            };
+            if let Err(e) = r {
+                // A lost ack means a redelivery, which the unique keys absorb.
+                tracing::debug!(error = %e, "ack failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn one(
+        &mut self,
+        js: &jetstream::Context,
+        tx: &mut Transaction<'_, Postgres>,
+        m: &jetstream::Message,
+        last: &mut HashMap<Uuid, (Uuid, i64)>,
+        touched: &mut HashMap<Uuid, i64>,
+        held: &mut HashSet<Uuid>,
+    ) -> anyhow::Result<Disposition> {
+        let ev = match StoredEvent::from_json(&m.payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::error!(subject = %m.subject, error = %e, "unreadable event in hub stream; dropped");
+                return Ok(Disposition::Term);
+            }
+        };
+        if held.contains(&ev.session_id) {
+            return Ok(Disposition::Retry(Duration::from_millis(500)));
+        }
+        let known = match last.get(&ev.session_id) {
+            Some(k) => Some(*k),
+            None => {
+                let row: Option<(Uuid, i64)> =
+                    sqlx::query_as("SELECT tenant_id, last_seq FROM sessions WHERE id = $1")
+                        .bind(ev.session_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                if let Some(r) = row {
+                    last.insert(ev.session_id, r);
+                }
+                row
+            }
+        };
+        let Some((tenant, mut high)) = known else {
+            let deliveries = m.info().map(|i| i.delivered).unwrap_or(1);
+            held.insert(ev.session_id);
+            if deliveries >= MAX_ORPHAN_DELIVERIES {
+                tracing::warn!(session_id = %ev.session_id, seq = ev.seq, "event of a session core never started; dropped");
+                return Ok(Disposition::Term);
+            }
+            return Ok(Disposition::Retry(Duration::from_millis(250)));
+        };
+        if tenant != ev.tenant_id {
+            tracing::error!(session_id = %ev.session_id, "event claims another tenant than its session; dropped");
+            return Ok(Disposition::Term);
+        }
+        if ev.seq <= high {
+            return Ok(Disposition::Ack);
+        }
+        if ev.seq > high + 1 {
+            match self.repair(js, tx, &ev, high).await {
+                Ok(repaired) => {
+                    high = repaired;
+                }
+                Err(e) => {
+                    tracing::warn!(session_id = %ev.session_id, from = high + 1, to = ev.seq - 1, error = %e, "seq gap could not be repaired yet");
+                    held.insert(ev.session_id);
+                    return Ok(Disposition::Retry(Duration::from_secs(1)));
+                }
+            }
+            if ev.seq != high + 1 {
+                held.insert(ev.session_id);
+                return Ok(Disposition::Retry(Duration::from_secs(1)));
+            }
+        }
+        write_one(tx, &ev).await?;
+        last.insert(ev.session_id, (tenant, ev.seq));
+        touched.insert(ev.session_id, ev.seq);
+        Ok(Disposition::Ack)
+    }
+
+    /// Reads events `high+1 .. ev.seq-1` of the session back from the edge
+    /// that wrote them and writes them. Returns the new high-water mark.
+    async fn repair(
+        &self,
+        _js: &jetstream::Context,
+        tx: &mut Transaction<'_, Postgres>,
+        ev: &StoredEvent,
+        high: i64,
+    ) -> anyhow::Result<i64> {
+        let source: Source = ev.source.parse()?;
+        let Source::Edge(edge) = source else {
+            anyhow::bail!("core's own events have no other copy to repair from");
+        };
+        tracing::warn!(session_id = %ev.session_id, from = high + 1, to = ev.seq - 1, edge_id = %edge, "repairing seq gap from the edge stream");
+        let missing = read_edge_range(&self.nats, &edge, ev.tenant_id.into(), ev.session_id.into(), high + 1, ev.seq - 1).await?;
+        let mut h = high;
+        for m in missing {
+            if m.seq == h + 1 {
+                write_one(tx, &m).await?;
+                h = m.seq;
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// Inserts one event and applies its projections.
+async fn write_one(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyhow::Result<()> {
+    if !store::insert(tx, ev).await? {
+        return Ok(());
+    }
+    let Some(typed) = ev.typed() else { return Ok(()) };
+    match &typed.body {
+        EventBody::ParticipantJoined { participant_id, user_id, role, edge_id, .. } => {
+            sqlx::query(
+                "INSERT INTO participants (id, tenant_id, session_id, user_id, role, edge_id, joined_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET left_at = NULL, edge_id = EXCLUDED.edge_id",
+            )
+            .bind(participant_id.as_uuid())
+            .bind(ev.tenant_id)
+            .bind(ev.session_id)
+            .bind(user_id.map(|u| u.as_uuid()))
+            .bind(role.as_str())
+            .bind(edge_id.as_str())
+            .bind(ev.occurred_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventBody::ParticipantLeft { participant_id, .. } => {
+            sqlx::query("UPDATE participants SET left_at = $2 WHERE id = $1")
+                .bind(participant_id.as_uuid())
+                .bind(ev.occurred_at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        EventBody::SessionEnded { .. } => {
+            sqlx::query(
+                "UPDATE sessions SET status = 'ended', ended_at = $2 WHERE id = $1 AND status = 'live'",
+            )
+            .bind(ev.session_id)
+            .bind(ev.occurred_at)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE participants SET left_at = $2 WHERE session_id = $1 AND left_at IS NULL")
+                .bind(ev.session_id)
+                .bind(ev.occurred_at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads a seq range of one session straight from an edge's stream, through
+/// that edge's JetStream domain.
+pub async fn read_edge_range(
+    nats: &async_nats::Client,
+    edge: &EdgeId,
+    tenant: TenantId,
+    session: SessionId,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<Vec<StoredEvent>> {
+    let js = jetstream::with_domain(nats.clone(), edge_domain(edge));
+    let stream = js
+        .get_stream(edge_stream_name(edge))
+        .await
+        .map_err(|e| anyhow::anyhow!("edge stream: {e}"))?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: edge_event_subject(edge, tenant, session),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("ordered consumer on edge stream: {e}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading edge stream: {e}"))?;
+    let mut out = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(2), messages.next()).await;
+        let Ok(Some(Ok(m))) = next else { break };
+        let pending = m.info().map(|i| i.pending).unwrap_or(0);
+        if let Ok(ev) = StoredEvent::from_json(&m.payload) {
+            let seq = ev.seq;
+            if seq >= from && seq <= to {
+                out.push(ev);
+            }
+            if seq >= to {
+                break;
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    out.sort_by_key(|e| e.seq);
+    Ok(out)
+}
+
+/// Writes events core just received from an edge (a forwarded command's
+/// reply) if they continue the session's gap-free log; anything else is left
+/// to the ingest consumer. Gives callers read-your-writes.
+pub async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow::Result<()> {
+    let Some(first) = events.first() else { return Ok(()) };
+    let mut tx = db.begin().await?;
+    let row: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM sessions WHERE id = $1 FOR UPDATE")
+        .bind(first.session_id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((mut last,)) = row else { return Ok(()) };
+    let start = last;
+    for ev in events {
+        let seq = ev.seq.get() as i64;
+        if seq == last + 1 {
+            write_one(&mut tx, &StoredEvent::from_envelope(ev)?).await?;
+            last = seq;
+        }
+    }
+    if last > start {
+        sqlx::query("UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
+            .bind(first.session_id.as_uuid())
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

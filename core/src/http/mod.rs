@@ -1,0 +1,98 @@
+//! The HTTP API: one router, the api.md contract.
+
+pub mod error;
+pub mod extract;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::events;
+use crate::identity::routes as auth;
+use crate::orchestration::{courses, edges, sessions};
+use error::ApiError;
+
+/// JSON bodies above this are refused with 413.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+pub fn router(app: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/openapi.json", get(crate::openapi::document))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/courses", post(courses::create_course).get(courses::list_courses))
+        .route("/courses/{id}", get(courses::get_course))
+        .route("/lessons", post(courses::create_lesson))
+        .route("/lesson-runs", post(courses::create_lesson_run))
+        .route("/edges", get(edges::list))
+        .route("/sessions/start", post(sessions::start))
+        .route("/sessions/{id}/end", post(sessions::end))
+        .route("/sessions/{id}/state", get(sessions::state))
+        .route("/sessions/{id}/events", get(events::routes::list))
+        .route("/sessions/{id}/join", post(sessions::join))
+        .route("/sessions/{id}/leave", post(sessions::leave))
+        .route("/sessions/{id}/permissions", post(sessions::permissions))
+        .route("/sessions/{id}/scene", post(sessions::scene))
+        .route("/sessions/{id}/layout", post(sessions::layout))
+        .route("/sessions/{id}/chat", post(sessions::chat))
+        .route("/sessions/{id}/chat/{message_id}", delete(sessions::delete_chat))
+        .route("/sessions/{id}/questions", post(sessions::ask))
+        .route("/sessions/{id}/questions/{qid}/upvote", post(sessions::upvote))
+        .route("/sessions/{id}/questions/{qid}/answer", post(sessions::answer))
+        .route("/sessions/{id}/questions/{qid}/dismiss", post(sessions::dismiss))
+        .route("/sessions/{id}/polls", post(sessions::open_poll))
+        .route("/sessions/{id}/polls/{pid}/vote", post(sessions::vote))
+        .route("/sessions/{id}/polls/{pid}/close", post(sessions::close_poll))
+        .route("/sessions/{id}/hands", post(sessions::raise_hand))
+        .route("/sessions/{id}/mute", post(sessions::mute))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+
+    let cors = cors_layer(&app.config().cors_origins);
+    api.layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+fn cors_layer(origins: &str) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(Any)
+        .max_age(std::time::Duration::from_secs(600));
+    let list: Vec<HeaderValue> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if list.is_empty() { base.allow_origin(Any) } else { base.allow_origin(AllowOrigin::list(list)) }
+}
+
+async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
+    let db = sqlx::query("SELECT 1").execute(app.db()).await.is_ok();
+    let nats = app.nats().connection_state() == async_nats::connection::State::Connected;
+    let status = if db && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "status": if db && nats { "ok" } else { "degraded" }, "service": "core", "db": db, "nats": nats })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": { "code": "method_not_allowed", "message": "this route does not take that method" } })),
+    )
+}

@@ -1,0 +1,109 @@
+//! Classroom core: identity, orchestration, the event backbone's core side,
+//! and (later) artifacts, replay and distribution.
+#![warn(unreachable_pub)]
+
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod http;
+pub mod identity;
+pub mod idempotency;
+pub mod openapi;
+pub mod orchestration;
+pub mod seed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream;
+use protocol::EdgeId;
+use protocol::subjects::HUB_DOMAIN;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::identity::signing_keys::SigningKeys;
+use crate::orchestration::edge_link::EdgeLink;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    db: PgPool,
+    keys: SigningKeys,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    edge_link: EdgeLink,
+    config: Config,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, keys: SigningKeys, nats: async_nats::Client, config: Config) -> Self {
+        let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
+        let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
+        AppState(Arc::new(Inner { db, keys, nats, js, edge_link, config }))
+    }
+    pub fn db(&self) -> &PgPool {
+        &self.0.db
+    }
+    pub fn keys(&self) -> &SigningKeys {
+        &self.0.keys
+    }
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.0.nats
+    }
+    pub fn js(&self) -> &jetstream::Context {
+        &self.0.js
+    }
+    pub fn edge_link(&self) -> &EdgeLink {
+        &self.0.edge_link
+    }
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+}
+
+/// Connects to NATS, retrying while the hub comes up.
+pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    let opts = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .request_timeout(Some(Duration::from_secs(5)))
+        .event_callback(|ev| async move {
+            tracing::info!(event = %ev, "nats connection");
+        });
+    opts.connect(url).await.with_context(|| format!("connecting to NATS at {url}"))
+}
+
+/// Runs core until `stop` fires: the HTTP API, edge registry, and ingest.
+pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    db::migrate(&db).await?;
+    let keys = SigningKeys::load_or_create(&config.data_dir.join("signing-key.pem"))?;
+    let nats = connect_nats(&config.nats_url, "core").await?;
+    let app = AppState::new(db.clone(), keys, nats.clone(), config.clone());
+
+    let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges").fetch_all(&db).await?;
+    let known: Vec<EdgeId> = known.into_iter().filter_map(|(id,)| EdgeId::new(id).ok()).collect();
+    events::hub_stream::ensure(app.js(), &known).await?;
+
+    let health = tokio::spawn(orchestration::edges::run_health_listener(app.clone(), stop.clone()));
+    let ingest = tokio::spawn(events::ingest::Ingest::new(db.clone(), nats.clone()).run(app.js().clone(), stop.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "core listening");
+    let router = http::router(app.clone());
+    let shutdown = stop.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    stop.cancel();
+    let _ = health.await;
+    let _ = ingest.await;
+    Ok(())
+}

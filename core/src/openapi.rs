@@ -1,0 +1,152 @@
+//! The OpenAPI 3.1 description of the HTTP API, served at `/openapi.json`.
+//! Built from one table so every route is listed with its body and answers.
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: bool,
+    body: Option<Value>,
+    ok: u16,
+    errors: &'static [u16],
+}
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props })
+}
+
+fn uuid() -> Value {
+    json!({ "type": "string", "format": "uuid" })
+}
+
+fn ops() -> Vec<Op> {
+    let s = |t: &str| json!({ "type": t });
+    let perms = json!({ "type": "array", "items": { "$ref": "#/components/schemas/Permission" } });
+    vec![
+        Op { method: "get", path: "/healthz", summary: "Liveness and dependencies", auth: false, body: None, ok: 200, errors: &[503] },
+        Op { method: "get", path: "/.well-known/jwks.json", summary: "Public keys that verify access and join tokens", auth: false, body: None, ok: 200, errors: &[] },
+        Op { method: "get", path: "/openapi.json", summary: "This document", auth: false, body: None, ok: 200, errors: &[] },
+        Op { method: "post", path: "/auth/login", summary: "Log in with email and password", auth: false,
+             body: Some(obj(&["email", "password"], json!({ "email": s("string"), "password": s("string"), "tenant": s("string") }))), ok: 200, errors: &[400, 401, 413] },
+        Op { method: "post", path: "/auth/refresh", summary: "Rotate a refresh token; reuse revokes its family", auth: false,
+             body: Some(obj(&["refresh_token"], json!({ "refresh_token": s("string") }))), ok: 200, errors: &[400, 401] },
+        Op { method: "post", path: "/auth/logout", summary: "Revoke the refresh token's family", auth: false,
+             body: Some(obj(&["refresh_token"], json!({ "refresh_token": s("string") }))), ok: 204, errors: &[400] },
+        Op { method: "get", path: "/me", summary: "The caller", auth: true, body: None, ok: 200, errors: &[401] },
+        Op { method: "post", path: "/courses", summary: "Create a course (teacher, admin)", auth: true,
+             body: Some(obj(&["title"], json!({ "title": s("string") }))), ok: 201, errors: &[400, 401, 403, 409] },
+        Op { method: "get", path: "/courses", summary: "List the tenant's courses", auth: true, body: None, ok: 200, errors: &[401] },
+        Op { method: "get", path: "/courses/{id}", summary: "A course and its lessons", auth: true, body: None, ok: 200, errors: &[401, 404] },
+        Op { method: "post", path: "/lessons", summary: "Create a lesson in a course", auth: true,
+             body: Some(obj(&["course_id", "title"], json!({ "course_id": uuid(), "title": s("string") }))), ok: 201, errors: &[400, 401, 403, 404, 409] },
+        Op { method: "post", path: "/lesson-runs", summary: "Schedule a run of a lesson", auth: true,
+             body: Some(obj(&["lesson_id"], json!({ "lesson_id": uuid(), "scheduled_start": { "type": "string", "format": "date-time" }, "edge_id": s("string"), "region": s("string") }))), ok: 201, errors: &[400, 401, 403, 404, 409] },
+        Op { method: "get", path: "/edges", summary: "Edges and their health (admin)", auth: true, body: None, ok: 200, errors: &[401, 403] },
+        Op { method: "post", path: "/sessions/start", summary: "Start a class on a healthy edge (idempotent with Idempotency-Key)", auth: true,
+             body: Some(obj(&["lesson_run_id"], json!({ "lesson_run_id": uuid() }))), ok: 201, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/end", summary: "End a live class", auth: true, body: None, ok: 200, errors: &[401, 403, 404, 409, 503] },
+        Op { method: "get", path: "/sessions/{id}/state", summary: "The session's reduced state as the caller may see it", auth: true, body: None, ok: 200, errors: &[401, 404] },
+        Op { method: "get", path: "/sessions/{id}/events", summary: "The session's events after ?after=SEQ, in seq order", auth: true, body: None, ok: 200, errors: &[400, 401, 404] },
+        Op { method: "post", path: "/sessions/{id}/join", summary: "Join: a seat and an edge join token", auth: true,
+             body: Some(obj(&[], json!({ "edge_id": s("string") }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/leave", summary: "Leave the session", auth: true, body: None, ok: 204, errors: &[401, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/permissions", summary: "Grant or revoke a participant's permissions", auth: true,
+             body: Some(obj(&["participant_id"], json!({ "participant_id": uuid(), "grant": perms.clone(), "revoke": perms }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/scene", summary: "Switch the scene", auth: true,
+             body: Some(obj(&["scene"], json!({ "scene": { "enum": ["camera", "slides", "screen", "whiteboard", "split"] } }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/layout", summary: "Change the layout", auth: true,
+             body: Some(obj(&["layout"], json!({ "layout": { "enum": ["speaker", "grid", "pip", "side_by_side"] } }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/chat", summary: "Send a chat message", auth: true,
+             body: Some(obj(&["text"], json!({ "text": s("string") }))), ok: 200, errors: &[400, 401, 403, 404, 409, 413, 429, 503] },
+        Op { method: "delete", path: "/sessions/{id}/chat/{message_id}", summary: "Delete a chat message (author or moderator)", auth: true, body: None, ok: 200, errors: &[401, 403, 404, 503] },
+        Op { method: "post", path: "/sessions/{id}/questions", summary: "Ask a question", auth: true,
+             body: Some(obj(&["text"], json!({ "text": s("string") }))), ok: 200, errors: &[400, 401, 403, 404, 409, 429, 503] },
+        Op { method: "post", path: "/sessions/{id}/questions/{qid}/upvote", summary: "Upvote a question once", auth: true, body: None, ok: 200, errors: &[401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/questions/{qid}/answer", summary: "Mark a question answered", auth: true,
+             body: Some(obj(&[], json!({ "text": s("string") }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/questions/{qid}/dismiss", summary: "Dismiss a question", auth: true, body: None, ok: 200, errors: &[401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/polls", summary: "Open a poll", auth: true,
+             body: Some(obj(&["question", "options"], json!({ "question": s("string"), "options": { "type": "array", "items": s("string") }, "correct_option": s("integer") }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/polls/{pid}/vote", summary: "Vote once", auth: true,
+             body: Some(obj(&["option"], json!({ "option": s("integer") }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/polls/{pid}/close", summary: "Close a poll; answers its results", auth: true, body: None, ok: 200, errors: &[401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/hands", summary: "Raise one's hand", auth: true, body: None, ok: 200, errors: &[401, 403, 404, 409, 503] },
+        Op { method: "post", path: "/sessions/{id}/mute", summary: "Mute a participant (moderator)", auth: true,
+             body: Some(obj(&["participant_id", "media"], json!({ "participant_id": uuid(), "media": { "enum": ["audio", "video"] } }))), ok: 200, errors: &[400, 401, 403, 404, 409, 503] },
+    ]
+}
+
+fn error_text(code: u16) -> &'static str {
+    match code {
+        400 => "Malformed or invalid input",
+        401 => "No or bad token",
+        403 => "Authenticated, not allowed",
+        404 => "Not found, or in another tenant",
+        409 => "Conflicts with the current state",
+        413 => "Too large",
+        429 => "Rate limited (see Retry-After)",
+        503 => "A dependency is down; nothing was changed",
+        _ => "Error",
+    }
+}
+
+pub fn spec() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for op in ops() {
+        let mut responses = Map::new();
+        responses.insert(op.ok.to_string(), json!({ "description": "Success" }));
+        for e in op.errors {
+            responses.insert(
+                e.to_string(),
+                json!({ "description": error_text(*e), "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+            );
+        }
+        let mut o = json!({ "summary": op.summary, "responses": responses });
+        if op.auth {
+            o["security"] = json!([{ "bearer": [] }]);
+        }
+        if let Some(body) = op.body {
+            o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body } } });
+        }
+        let params: Vec<Value> = op
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": uuid() }))
+            .collect();
+        if !params.is_empty() {
+            o["parameters"] = json!(params);
+        }
+        if op.method == "post" && op.ok == 201 {
+            let mut p = o["parameters"].as_array().cloned().unwrap_or_default();
+            p.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string" } }));
+            o["parameters"] = json!(p);
+        }
+        paths
+            .entry(op.path.to_owned())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert(op.method.to_owned(), o));
+    }
+    let permissions: Vec<&str> = protocol::Permission::ALL.iter().map(|p| p.as_str()).collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Classroom core API", "version": env!("CARGO_PKG_VERSION") },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": {
+                "Error": obj(&["error"], json!({ "error": obj(&["code", "message"], json!({
+                    "code": { "type": "string" }, "message": { "type": "string" }, "missing_permission": { "type": "string" } })) })),
+                "Permission": { "type": "string", "enum": permissions },
+            }
+        }
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

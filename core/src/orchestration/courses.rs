@@ -1,0 +1,195 @@
+//! Courses, lessons and lesson runs: the schedule a class starts from.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use protocol::{CourseId, EdgeId, LessonId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{IdempotencyKey, JsonBody, PathIds};
+use crate::identity::Auth;
+use crate::idempotency;
+
+fn title(t: &str) -> ApiResult<String> {
+    let t = t.trim();
+    let n = t.chars().count();
+    if n == 0 || n > 200 {
+        return Err(ApiError::bad_request("invalid_title", "title must be 1 to 200 characters"));
+    }
+    Ok(t.to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCourse {
+    title: String,
+}
+
+pub async fn create_course(
+    State(app): State<AppState>,
+    auth: Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<NewCourse>,
+) -> ApiResult<Response> {
+    auth.require_staff()?;
+    let t = title(&body.value.title)?;
+    idempotency::run(&app, &auth, key, "POST /courses", &body.raw, || async {
+        let id = Uuid::now_v7();
+        let mut tx = app.db().begin().await?;
+        let (created_at,): (DateTime<Utc>,) = sqlx::query_as(
+            "INSERT INTO courses (id, tenant_id, title, owner_id) VALUES ($1, $2, $3, $4) RETURNING created_at",
+        )
+        .bind(id)
+        .bind(auth.tenant_id.as_uuid())
+        .bind(&t)
+        .bind(auth.user_id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        crate::audit::record_tx(&mut tx, auth.tenant_id, Some(auth.user_id), "course.created", "course", &id.to_string(), json!({"title": t}))
+            .await?;
+        tx.commit().await?;
+        Ok((StatusCode::CREATED, json!({ "id": id, "title": t, "owner_id": auth.user_id, "created_at": created_at })))
+    })
+    .await
+}
+
+pub async fn list_courses(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    let rows: Vec<(Uuid, String, Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, title, owner_id, created_at FROM courses WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 500",
+    )
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_all(app.db())
+    .await?;
+    let courses: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, title, owner, at)| json!({"id": id, "title": title, "owner_id": owner, "created_at": at}))
+        .collect();
+    Ok(Json(json!({ "courses": courses })))
+}
+
+pub async fn get_course(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+    let id: CourseId = ids.get(0)?;
+    let row: Option<(String, Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT title, owner_id, created_at FROM courses WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(id.as_uuid())
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_optional(app.db())
+    .await?;
+    let (title, owner, at) = row.ok_or(ApiError::not_found("course"))?;
+    let lessons: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, title FROM lessons WHERE course_id = $1 AND tenant_id = $2 ORDER BY created_at")
+            .bind(id.as_uuid())
+            .bind(auth.tenant_id.as_uuid())
+            .fetch_all(app.db())
+            .await?;
+    Ok(Json(json!({
+        "id": id, "title": title, "owner_id": owner, "created_at": at,
+        "lessons": lessons.into_iter().map(|(id, t)| json!({"id": id, "title": t})).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLesson {
+    course_id: CourseId,
+    title: String,
+}
+
+pub async fn create_lesson(
+    State(app): State<AppState>,
+    auth: Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<NewLesson>,
+) -> ApiResult<Response> {
+    auth.require_staff()?;
+    let t = title(&body.value.title)?;
+    let course = body.value.course_id;
+    idempotency::run(&app, &auth, key, "POST /lessons", &body.raw, || async {
+        let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM courses WHERE id = $1 AND tenant_id = $2")
+            .bind(course.as_uuid())
+            .bind(auth.tenant_id.as_uuid())
+            .fetch_optional(app.db())
+            .await?;
+        if exists.is_none() {
+            return Err(ApiError::not_found("course"));
+        }
+        let id = Uuid::now_v7();
+        let mut tx = app.db().begin().await?;
+        sqlx::query("INSERT INTO lessons (id, tenant_id, course_id, title) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(auth.tenant_id.as_uuid())
+            .bind(course.as_uuid())
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?;
+        crate::audit::record_tx(&mut tx, auth.tenant_id, Some(auth.user_id), "lesson.created", "lesson", &id.to_string(), json!({"course_id": course}))
+            .await?;
+        tx.commit().await?;
+        Ok((StatusCode::CREATED, json!({ "id": id, "course_id": course, "title": t })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLessonRun {
+    lesson_id: LessonId,
+    #[serde(default)]
+    scheduled_start: Option<DateTime<Utc>>,
+    #[serde(default)]
+    edge_id: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+pub async fn create_lesson_run(
+    State(app): State<AppState>,
+    auth: Auth,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<NewLessonRun>,
+) -> ApiResult<Response> {
+    auth.require_staff()?;
+    let NewLessonRun { lesson_id, scheduled_start, edge_id, region } = body.value;
+    if let Some(e) = &edge_id {
+        EdgeId::new(e.clone()).map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?;
+    }
+    if region.as_deref().is_some_and(|r| r.is_empty() || r.len() > 64) {
+        return Err(ApiError::bad_request("invalid_region", "region must be 1 to 64 characters"));
+    }
+    idempotency::run(&app, &auth, key, "POST /lesson-runs", &body.raw, || async {
+        let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM lessons WHERE id = $1 AND tenant_id = $2")
+            .bind(lesson_id.as_uuid())
+            .bind(auth.tenant_id.as_uuid())
+            .fetch_optional(app.db())
+            .await?;
+        if exists.is_none() {
+            return Err(ApiError::not_found("lesson"));
+        }
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO lesson_runs (id, tenant_id, lesson_id, scheduled_start, edge_id, region, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(auth.tenant_id.as_uuid())
+        .bind(lesson_id.as_uuid())
+        .bind(scheduled_start)
+        .bind(&edge_id)
+        .bind(&region)
+        .bind(auth.user_id.as_uuid())
+        .execute(app.db())
+        .await?;
+        Ok((
+            StatusCode::CREATED,
+            json!({ "id": id, "lesson_id": lesson_id, "scheduled_start": scheduled_start, "edge_id": edge_id, "region": region }),
+        ))
+    })
+    .await
+}

@@ -1,0 +1,171 @@
+//! Core's registry of edges: who is alive, where, how loaded; and placing a
+//! class on one.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use protocol::EdgeId;
+use protocol::control::EdgeHealth;
+use protocol::subjects::{EDGE_HEALTH_ALL, edge_health_subject};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::events::hub_stream;
+use crate::http::error::{ApiError, ApiResult};
+use crate::identity::Auth;
+
+/// Listens to edge heartbeats, keeps `edges` current and makes sure the hub
+/// stream sources every edge it has heard of.
+pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+    let mut sub = app.nats().subscribe(EDGE_HEALTH_ALL).await?;
+    let mut sourced: HashSet<EdgeId> = HashSet::new();
+    loop {
+        let msg = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            m = sub.next() => match m { Some(m) => m, None => return Ok(()) },
+        };
+        let health: EdgeHealth = match serde_json::from_slice(&msg.payload) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(subject = %msg.subject, error = %e, "unreadable edge heartbeat");
+                continue;
+            }
+        };
+        if msg.subject.as_str() != edge_health_subject(&health.edge_id) {
+            tracing::warn!(subject = %msg.subject, edge_id = %health.edge_id, "heartbeat on another edge's subject; ignored");
+            continue;
+        }
+        if let Err(e) = record(&app, &health).await {
+            tracing::warn!(edge_id = %health.edge_id, error = %e, "recording heartbeat failed");
+            continue;
+        }
+        if !sourced.contains(&health.edge_id) {
+            match hub_stream::add_edge(app.js(), &health.edge_id).await {
+                Ok(_) => {
+                    sourced.insert(health.edge_id.clone());
+                }
+                Err(e) => tracing::warn!(edge_id = %health.edge_id, error = %e, "could not source edge stream yet"),
+            }
+        }
+    }
+}
+
+async fn record(app: &AppState, h: &EdgeHealth) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO edges (id, url, region, capacity, sessions, participants, accepting, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+         ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, region = EXCLUDED.region,
+           capacity = EXCLUDED.capacity, sessions = EXCLUDED.sessions,
+           participants = EXCLUDED.participants, accepting = EXCLUDED.accepting, last_seen = now()",
+    )
+    .bind(h.edge_id.as_str())
+    .bind(&h.url)
+    .bind(&h.region)
+    .bind(h.capacity as i32)
+    .bind(h.sessions as i32)
+    .bind(h.participants as i32)
+    .bind(h.accepting)
+    .execute(app.db())
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacedEdge {
+    pub id: EdgeId,
+    pub url: String,
+}
+
+/// Picks a healthy edge with room: the requested one, else one in the
+/// region, else the least loaded. None healthy → 503: the class must not
+/// start without its media plane.
+pub async fn place(app: &AppState, requested: Option<&str>, region: Option<&str>) -> ApiResult<PlacedEdge> {
+    let stale = app.config().edge_stale_ms as f64 / 1000.0;
+    let pick = |only: Option<String>, region: Option<String>| {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT id, url FROM edges
+             WHERE accepting AND last_seen > now() - make_interval(secs => $1) AND sessions < capacity
+               AND ($2::text IS NULL OR id = $2) AND ($3::text IS NULL OR region = $3)
+             ORDER BY sessions::float8 / GREATEST(capacity, 1), id
+             LIMIT 1",
+        )
+        .bind(stale)
+        .bind(only)
+        .bind(region)
+        .fetch_optional(app.db())
+    };
+    let row = if let Some(id) = requested {
+        let row = pick(Some(id.to_owned()), None).await?;
+        if row.is_none() {
+            return Err(ApiError::unavailable(
+                "edge_unavailable",
+                format!("edge {id} is not healthy or has no room; the class cannot start there"),
+            ));
+        }
+        row
+    } else {
+        match region {
+            Some(r) => match pick(None, Some(r.to_owned())).await? {
+                Some(row) => Some(row),
+                None => pick(None, None).await?,
+            },
+            None => pick(None, None).await?,
+        }
+    };
+    let (id, url) = row.ok_or_else(|| {
+        ApiError::unavailable("no_edge_available", "no healthy edge can take this class; it cannot start")
+    })?;
+    let id = EdgeId::new(id).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(PlacedEdge { id, url })
+}
+
+/// Whether an edge is healthy right now, with its URL.
+pub async fn healthy(app: &AppState, id: &EdgeId) -> ApiResult<Option<String>> {
+    let stale = app.config().edge_stale_ms as f64 / 1000.0;
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT url FROM edges WHERE id = $1 AND accepting AND last_seen > now() - make_interval(secs => $2)",
+    )
+    .bind(id.as_str())
+    .bind(stale)
+    .fetch_optional(app.db())
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn url_of(app: &AppState, id: &EdgeId) -> ApiResult<String> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT url FROM edges WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(app.db())
+        .await?;
+    Ok(row.map(|r| r.0).unwrap_or_default())
+}
+
+/// `GET /edges`: every edge core knows, with its health (admins only).
+pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    auth.require_admin()?;
+    let stale = Duration::from_millis(app.config().edge_stale_ms);
+    let rows: Vec<(String, String, Option<String>, i32, i32, i32, bool, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, url, region, capacity, sessions, participants, accepting, last_seen FROM edges ORDER BY id",
+    )
+    .fetch_all(app.db())
+    .await?;
+    let now = Utc::now();
+    let edges: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, url, region, capacity, sessions, participants, accepting, last_seen)| {
+            let fresh = (now - last_seen).to_std().map(|d| d < stale).unwrap_or(true);
+            json!({
+                "id": id, "url": url, "region": region, "capacity": capacity,
+                "sessions": sessions, "participants": participants,
+                "accepting": accepting, "healthy": accepting && fresh, "last_seen": last_seen,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "edges": edges })))
+}
