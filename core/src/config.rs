@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "core", about = "Classroom core: identity, orchestration, events, artifacts")]
+#[command(
+    name = "core",
+    about = "Classroom core: identity, orchestration, events, artifacts"
+)]
 pub struct Config {
     /// HTTP API and console address.
     #[arg(long, env = "CORE_LISTEN", default_value = "127.0.0.1:8080")]

@@ -26,16 +26,24 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
 }
 
 async fn create_if_missing(opts: &PgConnectOptions) -> anyhow::Result<()> {
-    let Some(name) = opts.get_database().map(str::to_owned) else { return Ok(()) };
+    let Some(name) = opts.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
     let admin = opts.clone().database("postgres");
-    let mut conn = admin.connect().await.context("connecting to the postgres database")?;
+    let mut conn = admin
+        .connect()
+        .await
+        .context("connecting to the postgres database")?;
     let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(&name)
         .fetch_optional(&mut conn)
         .await?;
     if exists.is_none() {
         let quoted = name.replace('"', "\"\"");
-        match sqlx::query(&format!("CREATE DATABASE \"{quoted}\"")).execute(&mut conn).await {
+        match sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // another process created it first
             Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => {}

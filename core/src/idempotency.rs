@@ -6,9 +6,9 @@
 //! gets a 409 instead of doing the work twice. A call that fails releases its
 //! key: nothing was created, and the client may retry.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -47,16 +47,20 @@ where
     .rows_affected()
         == 1;
     if !claimed {
-        let (stored_route, stored_hash, status, response): (String, Vec<u8>, Option<i16>, Option<Value>) =
-            sqlx::query_as(
-                "SELECT route, request_hash, status_code, response FROM idempotency_keys
+        let (stored_route, stored_hash, status, response): (
+            String,
+            Vec<u8>,
+            Option<i16>,
+            Option<Value>,
+        ) = sqlx::query_as(
+            "SELECT route, request_hash, status_code, response FROM idempotency_keys
                  WHERE tenant_id = $1 AND user_id = $2 AND key = $3",
-            )
-            .bind(auth.tenant_id.as_uuid())
-            .bind(auth.user_id.as_uuid())
-            .bind(&key)
-            .fetch_one(app.db())
-            .await?;
+        )
+        .bind(auth.tenant_id.as_uuid())
+        .bind(auth.user_id.as_uuid())
+        .bind(&key)
+        .fetch_one(app.db())
+        .await?;
         if stored_route != route || stored_hash != hash {
             return Err(ApiError::conflict(
                 "idempotency_key_reused",
@@ -67,8 +71,10 @@ where
             (Some(code), Some(value)) => {
                 let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::OK);
                 let mut resp = (status, Json(value)).into_response();
-                resp.headers_mut()
-                    .insert("idempotent-replay", axum::http::HeaderValue::from_static("true"));
+                resp.headers_mut().insert(
+                    "idempotent-replay",
+                    axum::http::HeaderValue::from_static("true"),
+                );
                 Ok(resp)
             }
             _ => Err(ApiError::conflict(
@@ -93,12 +99,14 @@ where
             Ok((status, Json(value)).into_response())
         }
         Err(e) => {
-            sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND user_id = $2 AND key = $3")
-                .bind(auth.tenant_id.as_uuid())
-                .bind(auth.user_id.as_uuid())
-                .bind(&key)
-                .execute(app.db())
-                .await?;
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND user_id = $2 AND key = $3",
+            )
+            .bind(auth.tenant_id.as_uuid())
+            .bind(auth.user_id.as_uuid())
+            .bind(&key)
+            .execute(app.db())
+            .await?;
             Err(e)
         }
     }

@@ -7,8 +7,8 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod http;
-pub mod identity;
 pub mod idempotency;
+pub mod identity;
 pub mod openapi;
 pub mod orchestration;
 pub mod seed;
@@ -44,7 +44,14 @@ impl AppState {
     pub fn new(db: PgPool, keys: SigningKeys, nats: async_nats::Client, config: Config) -> Self {
         let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
-        AppState(Arc::new(Inner { db, keys, nats, js, edge_link, config }))
+        AppState(Arc::new(Inner {
+            db,
+            keys,
+            nats,
+            js,
+            edge_link,
+            config,
+        }))
     }
     pub fn db(&self) -> &PgPool {
         &self.0.db
@@ -75,7 +82,9 @@ pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::C
         .event_callback(|ev| async move {
             tracing::info!(event = %ev, "nats connection");
         });
-    opts.connect(url).await.with_context(|| format!("connecting to NATS at {url}"))
+    opts.connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))
 }
 
 /// Runs core until `stop` fires: the HTTP API, edge registry, and ingest.
@@ -86,12 +95,22 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let nats = connect_nats(&config.nats_url, "core").await?;
     let app = AppState::new(db.clone(), keys, nats.clone(), config.clone());
 
-    let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges").fetch_all(&db).await?;
-    let known: Vec<EdgeId> = known.into_iter().filter_map(|(id,)| EdgeId::new(id).ok()).collect();
+    let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges")
+        .fetch_all(&db)
+        .await?;
+    let known: Vec<EdgeId> = known
+        .into_iter()
+        .filter_map(|(id,)| EdgeId::new(id).ok())
+        .collect();
     events::hub_stream::ensure(app.js(), &known).await?;
 
-    let health = tokio::spawn(orchestration::edges::run_health_listener(app.clone(), stop.clone()));
-    let ingest = tokio::spawn(events::ingest::Ingest::new(db.clone(), nats.clone()).run(app.js().clone(), stop.clone()));
+    let health = tokio::spawn(orchestration::edges::run_health_listener(
+        app.clone(),
+        stop.clone(),
+    ));
+    let ingest = tokio::spawn(
+        events::ingest::Ingest::new(db.clone(), nats.clone()).run(app.js().clone(), stop.clone()),
+    );
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

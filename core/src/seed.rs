@@ -16,13 +16,19 @@ pub struct Seeded {
 
 pub async fn demo(db: &PgPool, password: &str, students: u32) -> anyhow::Result<()> {
     let seeded = seed(db, password, students).await?;
-    println!("seeded demo tenants; demo lesson run: {}", seeded.demo_lesson_run);
+    println!(
+        "seeded demo tenants; demo lesson run: {}",
+        seeded.demo_lesson_run
+    );
     Ok(())
 }
 
 pub async fn seed(db: &PgPool, password: &str, students: u32) -> anyhow::Result<Seeded> {
     if password.chars().count() < passwords::MIN_PASSWORD_CHARS {
-        anyhow::bail!("DEMO_PASSWORD must be at least {} characters", passwords::MIN_PASSWORD_CHARS);
+        anyhow::bail!(
+            "DEMO_PASSWORD must be at least {} characters",
+            passwords::MIN_PASSWORD_CHARS
+        );
     }
     // One hash for every demo account: they share the password by design,
     // and hashing 36 times would slow every dev start for nothing.
@@ -30,17 +36,71 @@ pub async fn seed(db: &PgPool, password: &str, students: u32) -> anyhow::Result<
     let hash = tokio::task::spawn_blocking(move || passwords::hash(&pw)).await??;
     let mut tx = db.begin().await?;
 
-    let demo = tenant(&mut tx, "demo", "Demo School", json!({"blocked_words": ["darn"]})).await?;
+    let demo = tenant(
+        &mut tx,
+        "demo",
+        "Demo School",
+        json!({"blocked_words": ["darn"]}),
+    )
+    .await?;
     let other = tenant(&mut tx, "other", "Other Academy", json!({})).await?;
 
-    let admin = user(&mut tx, demo, "admin@demo.test", "Ada Admin", "admin", &hash).await?;
-    let teacher = user(&mut tx, demo, "teacher@demo.test", "Tess Teacher", "teacher", &hash).await?;
-    user(&mut tx, demo, "assistant@demo.test", "Sam Assistant", "assistant", &hash).await?;
+    let admin = user(
+        &mut tx,
+        demo,
+        "admin@demo.test",
+        "Ada Admin",
+        "admin",
+        &hash,
+    )
+    .await?;
+    let teacher = user(
+        &mut tx,
+        demo,
+        "teacher@demo.test",
+        "Tess Teacher",
+        "teacher",
+        &hash,
+    )
+    .await?;
+    user(
+        &mut tx,
+        demo,
+        "assistant@demo.test",
+        "Sam Assistant",
+        "assistant",
+        &hash,
+    )
+    .await?;
     for n in 1..=students {
-        user(&mut tx, demo, &format!("student{n}@demo.test"), &format!("Student {n}"), "student", &hash).await?;
+        user(
+            &mut tx,
+            demo,
+            &format!("student{n}@demo.test"),
+            &format!("Student {n}"),
+            "student",
+            &hash,
+        )
+        .await?;
     }
-    user(&mut tx, other, "teacher@other.test", "Olive Other", "teacher", &hash).await?;
-    user(&mut tx, other, "student1@other.test", "Otto Student", "student", &hash).await?;
+    user(
+        &mut tx,
+        other,
+        "teacher@other.test",
+        "Olive Other",
+        "teacher",
+        &hash,
+    )
+    .await?;
+    user(
+        &mut tx,
+        other,
+        "student1@other.test",
+        "Otto Student",
+        "student",
+        &hash,
+    )
+    .await?;
     let _ = admin;
 
     let course: (Uuid,) = match sqlx::query_as("SELECT id FROM courses WHERE tenant_id = $1 AND title = 'Biology 101'")
@@ -86,7 +146,9 @@ pub async fn seed(db: &PgPool, password: &str, students: u32) -> anyhow::Result<
         .await?,
     };
     tx.commit().await.context("committing seed")?;
-    Ok(Seeded { demo_lesson_run: run.0 })
+    Ok(Seeded {
+        demo_lesson_run: run.0,
+    })
 }
 
 async fn tenant(

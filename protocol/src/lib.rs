@@ -5,6 +5,7 @@
 //! testable without a network.
 #![warn(unreachable_pub)]
 
+pub mod api;
 pub mod claims;
 pub mod command;
 pub mod control;

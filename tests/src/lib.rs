@@ -1,1 +1,58 @@
+//! The end-to-end harness: starts the real binaries (core, edge-node), real
+//! NATS servers (a hub and leaf nodes with their own JetStream domains) and a
+//! fresh Postgres database per stack, on free loopback ports, and talks to
+//! them only over the wire. Every process it starts dies with the stack.
+#![warn(unreachable_pub)]
 
+pub mod api;
+pub mod nats;
+pub mod process;
+pub mod proxy;
+pub mod stack;
+pub mod wait;
+
+pub use api::{Api, Session};
+pub use stack::{Stack, StackOptions};
+pub use wait::wait_until;
+
+use std::path::PathBuf;
+
+/// The workspace root (where `.tools/` lives).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The directory holding the built binaries: next to the running test.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CLASSROOM_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    // tests run from target/<profile>/deps; binaries sit in target/<profile>
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// A free TCP port on loopback (bound, read back, released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Postgres for tests: `TEST_DATABASE_URL` or the machine's local server.
+pub fn pg_base_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

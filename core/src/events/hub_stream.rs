@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use protocol::EdgeId;
-use protocol::subjects::{HUB_STREAM, core_stream_subjects, edge_domain, edge_stream_name, js_api_prefix};
+use protocol::subjects::{
+    HUB_STREAM, core_stream_subjects, edge_domain, edge_stream_name, js_api_prefix,
+};
 
 /// How long events stay in the hub stream. Postgres is the long-term store.
 const HUB_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -30,7 +32,11 @@ fn config(sources: Vec<stream::Source>) -> stream::Config {
         retention: stream::RetentionPolicy::Limits,
         max_age: HUB_MAX_AGE,
         duplicate_window: Duration::from_secs(120),
-        sources: if sources.is_empty() { None } else { Some(sources) },
+        sources: if sources.is_empty() {
+            None
+        } else {
+            Some(sources)
+        },
         deny_delete: false,
         ..Default::default()
     }
@@ -61,7 +67,10 @@ pub async fn add_edge(js: &jetstream::Context, edge: &EdgeId) -> anyhow::Result<
         .get_stream(HUB_STREAM)
         .await
         .map_err(|e| anyhow::anyhow!("reading hub stream: {e}"))?;
-    let info = s.info().await.map_err(|e| anyhow::anyhow!("hub stream info: {e}"))?;
+    let info = s
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!("hub stream info: {e}"))?;
     let mut cfg = info.config.clone();
     let name = edge_stream_name(edge);
     let mut sources = cfg.sources.take().unwrap_or_default();

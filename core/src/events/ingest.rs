@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
-use protocol::subjects::{HUB_STREAM, INGEST_CONSUMER, edge_domain, edge_event_subject, edge_stream_name};
+use protocol::subjects::{
+    HUB_STREAM, INGEST_CONSUMER, edge_domain, edge_event_subject, edge_stream_name,
+};
 use protocol::{EdgeId, EventBody, SessionId, Source, TenantId};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
@@ -44,10 +46,18 @@ enum Disposition {
 
 impl Ingest {
     pub fn new(db: PgPool, nats: async_nats::Client) -> Self {
-        Ingest { db, nats, last: HashMap::new() }
+        Ingest {
+            db,
+            nats,
+            last: HashMap::new(),
+        }
     }
 
-    pub async fn run(mut self, js: jetstream::Context, stop: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        mut self,
+        js: jetstream::Context,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
         let stream = js
             .get_stream(HUB_STREAM)
             .await
@@ -234,7 +244,15 @@ impl Ingest {
             anyhow::bail!("core's own events have no other copy to repair from");
         };
         tracing::warn!(session_id = %ev.session_id, from = high + 1, to = ev.seq - 1, edge_id = %edge, "repairing seq gap from the edge stream");
-        let missing = read_edge_range(&self.nats, &edge, ev.tenant_id.into(), ev.session_id.into(), high + 1, ev.seq - 1).await?;
+        let missing = read_edge_range(
+            &self.nats,
+            &edge,
+            ev.tenant_id.into(),
+            ev.session_id.into(),
+            high + 1,
+            ev.seq - 1,
+        )
+        .await?;
         let mut h = high;
         for m in missing {
             if m.seq == h + 1 {
@@ -251,9 +269,17 @@ async fn write_one(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyh
     if !store::insert(tx, ev).await? {
         return Ok(());
     }
-    let Some(typed) = ev.typed() else { return Ok(()) };
+    let Some(typed) = ev.typed() else {
+        return Ok(());
+    };
     match &typed.body {
-        EventBody::ParticipantJoined { participant_id, user_id, role, edge_id, .. } => {
+        EventBody::ParticipantJoined {
+            participant_id,
+            user_id,
+            role,
+            edge_id,
+            ..
+        } => {
             sqlx::query(
                 "INSERT INTO participants (id, tenant_id, session_id, user_id, role, edge_id, joined_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -284,11 +310,13 @@ async fn write_one(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyh
             .bind(ev.occurred_at)
             .execute(&mut **tx)
             .await?;
-            sqlx::query("UPDATE participants SET left_at = $2 WHERE session_id = $1 AND left_at IS NULL")
-                .bind(ev.session_id)
-                .bind(ev.occurred_at)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE participants SET left_at = $2 WHERE session_id = $1 AND left_at IS NULL",
+            )
+            .bind(ev.session_id)
+            .bind(ev.occurred_at)
+            .execute(&mut **tx)
+            .await?;
         }
         _ => {}
     }
@@ -348,13 +376,18 @@ pub async fn read_edge_range(
 /// reply) if they continue the session's gap-free log; anything else is left
 /// to the ingest consumer. Gives callers read-your-writes.
 pub async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow::Result<()> {
-    let Some(first) = events.first() else { return Ok(()) };
+    let Some(first) = events.first() else {
+        return Ok(());
+    };
     let mut tx = db.begin().await?;
-    let row: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM sessions WHERE id = $1 FOR UPDATE")
-        .bind(first.session_id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((mut last,)) = row else { return Ok(()) };
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_seq FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(first.session_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((mut last,)) = row else {
+        return Ok(());
+    };
     let start = last;
     for ev in events {
         let seq = ev.seq.get() as i64;

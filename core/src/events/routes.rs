@@ -1,7 +1,7 @@
 //! `GET /sessions/{id}/events?after=SEQ`: the session's log in `seq` order.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use protocol::view::{Viewer, event_visible_to};
 use protocol::{EventBody, SessionId};
 use serde::Deserialize;
@@ -34,7 +34,10 @@ pub async fn list(
     }
     let limit = q.limit.unwrap_or(1000);
     if !(1..=5000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 5000"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be 1 to 5000",
+        ));
     }
     let row = load_session(&app, &auth, session).await?;
     let viewer = viewer_for(&app, &auth, session).await?;

@@ -37,13 +37,18 @@ impl StoredEvent {
 
     /// The typed envelope, when this core knows the event's schema.
     pub fn typed(&self) -> Option<Envelope> {
-        serde_json::to_value(self).ok().and_then(|v| serde_json::from_value(v).ok())
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
     }
 }
 
 /// Inserts one event; a second copy of the same event is a no-op. Returns
 /// whether a row was written.
-pub async fn insert(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> Result<bool, sqlx::Error> {
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    ev: &StoredEvent,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "INSERT INTO session_state_events
            (event_id, tenant_id, session_id, seq, type, v, occurred_at, actor, source, payload)
@@ -105,7 +110,11 @@ pub async fn read_all_typed(
         for ev in &page {
             match ev.typed() {
                 Some(t) => out.push(t),
-                None => anyhow::bail!("event {} ({}) has a schema this core cannot read", ev.seq, ev.event_type),
+                None => anyhow::bail!(
+                    "event {} ({}) has a schema this core cannot read",
+                    ev.seq,
+                    ev.event_type
+                ),
             }
         }
     }

@@ -38,10 +38,16 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code: code.to_owned(), message: message.into() }
+        ApiError::BadRequest {
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Unauthorized { code, message: message.into() }
+        ApiError::Unauthorized {
+            code,
+            message: message.into(),
+        }
     }
     pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
         ApiError::Forbidden {
@@ -51,10 +57,16 @@ impl ApiError {
         }
     }
     pub fn conflict(code: &str, message: impl Into<String>) -> Self {
-        ApiError::Conflict { code: code.to_owned(), message: message.into() }
+        ApiError::Conflict {
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Unavailable { code, message: message.into() }
+        ApiError::Unavailable {
+            code,
+            message: message.into(),
+        }
     }
     pub fn not_found(what: &'static str) -> Self {
         ApiError::NotFound { what }
@@ -94,14 +106,23 @@ impl ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         match r.kind {
-            RejectKind::Invalid => ApiError::BadRequest { code: r.code, message: r.message },
+            RejectKind::Invalid => ApiError::BadRequest {
+                code: r.code,
+                message: r.message,
+            },
             RejectKind::Forbidden => ApiError::Forbidden {
                 code: r.code,
                 message: r.message,
                 missing_permission: r.missing_permission,
             },
-            RejectKind::NotFound => ApiError::NotFoundCode { code: r.code, message: r.message },
-            RejectKind::Conflict => ApiError::Conflict { code: r.code, message: r.message },
+            RejectKind::NotFound => ApiError::NotFoundCode {
+                code: r.code,
+                message: r.message,
+            },
+            RejectKind::Conflict => ApiError::Conflict {
+                code: r.code,
+                message: r.message,
+            },
         }
     }
 }
@@ -117,7 +138,11 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = json!({ "error": { "code": self.code(), "message": message } });
-        if let ApiError::Forbidden { missing_permission: Some(p), .. } = &self {
+        if let ApiError::Forbidden {
+            missing_permission: Some(p),
+            ..
+        } = &self
+        {
             body["error"]["missing_permission"] = json!(p);
         }
         let mut resp = (status, axum::Json(body)).into_response();

@@ -24,27 +24,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
+            .map(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            })
             .unwrap_or(false);
-        let raw = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::bad_request("unreadable_body", e.body_text())
-                }
-            })?;
+        let raw = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request("unreadable_body", e.body_text())
+            }
+        })?;
         // An empty body is an empty object, so POSTs without fields work.
-        let text: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &raw };
+        let text: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &raw
+        };
         if !is_json && !raw.is_empty() {
             return Err(ApiError::bad_request(
                 "unsupported_content_type",
                 "send the body as application/json",
             ));
         }
-        let value = serde_json::from_slice(text)
-            .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))?;
+        let value = serde_json::from_slice(text).map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}"))
+        })?;
         Ok(JsonBody { value, raw })
     }
 }
@@ -54,10 +61,9 @@ pub struct PathIds(Vec<String>);
 
 impl PathIds {
     pub fn get<T: std::str::FromStr>(&self, i: usize) -> Result<T, ApiError> {
-        self.0
-            .get(i)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ApiError::bad_request("invalid_id", "an id in the path is not a valid UUID"))
+        self.0.get(i).and_then(|s| s.parse().ok()).ok_or_else(|| {
+            ApiError::bad_request("invalid_id", "an id in the path is not a valid UUID")
+        })
     }
 }
 
@@ -97,7 +103,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             None => Ok(IdempotencyKey(None)),
             Some(v) => {
                 let s = v.to_str().map_err(|_| {
-                    ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII")
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be ASCII",
+                    )
                 })?;
                 if s.is_empty() || s.len() > 255 {
                     return Err(ApiError::bad_request(
@@ -114,18 +123,28 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>")
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("invalid_token", "the Authorization header is not a bearer token"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid_token",
+                    "the Authorization header is not a bearer token",
+                )
+            })?;
         state.keys().verify_access(token)
     }
 }

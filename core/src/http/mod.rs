@@ -30,7 +30,10 @@ pub fn router(app: AppState) -> Router {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
-        .route("/courses", post(courses::create_course).get(courses::list_courses))
+        .route(
+            "/courses",
+            post(courses::create_course).get(courses::list_courses),
+        )
         .route("/courses/{id}", get(courses::get_course))
         .route("/lessons", post(courses::create_lesson))
         .route("/lesson-runs", post(courses::create_lesson_run))
@@ -45,14 +48,29 @@ pub fn router(app: AppState) -> Router {
         .route("/sessions/{id}/scene", post(sessions::scene))
         .route("/sessions/{id}/layout", post(sessions::layout))
         .route("/sessions/{id}/chat", post(sessions::chat))
-        .route("/sessions/{id}/chat/{message_id}", delete(sessions::delete_chat))
+        .route(
+            "/sessions/{id}/chat/{message_id}",
+            delete(sessions::delete_chat),
+        )
         .route("/sessions/{id}/questions", post(sessions::ask))
-        .route("/sessions/{id}/questions/{qid}/upvote", post(sessions::upvote))
-        .route("/sessions/{id}/questions/{qid}/answer", post(sessions::answer))
-        .route("/sessions/{id}/questions/{qid}/dismiss", post(sessions::dismiss))
+        .route(
+            "/sessions/{id}/questions/{qid}/upvote",
+            post(sessions::upvote),
+        )
+        .route(
+            "/sessions/{id}/questions/{qid}/answer",
+            post(sessions::answer),
+        )
+        .route(
+            "/sessions/{id}/questions/{qid}/dismiss",
+            post(sessions::dismiss),
+        )
         .route("/sessions/{id}/polls", post(sessions::open_poll))
         .route("/sessions/{id}/polls/{pid}/vote", post(sessions::vote))
-        .route("/sessions/{id}/polls/{pid}/close", post(sessions::close_poll))
+        .route(
+            "/sessions/{id}/polls/{pid}/close",
+            post(sessions::close_poll),
+        )
         .route("/sessions/{id}/hands", post(sessions::raise_hand))
         .route("/sessions/{id}/mute", post(sessions::mute))
         .fallback(not_found)
@@ -76,14 +94,27 @@ fn cors_layer(origins: &str) -> CorsLayer {
         .filter(|o| !o.is_empty())
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    if list.is_empty() { base.allow_origin(Any) } else { base.allow_origin(AllowOrigin::list(list)) }
+    if list.is_empty() {
+        base.allow_origin(Any)
+    } else {
+        base.allow_origin(AllowOrigin::list(list))
+    }
 }
 
 async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     let db = sqlx::query("SELECT 1").execute(app.db()).await.is_ok();
     let nats = app.nats().connection_state() == async_nats::connection::State::Connected;
-    let status = if db && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "status": if db && nats { "ok" } else { "degraded" }, "service": "core", "db": db, "nats": nats })))
+    let status = if db && nats {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({ "status": if db && nats { "ok" } else { "degraded" }, "service": "core", "db": db, "nats": nats }),
+        ),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -93,6 +124,8 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> impl IntoResponse {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({ "error": { "code": "method_not_allowed", "message": "this route does not take that method" } })),
+        Json(
+            json!({ "error": { "code": "method_not_allowed", "message": "this route does not take that method" } }),
+        ),
     )
 }

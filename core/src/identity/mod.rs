@@ -25,7 +25,10 @@ impl Auth {
         } else {
             Err(ApiError::forbidden(
                 "staff_only",
-                format!("a {} cannot do this; it needs a teacher or admin", self.role),
+                format!(
+                    "a {} cannot do this; it needs a teacher or admin",
+                    self.role
+                ),
             ))
         }
     }
@@ -34,7 +37,10 @@ impl Auth {
         if self.role == Role::Admin {
             Ok(())
         } else {
-            Err(ApiError::forbidden("admin_only", "this needs a tenant admin"))
+            Err(ApiError::forbidden(
+                "admin_only",
+                "this needs a tenant admin",
+            ))
         }
     }
 }

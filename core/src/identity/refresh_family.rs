@@ -62,26 +62,41 @@ pub struct Rotated {
 pub async fn rotate(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Rotated, ApiError> {
     let mut tx = db.begin().await?;
     // FOR UPDATE: two concurrent refreshes with one token cannot both win.
-    let row: Option<(Uuid, Uuid, Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-        sqlx::query_as(
-            "SELECT id, tenant_id, user_id, family_id, expires_at, rotated_at, revoked_at
+    let row: Option<(
+        Uuid,
+        Uuid,
+        Uuid,
+        Uuid,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    )> = sqlx::query_as(
+        "SELECT id, tenant_id, user_id, family_id, expires_at, rotated_at, revoked_at
              FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
-        )
-        .bind(hash(token))
-        .fetch_optional(&mut *tx)
-        .await?;
+    )
+    .bind(hash(token))
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((id, tenant, user, family, expires_at, rotated_at, revoked_at)) = row else {
-        return Err(ApiError::unauthorized("invalid_refresh_token", "unknown refresh token"));
+        return Err(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "unknown refresh token",
+        ));
     };
     if revoked_at.is_some() {
-        return Err(ApiError::unauthorized("invalid_refresh_token", "the refresh token was revoked"));
+        return Err(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token was revoked",
+        ));
     }
     if rotated_at.is_some() {
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
-            .bind(family)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(family)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         crate::audit::record_tx(
             &mut tx,
             tenant.into(),
@@ -100,7 +115,10 @@ pub async fn rotate(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Rota
         ));
     }
     if expires_at <= now {
-        return Err(ApiError::unauthorized("invalid_refresh_token", "the refresh token has expired"));
+        return Err(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token has expired",
+        ));
     }
     let role: Option<(String, bool)> = sqlx::query_as(
         "SELECT rb.role::text, u.disabled FROM users u
@@ -114,7 +132,10 @@ pub async fn rotate(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Rota
     let role = match role {
         Some((r, false)) => r.parse::<Role>().map_err(|e| anyhow::anyhow!(e))?,
         Some((_, true)) | None => {
-            return Err(ApiError::unauthorized("account_disabled", "the account is disabled"));
+            return Err(ApiError::unauthorized(
+                "account_disabled",
+                "the account is disabled",
+            ));
         }
     };
     sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1")
@@ -124,12 +145,21 @@ pub async fn rotate(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Rota
         .await?;
     let next = issue(&mut tx, tenant.into(), user.into(), family, now).await?;
     tx.commit().await?;
-    Ok(Rotated { user: user.into(), tenant: tenant.into(), role, refresh_token: next })
+    Ok(Rotated {
+        user: user.into(),
+        tenant: tenant.into(),
+        role,
+        refresh_token: next,
+    })
 }
 
 /// Revokes the family of `token`. Unknown tokens are ignored: logout is
 /// idempotent and says nothing about which tokens exist.
-pub async fn revoke_family_of(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn revoke_family_of(
+    db: &PgPool,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $2
          WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)

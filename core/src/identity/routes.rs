@@ -1,9 +1,9 @@
 //! `POST /auth/login|refresh|logout`, `GET /.well-known/jwks.json`, `GET /me`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use chrono::Utc;
 use protocol::Role;
 use serde::Deserialize;
@@ -25,11 +25,21 @@ pub struct LoginBody {
     tenant: Option<String>,
 }
 
-pub async fn login(State(app): State<AppState>, body: JsonBody<LoginBody>) -> ApiResult<Json<Value>> {
-    let LoginBody { email, password, tenant } = body.value;
+pub async fn login(
+    State(app): State<AppState>,
+    body: JsonBody<LoginBody>,
+) -> ApiResult<Json<Value>> {
+    let LoginBody {
+        email,
+        password,
+        tenant,
+    } = body.value;
     let email = email.trim().to_lowercase();
     if email.is_empty() || password.is_empty() || email.len() > 320 || password.len() > 1024 {
-        return Err(ApiError::bad_request("invalid_credentials_format", "email and password are required"));
+        return Err(ApiError::bad_request(
+            "invalid_credentials_format",
+            "email and password are required",
+        ));
     }
     let rows: Vec<(Uuid, Uuid, String, String, bool, String, String)> = sqlx::query_as(
         "SELECT u.id, u.tenant_id, u.password_hash, rb.role::text, u.disabled, u.display_name, t.slug
@@ -49,24 +59,44 @@ pub async fn login(State(app): State<AppState>, body: JsonBody<LoginBody>) -> Ap
         ));
     }
     let row = rows.into_iter().next();
-    let stored = row.as_ref().map(|r| r.2.clone()).unwrap_or_else(|| passwords::decoy_hash().to_owned());
+    let stored = row
+        .as_ref()
+        .map(|r| r.2.clone())
+        .unwrap_or_else(|| passwords::decoy_hash().to_owned());
     let pw = password.clone();
     let ok = tokio::task::spawn_blocking(move || passwords::verify(&pw, &stored))
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let Some((user, tenant_id, _, role, disabled, display_name, slug)) = row.filter(|_| ok) else {
-        return Err(ApiError::unauthorized("invalid_credentials", "wrong email or password"));
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "wrong email or password",
+        ));
     };
     if disabled {
-        return Err(ApiError::unauthorized("account_disabled", "the account is disabled"));
+        return Err(ApiError::unauthorized(
+            "account_disabled",
+            "the account is disabled",
+        ));
     }
     let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = Utc::now();
-    let (access, ttl) = app.keys().sign_access(user.into(), tenant_id.into(), role, now)?;
+    let (access, ttl) = app
+        .keys()
+        .sign_access(user.into(), tenant_id.into(), role, now)?;
     let mut tx = app.db().begin().await?;
-    let refresh = refresh_family::issue(&mut tx, tenant_id.into(), user.into(), Uuid::now_v7(), now).await?;
-    crate::audit::record_tx(&mut tx, tenant_id.into(), Some(user.into()), "auth.login", "user", &user.to_string(), json!({}))
-        .await?;
+    let refresh =
+        refresh_family::issue(&mut tx, tenant_id.into(), user.into(), Uuid::now_v7(), now).await?;
+    crate::audit::record_tx(
+        &mut tx,
+        tenant_id.into(),
+        Some(user.into()),
+        "auth.login",
+        "user",
+        &user.to_string(),
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(json!({
         "access_token": access,
@@ -86,7 +116,10 @@ pub struct RefreshBody {
     refresh_token: String,
 }
 
-pub async fn refresh(State(app): State<AppState>, body: JsonBody<RefreshBody>) -> ApiResult<Json<Value>> {
+pub async fn refresh(
+    State(app): State<AppState>,
+    body: JsonBody<RefreshBody>,
+) -> ApiResult<Json<Value>> {
     let now = Utc::now();
     let r = refresh_family::rotate(app.db(), &body.value.refresh_token, now).await?;
     let (access, ttl) = app.keys().sign_access(r.user, r.tenant, r.role, now)?;
@@ -98,7 +131,10 @@ pub async fn refresh(State(app): State<AppState>, body: JsonBody<RefreshBody>) -
     })))
 }
 
-pub async fn logout(State(app): State<AppState>, body: JsonBody<RefreshBody>) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(app): State<AppState>,
+    body: JsonBody<RefreshBody>,
+) -> ApiResult<StatusCode> {
     refresh_family::revoke_family_of(app.db(), &body.value.refresh_token, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

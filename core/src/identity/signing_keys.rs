@@ -11,7 +11,9 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use protocol::claims::{ACCESS_AUDIENCE, ACCESS_TTL_SECS, AccessClaims, ISSUER, JoinClaims, TokenType};
+use protocol::claims::{
+    ACCESS_AUDIENCE, ACCESS_TTL_SECS, AccessClaims, ISSUER, JoinClaims, TokenType,
+};
 use protocol::{Role, TenantId, UserId};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -35,7 +37,9 @@ impl SigningKeys {
             SigningKey::from_pkcs8_pem(&pem).context("signing key is not an Ed25519 PKCS#8 PEM")?
         } else {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let pem = key.to_pkcs8_pem(LineEnding::LF).context("encoding signing key")?;
+            let pem = key
+                .to_pkcs8_pem(LineEnding::LF)
+                .context("encoding signing key")?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -101,7 +105,11 @@ impl SigningKeys {
     }
 
     pub fn sign_join(&self, claims: &JoinClaims) -> anyhow::Result<String> {
-        Ok(jsonwebtoken::encode(&self.header(), claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &self.header(),
+            claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies an access token: signature (EdDSA only, so `alg: none` and
@@ -112,18 +120,23 @@ impl SigningKeys {
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         v.leeway = 5;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &v).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &v).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => ApiError::unauthorized(
+                        "token_expired",
+                        "the access token has expired; refresh it",
+                    ),
+                    _ => ApiError::unauthorized("invalid_token", "the access token is not valid"),
                 }
-                _ => ApiError::unauthorized("invalid_token", "the access token is not valid"),
-            }
-        })?;
+            })?;
         let c = data.claims;
         if c.typ != TokenType::Access {
-            return Err(ApiError::unauthorized("invalid_token", "not an access token"));
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "not an access token",
+            ));
         }
         Ok(Auth {
             user_id: c.sub,
@@ -167,7 +180,10 @@ mod tests {
         let (tok, ttl) = k.sign_access(u, t, Role::Teacher, Utc::now()).unwrap();
         assert_eq!(ttl, ACCESS_TTL_SECS);
         let auth = k.verify_access(&tok).unwrap();
-        assert_eq!((auth.user_id, auth.tenant_id, auth.role), (u, t, Role::Teacher));
+        assert_eq!(
+            (auth.user_id, auth.tenant_id, auth.role),
+            (u, t, Role::Teacher)
+        );
     }
 
     #[test]
@@ -177,7 +193,13 @@ mod tests {
         let old = Utc::now() - chrono::Duration::hours(2);
         let (expired, _) = k.sign_access(u, t, Role::Admin, old).unwrap();
         let err = k.verify_access(&expired).unwrap_err();
-        assert!(matches!(err, ApiError::Unauthorized { code: "token_expired", .. }));
+        assert!(matches!(
+            err,
+            ApiError::Unauthorized {
+                code: "token_expired",
+                ..
+            }
+        ));
 
         // another key's signature
         let other = SigningKeys::from_key(&SigningKey::from_bytes(&[9u8; 32])).unwrap();
@@ -188,12 +210,16 @@ mod tests {
         let (good, _) = k.sign_access(u, t, Role::Admin, Utc::now()).unwrap();
         let claims_part = good.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert!(k.verify_access(&format!("{none_header}.{claims_part}.")).is_err());
+        assert!(
+            k.verify_access(&format!("{none_header}.{claims_part}."))
+                .is_err()
+        );
 
         // HS256 signed with the public key as the secret (key confusion)
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(claims_part).unwrap()).unwrap(),
+            &serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(claims_part).unwrap())
+                .unwrap(),
             &EncodingKey::from_secret(k.x.as_bytes()),
         )
         .unwrap();

@@ -1,9 +1,9 @@
 //! Courses, lessons and lesson runs: the schedule a class starts from.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use chrono::{DateTime, Utc};
 use protocol::{CourseId, EdgeId, LessonId};
 use serde::Deserialize;
@@ -13,14 +13,17 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{IdempotencyKey, JsonBody, PathIds};
-use crate::identity::Auth;
 use crate::idempotency;
+use crate::identity::Auth;
 
 fn title(t: &str) -> ApiResult<String> {
     let t = t.trim();
     let n = t.chars().count();
     if n == 0 || n > 200 {
-        return Err(ApiError::bad_request("invalid_title", "title must be 1 to 200 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "title must be 1 to 200 characters",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -73,7 +76,11 @@ pub async fn list_courses(State(app): State<AppState>, auth: Auth) -> ApiResult<
     Ok(Json(json!({ "courses": courses })))
 }
 
-pub async fn get_course(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn get_course(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let id: CourseId = ids.get(0)?;
     let row: Option<(String, Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT title, owner_id, created_at FROM courses WHERE id = $1 AND tenant_id = $2",
@@ -83,12 +90,13 @@ pub async fn get_course(State(app): State<AppState>, auth: Auth, ids: PathIds) -
     .fetch_optional(app.db())
     .await?;
     let (title, owner, at) = row.ok_or(ApiError::not_found("course"))?;
-    let lessons: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT id, title FROM lessons WHERE course_id = $1 AND tenant_id = $2 ORDER BY created_at")
-            .bind(id.as_uuid())
-            .bind(auth.tenant_id.as_uuid())
-            .fetch_all(app.db())
-            .await?;
+    let lessons: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, title FROM lessons WHERE course_id = $1 AND tenant_id = $2 ORDER BY created_at",
+    )
+    .bind(id.as_uuid())
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_all(app.db())
+    .await?;
     Ok(Json(json!({
         "id": id, "title": title, "owner_id": owner, "created_at": at,
         "lessons": lessons.into_iter().map(|(id, t)| json!({"id": id, "title": t})).collect::<Vec<_>>(),
@@ -112,27 +120,41 @@ pub async fn create_lesson(
     let t = title(&body.value.title)?;
     let course = body.value.course_id;
     idempotency::run(&app, &auth, key, "POST /lessons", &body.raw, || async {
-        let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM courses WHERE id = $1 AND tenant_id = $2")
-            .bind(course.as_uuid())
-            .bind(auth.tenant_id.as_uuid())
-            .fetch_optional(app.db())
-            .await?;
+        let exists: Option<(Uuid,)> =
+            sqlx::query_as("SELECT id FROM courses WHERE id = $1 AND tenant_id = $2")
+                .bind(course.as_uuid())
+                .bind(auth.tenant_id.as_uuid())
+                .fetch_optional(app.db())
+                .await?;
         if exists.is_none() {
             return Err(ApiError::not_found("course"));
         }
         let id = Uuid::now_v7();
         let mut tx = app.db().begin().await?;
-        sqlx::query("INSERT INTO lessons (id, tenant_id, course_id, title) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(auth.tenant_id.as_uuid())
-            .bind(course.as_uuid())
-            .bind(&t)
-            .execute(&mut *tx)
-            .await?;
-        crate::audit::record_tx(&mut tx, auth.tenant_id, Some(auth.user_id), "lesson.created", "lesson", &id.to_string(), json!({"course_id": course}))
-            .await?;
+        sqlx::query(
+            "INSERT INTO lessons (id, tenant_id, course_id, title) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(auth.tenant_id.as_uuid())
+        .bind(course.as_uuid())
+        .bind(&t)
+        .execute(&mut *tx)
+        .await?;
+        crate::audit::record_tx(
+            &mut tx,
+            auth.tenant_id,
+            Some(auth.user_id),
+            "lesson.created",
+            "lesson",
+            &id.to_string(),
+            json!({"course_id": course}),
+        )
+        .await?;
         tx.commit().await?;
-        Ok((StatusCode::CREATED, json!({ "id": id, "course_id": course, "title": t })))
+        Ok((
+            StatusCode::CREATED,
+            json!({ "id": id, "course_id": course, "title": t }),
+        ))
     })
     .await
 }
@@ -156,12 +178,24 @@ pub async fn create_lesson_run(
     body: JsonBody<NewLessonRun>,
 ) -> ApiResult<Response> {
     auth.require_staff()?;
-    let NewLessonRun { lesson_id, scheduled_start, edge_id, region } = body.value;
+    let NewLessonRun {
+        lesson_id,
+        scheduled_start,
+        edge_id,
+        region,
+    } = body.value;
     if let Some(e) = &edge_id {
-        EdgeId::new(e.clone()).map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?;
+        EdgeId::new(e.clone())
+            .map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?;
     }
-    if region.as_deref().is_some_and(|r| r.is_empty() || r.len() > 64) {
-        return Err(ApiError::bad_request("invalid_region", "region must be 1 to 64 characters"));
+    if region
+        .as_deref()
+        .is_some_and(|r| r.is_empty() || r.len() > 64)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_region",
+            "region must be 1 to 64 characters",
+        ));
     }
     idempotency::run(&app, &auth, key, "POST /lesson-runs", &body.raw, || async {
         let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM lessons WHERE id = $1 AND tenant_id = $2")

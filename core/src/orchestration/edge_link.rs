@@ -31,7 +31,11 @@ impl EdgeLink {
         EdgeLink { nats, timeout }
     }
 
-    pub async fn request(&self, edge: &EdgeId, req: &EdgeRequest) -> Result<EdgeReply, EdgeLinkError> {
+    pub async fn request(
+        &self,
+        edge: &EdgeId,
+        req: &EdgeRequest,
+    ) -> Result<EdgeReply, EdgeLinkError> {
         self.request_within(edge, req, self.timeout).await
     }
 
@@ -41,8 +45,11 @@ impl EdgeLink {
         req: &EdgeRequest,
         timeout: Duration,
     ) -> Result<EdgeReply, EdgeLinkError> {
-        let payload = serde_json::to_vec(req).map_err(|e| EdgeLinkError::Transport(edge.clone(), e.to_string()))?;
-        let fut = self.nats.request(edge_control_subject(edge), payload.into());
+        let payload = serde_json::to_vec(req)
+            .map_err(|e| EdgeLinkError::Transport(edge.clone(), e.to_string()))?;
+        let fut = self
+            .nats
+            .request(edge_control_subject(edge), payload.into());
         let msg = match tokio::time::timeout(timeout, fut).await {
             Err(_) => return Err(EdgeLinkError::Timeout(edge.clone(), timeout)),
             Ok(Err(e)) => {
@@ -52,11 +59,14 @@ impl EdgeLink {
                     RequestErrorKind::TimedOut => EdgeLinkError::Timeout(edge.clone(), timeout),
                     RequestErrorKind::Other
                     | RequestErrorKind::InvalidSubject
-                    | RequestErrorKind::MaxPayloadExceeded => EdgeLinkError::Transport(edge.clone(), e.to_string()),
+                    | RequestErrorKind::MaxPayloadExceeded => {
+                        EdgeLinkError::Transport(edge.clone(), e.to_string())
+                    }
                 });
             }
             Ok(Ok(m)) => m,
         };
-        serde_json::from_slice(&msg.payload).map_err(|e| EdgeLinkError::BadReply(edge.clone(), e.to_string()))
+        serde_json::from_slice(&msg.payload)
+            .map_err(|e| EdgeLinkError::BadReply(edge.clone(), e.to_string()))
     }
 }

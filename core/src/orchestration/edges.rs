@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use protocol::EdgeId;
@@ -50,7 +50,9 @@ pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyh
                 Ok(_) => {
                     sourced.insert(health.edge_id.clone());
                 }
-                Err(e) => tracing::warn!(edge_id = %health.edge_id, error = %e, "could not source edge stream yet"),
+                Err(e) => {
+                    tracing::warn!(edge_id = %health.edge_id, error = %e, "could not source edge stream yet")
+                }
             }
         }
     }
@@ -85,7 +87,11 @@ pub struct PlacedEdge {
 /// Picks a healthy edge with room: the requested one, else one in the
 /// region, else the least loaded. None healthy → 503: the class must not
 /// start without its media plane.
-pub async fn place(app: &AppState, requested: Option<&str>, region: Option<&str>) -> ApiResult<PlacedEdge> {
+pub async fn place(
+    app: &AppState,
+    requested: Option<&str>,
+    region: Option<&str>,
+) -> ApiResult<PlacedEdge> {
     let stale = app.config().edge_stale_ms as f64 / 1000.0;
     let pick = |only: Option<String>, region: Option<String>| {
         sqlx::query_as::<_, (String, String)>(
@@ -119,7 +125,10 @@ pub async fn place(app: &AppState, requested: Option<&str>, region: Option<&str>
         }
     };
     let (id, url) = row.ok_or_else(|| {
-        ApiError::unavailable("no_edge_available", "no healthy edge can take this class; it cannot start")
+        ApiError::unavailable(
+            "no_edge_available",
+            "no healthy edge can take this class; it cannot start",
+        )
     })?;
     let id = EdgeId::new(id).map_err(|e| anyhow::anyhow!(e))?;
     Ok(PlacedEdge { id, url })
@@ -158,14 +167,19 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Val
     let now = Utc::now();
     let edges: Vec<Value> = rows
         .into_iter()
-        .map(|(id, url, region, capacity, sessions, participants, accepting, last_seen)| {
-            let fresh = (now - last_seen).to_std().map(|d| d < stale).unwrap_or(true);
-            json!({
-                "id": id, "url": url, "region": region, "capacity": capacity,
-                "sessions": sessions, "participants": participants,
-                "accepting": accepting, "healthy": accepting && fresh, "last_seen": last_seen,
-            })
-        })
+        .map(
+            |(id, url, region, capacity, sessions, participants, accepting, last_seen)| {
+                let fresh = (now - last_seen)
+                    .to_std()
+                    .map(|d| d < stale)
+                    .unwrap_or(true);
+                json!({
+                    "id": id, "url": url, "region": region, "capacity": capacity,
+                    "sessions": sessions, "participants": participants,
+                    "accepting": accepting, "healthy": accepting && fresh, "last_seen": last_seen,
+                })
+            },
+        )
         .collect();
     Ok(Json(json!({ "edges": edges })))
 }

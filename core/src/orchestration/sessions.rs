@@ -6,17 +6,19 @@
 //! durably took it), then commit the session row. Any failure before the
 //! commit rolls everything back and answers 503: nothing is left half-made.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use chrono::{DateTime, Utc};
+use protocol::api::{
+    AnswerBody, LayoutBody, MuteBody, PermissionsBody, PollBody, SceneBody, TextBody, VoteBody,
+};
 use protocol::claims::{ISSUER, JOIN_TTL_SECS, JoinClaims, TokenType, join_audience};
 use protocol::control::{EdgeReply, EdgeRequest};
-use protocol::event::{Layout, MediaKind, Scene, SessionSettings};
+use protocol::event::SessionSettings;
 use protocol::state::{Participant, SessionState};
 use protocol::view::Viewer;
 use protocol::*;
@@ -28,8 +30,8 @@ use crate::AppState;
 use crate::events::{ingest, store};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{IdempotencyKey, JsonBody, PathIds};
-use crate::identity::Auth;
 use crate::idempotency;
+use crate::identity::Auth;
 use crate::orchestration::edge_link::EdgeLinkError;
 use crate::orchestration::edges;
 
@@ -72,7 +74,11 @@ pub async fn load_session(app: &AppState, auth: &Auth, id: SessionId) -> ApiResu
 }
 
 /// The caller's seat in a session, from the participants projection.
-pub async fn seat_of(app: &AppState, auth: &Auth, session: SessionId) -> ApiResult<Option<ParticipantId>> {
+pub async fn seat_of(
+    app: &AppState,
+    auth: &Auth,
+    session: SessionId,
+) -> ApiResult<Option<ParticipantId>> {
     let row: Option<(Uuid,)> = sqlx::query_as(
         "SELECT id FROM participants WHERE session_id = $1 AND user_id = $2 AND tenant_id = $3",
     )
@@ -100,12 +106,19 @@ pub async fn viewer_for(app: &AppState, auth: &Auth, session: SessionId) -> ApiR
 fn actor_of(auth: &Auth) -> Actor {
     // The edge resolves the caller's seat from its own state by user id, so
     // a join that core has not ingested yet still counts.
-    Actor::Person { user_id: Some(auth.user_id), participant_id: None, role: auth.role }
+    Actor::Person {
+        user_id: Some(auth.user_id),
+        participant_id: None,
+        role: auth.role,
+    }
 }
 
 fn edge_error(e: EdgeLinkError) -> ApiError {
     tracing::warn!(error = %e, "edge request failed");
-    ApiError::unavailable("edge_unreachable", format!("the class's edge did not answer: {e}"))
+    ApiError::unavailable(
+        "edge_unreachable",
+        format!("the class's edge did not answer: {e}"),
+    )
 }
 
 /// What a forwarded command did.
@@ -117,24 +130,48 @@ pub struct Done {
 
 /// Sends one command to the session's home edge and writes what it appended
 /// into Postgres right away (the ingest consumer will find it there).
-pub async fn forward(app: &AppState, session: &SessionRow, actor: Actor, command: Command) -> ApiResult<Done> {
+pub async fn forward(
+    app: &AppState,
+    session: &SessionRow,
+    actor: Actor,
+    command: Command,
+) -> ApiResult<Done> {
     if !session.is_live() {
         return Err(ApiError::conflict("session_ended", "the session has ended"));
     }
     let edge = session.edge()?;
-    let req = EdgeRequest::Command { session_id: session.id.into(), actor, command };
-    match app.edge_link().request(&edge, &req).await.map_err(edge_error)? {
-        EdgeReply::Done { events, seq, participant } => {
+    let req = EdgeRequest::Command {
+        session_id: session.id.into(),
+        actor,
+        command,
+    };
+    match app
+        .edge_link()
+        .request(&edge, &req)
+        .await
+        .map_err(edge_error)?
+    {
+        EdgeReply::Done {
+            events,
+            seq,
+            participant,
+        } => {
             if let Err(e) = ingest::absorb(app.db(), &events).await {
                 // The events are durable on the edge and will arrive through
                 // the hub stream; only read-your-writes is delayed.
                 tracing::warn!(error = ?e, "writing forwarded events now failed; ingest will");
             }
-            Ok(Done { events, seq, participant })
+            Ok(Done {
+                events,
+                seq,
+                participant,
+            })
         }
         EdgeReply::Rejected { rejection } => Err(rejection.into()),
         EdgeReply::Failed { code, message } => Err(edge_failure(&code, message)),
-        EdgeReply::State { .. } => Err(ApiError::Internal(anyhow::anyhow!("edge answered a command with a state"))),
+        EdgeReply::State { .. } => Err(ApiError::Internal(anyhow::anyhow!(
+            "edge answered a command with a state"
+        ))),
     }
 }
 
@@ -142,7 +179,9 @@ fn edge_failure(code: &str, message: String) -> ApiError {
     match code {
         "event_log_unavailable" => ApiError::unavailable("event_log_unavailable", message),
         "session_ended" => ApiError::conflict("session_ended", message),
-        "rate_limited" => ApiError::RateLimited { retry_after_secs: 1 },
+        "rate_limited" => ApiError::RateLimited {
+            retry_after_secs: 1,
+        },
         _ => ApiError::unavailable("edge_failed", format!("{code}: {message}")),
     }
 }
@@ -163,11 +202,26 @@ pub async fn start(
 ) -> ApiResult<Response> {
     auth.require_staff()?;
     let run_id = body.value.lesson_run_id;
-    idempotency::run(&app, &auth, key, "POST /sessions/start", &body.raw, || start_inner(&app, auth, run_id)).await
+    idempotency::run(&app, &auth, key, "POST /sessions/start", &body.raw, || {
+        start_inner(&app, auth, run_id)
+    })
+    .await
 }
 
-async fn start_inner(app: &AppState, auth: Auth, run_id: LessonRunId) -> ApiResult<(StatusCode, Value)> {
-    type RunRow = (Uuid, Uuid, String, String, Option<String>, Option<String>, Value);
+async fn start_inner(
+    app: &AppState,
+    auth: Auth,
+    run_id: LessonRunId,
+) -> ApiResult<(StatusCode, Value)> {
+    type RunRow = (
+        Uuid,
+        Uuid,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Value,
+    );
     let run: Option<RunRow> = sqlx::query_as(
         "SELECT l.id, c.id, l.title, c.title, r.edge_id, r.region, t.settings
          FROM lesson_runs r
@@ -188,7 +242,10 @@ async fn start_inner(app: &AppState, auth: Auth, run_id: LessonRunId) -> ApiResu
             .fetch_optional(app.db())
             .await?;
     if let Some((id,)) = live {
-        return Err(ApiError::conflict("session_already_live", format!("this lesson run is already live as session {id}")));
+        return Err(ApiError::conflict(
+            "session_already_live",
+            format!("this lesson run is already live as session {id}"),
+        ));
     }
     let settings: SessionSettings = serde_json::from_value(tenant_settings).unwrap_or_default();
     let placed = edges::place(app, edge_pref.as_deref(), region.as_deref()).await?;
@@ -213,8 +270,13 @@ async fn start_inner(app: &AppState, auth: Auth, run_id: LessonRunId) -> ApiResu
     .execute(&mut *tx)
     .await;
     if let Err(e) = inserted {
-        if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
-            return Err(ApiError::conflict("session_already_live", "this lesson run was started concurrently"));
+        if e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+        {
+            return Err(ApiError::conflict(
+                "session_already_live",
+                "this lesson run was started concurrently",
+            ));
         }
         return Err(e.into());
     }
@@ -235,24 +297,39 @@ async fn start_inner(app: &AppState, auth: Auth, run_id: LessonRunId) -> ApiResu
         Ok(EdgeReply::Failed { code, message }) => {
             drop(tx);
             abort_on_edge(app, &placed.id, session_id).await;
-            let code: &'static str = if code == "event_log_unavailable" { "event_log_unavailable" } else { "edge_unavailable" };
-            return Err(ApiError::unavailable(code, format!("the edge could not start the class: {message}")));
+            let code: &'static str = if code == "event_log_unavailable" {
+                "event_log_unavailable"
+            } else {
+                "edge_unavailable"
+            };
+            return Err(ApiError::unavailable(
+                code,
+                format!("the edge could not start the class: {message}"),
+            ));
         }
         Ok(other) => {
             drop(tx);
             abort_on_edge(app, &placed.id, session_id).await;
-            return Err(ApiError::Internal(anyhow::anyhow!("unexpected start reply: {other:?}")));
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "unexpected start reply: {other:?}"
+            )));
         }
         Err(e) => {
             drop(tx);
             abort_on_edge(app, &placed.id, session_id).await;
-            return Err(ApiError::unavailable("edge_unavailable", format!("the class's edge could not be reached: {e}")));
+            return Err(ApiError::unavailable(
+                "edge_unavailable",
+                format!("the class's edge could not be reached: {e}"),
+            ));
         }
     };
     let Some(started) = started else {
         drop(tx);
         abort_on_edge(app, &placed.id, session_id).await;
-        return Err(ApiError::unavailable("event_log_unavailable", "the edge did not log session.started"));
+        return Err(ApiError::unavailable(
+            "event_log_unavailable",
+            "the edge did not log session.started",
+        ));
     };
     let stored = store::StoredEvent::from_envelope(&started).map_err(|e| anyhow::anyhow!(e))?;
     let commit = async {
@@ -276,7 +353,10 @@ async fn start_inner(app: &AppState, auth: Auth, run_id: LessonRunId) -> ApiResu
     .await;
     if let Err(e) = commit {
         abort_on_edge(app, &placed.id, session_id).await;
-        return Err(ApiError::unavailable("database_unavailable", format!("the session could not be recorded: {e}")));
+        return Err(ApiError::unavailable(
+            "database_unavailable",
+            format!("the session could not be recorded: {e}"),
+        ));
     }
     tracing::info!("session started");
     Ok((
@@ -295,10 +375,18 @@ async fn start_inner(app: &AppState, auth: Auth, run_id: LessonRunId) -> ApiResu
 
 /// Best effort: tell the edge to drop a session core could not record.
 async fn abort_on_edge(app: &AppState, edge: &EdgeId, session: SessionId) {
-    let req = EdgeRequest::Abort { session_id: session };
-    match app.edge_link().request_within(edge, &req, Duration::from_secs(2)).await {
+    let req = EdgeRequest::Abort {
+        session_id: session,
+    };
+    match app
+        .edge_link()
+        .request_within(edge, &req, Duration::from_secs(2))
+        .await
+    {
         Ok(_) => tracing::info!(session_id = %session, "aborted start on the edge"),
-        Err(e) => tracing::warn!(session_id = %session, error = %e, "could not abort start on the edge; its events will be dropped by ingest"),
+        Err(e) => {
+            tracing::warn!(session_id = %session, error = %e, "could not abort start on the edge; its events will be dropped by ingest")
+        }
     }
 }
 
@@ -308,7 +396,10 @@ pub async fn end(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     if !row.is_live() {
-        return Err(ApiError::conflict("session_ended", "the session has already ended"));
+        return Err(ApiError::conflict(
+            "session_ended",
+            "the session has already ended",
+        ));
     }
     let done = forward(&app, &row, actor_of(&auth), Command::End).await?;
     let ended_at = done
@@ -317,21 +408,37 @@ pub async fn end(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
         .find(|e| e.event_type() == "session.ended")
         .map(|e| e.occurred_at)
         .unwrap_or_else(Utc::now);
-    sqlx::query("UPDATE sessions SET status = 'ended', ended_at = $2 WHERE id = $1 AND status = 'live'")
-        .bind(id.as_uuid())
-        .bind(ended_at)
-        .execute(app.db())
-        .await?;
+    sqlx::query(
+        "UPDATE sessions SET status = 'ended', ended_at = $2 WHERE id = $1 AND status = 'live'",
+    )
+    .bind(id.as_uuid())
+    .bind(ended_at)
+    .execute(app.db())
+    .await?;
     let mut tx = app.db().begin().await?;
-    crate::audit::record_tx(&mut tx, auth.tenant_id, Some(auth.user_id), "session.ended", "session", &id.to_string(), json!({}))
-        .await?;
+    crate::audit::record_tx(
+        &mut tx,
+        auth.tenant_id,
+        Some(auth.user_id),
+        "session.ended",
+        "session",
+        &id.to_string(),
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "id": id, "status": "ended", "ended_at": ended_at, "seq": done.seq })))
+    Ok(Json(
+        json!({ "id": id, "status": "ended", "ended_at": ended_at, "seq": done.seq }),
+    ))
 }
 
 // ---- state ------------------------------------------------------------
 
-pub async fn state(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn state(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     let viewer = viewer_for(&app, &auth, id).await?;
@@ -345,14 +452,28 @@ pub async fn state(State(app): State<AppState>, auth: Auth, ids: PathIds) -> Api
 
 /// The session's state: from its edge while live (the writer is the
 /// freshest), else folded from Postgres.
-pub async fn current_state(app: &AppState, auth: &Auth, row: &SessionRow) -> ApiResult<(SessionState, &'static str)> {
+pub async fn current_state(
+    app: &AppState,
+    auth: &Auth,
+    row: &SessionRow,
+) -> ApiResult<(SessionState, &'static str)> {
     if row.is_live() {
         let edge = row.edge()?;
-        let req = EdgeRequest::State { session_id: row.id.into() };
-        match app.edge_link().request_within(&edge, &req, Duration::from_secs(2)).await {
+        let req = EdgeRequest::State {
+            session_id: row.id.into(),
+        };
+        match app
+            .edge_link()
+            .request_within(&edge, &req, Duration::from_secs(2))
+            .await
+        {
             Ok(EdgeReply::State { state }) => return Ok((*state, "edge")),
-            Ok(other) => tracing::warn!(reply = ?other, "edge has no state for a live session; folding core's copy"),
-            Err(e) => tracing::warn!(error = %e, "edge unreachable; folding core's copy of the log"),
+            Ok(other) => {
+                tracing::warn!(reply = ?other, "edge has no state for a live session; folding core's copy")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "edge unreachable; folding core's copy of the log")
+            }
         }
     }
     let events = store::read_all_typed(app.db(), auth.tenant_id, row.id.into()).await?;
@@ -382,14 +503,19 @@ pub async fn join(
     }
     let home = row.edge()?;
     let edge = match body.value.edge_id {
-        Some(e) => EdgeId::new(e).map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?,
+        Some(e) => {
+            EdgeId::new(e).map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?
+        }
         None => home.clone(),
     };
     let edge_url = match edges::healthy(&app, &edge).await? {
         Some(url) => url,
         None if edge == home => edges::url_of(&app, &edge).await?,
         None => {
-            return Err(ApiError::unavailable("edge_unavailable", format!("edge {edge} is not available")));
+            return Err(ApiError::unavailable(
+                "edge_unavailable",
+                format!("edge {edge} is not available"),
+            ));
         }
     };
     let (display_name,): (String,) =
@@ -400,8 +526,14 @@ pub async fn join(
             .await?
             .ok_or(ApiError::not_found("user"))?;
     // A user keeps one seat per session: a rejoin reuses it.
-    let pid = seat_of(&app, &auth, id).await?.unwrap_or_else(|| ParticipantId::from_uuid(Uuid::now_v7()));
-    let actor = Actor::Person { user_id: Some(auth.user_id), participant_id: Some(pid), role: auth.role };
+    let pid = seat_of(&app, &auth, id)
+        .await?
+        .unwrap_or_else(|| ParticipantId::from_uuid(Uuid::now_v7()));
+    let actor = Actor::Person {
+        user_id: Some(auth.user_id),
+        participant_id: Some(pid),
+        role: auth.role,
+    };
     let cmd = Command::Join {
         participant_id: pid,
         user_id: Some(auth.user_id),
@@ -410,9 +542,11 @@ pub async fn join(
         edge_id: edge.clone(),
     };
     let done = forward(&app, &row, actor, cmd).await?;
-    let participant = done
-        .participant
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("edge answered a join without the participant")))?;
+    let participant = done.participant.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "edge answered a join without the participant"
+        ))
+    })?;
     let now = Utc::now();
     let claims = JoinClaims {
         iss: ISSUER.to_owned(),
@@ -447,24 +581,30 @@ pub async fn leave(State(app): State<AppState>, auth: Auth, ids: PathIds) -> Api
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     let Some(pid) = seat_of(&app, &auth, id).await? else {
-        return Err(ApiError::conflict("not_joined", "you have not joined this session"));
+        return Err(ApiError::conflict(
+            "not_joined",
+            "you have not joined this session",
+        ));
     };
     if !row.is_live() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let actor = Actor::Person { user_id: Some(auth.user_id), participant_id: Some(pid), role: auth.role };
-    forward(&app, &row, actor, Command::Leave { participant_id: pid, reason: event::LeaveReason::Left }).await?;
+    let actor = Actor::Person {
+        user_id: Some(auth.user_id),
+        participant_id: Some(pid),
+        role: auth.role,
+    };
+    forward(
+        &app,
+        &row,
+        actor,
+        Command::Leave {
+            participant_id: pid,
+            reason: event::LeaveReason::Left,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PermissionsBody {
-    participant_id: ParticipantId,
-    #[serde(default)]
-    grant: BTreeSet<Permission>,
-    #[serde(default)]
-    revoke: BTreeSet<Permission>,
 }
 
 pub async fn permissions(
@@ -475,17 +615,25 @@ pub async fn permissions(
 ) -> ApiResult<Json<Value>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
-    let PermissionsBody { participant_id, grant, revoke } = body.value;
+    let PermissionsBody {
+        participant_id,
+        grant,
+        revoke,
+    } = body.value;
     let done = forward(
         &app,
         &row,
         actor_of(&auth),
-        Command::ChangePermissions { participant_id, grant, revoke },
+        Command::ChangePermissions {
+            participant_id,
+            grant,
+            revoke,
+        },
     )
     .await?;
-    let p = done
-        .participant
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("edge answered without the participant")))?;
+    let p = done.participant.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("edge answered without the participant"))
+    })?;
     Ok(Json(json!({
         "participant_id": p.participant_id,
         "permissions": p.permissions,
@@ -503,135 +651,244 @@ fn seq_answer(done: &Done, extra: Value) -> Json<Value> {
     Json(v)
 }
 
-async fn run_command(app: &AppState, auth: &Auth, ids: &PathIds, command: Command) -> ApiResult<Done> {
+async fn run_command(
+    app: &AppState,
+    auth: &Auth,
+    ids: &PathIds,
+    command: Command,
+) -> ApiResult<Done> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(app, auth, id).await?;
     forward(app, &row, actor_of(auth), command).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SceneBody {
-    scene: Scene,
-}
-
-pub async fn scene(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<SceneBody>) -> ApiResult<Json<Value>> {
-    let done = run_command(&app, &auth, &ids, Command::SetScene { scene: body.value.scene }).await?;
+pub async fn scene(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<SceneBody>,
+) -> ApiResult<Json<Value>> {
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::SetScene {
+            scene: body.value.scene,
+        },
+    )
+    .await?;
     Ok(seq_answer(&done, json!({ "scene": body.value.scene })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LayoutBody {
-    layout: Layout,
-}
-
-pub async fn layout(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<LayoutBody>) -> ApiResult<Json<Value>> {
-    let done = run_command(&app, &auth, &ids, Command::SetLayout { layout: body.value.layout }).await?;
+pub async fn layout(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<LayoutBody>,
+) -> ApiResult<Json<Value>> {
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::SetLayout {
+            layout: body.value.layout,
+        },
+    )
+    .await?;
     Ok(seq_answer(&done, json!({ "layout": body.value.layout })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TextBody {
-    text: String,
-}
-
-pub async fn chat(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<TextBody>) -> ApiResult<Json<Value>> {
+pub async fn chat(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<TextBody>,
+) -> ApiResult<Json<Value>> {
     let message_id = MessageId::from_uuid(Uuid::now_v7());
-    let done = run_command(&app, &auth, &ids, Command::Chat { message_id, text: body.value.text }).await?;
-    Ok(seq_answer(&done, json!({ "id": message_id, "message_id": message_id })))
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::Chat {
+            message_id,
+            text: body.value.text,
+        },
+    )
+    .await?;
+    Ok(seq_answer(
+        &done,
+        json!({ "id": message_id, "message_id": message_id }),
+    ))
 }
 
-pub async fn delete_chat(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn delete_chat(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let message_id: MessageId = ids.get(1)?;
     let done = run_command(&app, &auth, &ids, Command::DeleteChat { message_id }).await?;
     Ok(seq_answer(&done, json!({})))
 }
 
-pub async fn ask(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<TextBody>) -> ApiResult<Json<Value>> {
+pub async fn ask(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<TextBody>,
+) -> ApiResult<Json<Value>> {
     let question_id = QuestionId::from_uuid(Uuid::now_v7());
-    let done = run_command(&app, &auth, &ids, Command::Ask { question_id, text: body.value.text }).await?;
-    Ok(seq_answer(&done, json!({ "id": question_id, "question_id": question_id })))
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::Ask {
+            question_id,
+            text: body.value.text,
+        },
+    )
+    .await?;
+    Ok(seq_answer(
+        &done,
+        json!({ "id": question_id, "question_id": question_id }),
+    ))
 }
 
-pub async fn upvote(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn upvote(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let question_id: QuestionId = ids.get(1)?;
     let done = run_command(&app, &auth, &ids, Command::Upvote { question_id }).await?;
     Ok(seq_answer(&done, json!({})))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AnswerBody {
-    #[serde(default)]
-    text: Option<String>,
-}
-
-pub async fn answer(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<AnswerBody>) -> ApiResult<Json<Value>> {
+pub async fn answer(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<AnswerBody>,
+) -> ApiResult<Json<Value>> {
     let question_id: QuestionId = ids.get(1)?;
-    let done = run_command(&app, &auth, &ids, Command::Answer { question_id, answer: body.value.text }).await?;
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::Answer {
+            question_id,
+            answer: body.value.text,
+        },
+    )
+    .await?;
     Ok(seq_answer(&done, json!({})))
 }
 
-pub async fn dismiss(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn dismiss(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let question_id: QuestionId = ids.get(1)?;
     let done = run_command(&app, &auth, &ids, Command::Dismiss { question_id }).await?;
     Ok(seq_answer(&done, json!({})))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PollBody {
-    question: String,
-    options: Vec<String>,
-    #[serde(default)]
-    correct_option: Option<u32>,
-}
-
-pub async fn open_poll(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<PollBody>) -> ApiResult<Json<Value>> {
+pub async fn open_poll(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<PollBody>,
+) -> ApiResult<Json<Value>> {
     let poll_id = PollId::from_uuid(Uuid::now_v7());
-    let PollBody { question, options, correct_option } = body.value;
-    let done = run_command(&app, &auth, &ids, Command::OpenPoll { poll_id, question, options, correct_option }).await?;
-    Ok(seq_answer(&done, json!({ "id": poll_id, "poll_id": poll_id })))
+    let PollBody {
+        question,
+        options,
+        correct_option,
+    } = body.value;
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::OpenPoll {
+            poll_id,
+            question,
+            options,
+            correct_option,
+        },
+    )
+    .await?;
+    Ok(seq_answer(
+        &done,
+        json!({ "id": poll_id, "poll_id": poll_id }),
+    ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VoteBody {
-    option: u32,
-}
-
-pub async fn vote(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<VoteBody>) -> ApiResult<Json<Value>> {
+pub async fn vote(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<VoteBody>,
+) -> ApiResult<Json<Value>> {
     let poll_id: PollId = ids.get(1)?;
-    let done = run_command(&app, &auth, &ids, Command::Vote { poll_id, option: body.value.option }).await?;
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::Vote {
+            poll_id,
+            option: body.value.option,
+        },
+    )
+    .await?;
     Ok(seq_answer(&done, json!({})))
 }
 
-pub async fn close_poll(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn close_poll(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let poll_id: PollId = ids.get(1)?;
     let done = run_command(&app, &auth, &ids, Command::ClosePoll { poll_id }).await?;
     let results = done.events.iter().find_map(|e| match &e.body {
         EventBody::PollClosed { results, .. } => Some(results.clone()),
         _ => None,
     });
-    Ok(seq_answer(&done, json!({ "poll_id": poll_id, "results": results })))
+    Ok(seq_answer(
+        &done,
+        json!({ "poll_id": poll_id, "results": results }),
+    ))
 }
 
-pub async fn raise_hand(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn raise_hand(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     let done = run_command(&app, &auth, &ids, Command::RaiseHand).await?;
     Ok(seq_answer(&done, json!({})))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MuteBody {
-    participant_id: ParticipantId,
-    media: MediaKind,
-}
-
-pub async fn mute(State(app): State<AppState>, auth: Auth, ids: PathIds, body: JsonBody<MuteBody>) -> ApiResult<Json<Value>> {
-    let MuteBody { participant_id, media } = body.value;
-    let done = run_command(&app, &auth, &ids, Command::Mute { participant_id, media }).await?;
+pub async fn mute(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<MuteBody>,
+) -> ApiResult<Json<Value>> {
+    let MuteBody {
+        participant_id,
+        media,
+    } = body.value;
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::Mute {
+            participant_id,
+            media,
+        },
+    )
+    .await?;
     Ok(seq_answer(&done, json!({})))
 }

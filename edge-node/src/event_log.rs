@@ -1,0 +1,185 @@
+//! The edge's event log: its own JetStream stream `EV_<edge>` on its leaf
+//! node (file storage; the server syncs every write), with `Nats-Msg-Id` =
+//! `event_id`. An append returns only after the PubAck, i.e. once the event
+//! is durable here; core's hub stream sources it from here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use protocol::subjects::{edge_domain, edge_event_subject, edge_stream_name, edge_stream_subjects};
+use protocol::{EdgeId, Envelope, SessionId};
+
+/// The edge keeps its log this long (by limits, not interest), so core can
+/// re-read any range after a long outage.
+const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long one append may take, retries included.
+const APPEND_DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the event log did not take the event: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+pub struct EventLog {
+    js: jetstream::Context,
+    edge: EdgeId,
+}
+
+impl EventLog {
+    pub async fn open(nats: async_nats::Client, edge: EdgeId) -> anyhow::Result<EventLog> {
+        let js = jetstream::with_domain(nats, edge_domain(&edge));
+        let cfg = stream::Config {
+            name: edge_stream_name(&edge),
+            subjects: vec![edge_stream_subjects(&edge)],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            max_age: RETENTION,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        js.get_or_create_stream(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the edge stream: {e}"))?;
+        Ok(EventLog { js, edge })
+    }
+
+    /// Appends one event and waits until it is durable. Retries a lost ack
+    /// with the same `Nats-Msg-Id`, which the stream deduplicates.
+    pub async fn append(&self, ev: &Envelope) -> Result<u64, AppendError> {
+        let subject = edge_event_subject(&self.edge, ev.tenant_id, ev.session_id);
+        let payload =
+            serde_json::to_vec(ev).map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", ev.event_id.to_string().as_str());
+        let deadline = tokio::time::Instant::now() + APPEND_DEADLINE;
+        let mut last_err = String::new();
+        while tokio::time::Instant::now() < deadline {
+            let attempt = async {
+                let ack = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ack.await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(Ok(ack)) => return Ok(ack.sequence),
+                Ok(Err(e)) => last_err = e,
+                Err(_) => last_err = "no ack within 2s".to_owned(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(AppendError::Unavailable(last_err))
+    }
+
+    /// Whether the stream answers right now.
+    pub async fn healthy(&self) -> bool {
+        let name = edge_stream_name(&self.edge);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), self.js.get_stream(name)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Every session's log as stored, for rebuilding state after a restart.
+    pub async fn read_all(&self) -> anyhow::Result<BTreeMap<SessionId, Vec<Envelope>>> {
+        let mut out: BTreeMap<SessionId, Vec<Envelope>> = BTreeMap::new();
+        let mut s = self
+            .js
+            .get_stream(edge_stream_name(&self.edge))
+            .await
+            .map_err(|e| anyhow::anyhow!("edge stream: {e}"))?;
+        let total = s
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .state
+            .messages;
+        if total == 0 {
+            return Ok(out);
+        }
+        let consumer = s
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("recovery consumer: {e}"))?;
+        let mut msgs = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), msgs.next()).await;
+            let m = match next {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => anyhow::bail!("reading the edge stream: {e}"),
+                Ok(None) | Err(_) => break,
+            };
+            let pending = m.info().map(|i| i.pending).unwrap_or(0);
+            match serde_json::from_slice::<Envelope>(&m.payload) {
+                Ok(ev) => out.entry(ev.session_id).or_default().push(ev),
+                Err(e) => {
+                    tracing::error!(subject = %m.subject, error = %e, "unreadable event in own log")
+                }
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl EventLog {
+    /// One session's events after `after`, read from the stream (for live
+    /// feed resumes that reach further back than memory).
+    pub async fn read_session(
+        &self,
+        tenant: protocol::TenantId,
+        session: SessionId,
+        after: protocol::Seq,
+    ) -> anyhow::Result<Vec<Envelope>> {
+        let s = self
+            .js
+            .get_stream(edge_stream_name(&self.edge))
+            .await
+            .map_err(|e| anyhow::anyhow!("edge stream: {e}"))?;
+        let consumer = s
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: edge_event_subject(&self.edge, tenant, session),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("session consumer: {e}"))?;
+        let mut msgs = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = Vec::new();
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(3), msgs.next()).await;
+            let m = match next {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => anyhow::bail!("reading the edge stream: {e}"),
+                Ok(None) | Err(_) => break,
+            };
+            let pending = m.info().map(|i| i.pending).unwrap_or(0);
+            if let Ok(ev) = serde_json::from_slice::<Envelope>(&m.payload) {
+                if ev.seq > after {
+                    out.push(ev);
+                }
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

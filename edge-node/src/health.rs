@@ -1,0 +1,52 @@
+//! The heartbeat core uses to place classes: alive, where, how loaded, and
+//! whether this edge can take a class now (its event log answers).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use protocol::control::EdgeHealth;
+use protocol::subjects::edge_health_subject;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::runtime::registry::Registry;
+
+pub async fn run(
+    nats: async_nats::Client,
+    registry: Registry,
+    config: Config,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let subject = edge_health_subject(&config.edge_id);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let accepting = registry.log().healthy().await;
+        let mut participants = 0u32;
+        let handles = registry.handles().await;
+        for h in &handles {
+            if let Ok(s) = h.state().await {
+                participants += s.present().count() as u32;
+            }
+        }
+        let health = EdgeHealth {
+            edge_id: config.edge_id.clone(),
+            url: config.public_url.clone(),
+            region: config.region.clone(),
+            capacity: config.capacity,
+            sessions: handles.len() as u32,
+            participants,
+            accepting,
+            at: Utc::now(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&health) {
+            if let Err(e) = nats.publish(subject.clone(), bytes.into()).await {
+                tracing::debug!(error = %e, "heartbeat not sent");
+            }
+        }
+    }
+}

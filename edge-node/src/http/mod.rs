@@ -1,0 +1,108 @@
+//! The edge's HTTP surface: health, the live feed, and campus commands.
+//! (WHIP/WHEP signaling joins here with the SFU.)
+
+pub mod auth;
+pub mod commands;
+pub mod error;
+pub mod live_feed;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::config::Config;
+use crate::join_tokens::JoinTokens;
+use crate::rate_limit::RateLimits;
+use crate::runtime::registry::Registry;
+
+#[derive(Clone)]
+pub struct EdgeState {
+    pub registry: Registry,
+    pub tokens: JoinTokens,
+    pub limits: RateLimits,
+    pub config: Config,
+    pub nats: async_nats::Client,
+}
+
+pub fn router(state: EdgeState) -> Router {
+    use commands as c;
+    let cors = cors_layer(&state.config.cors_origins);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/sessions/{id}/live", get(live_feed::live))
+        .route("/sessions/{id}/state", get(c::state))
+        .route("/sessions/{id}/chat", post(c::chat))
+        .route("/sessions/{id}/chat/{message_id}", delete(c::delete_chat))
+        .route("/sessions/{id}/questions", post(c::ask))
+        .route("/sessions/{id}/questions/{qid}/upvote", post(c::upvote))
+        .route(
+            "/sessions/{id}/questions/{qid}/answer",
+            post(c::answer_question),
+        )
+        .route("/sessions/{id}/questions/{qid}/dismiss", post(c::dismiss))
+        .route("/sessions/{id}/polls", post(c::open_poll))
+        .route("/sessions/{id}/polls/{pid}/vote", post(c::vote))
+        .route("/sessions/{id}/polls/{pid}/close", post(c::close_poll))
+        .route("/sessions/{id}/scene", post(c::scene))
+        .route("/sessions/{id}/layout", post(c::layout))
+        .route("/sessions/{id}/hands", post(c::raise_hand))
+        .route("/sessions/{id}/permissions", post(c::permissions))
+        .route("/sessions/{id}/leave", post(c::leave))
+        .fallback(|| async {
+            error::EdgeError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+        })
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(cors)
+        .with_state(state)
+}
+
+fn cors_layer(origins: &str) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ])
+        .allow_headers(Any)
+        .expose_headers([axum::http::header::LOCATION]);
+    let list: Vec<HeaderValue> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if list.is_empty() {
+        base.allow_origin(Any)
+    } else {
+        base.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+async fn healthz(State(st): State<EdgeState>) -> impl IntoResponse {
+    let log = st.registry.log().healthy().await;
+    let nats = st.nats.connection_state() == async_nats::connection::State::Connected;
+    let keys = st.tokens.has_keys();
+    let ok = log && nats;
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(json!({
+            "status": if ok { "ok" } else { "degraded" },
+            "service": "edge-node",
+            "edge_id": st.config.edge_id,
+            "event_log": log,
+            "nats": nats,
+            "keys": keys,
+            "sessions": st.registry.live_count().await,
+        })),
+    )
+}

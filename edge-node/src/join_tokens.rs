@@ -1,0 +1,148 @@
+//! Verifies join tokens offline with core's JWKS. The JWKS is fetched from
+//! core and cached on disk, so a restarted edge accepts joins while core is
+//! unreachable.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use protocol::EdgeId;
+use protocol::claims::{ISSUER, JoinClaims, TokenType, join_audience};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("no token")]
+    Missing,
+    #[error("the join token has expired")]
+    Expired,
+    #[error("the join token is not valid here")]
+    Invalid,
+    #[error("this edge cannot verify tokens yet (core's keys unknown)")]
+    NoKeys,
+}
+
+#[derive(Deserialize, Clone)]
+struct Jwk {
+    kid: String,
+    x: String,
+}
+
+#[derive(Deserialize, Clone)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Clone)]
+pub struct JoinTokens {
+    edge: EdgeId,
+    core_url: String,
+    cache: PathBuf,
+    keys: Arc<RwLock<Vec<(String, DecodingKey)>>>,
+}
+
+impl JoinTokens {
+    pub fn new(edge: EdgeId, core_url: String, cache: PathBuf) -> Self {
+        let t = JoinTokens {
+            edge,
+            core_url,
+            cache,
+            keys: Arc::new(RwLock::new(Vec::new())),
+        };
+        if let Ok(bytes) = std::fs::read(&t.cache) {
+            if let Ok(jwks) = serde_json::from_slice::<Jwks>(&bytes) {
+                t.install(&jwks);
+                tracing::info!("loaded cached JWKS");
+            }
+        }
+        t
+    }
+
+    fn install(&self, jwks: &Jwks) {
+        let keys: Vec<(String, DecodingKey)> = jwks
+            .keys
+            .iter()
+            .filter_map(|k| {
+                DecodingKey::from_ed_components(&k.x)
+                    .ok()
+                    .map(|d| (k.kid.clone(), d))
+            })
+            .collect();
+        if let Ok(mut w) = self.keys.write() {
+            *w = keys;
+        }
+    }
+
+    /// Fetches core's JWKS, retrying until it succeeds or `stop` fires; then
+    /// refreshes it every few minutes.
+    pub async fn keep_fresh(self, stop: tokio_util::sync::CancellationToken) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build();
+        let Ok(client) = client else { return };
+        let url = format!(
+            "{}/.well-known/jwks.json",
+            self.core_url.trim_end_matches('/')
+        );
+        loop {
+            let ok = match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => match r.bytes().await {
+                    Ok(bytes) => match serde_json::from_slice::<Jwks>(&bytes) {
+                        Ok(jwks) => {
+                            self.install(&jwks);
+                            if let Some(dir) = self.cache.parent() {
+                                let _ = std::fs::create_dir_all(dir);
+                            }
+                            let _ = std::fs::write(&self.cache, &bytes);
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    Err(_) => false,
+                },
+                _ => false,
+            };
+            let wait = if ok {
+                Duration::from_secs(300)
+            } else {
+                Duration::from_millis(500)
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    pub fn has_keys(&self) -> bool {
+        self.keys.read().map(|k| !k.is_empty()).unwrap_or(false)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<JoinClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let keys = self.keys.read().map_err(|_| TokenError::NoKeys)?;
+        if keys.is_empty() {
+            return Err(TokenError::NoKeys);
+        }
+        let key = match &header.kid {
+            Some(kid) => keys.iter().find(|(k, _)| k == kid).map(|(_, d)| d),
+            None => None,
+        }
+        .ok_or(TokenError::Invalid)?;
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&[join_audience(&self.edge)]);
+        v.set_issuer(&[ISSUER]);
+        v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        v.leeway = 5;
+        let data =
+            jsonwebtoken::decode::<JoinClaims>(token, key, &v).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        if data.claims.typ != TokenType::Join || data.claims.edge != self.edge {
+            return Err(TokenError::Invalid);
+        }
+        Ok(data.claims)
+    }
+}

@@ -1,0 +1,86 @@
+//! The edge node: home of live classes. Hosts each session's one writer
+//! (its state and event log), the live feed, campus commands, and (with the
+//! media plane) the SFU, composer and recorder.
+#![warn(unreachable_pub)]
+
+pub mod config;
+pub mod control;
+pub mod event_log;
+pub mod health;
+pub mod http;
+pub mod join_tokens;
+pub mod rate_limit;
+pub mod runtime;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::event_log::EventLog;
+use crate::join_tokens::JoinTokens;
+use crate::runtime::registry::Registry;
+
+pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    let nats = async_nats::ConnectOptions::new()
+        .name(format!("edge-{}", config.edge_id))
+        .retry_on_initial_connect()
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(&config.nats_url)
+        .await
+        .with_context(|| format!("connecting to the leaf node at {}", config.nats_url))?;
+    let log = loop {
+        match EventLog::open(nats.clone(), config.edge_id.clone()).await {
+            Ok(l) => break l,
+            Err(e) => {
+                tracing::warn!(error = %e, "event log not ready; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    };
+    let registry = Registry::new(log, config.edge_id.clone());
+    registry
+        .recover()
+        .await
+        .context("recovering sessions from the event log")?;
+
+    let tokens = JoinTokens::new(
+        config.edge_id.clone(),
+        config.core_url.clone(),
+        config.data_dir.join("jwks.json"),
+    );
+    tokio::spawn(tokens.clone().keep_fresh(stop.clone()));
+    tokio::spawn(control::serve(
+        nats.clone(),
+        registry.clone(),
+        config.edge_id.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(health::run(
+        nats.clone(),
+        registry.clone(),
+        config.clone(),
+        stop.clone(),
+    ));
+
+    let state = http::EdgeState {
+        registry,
+        tokens,
+        limits: Default::default(),
+        config: config.clone(),
+        nats,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(edge_id = %config.edge_id, addr = %listener.local_addr()?, "edge listening");
+    let shutdown = stop.clone();
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! The live session runtime: one task per session, the session's one writer.
+
+pub mod registry;
+pub mod session;

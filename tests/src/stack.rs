@@ -1,0 +1,332 @@
+//! A whole stack on loopback: NATS hub + leaves, Postgres database, core,
+//! edges; optionally a cuttable proxy on one edge's leaf link.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::api::Api;
+use crate::nats::NatsServer;
+use crate::process::Proc;
+use crate::proxy::TcpProxy;
+use crate::{bin_dir, free_port, pg_base_url, wait_until};
+
+pub const PASSWORD: &str = "classroom-test-pw";
+
+#[derive(Clone)]
+pub struct StackOptions {
+    pub edges: Vec<&'static str>,
+    /// The edge whose leaf link runs through a cuttable proxy.
+    pub proxied_edge: Option<&'static str>,
+    pub students: u32,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            edges: vec!["edge-a"],
+            proxied_edge: None,
+            students: 10,
+        }
+    }
+}
+
+pub struct EdgeProc {
+    pub id: String,
+    pub url: String,
+    pub port: u16,
+    pub leaf: NatsServer,
+    pub proxy: Option<TcpProxy>,
+    pub proc: Proc,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl EdgeProc {
+    /// Kills the edge like a crash (SIGKILL).
+    pub async fn kill(&mut self) {
+        self.proc.kill().await;
+    }
+
+    /// Starts the edge again with the same config and data.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.proc.kill().await;
+        self.proc = Proc::spawn(
+            &self.id,
+            &bin_dir().join("edge-node"),
+            &self.args,
+            &[],
+            self.log.clone(),
+        )?;
+        wait_healthy(&format!("{} healthz", self.id), &self.url).await
+    }
+}
+
+pub struct Stack {
+    pub dir: TempDir,
+    pub hub: NatsServer,
+    pub edges: Vec<EdgeProc>,
+    pub core: Proc,
+    pub core_url: String,
+    pub db_url: String,
+    db_name: String,
+    core_args: Vec<String>,
+    core_log: PathBuf,
+    pub api: Api,
+}
+
+async fn wait_healthy(what: &str, base: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/healthz");
+    wait_until(what, Duration::from_secs(60), || {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        crate::init_tracing();
+        let dir = tempfile::Builder::new()
+            .prefix("classroom-e2e-")
+            .tempdir()?;
+        let proxy_port = opts.proxied_edge.map(|_| free_port());
+        let hub = NatsServer::hub(
+            dir.path(),
+            proxy_port.map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
+        )
+        .await?;
+        let hub_leaf = hub.leaf_addr().expect("hub has a leaf port");
+
+        let db_name = format!("ct_{}", uuid::Uuid::now_v7().simple());
+        let db_url = format!("{}/{}", pg_base_url(), db_name);
+        let core_port = free_port();
+        let core_url = format!("http://127.0.0.1:{core_port}");
+        let core_data = dir.path().join("core");
+        let core_args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{core_port}"),
+            "--public-url".to_owned(),
+            core_url.clone(),
+            "--database-url".to_owned(),
+            db_url.clone(),
+            "--nats-url".to_owned(),
+            hub.url(),
+            "--data-dir".to_owned(),
+            core_data.display().to_string(),
+            "--edge-stale-ms".to_owned(),
+            "3000".to_owned(),
+            "--edge-timeout-ms".to_owned(),
+            "3000".to_owned(),
+        ];
+        let core_bin = bin_dir().join("core");
+        let mut seed_args = core_args.clone();
+        seed_args.extend([
+            "seed-demo".to_owned(),
+            "--password".to_owned(),
+            PASSWORD.to_owned(),
+            "--students".to_owned(),
+            opts.students.to_string(),
+        ]);
+        let seed_log = dir.path().join("seed.log");
+        let status = tokio::process::Command::new(&core_bin)
+            .args(&seed_args)
+            .stdout(std::fs::File::create(&seed_log)?)
+            .stderr(std::fs::File::create(dir.path().join("seed.err"))?)
+            .status()
+            .await?;
+        anyhow::ensure!(
+            status.success(),
+            "seeding failed: {}",
+            std::fs::read_to_string(dir.path().join("seed.err")).unwrap_or_default()
+        );
+        let core_log = dir.path().join("core.log");
+        let core = Proc::spawn("core", &core_bin, &core_args, &[], core_log.clone())?;
+        if let Err(e) = wait_healthy("core healthz", &core_url).await {
+            anyhow::bail!("{e}\n{}", core.tail(40));
+        }
+
+        let mut edges = Vec::new();
+        for id in &opts.edges {
+            let proxied = opts.proxied_edge == Some(*id);
+            let proxy = match (proxied, proxy_port) {
+                (true, Some(p)) => Some(TcpProxy::start(p, hub_leaf).await?),
+                _ => None,
+            };
+            let upstream = proxy.as_ref().map(|p| p.addr).unwrap_or(hub_leaf);
+            let leaf = NatsServer::leaf(dir.path(), id, upstream).await?;
+            let port = free_port();
+            let url = format!("http://127.0.0.1:{port}");
+            let args = vec![
+                "--edge-id".to_owned(),
+                id.to_string(),
+                "--listen".to_owned(),
+                format!("127.0.0.1:{port}"),
+                "--public-url".to_owned(),
+                url.clone(),
+                "--nats-url".to_owned(),
+                leaf.url(),
+                "--core-url".to_owned(),
+                core_url.clone(),
+                "--data-dir".to_owned(),
+                dir.path().join(id).display().to_string(),
+                "--heartbeat-ms".to_owned(),
+                "500".to_owned(),
+            ];
+            let log = dir.path().join(format!("{id}.log"));
+            let proc = Proc::spawn(id, &bin_dir().join("edge-node"), &args, &[], log.clone())?;
+            if let Err(e) = wait_healthy(&format!("{id} healthz"), &url).await {
+                anyhow::bail!("{e}\n{}", proc.tail(40));
+            }
+            edges.push(EdgeProc {
+                id: id.to_string(),
+                url,
+                port,
+                leaf,
+                proxy,
+                proc,
+                args,
+                log,
+            });
+        }
+
+        let api = Api::new(core_url.clone());
+        let stack = Stack {
+            dir,
+            hub,
+            edges,
+            core,
+            core_url,
+            db_url,
+            db_name,
+            core_args,
+            core_log,
+            api,
+        };
+        // Core knows every edge as healthy, and each edge has core's keys.
+        let admin = stack.api.login("admin@demo.test").await?;
+        for e in &stack.edges {
+            let id = e.id.clone();
+            let api = stack.api.clone();
+            let admin = admin.clone();
+            wait_until(
+                &format!("core to see {id} healthy"),
+                Duration::from_secs(30),
+                || {
+                    let (api, admin, id) = (api.clone(), admin.clone(), id.clone());
+                    async move {
+                        let (_, v) = api.get("/edges", &admin).await.ok()?;
+                        v["edges"]
+                            .as_array()?
+                            .iter()
+                            .any(|x| x["id"] == id.as_str() && x["healthy"] == true)
+                            .then_some(())
+                    }
+                },
+            )
+            .await?;
+            let url = e.url.clone();
+            wait_until(
+                &format!("{id} to have core's keys"),
+                Duration::from_secs(30),
+                || {
+                    let url = url.clone();
+                    async move {
+                        let v: Value = reqwest::get(format!("{url}/healthz"))
+                            .await
+                            .ok()?
+                            .json()
+                            .await
+                            .ok()?;
+                        (v["keys"] == true).then_some(())
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(stack)
+    }
+
+    pub fn edge(&mut self, id: &str) -> &mut EdgeProc {
+        self.edges
+            .iter_mut()
+            .find(|e| e.id == id)
+            .expect("no such edge in this stack")
+    }
+
+    pub fn edge_url(&self, id: &str) -> String {
+        self.edges
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.url.clone())
+            .expect("no such edge")
+    }
+
+    /// Kills core like a crash.
+    pub async fn kill_core(&mut self) {
+        self.core.kill().await;
+    }
+
+    pub async fn restart_core(&mut self) -> anyhow::Result<()> {
+        self.core.kill().await;
+        self.core = Proc::spawn(
+            "core",
+            &bin_dir().join("core"),
+            &self.core_args,
+            &[],
+            self.core_log.clone(),
+        )?;
+        wait_healthy("core healthz", &self.core_url).await
+    }
+
+    /// A pool on the stack's database, for assertions on stored rows.
+    pub async fn db(&self) -> anyhow::Result<sqlx::PgPool> {
+        Ok(sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.db_url)
+            .await?)
+    }
+
+    /// Logs of every process, for a failing test's message.
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- core\n{}\n", self.core.tail(60));
+        for e in &self.edges {
+            out += &format!("--- {}\n{}\n", e.id, e.proc.tail(60));
+        }
+        out
+    }
+
+    /// Stops everything and drops the database.
+    pub async fn shutdown(mut self) {
+        for e in &mut self.edges {
+            e.proc.kill().await;
+            e.leaf.proc.kill().await;
+        }
+        self.core.kill().await;
+        self.hub.proc.kill().await;
+        drop_database(&self.db_name).await;
+    }
+}
+
+async fn drop_database(name: &str) {
+    let url = format!("{}/postgres", pg_base_url());
+    if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+    {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&pool)
+            .await;
+        pool.close().await;
+    }
+}
