@@ -63,13 +63,31 @@ impl EventLog {
                 let ack = self
                     .js
                     .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                ack.await.map_err(|e| e.to_string())
+                    .await?;
+                ack.await
             };
             match tokio::time::timeout(Duration::from_secs(2), attempt).await {
                 Ok(Ok(ack)) => return Ok(ack.sequence),
-                Ok(Err(e)) => last_err = e,
+                Ok(Err(e)) => {
+                    use async_nats::jetstream::context::PublishErrorKind as K;
+                    match e.kind() {
+                        // transient: the server or its JetStream is not there
+                        // right now; the same Nats-Msg-Id makes a retry safe
+                        K::TimedOut | K::BrokenPipe | K::StreamNotFound | K::MaxAckPending => {
+                            last_err = e.to_string()
+                        }
+                        // the stream refused it (sealed, full, too big): final
+                        K::Other
+                        | K::WrongLastMessageId
+                        | K::WrongLastSequence
+                        | K::MaxPayloadExceeded => {
+                            let detail = std::error::Error::source(&e)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default();
+                            return Err(AppendError::Unavailable(format!("{e}: {detail}")));
+                        }
+                    }
+                }
                 Err(_) => last_err = "no ack within 2s".to_owned(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

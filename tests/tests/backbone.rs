@@ -1,0 +1,364 @@
+//! The event backbone under faults: a cut leaf link while a class is live,
+//! an edge that cannot take a start, and an event log that refuses it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use classroom_tests::{Stack, StackOptions, wait_until};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn edge_post(
+    api: &classroom_tests::Api,
+    url: String,
+    token: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    api.post(&url, token, body).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_leaf_link_loses_and_duplicates_nothing() {
+    let mut stack = Stack::start(StackOptions {
+        proxied_edge: Some("edge-a"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let edge = session.edge_url.clone();
+
+    let (s, poll) = api
+        .post(
+            &format!("/sessions/{sid}/polls"),
+            &teacher,
+            json!({ "question": "pH of water?", "options": ["6", "7", "8"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{poll}");
+    let poll_id = poll["poll_id"].as_str().unwrap().to_owned();
+    let mut students = Vec::new();
+    for n in 1..=8 {
+        let tok = api.login(&format!("student{n}@demo.test")).await.unwrap();
+        students.push(api.join(&tok, &sid).await.unwrap());
+    }
+    let teacher_seat = api.join(&teacher, &sid).await.unwrap();
+    let before_cut = wait_until(
+        "core to catch up before the cut",
+        Duration::from_secs(20),
+        || async {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            (evs.len() as i64 == evs.last()?["seq"].as_i64()? && evs.len() >= 11)
+                .then_some(evs.len())
+        },
+    )
+    .await
+    .unwrap();
+
+    stack.edge("edge-a").proxy.as_ref().unwrap().cut();
+
+    // Core notices the edge is gone: commands through core are refused with
+    // 503 and change nothing; new classes cannot start there.
+    let (s, v) = wait_until(
+        "core to refuse commands for the cut edge",
+        Duration::from_secs(20),
+        || {
+            let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+            async move {
+                let (s, v) = api
+                    .post(
+                        &format!("/sessions/{sid}/layout"),
+                        &teacher,
+                        json!({ "layout": "grid" }),
+                    )
+                    .await
+                    .ok()?;
+                (s == StatusCode::SERVICE_UNAVAILABLE).then_some((s, v))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["error"]["code"], "edge_unreachable", "{s} {v}");
+    let run = api.lesson_run(&teacher, json!({})).await.unwrap();
+    let (s, v) = wait_until(
+        "starts to be refused while the only edge is cut off",
+        Duration::from_secs(20),
+        || {
+            let (api, teacher, run) = (api.clone(), teacher.clone(), run.clone());
+            async move {
+                let (s, v) = api
+                    .post("/sessions/start", &teacher, json!({ "lesson_run_id": run }))
+                    .await
+                    .ok()?;
+                (s == StatusCode::SERVICE_UNAVAILABLE).then_some((s, v))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        ["no_edge_available", "edge_unavailable"].contains(&v["error"]["code"].as_str().unwrap()),
+        "{s} {v}"
+    );
+
+    // The campus class goes on at the edge: a burst of commands.
+    let mut acked = 0;
+    for (i, st) in students.iter().enumerate() {
+        let tok = &st.join_token;
+        for k in 0..3 {
+            let (s, v) = edge_post(
+                &api,
+                format!("{edge}/sessions/{sid}/chat"),
+                tok,
+                json!({ "text": format!("msg {i}.{k} during the cut") }),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            acked += 1;
+        }
+        let (s, v) = edge_post(
+            &api,
+            format!("{edge}/sessions/{sid}/polls/{poll_id}/vote"),
+            tok,
+            json!({ "option": i % 3 }),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, _) = edge_post(&api, format!("{edge}/sessions/{sid}/hands"), tok, json!({})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = edge_post(
+            &api,
+            format!("{edge}/sessions/{sid}/questions"),
+            tok,
+            json!({ "text": format!("question {i}?") }),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        acked += 3;
+    }
+    let (s, v) = edge_post(
+        &api,
+        format!("{edge}/sessions/{sid}/scene"),
+        &teacher_seat.join_token,
+        json!({ "scene": "whiteboard" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, closed) = edge_post(
+        &api,
+        format!("{edge}/sessions/{sid}/polls/{poll_id}/close"),
+        &teacher_seat.join_token,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    acked += 2;
+    let last_seq = closed["seq"].as_i64().unwrap();
+    assert_eq!(
+        last_seq as usize,
+        before_cut + acked,
+        "the edge kept sequencing without core"
+    );
+
+    // Core saw none of it while cut.
+    let during = api.events(&teacher, &sid).await.unwrap();
+    assert_eq!(during.len(), before_cut, "nothing crossed the cut link");
+
+    stack.edge("edge-a").proxy.as_ref().unwrap().restore();
+
+    let events = wait_until(
+        "core to receive every event after the link returns",
+        Duration::from_secs(90),
+        || {
+            let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+            async move {
+                let evs = api.events(&teacher, &sid).await.ok()?;
+                (evs.last()?["seq"].as_i64()? >= last_seq).then_some(evs)
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=last_seq).collect::<Vec<_>>(), "in order, no gap");
+    let ids: HashSet<&str> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), events.len(), "no duplicate");
+
+    // Postgres holds exactly the edge's log: compare with the edge's stream.
+    let leaf = stack.edge("edge-a").leaf.client().await.unwrap();
+    let js = jetstream::with_domain(leaf, "edge-a");
+    let mut stream = js.get_stream("EV_edge-a").await.unwrap();
+    let info = stream.info().await.unwrap();
+    let db = stack.db().await.unwrap();
+    let (rows, distinct): (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT seq) FROM session_state_events WHERE session_id = $1::uuid")
+        .bind(&sid)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows, last_seq);
+    assert_eq!(distinct, last_seq);
+    assert_eq!(
+        info.state.messages as i64, last_seq,
+        "edge stream and core agree"
+    );
+
+    // core's folded state equals the edge's
+    let (_, st) = api
+        .get(&format!("/sessions/{sid}/state"), &teacher)
+        .await
+        .unwrap();
+    assert_eq!(st["seq"].as_i64(), Some(last_seq));
+    assert_eq!(st["scene"], "whiteboard");
+    assert_eq!(st["hands"].as_array().unwrap().len(), 8);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_the_edge_cannot_take_aborts_and_leaves_nothing() {
+    let mut stack = Stack::start(StackOptions::default()).await.unwrap();
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let db = stack.db().await.unwrap();
+    let sessions = || async {
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM sessions")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .0
+    };
+    let events = || async {
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM session_state_events")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .0
+    };
+
+    // 1. The edge's event log refuses writes (its stream sealed): the start
+    //    aborts with 503 and nothing is left.
+    let leaf = stack.edge("edge-a").leaf.client().await.unwrap();
+    let js = jetstream::with_domain(leaf, "edge-a");
+    let mut stream = js.get_stream("EV_edge-a").await.unwrap();
+    let mut cfg = stream.info().await.unwrap().config.clone();
+    cfg.sealed = true;
+    js.update_stream(cfg).await.unwrap();
+    let run = api.lesson_run(&teacher, json!({})).await.unwrap();
+    let (s, v) = api
+        .post("/sessions/start", &teacher, json!({ "lesson_run_id": run }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "event_log_unavailable");
+    assert_eq!(
+        (sessions().await, events().await),
+        (0, 0),
+        "nothing half-made"
+    );
+
+    // 2. The edge is gone (crashed): 503 again, nothing made.
+    stack.edge("edge-a").kill().await;
+    let (s, v) = api
+        .post("/sessions/start", &teacher, json!({ "lesson_run_id": run }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        ["edge_unavailable", "no_edge_available"].contains(&v["error"]["code"].as_str().unwrap()),
+        "{v}"
+    );
+    assert_eq!((sessions().await, events().await), (0, 0));
+
+    // the same key can be retried after a failure: nothing was stored under it
+    let (s, _) = api
+        .post_with_key(
+            "/sessions/start",
+            &teacher,
+            "k1",
+            json!({ "lesson_run_id": run }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let (s, v) = api
+        .post_with_key(
+            "/sessions/start",
+            &teacher,
+            "k1",
+            json!({ "lesson_run_id": run }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a failed key is not replayed as success: {v}"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_edge_resumes_its_live_classes_from_its_log() {
+    let mut stack = Stack::start(StackOptions::default()).await.unwrap();
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let student = api.login("student1@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let seat = api.join(&student, &sid).await.unwrap();
+    let (s, _) = api
+        .post(
+            &format!("{}/sessions/{sid}/chat", seat.edge_url),
+            &seat.join_token,
+            json!({ "text": "before the crash" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK);
+
+    stack.edge("edge-a").kill().await;
+    stack.edge("edge-a").restart().await.unwrap();
+
+    // same seq continues: the writer rebuilt its state from the log
+    let (s, v) = wait_until(
+        "the edge to take commands again",
+        Duration::from_secs(20),
+        || {
+            let (api, url, tok) = (
+                api.clone(),
+                format!("{}/sessions/{sid}/chat", seat.edge_url),
+                seat.join_token.clone(),
+            );
+            async move {
+                let (s, v) = api
+                    .post(&url, &tok, json!({ "text": "after the crash" }))
+                    .await
+                    .ok()?;
+                (s == StatusCode::OK).then_some((s, v))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["seq"], 4, "session.started, joined, chat, chat");
+    let events = wait_until("core to have all four", Duration::from_secs(30), || {
+        let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+        async move {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            (evs.len() == 4).then_some(evs)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(events[3]["payload"]["text"], "after the crash");
+    stack.shutdown().await;
+}
