@@ -26,6 +26,7 @@ APT_PACKAGES=(
   curl
   ca-certificates
   iproute2              # ip netns / tc netem for fault tests
+  jq                    # the README walkthrough
 )
 
 missing=()

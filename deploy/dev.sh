@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Brings the whole dev stack up on this machine, seeded with demo accounts:
+# NATS hub + two leaf nodes, PostgreSQL, core, relay, edge-a and edge-b.
+# Ctrl-C stops everything it started.
+#
+# Every address can be overridden by the environment (see README).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+CORE_PORT="${CORE_PORT:-8080}"
+EDGE_A_PORT="${EDGE_A_PORT:-8081}"
+EDGE_B_PORT="${EDGE_B_PORT:-8082}"
+EDGE_A_UDP="${EDGE_A_UDP:-10001}"
+EDGE_B_UDP="${EDGE_B_UDP:-10002}"
+RELAY_PORT="${RELAY_PORT:-4443}"
+NATS_HUB_PORT="${NATS_HUB_PORT:-4230}"
+NATS_LEAF_A_PORT="${NATS_LEAF_A_PORT:-4231}"
+NATS_LEAF_B_PORT="${NATS_LEAF_B_PORT:-4232}"
+NATS_LEAFNODE_PORT="${NATS_LEAFNODE_PORT:-7422}"
+DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/classroom}"
+DEMO_PASSWORD="${DEMO_PASSWORD:-classroom-demo}"
+DEMO_STUDENTS="${DEMO_STUDENTS:-30}"
+
+"$ROOT/deploy/install.sh"
+ensure_postgres
+
+log "building"
+cargo build --workspace --bins
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+NATS="$ROOT/.tools/bin/nats-server"
+
+mkdir -p "$DATA/nats" "$DATA/logs"
+PIDS=()
+cleanup() {
+  log "stopping"
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+cat > "$DATA/nats/hub.conf" <<CONF
+server_name: hub
+listen: 127.0.0.1:$NATS_HUB_PORT
+jetstream { store_dir: "$DATA/nats/hub", domain: core, sync_interval: always }
+leafnodes { listen: 127.0.0.1:$NATS_LEAFNODE_PORT }
+CONF
+for leaf in a b; do
+  port_var="NATS_LEAF_${leaf^^}_PORT"
+  cat > "$DATA/nats/leaf-$leaf.conf" <<CONF
+server_name: edge-$leaf
+listen: 127.0.0.1:${!port_var}
+jetstream { store_dir: "$DATA/nats/edge-$leaf", domain: edge-$leaf, sync_interval: always }
+leafnodes { reconnect: 1, remotes: [ { url: "nats-leaf://127.0.0.1:$NATS_LEAFNODE_PORT" } ] }
+CONF
+done
+
+start() { # name, then the command
+  local name=$1; shift
+  "$@" >"$DATA/logs/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+
+start nats-hub "$NATS" -c "$DATA/nats/hub.conf"
+wait_port 127.0.0.1 "$NATS_HUB_PORT" "NATS hub"
+start nats-edge-a "$NATS" -c "$DATA/nats/leaf-a.conf"
+start nats-edge-b "$NATS" -c "$DATA/nats/leaf-b.conf"
+wait_port 127.0.0.1 "$NATS_LEAF_A_PORT" "NATS leaf edge-a"
+wait_port 127.0.0.1 "$NATS_LEAF_B_PORT" "NATS leaf edge-b"
+
+CORE_ARGS=(--listen "127.0.0.1:$CORE_PORT" --public-url "http://127.0.0.1:$CORE_PORT"
+  --database-url "$DATABASE_URL" --nats-url "nats://127.0.0.1:$NATS_HUB_PORT" --data-dir "$DATA/core")
+"$BIN/core" "${CORE_ARGS[@]}" seed-demo --password "$DEMO_PASSWORD" --students "$DEMO_STUDENTS" \
+  >"$DATA/logs/seed.log" 2>&1 || { cat "$DATA/logs/seed.log"; exit 1; }
+start core "$BIN/core" "${CORE_ARGS[@]}"
+wait_http "http://127.0.0.1:$CORE_PORT/healthz" core
+
+start relay "$BIN/relay" --listen "127.0.0.1:$RELAY_PORT"
+
+for e in a b; do
+  port_var="EDGE_${e^^}_PORT"; nats_var="NATS_LEAF_${e^^}_PORT"
+  start "edge-$e" "$BIN/edge-node" --edge-id "edge-$e" --listen "127.0.0.1:${!port_var}" \
+    --public-url "http://127.0.0.1:${!port_var}" --nats-url "nats://127.0.0.1:${!nats_var}" \
+    --core-url "http://127.0.0.1:$CORE_PORT" --data-dir "$DATA/edge-$e" --region "campus-$e"
+done
+wait_http "http://127.0.0.1:$EDGE_A_PORT/healthz" edge-a
+wait_http "http://127.0.0.1:$EDGE_B_PORT/healthz" edge-b
+wait_http "http://127.0.0.1:$RELAY_PORT/healthz" relay
+
+cat <<TXT
+
+  The classroom stack is up.
+
+  core (API)     http://127.0.0.1:$CORE_PORT          OpenAPI: /openapi.json
+  edge-a         http://127.0.0.1:$EDGE_A_PORT
+  edge-b         http://127.0.0.1:$EDGE_B_PORT
+  relay          127.0.0.1:$RELAY_PORT (QUIC; /healthz over TCP)
+  NATS           hub :$NATS_HUB_PORT (domain core, leaf port $NATS_LEAFNODE_PORT), leaves :$NATS_LEAF_A_PORT (edge-a) :$NATS_LEAF_B_PORT (edge-b)
+  PostgreSQL     $DATABASE_URL
+
+  Accounts (password: $DEMO_PASSWORD)
+    tenant demo:   admin@demo.test  teacher@demo.test  assistant@demo.test
+                   student1@demo.test ... student$DEMO_STUDENTS@demo.test
+    tenant other:  teacher@other.test  student1@other.test
+
+  Logs in $DATA/logs. Ctrl-C stops everything.
+
+TXT
+wait

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: unit, property,
+# database and end-to-end (real binaries, NATS servers, PostgreSQL).
+#
+#   ./deploy/test.sh                 the whole suite
+#   ./deploy/test.sh -p protocol     extra arguments go to `cargo test`
+#
+# Soak and load tests run only with CLASSROOM_SOAK=1.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/deploy/install.sh"
+ensure_postgres
+
+# Databases left behind by an interrupted earlier run.
+psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+  "SELECT 'DROP DATABASE \"' || datname || '\" WITH (FORCE);' FROM pg_database WHERE datname LIKE 'ct\_%'" \
+  | psql -q -h 127.0.0.1 -U postgres -d postgres >/dev/null 2>&1 || true
+
+export NATS_SERVER_BIN="$ROOT/.tools/bin/nats-server"
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
+
+log "building"
+cargo build --workspace --bins --tests --locked
+log "testing"
+cargo test --workspace --locked "$@"
