@@ -20,6 +20,8 @@ psql -h 127.0.0.1 -U postgres -d postgres -Atc \
 
 export NATS_SERVER_BIN="$ROOT/.tools/bin/nats-server"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
+# #[sqlx::test] creates a fresh database per test through this server
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 log "building"
 cargo build --workspace --bins --tests --locked

@@ -362,3 +362,65 @@ async fn a_crashed_edge_resumes_its_live_classes_from_its_log() {
     assert_eq!(events[3]["payload"]["text"], "after the crash");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
+    let mut stack = Stack::start(StackOptions::default()).await.unwrap();
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let mut seats = Vec::new();
+    for n in 1..=3 {
+        let tok = api.login(&format!("student{n}@demo.test")).await.unwrap();
+        seats.push(api.join(&tok, &sid).await.unwrap());
+    }
+    wait_until("core to hold the joins", Duration::from_secs(20), || async {
+        (api.events(&teacher, &sid).await.ok()?.len() == 4).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Core is down while the class chats at the edge; the hub stream still
+    // sources the events.
+    stack.kill_core().await;
+    for (i, seat) in seats.iter().enumerate() {
+        let (s, _) = api.post(&format!("{}/sessions/{sid}/chat", seat.edge_url), &seat.join_token, json!({ "text": format!("hi {i}") })).await.unwrap();
+        assert_eq!(s, StatusCode::OK);
+    }
+    let hub = stack.hub.client().await.unwrap();
+    let js = jetstream::with_domain(hub, "core");
+    let mut stream = js.get_stream("CLASS_EVENTS").await.unwrap();
+    wait_until("the hub stream to source all seven", Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            let mut s = js.get_stream("CLASS_EVENTS").await.ok()?;
+            (s.info().await.ok()?.state.messages >= 7).then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    // The hub loses an acknowledged write (the failure Jepsen found in
+    // JetStream): delete the middle chat message from the hub stream.
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let victim = last - 1;
+    let raw = stream.get_raw_message(victim).await.unwrap();
+    let lost: Value = serde_json::from_slice(&raw.payload).unwrap();
+    assert_eq!(lost["type"], "chat.message");
+    stream.delete_message(victim).await.unwrap();
+
+    stack.restart_core().await.unwrap();
+    let events = wait_until("core to repair the gap from the edge", Duration::from_secs(60), || {
+        let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+        async move {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            (evs.len() == 7).then_some(evs)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+    assert!(events.iter().any(|e| e["event_id"] == lost["event_id"]), "the lost event was recovered");
+    stack.shutdown().await;
+}
