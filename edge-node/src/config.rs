@@ -46,6 +46,10 @@ pub struct Config {
     #[arg(long, env = "EDGE_HEARTBEAT_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
 
+    /// Per-participant rate limits on campus commands (off only for load tests).
+    #[arg(long, env = "EDGE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
+
     /// Browser origins allowed by CORS (comma separated); empty allows any.
     #[arg(long, env = "EDGE_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,

@@ -28,6 +28,16 @@ pub enum AppendError {
 pub struct EventLog {
     js: jetstream::Context,
     edge: EdgeId,
+    stats: std::sync::Arc<AppendStats>,
+}
+
+/// Counters for `/healthz`: appends made and events they carried (their
+/// ratio is the mean group-commit size).
+#[derive(Default, Debug)]
+pub struct AppendStats {
+    pub appends: std::sync::atomic::AtomicU64,
+    pub events: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
 }
 
 impl EventLog {
@@ -40,12 +50,29 @@ impl EventLog {
             retention: stream::RetentionPolicy::Limits,
             max_age: RETENTION,
             duplicate_window: Duration::from_secs(120),
+            allow_atomic_publish: true,
             ..Default::default()
         };
-        js.get_or_create_stream(cfg)
+        let mut stream = js
+            .get_or_create_stream(cfg.clone())
             .await
             .map_err(|e| anyhow::anyhow!("creating the edge stream: {e}"))?;
-        Ok(EventLog { js, edge })
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("edge stream info: {e}"))?;
+        if !info.config.allow_atomic_publish && !info.config.sealed {
+            let mut c = info.config.clone();
+            c.allow_atomic_publish = true;
+            js.update_stream(c)
+                .await
+                .map_err(|e| anyhow::anyhow!("enabling atomic batches: {e}"))?;
+        }
+        Ok(EventLog {
+            js,
+            edge,
+            stats: Default::default(),
+        })
     }
 
     /// Appends one event and waits until it is durable. Retries a lost ack
@@ -93,6 +120,78 @@ impl EventLog {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(AppendError::Unavailable(last_err))
+    }
+
+    /// Appends events as one atomic batch: all of them become durable, or
+    /// none does. One event goes through `append` (with its safe retries).
+    /// A batch is not retried here: a lost commit ack is ambiguous, and the
+    /// session writer settles it by reading the log.
+    pub async fn append_batch(&self, evs: &[Envelope]) -> Result<(), AppendError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = self.append_batch_inner(evs).await;
+        match &r {
+            Ok(()) => {
+                self.stats.appends.fetch_add(1, Relaxed);
+                self.stats.events.fetch_add(evs.len() as u64, Relaxed);
+            }
+            Err(_) => {
+                self.stats.failures.fetch_add(1, Relaxed);
+            }
+        }
+        r
+    }
+
+    pub fn stats(&self) -> &AppendStats {
+        &self.stats
+    }
+
+    async fn append_batch_inner(&self, evs: &[Envelope]) -> Result<(), AppendError> {
+        match evs {
+            [] => Ok(()),
+            [one] => self.append(one).await.map(|_| ()),
+            many => {
+                let client = self.js.client();
+                let batch_id = uuid::Uuid::now_v7().simple().to_string();
+                let last = many.len();
+                for (i, ev) in many.iter().enumerate() {
+                    let subject = edge_event_subject(&self.edge, ev.tenant_id, ev.session_id);
+                    let payload = serde_json::to_vec(ev)
+                        .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+                    let mut headers = HeaderMap::new();
+                    headers.insert("Nats-Msg-Id", ev.event_id.to_string().as_str());
+                    headers.insert("Nats-Batch-Id", batch_id.as_str());
+                    headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+                    if i + 1 < last {
+                        client
+                            .publish_with_headers(subject, headers, payload.into())
+                            .await
+                            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+                        continue;
+                    }
+                    headers.insert("Nats-Batch-Commit", "1");
+                    let reply = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        client.request_with_headers(subject, headers, payload.into()),
+                    )
+                    .await
+                    .map_err(|_| AppendError::Unavailable("no commit ack within 2s".into()))?
+                    .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+                    let ack: serde_json::Value =
+                        serde_json::from_slice(&reply.payload).map_err(|e| {
+                            AppendError::Unavailable(format!("unreadable commit ack: {e}"))
+                        })?;
+                    if let Some(err) = ack.get("error") {
+                        return Err(AppendError::Unavailable(format!("batch refused: {err}")));
+                    }
+                    if ack.get("count").and_then(|c| c.as_u64()) != Some(last as u64) {
+                        return Err(AppendError::Unavailable(format!(
+                            "batch ack does not cover the batch: {ack}"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Whether the stream answers right now.

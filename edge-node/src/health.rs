@@ -29,8 +29,8 @@ pub async fn run(
         let mut participants = 0u32;
         let handles = registry.handles().await;
         for h in &handles {
-            if let Ok(s) = h.state().await {
-                participants += s.present().count() as u32;
+            if let Ok(s) = h.summary().await {
+                participants += s.present;
             }
         }
         let health = EdgeHealth {

@@ -2,6 +2,7 @@
 //! core and cached on disk, so a restarted edge accepts joins while core is
 //! unreachable.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -40,7 +41,14 @@ pub struct JoinTokens {
     core_url: String,
     cache: PathBuf,
     keys: Arc<RwLock<Vec<(String, DecodingKey)>>>,
+    /// Tokens already verified, with their claims: a client sends the same
+    /// token with every command, and an Ed25519 verification per request
+    /// would be most of the edge's CPU under load. Expiry is still checked.
+    verified: Arc<RwLock<HashMap<String, JoinClaims>>>,
 }
+
+/// Verified tokens remembered at most (the cache is cleared when full).
+const VERIFIED_CACHE: usize = 20_000;
 
 impl JoinTokens {
     pub fn new(edge: EdgeId, core_url: String, cache: PathBuf) -> Self {
@@ -49,6 +57,7 @@ impl JoinTokens {
             core_url,
             cache,
             keys: Arc::new(RwLock::new(Vec::new())),
+            verified: Arc::new(RwLock::new(HashMap::new())),
         };
         if let Ok(bytes) = std::fs::read(&t.cache) {
             if let Ok(jwks) = serde_json::from_slice::<Jwks>(&bytes) {
@@ -71,6 +80,10 @@ impl JoinTokens {
             .collect();
         if let Ok(mut w) = self.keys.write() {
             *w = keys;
+        }
+        // a key rotation invalidates what was verified with the old keys
+        if let Ok(mut v) = self.verified.write() {
+            v.clear();
         }
     }
 
@@ -120,6 +133,30 @@ impl JoinTokens {
     }
 
     pub fn verify(&self, token: &str) -> Result<JoinClaims, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(c) = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|v| v.get(token).cloned())
+        {
+            return if c.exp + 5 < now {
+                Err(TokenError::Expired)
+            } else {
+                Ok(c)
+            };
+        }
+        let claims = self.verify_signature(token)?;
+        if let Ok(mut v) = self.verified.write() {
+            if v.len() >= VERIFIED_CACHE {
+                v.clear();
+            }
+            v.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<JoinClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let keys = self.keys.read().map_err(|_| TokenError::NoKeys)?;
         if keys.is_empty() {

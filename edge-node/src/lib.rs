@@ -70,7 +70,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let state = http::EdgeState {
         registry,
         tokens,
-        limits: Default::default(),
+        limits: rate_limit::RateLimits::new(config.rate_limits),
         config: config.clone(),
         nats,
     };

@@ -71,11 +71,19 @@ struct Bucket {
 #[derive(Clone, Default)]
 pub struct RateLimits {
     buckets: Arc<Mutex<HashMap<(ParticipantId, Kind), Bucket>>>,
+    off: bool,
 }
 
 impl RateLimits {
+    pub fn new(enabled: bool) -> Self {
+        RateLimits {
+            buckets: Default::default(),
+            off: !enabled,
+        }
+    }
+
     pub fn allow(&self, who: ParticipantId, cmd: &Command) -> bool {
-        self.allow_at(who, cmd, Instant::now())
+        self.off || self.allow_at(who, cmd, Instant::now())
     }
 
     fn allow_at(&self, who: ParticipantId, cmd: &Command, now: Instant) -> bool {

@@ -20,12 +20,16 @@ struct Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let config = Config::parse();
     let app = Router::new().route(
         "/healthz",
-        get(|| async { Json(json!({ "status": "ok", "service": "relay", "media": "not yet implemented" })) }),
+        get(|| async {
+            Json(json!({ "status": "ok", "service": "relay", "media": "not yet implemented" }))
+        }),
     );
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %config.listen, "relay health endpoint listening");

@@ -21,6 +21,8 @@ pub struct StackOptions {
     /// The edge whose leaf link runs through a cuttable proxy.
     pub proxied_edge: Option<&'static str>,
     pub students: u32,
+    /// Extra command-line arguments for every edge.
+    pub edge_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -29,6 +31,7 @@ impl Default for StackOptions {
             edges: vec!["edge-a"],
             proxied_edge: None,
             students: 10,
+            edge_args: Vec::new(),
         }
     }
 }
@@ -166,7 +169,7 @@ impl Stack {
             let leaf = NatsServer::leaf(dir.path(), id, upstream).await?;
             let port = free_port();
             let url = format!("http://127.0.0.1:{port}");
-            let args = vec![
+            let mut args = vec![
                 "--edge-id".to_owned(),
                 id.to_string(),
                 "--listen".to_owned(),
@@ -182,6 +185,7 @@ impl Stack {
                 "--heartbeat-ms".to_owned(),
                 "500".to_owned(),
             ];
+            args.extend(opts.edge_args.iter().cloned());
             let log = dir.path().join(format!("{id}.log"));
             let proc = Proc::spawn(id, &bin_dir().join("edge-node"), &args, &[], log.clone())?;
             if let Err(e) = wait_healthy(&format!("{id} healthz"), &url).await {

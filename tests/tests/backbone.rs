@@ -375,9 +375,11 @@ async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
         let tok = api.login(&format!("student{n}@demo.test")).await.unwrap();
         seats.push(api.join(&tok, &sid).await.unwrap());
     }
-    wait_until("core to hold the joins", Duration::from_secs(20), || async {
-        (api.events(&teacher, &sid).await.ok()?.len() == 4).then_some(())
-    })
+    wait_until(
+        "core to hold the joins",
+        Duration::from_secs(20),
+        || async { (api.events(&teacher, &sid).await.ok()?.len() == 4).then_some(()) },
+    )
     .await
     .unwrap();
 
@@ -385,19 +387,30 @@ async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
     // sources the events.
     stack.kill_core().await;
     for (i, seat) in seats.iter().enumerate() {
-        let (s, _) = api.post(&format!("{}/sessions/{sid}/chat", seat.edge_url), &seat.join_token, json!({ "text": format!("hi {i}") })).await.unwrap();
+        let (s, _) = api
+            .post(
+                &format!("{}/sessions/{sid}/chat", seat.edge_url),
+                &seat.join_token,
+                json!({ "text": format!("hi {i}") }),
+            )
+            .await
+            .unwrap();
         assert_eq!(s, StatusCode::OK);
     }
     let hub = stack.hub.client().await.unwrap();
     let js = jetstream::with_domain(hub, "core");
     let mut stream = js.get_stream("CLASS_EVENTS").await.unwrap();
-    wait_until("the hub stream to source all seven", Duration::from_secs(20), || {
-        let js = js.clone();
-        async move {
-            let mut s = js.get_stream("CLASS_EVENTS").await.ok()?;
-            (s.info().await.ok()?.state.messages >= 7).then_some(())
-        }
-    })
+    wait_until(
+        "the hub stream to source all seven",
+        Duration::from_secs(20),
+        || {
+            let js = js.clone();
+            async move {
+                let mut s = js.get_stream("CLASS_EVENTS").await.ok()?;
+                (s.info().await.ok()?.state.messages >= 7).then_some(())
+            }
+        },
+    )
     .await
     .unwrap();
     // The hub loses an acknowledged write (the failure Jepsen found in
@@ -410,17 +423,122 @@ async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
     stream.delete_message(victim).await.unwrap();
 
     stack.restart_core().await.unwrap();
-    let events = wait_until("core to repair the gap from the edge", Duration::from_secs(60), || {
-        let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
-        async move {
-            let evs = api.events(&teacher, &sid).await.ok()?;
-            (evs.len() == 7).then_some(evs)
-        }
-    })
+    let events = wait_until(
+        "core to repair the gap from the edge",
+        Duration::from_secs(60),
+        || {
+            let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+            async move {
+                let evs = api.events(&teacher, &sid).await.ok()?;
+                (evs.len() == 7).then_some(evs)
+            }
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
-    assert!(events.iter().any(|e| e["event_id"] == lost["event_id"]), "the lost event was recovered");
+    assert!(
+        events.iter().any(|e| e["event_id"] == lost["event_id"]),
+        "the lost event was recovered"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_commit_together_and_a_refused_append_changes_nothing() {
+    let mut stack = Stack::start(StackOptions {
+        students: 20,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let mut seats = Vec::new();
+    for n in 1..=20 {
+        let tok = api.login(&format!("student{n}@demo.test")).await.unwrap();
+        seats.push(api.join(&tok, &sid).await.unwrap());
+    }
+    // 20 participants x 4 commands at once: the writer batches them
+    let mut tasks = Vec::new();
+    for seat in &seats {
+        for k in 0..4 {
+            let (api, url, tok) = (
+                api.clone(),
+                format!("{}/sessions/{sid}/chat", seat.edge_url),
+                seat.join_token.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                api.post(&url, &tok, json!({ "text": format!("burst {k}") }))
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{v}");
+        seqs.push(v["seq"].as_i64().unwrap());
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (22..22 + 80).collect::<Vec<i64>>(),
+        "each command its own seq, no gap"
+    );
+
+    // The event log starts refusing writes mid-class: every command in
+    // flight gets a 503, and the edge's state stays equal to its log.
+    let leaf = stack.edge("edge-a").leaf.client().await.unwrap();
+    let js = jetstream::with_domain(leaf, "edge-a");
+    let mut stream = js.get_stream("EV_edge-a").await.unwrap();
+    let mut cfg = stream.info().await.unwrap().config.clone();
+    cfg.sealed = true;
+    js.update_stream(cfg).await.unwrap();
+    let mut tasks = Vec::new();
+    for seat in &seats {
+        let (api, url, tok) = (
+            api.clone(),
+            format!("{}/sessions/{sid}/questions", seat.edge_url),
+            seat.join_token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            api.post(&url, &tok, json!({ "text": "does it still work?" }))
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "event_log_unavailable");
+    }
+    let (s, st) = api
+        .get(
+            &format!("{}/sessions/{sid}/state", seats[0].edge_url),
+            &seats[0].join_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(st["seq"], 101, "no refused command was applied");
+    assert!(st["questions"].as_array().unwrap().is_empty());
+    let messages = stream.info().await.unwrap().state.messages;
+    assert_eq!(messages, 101);
+    let events = wait_until("core to hold all 101", Duration::from_secs(30), || {
+        let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+        async move {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            (evs.len() == 101).then_some(evs)
+        }
+    })
+    .await
+    .unwrap();
+    let got: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(got, (1..=101).collect::<Vec<_>>());
     stack.shutdown().await;
 }

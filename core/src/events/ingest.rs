@@ -130,12 +130,22 @@ impl Ingest {
         // session in this batch wait too, so order is kept.
         let mut held: HashSet<Uuid> = HashSet::new();
         let mut pending_last = self.last.clone();
+        let mut writes: Vec<StoredEvent> = Vec::new();
         for m in msgs {
             let disposition = self
-                .one(js, &mut tx, m, &mut pending_last, &mut touched, &mut held)
+                .one(
+                    js,
+                    &mut tx,
+                    m,
+                    &mut pending_last,
+                    &mut touched,
+                    &mut held,
+                    &mut writes,
+                )
                 .await?;
             outcome.push(disposition);
         }
+        write_all(&mut tx, &writes).await?;
         for (session, seq) in &touched {
             sqlx::query("UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
                 .bind(session)
@@ -167,6 +177,7 @@ impl Ingest {
         last: &mut HashMap<Uuid, (Uuid, i64)>,
         touched: &mut HashMap<Uuid, i64>,
         held: &mut HashSet<Uuid>,
+        writes: &mut Vec<StoredEvent>,
     ) -> anyhow::Result<Disposition> {
         let ev = match StoredEvent::from_json(&m.payload) {
             Ok(ev) => ev,
@@ -209,7 +220,7 @@ impl Ingest {
             return Ok(Disposition::Ack);
         }
         if ev.seq > high + 1 {
-            match self.repair(js, tx, &ev, high).await {
+            match self.repair(js, &ev, high, writes).await {
                 Ok(repaired) => {
                     high = repaired;
                 }
@@ -224,9 +235,9 @@ impl Ingest {
                 return Ok(Disposition::Retry(Duration::from_secs(1)));
             }
         }
-        write_one(tx, &ev).await?;
         last.insert(ev.session_id, (tenant, ev.seq));
         touched.insert(ev.session_id, ev.seq);
+        writes.push(ev);
         Ok(Disposition::Ack)
     }
 
@@ -235,9 +246,9 @@ impl Ingest {
     async fn repair(
         &self,
         _js: &jetstream::Context,
-        tx: &mut Transaction<'_, Postgres>,
         ev: &StoredEvent,
         high: i64,
+        writes: &mut Vec<StoredEvent>,
     ) -> anyhow::Result<i64> {
         let source: Source = ev.source.parse()?;
         let Source::Edge(edge) = source else {
@@ -256,17 +267,42 @@ impl Ingest {
         let mut h = high;
         for m in missing {
             if m.seq == h + 1 {
-                write_one(tx, &m).await?;
                 h = m.seq;
+                writes.push(m);
             }
         }
         Ok(h)
     }
 }
 
+/// Inserts events in one statement, then applies the projections of those
+/// that were new, in order.
+async fn write_all(tx: &mut Transaction<'_, Postgres>, evs: &[StoredEvent]) -> anyhow::Result<()> {
+    if evs.is_empty() {
+        return Ok(());
+    }
+    let fresh = store::insert_many(tx, evs).await?;
+    for ev in evs.iter().filter(|e| fresh.contains(&e.event_id)) {
+        project(tx, ev).await?;
+    }
+    Ok(())
+}
+
 /// Inserts one event and applies its projections.
 async fn write_one(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyhow::Result<()> {
-    if !store::insert(tx, ev).await? {
+    if store::insert(tx, ev).await? {
+        project(tx, ev).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the query tables (participants, session status) in step with the log.
+async fn project(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyhow::Result<()> {
+    // Only these types touch a projection; skip parsing the rest.
+    if !matches!(
+        ev.event_type.as_str(),
+        "participant.joined" | "participant.left" | "session.ended"
+    ) {
         return Ok(());
     }
     let Some(typed) = ev.typed() else {

@@ -70,6 +70,35 @@ pub async fn insert(
     Ok(r.rows_affected() == 1)
 }
 
+/// Inserts many events in one statement; duplicates are no-ops. Returns the
+/// ids that were new.
+pub async fn insert_many(
+    tx: &mut Transaction<'_, Postgres>,
+    evs: &[StoredEvent],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO session_state_events
+           (event_id, tenant_id, session_id, seq, type, v, occurred_at, actor, source, payload)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
+                              $6::smallint[], $7::timestamptz[], $8::jsonb[], $9::text[], $10::jsonb[])
+         ON CONFLICT DO NOTHING
+         RETURNING event_id",
+    )
+    .bind(evs.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.tenant_id).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.session_id).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.seq).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.v).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.source.clone()).collect::<Vec<_>>())
+    .bind(evs.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
 /// Events after `after`, up to the session's gap-free high-water mark.
 pub async fn read_after(
     db: &PgPool,

@@ -72,6 +72,7 @@ pub fn router(app: AppState) -> Router {
             post(sessions::close_poll),
         )
         .route("/sessions/{id}/hands", post(sessions::raise_hand))
+        .route("/sessions/{id}/hands/lower", post(sessions::lower_hand))
         .route("/sessions/{id}/mute", post(sessions::mute))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

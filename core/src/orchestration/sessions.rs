@@ -861,6 +861,24 @@ pub async fn close_poll(
     ))
 }
 
+pub async fn lower_hand(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+    body: JsonBody<protocol::api::LowerHandBody>,
+) -> ApiResult<Json<Value>> {
+    let done = run_command(
+        &app,
+        &auth,
+        &ids,
+        Command::LowerHand {
+            participant_id: body.value.participant_id,
+        },
+    )
+    .await?;
+    Ok(seq_answer(&done, json!({})))
+}
+
 pub async fn raise_hand(
     State(app): State<AppState>,
     auth: Auth,

@@ -347,6 +347,24 @@ pub async fn raise_hand(State(st): State<EdgeState>, who: Joined, Path(sid): Pat
     Ok(answer(&evs, seq, json!({})))
 }
 
+pub async fn lower_hand(
+    State(st): State<EdgeState>,
+    who: Joined,
+    Path(sid): Path<String>,
+    Body(b): Body<LowerHandBody>,
+) -> Res {
+    let (evs, seq) = run(
+        &st,
+        &who,
+        session_id(&sid)?,
+        Command::LowerHand {
+            participant_id: b.participant_id,
+        },
+    )
+    .await?;
+    Ok(answer(&evs, seq, json!({})))
+}
+
 pub async fn permissions(
     State(st): State<EdgeState>,
     who: Joined,

@@ -50,6 +50,7 @@ pub fn router(state: EdgeState) -> Router {
         .route("/sessions/{id}/scene", post(c::scene))
         .route("/sessions/{id}/layout", post(c::layout))
         .route("/sessions/{id}/hands", post(c::raise_hand))
+        .route("/sessions/{id}/hands/lower", post(c::lower_hand))
         .route("/sessions/{id}/permissions", post(c::permissions))
         .route("/sessions/{id}/leave", post(c::leave))
         .fallback(|| async {
@@ -103,6 +104,11 @@ async fn healthz(State(st): State<EdgeState>) -> impl IntoResponse {
             "nats": nats,
             "keys": keys,
             "sessions": st.registry.live_count().await,
+            "appends": {
+                "batches": st.registry.log().stats().appends.load(std::sync::atomic::Ordering::Relaxed),
+                "events": st.registry.log().stats().events.load(std::sync::atomic::Ordering::Relaxed),
+                "failures": st.registry.log().stats().failures.load(std::sync::atomic::Ordering::Relaxed),
+            },
         })),
     )
 }

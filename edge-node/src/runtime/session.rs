@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::Utc;
+use protocol::command::Rejection;
 use protocol::control::EdgeReply;
 use protocol::state::{Participant, SessionState};
 use protocol::*;
@@ -32,12 +33,20 @@ pub enum SessionMsg {
     State {
         reply: oneshot::Sender<SessionState>,
     },
+    /// Cheap figures for the heartbeat (no state clone).
+    Summary { reply: oneshot::Sender<Summary> },
     /// A live-feed subscription: the state now, the events after `after`
     /// that are still in memory, and every event from here on.
     Subscribe {
         after: Seq,
         reply: oneshot::Sender<Subscription>,
     },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub present: u32,
+    pub live: bool,
 }
 
 pub struct Subscription {
@@ -81,6 +90,15 @@ impl SessionHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(SessionMsg::State { reply })
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    pub async fn summary(&self) -> Result<Summary, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SessionMsg::Summary { reply })
             .await
             .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
@@ -140,21 +158,67 @@ pub fn spawn(
     Some(handle)
 }
 
+/// Commands decided and appended together at most (one atomic batch).
+const MAX_BATCH_COMMANDS: usize = 128;
+
+type Pending = (Actor, Command, oneshot::Sender<EdgeReply>);
+
+/// What one command of a batch came to, before the batch is durable.
+enum Outcome {
+    Rejected(Rejection),
+    /// Its events are `events[range]` of the batch (possibly none).
+    Decided {
+        range: std::ops::Range<usize>,
+        seq: Seq,
+        participant: Option<Participant>,
+    },
+}
+
 impl SessionTask {
     async fn run(mut self) {
         tracing::info!(seq = %self.state.seq, "session writer running");
-        while let Some(msg) = self.rx.recv().await {
+        let mut next: Option<SessionMsg> = None;
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None => match self.rx.recv().await {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
             match msg {
                 SessionMsg::Command {
                     actor,
                     command,
                     reply,
                 } => {
-                    let answer = self.handle(actor, command).await;
-                    let _ = reply.send(answer);
+                    // Group commit: take every command already waiting, decide
+                    // them in order, and make them durable in one append.
+                    let mut batch: Vec<Pending> = vec![(actor, command, reply)];
+                    while batch.len() < MAX_BATCH_COMMANDS {
+                        match self.rx.try_recv() {
+                            Ok(SessionMsg::Command {
+                                actor,
+                                command,
+                                reply,
+                            }) => batch.push((actor, command, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.run_batch(batch).await;
                 }
                 SessionMsg::State { reply } => {
                     let _ = reply.send(self.state.clone());
+                }
+                SessionMsg::Summary { reply } => {
+                    let _ = reply.send(Summary {
+                        present: self.state.present().count() as u32,
+                        live: self.state.is_live(),
+                    });
                 }
                 SessionMsg::Subscribe { after, reply } => {
                     let oldest = self.recent.front().map(|e| e.seq).unwrap_or(Seq(u64::MAX));
@@ -202,55 +266,155 @@ impl SessionTask {
         }
     }
 
-    async fn handle(&mut self, actor: Actor, command: Command) -> EdgeReply {
-        let actor = self.resolve(actor);
-        let bodies = match decide(&self.state, &actor, &command) {
-            Ok(b) => b,
-            Err(rejection) => {
-                tracing::debug!(command = command.name(), code = %rejection.code, "command rejected");
-                return EdgeReply::Rejected { rejection };
+    /// Decides each command against the state as the earlier ones left it,
+    /// appends all resulting events at once, and answers each command only
+    /// after that append is durable. If the append fails, the state is rebuilt
+    /// from the log, which is the truth: each command is answered by whether
+    /// its events are in it.
+    async fn run_batch(&mut self, batch: Vec<Pending>) {
+        let mut events: Vec<Envelope> = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for (actor, command, reply) in batch {
+            let actor = self.resolve(actor);
+            match decide(&self.state, &actor, &command) {
+                Err(rejection) => {
+                    tracing::debug!(command = command.name(), code = %rejection.code, "command rejected");
+                    outcomes.push(Outcome::Rejected(rejection));
+                }
+                Ok(bodies) => {
+                    let start = events.len();
+                    let now = Utc::now();
+                    for body in bodies {
+                        let ev = Envelope {
+                            event_id: EventId::from_uuid(Uuid::now_v7()),
+                            tenant_id: self.state.tenant_id,
+                            session_id: self.state.session_id,
+                            seq: self.state.seq.next(),
+                            occurred_at: now,
+                            actor: actor.clone(),
+                            source: Source::Edge(self.edge.clone()),
+                            v: EVENT_SCHEMA_VERSION,
+                            body,
+                        };
+                        if let Err(e) = self.state.apply(&ev) {
+                            // decide() produced it for this very state: cannot happen.
+                            tracing::error!(error = %e, "decided event does not fold");
+                        }
+                        events.push(ev);
+                    }
+                    let participant = target_participant(&self.state, &actor, &command);
+                    outcomes.push(Outcome::Decided {
+                        range: start..events.len(),
+                        seq: self.state.seq,
+                        participant,
+                    });
+                }
             }
-        };
-        let mut appended = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            let ev = Envelope {
-                event_id: EventId::from_uuid(Uuid::now_v7()),
-                tenant_id: self.state.tenant_id,
-                session_id: self.state.session_id,
-                seq: self.state.seq.next(),
-                occurred_at: Utc::now(),
-                actor: actor.clone(),
-                source: Source::Edge(self.edge.clone()),
-                v: EVENT_SCHEMA_VERSION,
-                body,
-            };
-            if let Err(e) = self.log.append(&ev).await {
-                // Earlier events of this command are durable and applied; this
-                // one and any after it never happened.
-                tracing::error!(command = command.name(), error = %e, "append failed; command stopped");
-                return EdgeReply::Failed {
-                    code: "event_log_unavailable".into(),
-                    message: e.to_string(),
-                };
-            }
-            if let Err(e) = self.state.apply(&ev) {
-                // decide() produced it for this very state: cannot happen.
-                tracing::error!(error = %e, "appended event does not fold");
-            }
-            let ev = Arc::new(ev);
-            let _ = self.feed.send(ev.clone());
-            self.recent.push_back(ev.clone());
-            if self.recent.len() > RECENT {
-                self.recent.pop_front();
-            }
-            appended.push((*ev).clone());
+            replies.push(reply);
         }
-        let participant = target_participant(&self.state, &actor, &command);
-        EdgeReply::Done {
-            events: appended,
-            seq: self.state.seq,
+        if events.is_empty() {
+            for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                let _ = reply.send(answer(outcome, &events));
+            }
+            return;
+        }
+        match self.log.append_batch(&events).await {
+            Ok(()) => {
+                for ev in &events {
+                    let ev = Arc::new(ev.clone());
+                    let _ = self.feed.send(ev.clone());
+                    self.recent.push_back(ev);
+                }
+                while self.recent.len() > RECENT {
+                    self.recent.pop_front();
+                }
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    let _ = reply.send(answer(outcome, &events));
+                }
+            }
+            Err(e) => {
+                tracing::error!(events = events.len(), error = %e, "append failed; rebuilding state from the log");
+                let durable = self.reload().await;
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    let landed = match &outcome {
+                        Outcome::Decided { range, .. } => {
+                            !range.is_empty()
+                                && events[range.clone()]
+                                    .iter()
+                                    .all(|ev| durable.contains(&ev.event_id))
+                        }
+                        Outcome::Rejected(_) => false,
+                    };
+                    let r = match outcome {
+                        Outcome::Rejected(rejection) => EdgeReply::Rejected { rejection },
+                        decided if landed => answer(decided, &events),
+                        Outcome::Decided { .. } => EdgeReply::Failed {
+                            code: "event_log_unavailable".into(),
+                            message: e.to_string(),
+                        },
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds state and recent events from the event log after a failed
+    /// append. Returns the ids of the batch's events that did land. If the
+    /// log cannot be read either, the optimistic events are dropped by
+    /// folding what memory holds minus them.
+    async fn reload(&mut self) -> std::collections::HashSet<EventId> {
+        match self
+            .log
+            .read_session(self.state.tenant_id, self.state.session_id, Seq::ZERO)
+            .await
+        {
+            Ok(log) => match protocol::fold(&log) {
+                Ok(state) => {
+                    let ids = log.iter().map(|e| e.event_id).collect();
+                    self.state = state;
+                    let skip = log.len().saturating_sub(RECENT);
+                    self.recent = log[skip..].iter().cloned().map(Arc::new).collect();
+                    ids
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the session log does not fold; keeping the last good state");
+                    self.restore_from_recent();
+                    Default::default()
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "the session log cannot be read; keeping the last good state");
+                self.restore_from_recent();
+                Default::default()
+            }
+        }
+    }
+
+    /// The state as of the last durable event, when memory still holds the
+    /// whole log (it does for all but the longest classes).
+    fn restore_from_recent(&mut self) {
+        if self.recent.front().map(|e| e.seq) == Some(Seq::FIRST) {
+            if let Ok(s) = protocol::fold(self.recent.iter().map(|e| e.as_ref())) {
+                self.state = s;
+            }
+        }
+    }
+}
+
+fn answer(outcome: Outcome, events: &[Envelope]) -> EdgeReply {
+    match outcome {
+        Outcome::Rejected(rejection) => EdgeReply::Rejected { rejection },
+        Outcome::Decided {
+            range,
+            seq,
             participant,
-        }
+        } => EdgeReply::Done {
+            events: events[range].to_vec(),
+            seq,
+            participant,
+        },
     }
 }
 
