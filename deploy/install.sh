@@ -27,6 +27,7 @@ APT_PACKAGES=(
   ca-certificates
   iproute2              # ip netns / tc netem for fault tests
   jq                    # the README walkthrough
+  poppler-utils         # pdftoppm, pdftotext: slide decks
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #![warn(unreachable_pub)]
 
 pub mod audit;
+pub mod classroom;
 pub mod config;
 pub mod db;
 pub mod events;

@@ -226,132 +226,21 @@ fn ops() -> Vec<Op> {
         },
         Op {
             method: "post",
-            path: "/sessions/{id}/scene",
-            summary: "Switch the scene",
+            path: "/decks",
+            summary: "Upload a PDF deck (application/pdf, ?course_id=): pages rendered, text kept",
             auth: true,
-            body: Some(obj(
-                &["scene"],
-                json!({ "scene": { "enum": ["camera", "slides", "screen", "whiteboard", "split"] } }),
-            )),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 503],
+            body: None,
+            ok: 201,
+            errors: &[400, 401, 403, 404, 413],
         },
         Op {
-            method: "post",
-            path: "/sessions/{id}/layout",
-            summary: "Change the layout",
-            auth: true,
-            body: Some(obj(
-                &["layout"],
-                json!({ "layout": { "enum": ["speaker", "grid", "pip", "side_by_side"] } }),
-            )),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/chat",
-            summary: "Send a chat message",
-            auth: true,
-            body: Some(obj(&["text"], json!({ "text": s("string") }))),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 413, 429, 503],
-        },
-        Op {
-            method: "delete",
-            path: "/sessions/{id}/chat/{message_id}",
-            summary: "Delete a chat message (author or moderator)",
+            method: "get",
+            path: "/decks/{id}",
+            summary: "A deck: pages with signed image URLs and text",
             auth: true,
             body: None,
             ok: 200,
-            errors: &[401, 403, 404, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/questions",
-            summary: "Ask a question",
-            auth: true,
-            body: Some(obj(&["text"], json!({ "text": s("string") }))),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 429, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/questions/{qid}/upvote",
-            summary: "Upvote a question once",
-            auth: true,
-            body: None,
-            ok: 200,
-            errors: &[401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/questions/{qid}/answer",
-            summary: "Mark a question answered",
-            auth: true,
-            body: Some(obj(&[], json!({ "text": s("string") }))),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/questions/{qid}/dismiss",
-            summary: "Dismiss a question",
-            auth: true,
-            body: None,
-            ok: 200,
-            errors: &[401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/polls",
-            summary: "Open a poll",
-            auth: true,
-            body: Some(obj(
-                &["question", "options"],
-                json!({ "question": s("string"), "options": { "type": "array", "items": s("string") }, "correct_option": s("integer") }),
-            )),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/polls/{pid}/vote",
-            summary: "Vote once",
-            auth: true,
-            body: Some(obj(&["option"], json!({ "option": s("integer") }))),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/polls/{pid}/close",
-            summary: "Close a poll; answers its results",
-            auth: true,
-            body: None,
-            ok: 200,
-            errors: &[401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/hands",
-            summary: "Raise one's hand",
-            auth: true,
-            body: None,
-            ok: 200,
-            errors: &[401, 403, 404, 409, 503],
-        },
-        Op {
-            method: "post",
-            path: "/sessions/{id}/mute",
-            summary: "Mute a participant (moderator)",
-            auth: true,
-            body: Some(obj(
-                &["participant_id", "media"],
-                json!({ "participant_id": uuid(), "media": { "enum": ["audio", "video"] } }),
-            )),
-            ok: 200,
-            errors: &[400, 401, 403, 404, 409, 503],
+            errors: &[401, 404],
         },
     ]
 }
@@ -370,9 +259,76 @@ fn error_text(code: u16) -> &'static str {
     }
 }
 
+/// Required body fields of each class command route.
+fn class_body(path: &str) -> Option<Value> {
+    let s = |t: &str| json!({ "type": t });
+    let (required, props): (&[&str], Value) = match path {
+        "/sessions/{id}/scene" => (
+            &["scene"],
+            json!({ "scene": { "enum": ["camera", "slides", "screen", "whiteboard", "split"] } }),
+        ),
+        "/sessions/{id}/slides" => (
+            &["deck_id", "index"],
+            json!({ "deck_id": uuid(), "index": s("integer") }),
+        ),
+        "/sessions/{id}/layout" => (
+            &["layout"],
+            json!({ "layout": { "enum": ["speaker", "grid", "pip", "side_by_side"] } }),
+        ),
+        "/sessions/{id}/whiteboard/strokes" => (
+            &["color", "width", "points"],
+            json!({ "color": s("string"), "width": s("integer"), "points": { "type": "array" } }),
+        ),
+        "/sessions/{id}/chat" | "/sessions/{id}/questions" | "/sessions/{id}/notes" => {
+            (&["text"], json!({ "text": s("string") }))
+        }
+        "/sessions/{id}/questions/{question_id}/answer" => (&[], json!({ "text": s("string") })),
+        "/sessions/{id}/polls" => (
+            &["question", "options"],
+            json!({ "question": s("string"), "options": { "type": "array", "items": s("string") }, "correct_option": s("integer") }),
+        ),
+        "/sessions/{id}/polls/{poll_id}/vote" => (&["option"], json!({ "option": s("integer") })),
+        "/sessions/{id}/hands/lower" => (&[], json!({ "participant_id": uuid() })),
+        "/sessions/{id}/ctas" => (
+            &["url", "label"],
+            json!({ "url": s("string"), "label": s("string") }),
+        ),
+        "/sessions/{id}/consent" => (&["recording"], json!({ "recording": s("boolean") })),
+        "/sessions/{id}/mute" => (
+            &["participant_id", "media"],
+            json!({ "participant_id": uuid(), "media": { "enum": ["audio", "video"] } }),
+        ),
+        "/sessions/{id}/remove" => (&["participant_id"], json!({ "participant_id": uuid() })),
+        "/sessions/{id}/lock" => (&["locked"], json!({ "locked": s("boolean") })),
+        "/sessions/{id}/exam-mode" => (&["enabled"], json!({ "enabled": s("boolean") })),
+        "/sessions/{id}/kill-switch" => (
+            &["switch", "engaged"],
+            json!({ "switch": { "type": "object" }, "engaged": s("boolean") }),
+        ),
+        _ => return None,
+    };
+    Some(obj(required, props))
+}
+
 pub fn spec() -> Value {
     let mut paths: Map<String, Value> = Map::new();
-    for op in ops() {
+    let mut all = ops();
+    for r in protocol::api::CLASS_ROUTES {
+        all.push(Op {
+            method: if r.method == "DELETE" {
+                "delete"
+            } else {
+                "post"
+            },
+            path: r.path,
+            summary: r.summary,
+            auth: true,
+            body: class_body(r.path),
+            ok: 200,
+            errors: &[400, 401, 403, 404, 409, 429, 503],
+        });
+    }
+    for op in all {
         let mut responses = Map::new();
         responses.insert(op.ok.to_string(), json!({ "description": "Success" }));
         for e in op.errors {

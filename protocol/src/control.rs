@@ -22,7 +22,12 @@ pub enum EdgeRequest {
         title: String,
         started_by: UserId,
         settings: SessionSettings,
+        /// Decks the class may show, so slides work while core is away.
+        #[serde(default)]
+        decks: Vec<DeckInfo>,
     },
+    /// Decks uploaded since (or not known yet).
+    Decks { decks: Vec<DeckInfo> },
     /// Run one command through the session's writer.
     Command {
         session_id: SessionId,
@@ -58,6 +63,13 @@ pub enum EdgeReply {
         code: String,
         message: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeckInfo {
+    pub deck_id: DeckId,
+    pub tenant_id: TenantId,
+    pub page_count: u32,
 }
 
 /// What an edge tells core every second or so.

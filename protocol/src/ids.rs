@@ -161,8 +161,10 @@ pub struct Seq(pub u64);
 impl Seq {
     pub const ZERO: Seq = Seq(0);
     pub const FIRST: Seq = Seq(1);
+    /// The following seq. Saturates: `Seq(u64::MAX)` means "the end" in
+    /// queries and is never assigned.
     pub fn next(self) -> Seq {
-        Seq(self.0 + 1)
+        Seq(self.0.saturating_add(1))
     }
     pub fn get(self) -> u64 {
         self.0

@@ -5,7 +5,9 @@
 #![warn(unreachable_pub)]
 
 pub mod api;
+pub mod feed;
 pub mod nats;
+pub mod pdf;
 pub mod process;
 pub mod proxy;
 pub mod stack;

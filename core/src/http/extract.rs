@@ -60,6 +60,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 pub struct PathIds(Vec<String>);
 
 impl PathIds {
+    /// The parameters after the first (the session or resource id).
+    pub fn rest(&self) -> Vec<String> {
+        self.0.iter().skip(1).cloned().collect()
+    }
+
     pub fn get<T: std::str::FromStr>(&self, i: usize) -> Result<T, ApiError> {
         self.0.get(i).and_then(|s| s.parse().ok()).ok_or_else(|| {
             ApiError::bad_request("invalid_id", "an id in the path is not a valid UUID")

@@ -6,13 +6,14 @@ pub mod extract;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, get, on, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
+use crate::classroom::{commands, decks};
 use crate::events;
 use crate::identity::routes as auth;
 use crate::orchestration::{courses, edges, sessions};
@@ -45,38 +46,24 @@ pub fn router(app: AppState) -> Router {
         .route("/sessions/{id}/join", post(sessions::join))
         .route("/sessions/{id}/leave", post(sessions::leave))
         .route("/sessions/{id}/permissions", post(sessions::permissions))
-        .route("/sessions/{id}/scene", post(sessions::scene))
-        .route("/sessions/{id}/layout", post(sessions::layout))
-        .route("/sessions/{id}/chat", post(sessions::chat))
         .route(
-            "/sessions/{id}/chat/{message_id}",
-            delete(sessions::delete_chat),
+            "/decks",
+            post(decks::upload).layer(DefaultBodyLimit::max(decks::MAX_PDF_BYTES)),
         )
-        .route("/sessions/{id}/questions", post(sessions::ask))
-        .route(
-            "/sessions/{id}/questions/{qid}/upvote",
-            post(sessions::upvote),
-        )
-        .route(
-            "/sessions/{id}/questions/{qid}/answer",
-            post(sessions::answer),
-        )
-        .route(
-            "/sessions/{id}/questions/{qid}/dismiss",
-            post(sessions::dismiss),
-        )
-        .route("/sessions/{id}/polls", post(sessions::open_poll))
-        .route("/sessions/{id}/polls/{pid}/vote", post(sessions::vote))
-        .route(
-            "/sessions/{id}/polls/{pid}/close",
-            post(sessions::close_poll),
-        )
-        .route("/sessions/{id}/hands", post(sessions::raise_hand))
-        .route("/sessions/{id}/hands/lower", post(sessions::lower_hand))
-        .route("/sessions/{id}/mute", post(sessions::mute))
+        .route("/decks/{id}", get(decks::get))
+        .route("/decks/{id}/pages/{page}", get(decks::page_image))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 
+    // every class command: one handler, routes from the shared table
+    let mut api = api;
+    for r in protocol::api::CLASS_ROUTES {
+        let method = match r.method {
+            "DELETE" => MethodFilter::DELETE,
+            _ => MethodFilter::POST,
+        };
+        api = api.route(r.path, on(method, commands::class_command));
+    }
     let cors = cors_layer(&app.config().cors_origins);
     api.layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)

@@ -112,6 +112,25 @@ impl SigningKeys {
         )?)
     }
 
+    /// Signs a capability for one asset (a deck page, a recording segment):
+    /// a short EdDSA JWT whose audience is the asset's scope.
+    pub fn sign_asset(&self, scope: &str, exp: i64) -> anyhow::Result<String> {
+        let claims = serde_json::json!({ "iss": ISSUER, "aud": format!("asset:{scope}"), "exp": exp, "sub": scope });
+        Ok(jsonwebtoken::encode(
+            &self.header(),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    pub fn verify_asset(&self, token: &str, scope: &str) -> bool {
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&[format!("asset:{scope}")]);
+        v.set_issuer(&[ISSUER]);
+        v.set_required_spec_claims(&["exp", "aud", "iss"]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding, &v).is_ok()
+    }
+
     /// Verifies an access token: signature (EdDSA only, so `alg: none` and
     /// HMAC forgeries fail), issuer, audience, expiry and token type.
     pub fn verify_access(&self, token: &str) -> Result<Auth, ApiError> {

@@ -4,9 +4,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, MatchedPath, Path, Request, State};
 use axum::http::{StatusCode, header};
-use protocol::api::*;
+use protocol::api::{InputError, PermissionsBody, build};
 use protocol::control::EdgeReply;
 use protocol::view::Viewer;
 use protocol::*;
@@ -61,11 +61,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 fn session_id(raw: &str) -> Result<SessionId, EdgeError> {
     raw.parse()
         .map_err(|_| EdgeError::bad_request("invalid_id", "the session id is not a UUID"))
-}
-
-fn id<T: std::str::FromStr>(raw: &str) -> Result<T, EdgeError> {
-    raw.parse()
-        .map_err(|_| EdgeError::bad_request("invalid_id", "an id in the path is not a UUID"))
 }
 
 /// Runs one command through the session's writer on behalf of the token holder.
@@ -134,235 +129,55 @@ pub async fn state(State(st): State<EdgeState>, who: Joined, Path(sid): Path<Str
     ))
 }
 
-pub async fn chat(
+/// Every class command route (the shared table in `protocol::api`).
+pub async fn class_command(
     State(st): State<EdgeState>,
     who: Joined,
-    Path(sid): Path<String>,
-    Body(b): Body<TextBody>,
+    route: MatchedPath,
+    Path(params): Path<Vec<(String, String)>>,
+    Body(json): Body<Value>,
 ) -> Res {
-    let message_id = MessageId::from_uuid(Uuid::now_v7());
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::Chat {
-            message_id,
-            text: b.text,
-        },
-    )
-    .await?;
-    Ok(answer(
-        &evs,
-        seq,
-        json!({ "id": message_id, "message_id": message_id }),
-    ))
-}
-
-pub async fn delete_chat(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path((sid, mid)): Path<(String, String)>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::DeleteChat {
-            message_id: id(&mid)?,
-        },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({})))
-}
-
-pub async fn ask(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path(sid): Path<String>,
-    Body(b): Body<TextBody>,
-) -> Res {
-    let question_id = QuestionId::from_uuid(Uuid::now_v7());
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::Ask {
-            question_id,
-            text: b.text,
-        },
-    )
-    .await?;
-    Ok(answer(
-        &evs,
-        seq,
-        json!({ "id": question_id, "question_id": question_id }),
-    ))
-}
-
-pub async fn upvote(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path((sid, qid)): Path<(String, String)>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::Upvote {
-            question_id: id(&qid)?,
-        },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({})))
-}
-
-pub async fn answer_question(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path((sid, qid)): Path<(String, String)>,
-    Body(b): Body<AnswerBody>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::Answer {
-            question_id: id(&qid)?,
-            answer: b.text,
-        },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({})))
-}
-
-pub async fn dismiss(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path((sid, qid)): Path<(String, String)>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::Dismiss {
-            question_id: id(&qid)?,
-        },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({})))
-}
-
-pub async fn open_poll(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path(sid): Path<String>,
-    Body(b): Body<PollBody>,
-) -> Res {
-    let poll_id = PollId::from_uuid(Uuid::now_v7());
-    let cmd = Command::OpenPoll {
-        poll_id,
-        question: b.question,
-        options: b.options,
-        correct_option: b.correct_option,
-    };
-    let (evs, seq) = run(&st, &who, session_id(&sid)?, cmd).await?;
-    Ok(answer(
-        &evs,
-        seq,
-        json!({ "id": poll_id, "poll_id": poll_id }),
-    ))
-}
-
-pub async fn vote(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path((sid, pid)): Path<(String, String)>,
-    Body(b): Body<VoteBody>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::Vote {
-            poll_id: id(&pid)?,
-            option: b.option,
-        },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({})))
-}
-
-pub async fn close_poll(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path((sid, pid)): Path<(String, String)>,
-) -> Res {
-    let poll_id: PollId = id(&pid)?;
-    let (evs, seq) = run(&st, &who, session_id(&sid)?, Command::ClosePoll { poll_id }).await?;
-    let results = evs.iter().find_map(|e| match &e.body {
-        EventBody::PollClosed { results, .. } => Some(results.clone()),
-        _ => None,
-    });
-    Ok(answer(
-        &evs,
-        seq,
-        json!({ "poll_id": poll_id, "results": results }),
-    ))
-}
-
-pub async fn scene(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path(sid): Path<String>,
-    Body(b): Body<SceneBody>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::SetScene { scene: b.scene },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({ "scene": b.scene })))
-}
-
-pub async fn layout(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path(sid): Path<String>,
-    Body(b): Body<LayoutBody>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::SetLayout { layout: b.layout },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({ "layout": b.layout })))
-}
-
-pub async fn raise_hand(State(st): State<EdgeState>, who: Joined, Path(sid): Path<String>) -> Res {
-    let (evs, seq) = run(&st, &who, session_id(&sid)?, Command::RaiseHand).await?;
-    Ok(answer(&evs, seq, json!({})))
-}
-
-pub async fn lower_hand(
-    State(st): State<EdgeState>,
-    who: Joined,
-    Path(sid): Path<String>,
-    Body(b): Body<LowerHandBody>,
-) -> Res {
-    let (evs, seq) = run(
-        &st,
-        &who,
-        session_id(&sid)?,
-        Command::LowerHand {
-            participant_id: b.participant_id,
-        },
-    )
-    .await?;
-    Ok(answer(&evs, seq, json!({})))
+    let sid = session_id(params.first().map(|p| p.1.as_str()).unwrap_or(""))?;
+    let rest: Vec<&str> = params.iter().skip(1).map(|p| p.1.as_str()).collect();
+    let built = build(route.as_str(), &rest, &json, Uuid::now_v7()).map_err(|e| match e {
+        InputError::Body(m) => {
+            EdgeError::bad_request("invalid_body", format!("invalid JSON body: {m}"))
+        }
+        InputError::Id => {
+            EdgeError::bad_request("invalid_id", "an id in the path is not a valid UUID")
+        }
+        InputError::Route => {
+            EdgeError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+        }
+    })?;
+    let mut command = built.command;
+    if let Command::ShowSlide {
+        deck_id,
+        page_count,
+        ..
+    } = &mut command
+    {
+        *page_count = st.registry.deck_pages(who.0.tid, *deck_id).ok_or_else(|| {
+            EdgeError::new(
+                StatusCode::NOT_FOUND,
+                "deck_not_found",
+                "this edge does not know that deck",
+            )
+        })?;
+    }
+    let (evs, seq) = run(&st, &who, sid, command).await?;
+    let mut extra = json!({});
+    if let Some((name, id)) = built.created {
+        extra[name] = json!(id);
+        extra["id"] = json!(id);
+    }
+    for ev in &evs {
+        if let EventBody::PollClosed { poll_id, results } = &ev.body {
+            extra["poll_id"] = json!(poll_id);
+            extra["results"] = json!(results);
+        }
+    }
+    Ok(answer(&evs, seq, extra))
 }
 
 pub async fn permissions(

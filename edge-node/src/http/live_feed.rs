@@ -30,11 +30,13 @@ pub struct LiveQuery {
 }
 
 pub async fn live(
-    ws: WebSocketUpgrade,
+    // the token is checked first: an unauthenticated request is a 401 even
+    // when it is not a WebSocket upgrade
+    who: Joined,
     State(st): State<EdgeState>,
     Path(sid): Path<String>,
     Query(q): Query<LiveQuery>,
-    who: Joined,
+    ws: WebSocketUpgrade,
 ) -> Result<Response, EdgeError> {
     let sid = sid
         .parse()

@@ -9,7 +9,7 @@ pub mod live_feed;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, get, on, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -31,26 +31,18 @@ pub struct EdgeState {
 pub fn router(state: EdgeState) -> Router {
     use commands as c;
     let cors = cors_layer(&state.config.cors_origins);
-    Router::new()
+    let mut router = Router::new();
+    for r in protocol::api::CLASS_ROUTES {
+        let method = match r.method {
+            "DELETE" => MethodFilter::DELETE,
+            _ => MethodFilter::POST,
+        };
+        router = router.route(r.path, on(method, c::class_command));
+    }
+    router
         .route("/healthz", get(healthz))
         .route("/sessions/{id}/live", get(live_feed::live))
         .route("/sessions/{id}/state", get(c::state))
-        .route("/sessions/{id}/chat", post(c::chat))
-        .route("/sessions/{id}/chat/{message_id}", delete(c::delete_chat))
-        .route("/sessions/{id}/questions", post(c::ask))
-        .route("/sessions/{id}/questions/{qid}/upvote", post(c::upvote))
-        .route(
-            "/sessions/{id}/questions/{qid}/answer",
-            post(c::answer_question),
-        )
-        .route("/sessions/{id}/questions/{qid}/dismiss", post(c::dismiss))
-        .route("/sessions/{id}/polls", post(c::open_poll))
-        .route("/sessions/{id}/polls/{pid}/vote", post(c::vote))
-        .route("/sessions/{id}/polls/{pid}/close", post(c::close_poll))
-        .route("/sessions/{id}/scene", post(c::scene))
-        .route("/sessions/{id}/layout", post(c::layout))
-        .route("/sessions/{id}/hands", post(c::raise_hand))
-        .route("/sessions/{id}/hands/lower", post(c::lower_hand))
         .route("/sessions/{id}/permissions", post(c::permissions))
         .route("/sessions/{id}/leave", post(c::leave))
         .fallback(|| async {

@@ -18,6 +18,8 @@ pub struct Registry {
     inner: Arc<Mutex<HashMap<SessionId, SessionHandle>>>,
     log: EventLog,
     edge: EdgeId,
+    /// Page counts of the decks core told this edge about.
+    decks: Arc<std::sync::RwLock<HashMap<DeckId, (TenantId, u32)>>>,
 }
 
 pub struct StartParams {
@@ -37,6 +39,24 @@ impl Registry {
             inner: Arc::new(Mutex::new(HashMap::new())),
             log,
             edge,
+            decks: Default::default(),
+        }
+    }
+
+    /// A deck's page count, if core told this edge about it (same tenant only).
+    pub fn deck_pages(&self, tenant: TenantId, deck: DeckId) -> Option<u32> {
+        let decks = self.decks.read().ok()?;
+        decks
+            .get(&deck)
+            .filter(|(t, _)| *t == tenant)
+            .map(|(_, n)| *n)
+    }
+
+    fn learn_decks(&self, decks: &[protocol::control::DeckInfo]) {
+        if let Ok(mut map) = self.decks.write() {
+            for d in decks {
+                map.insert(d.deck_id, (d.tenant_id, d.page_count));
+            }
         }
     }
 
@@ -196,7 +216,9 @@ impl Registry {
                 title,
                 started_by,
                 settings,
+                decks,
             } => {
+                self.learn_decks(&decks);
                 self.start(StartParams {
                     session_id,
                     tenant_id,
@@ -210,6 +232,14 @@ impl Registry {
                 .await
             }
             EdgeRequest::Abort { session_id } => self.abort(session_id).await,
+            EdgeRequest::Decks { decks } => {
+                self.learn_decks(&decks);
+                EdgeReply::Done {
+                    events: vec![],
+                    seq: Seq::ZERO,
+                    participant: None,
+                }
+            }
             EdgeRequest::Command {
                 session_id,
                 actor,

@@ -1,0 +1,6 @@
+//! The live classroom through core: every class command route (the table in
+//! `protocol::api::CLASS_ROUTES`) forwarded to the session's home edge, and
+//! slide decks.
+
+pub mod commands;
+pub mod decks;
