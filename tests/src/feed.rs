@@ -72,6 +72,12 @@ impl Feed {
         }
     }
 
+    /// Reads frames without decoding them until the feed ends (a client
+    /// that follows the class but is not under test).
+    pub async fn drain(mut self) {
+        while let Some(Ok(_)) = self.ws.next().await {}
+    }
+
     pub async fn request_snapshot(&mut self) -> anyhow::Result<()> {
         self.ws
             .send(Message::Text(r#"{"type":"snapshot"}"#.into()))

@@ -56,11 +56,15 @@ pub async fn live(
             role,
         },
     };
-    Ok(ws.on_upgrade(move |socket| async move {
-        if let Err(e) = feed(socket, st, handle, viewer, q.after.map(Seq)).await {
-            tracing::debug!(error = %e, "live feed closed");
-        }
-    }))
+    // small write buffers: a class holds hundreds of these connections
+    Ok(ws
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = feed(socket, st, handle, viewer, q.after.map(Seq)).await {
+                tracing::debug!(error = %e, "live feed closed");
+            }
+        }))
 }
 
 async fn send_json(socket: &mut WebSocket, v: serde_json::Value) -> anyhow::Result<()> {
@@ -113,10 +117,13 @@ async fn feed(
     loop {
         tokio::select! {
             ev = live.recv() => match ev {
-                Ok(ev) => {
-                    if ev.seq > last {
-                        send_event(&mut socket, &ev, &viewer).await?;
-                        last = ev.seq;
+                Ok(fe) => {
+                    if fe.event.seq > last {
+                        if event_visible_to(&fe.event.body, &viewer) {
+                            let text = axum::extract::ws::Utf8Bytes::try_from(fe.frame.clone())?;
+                            socket.send(Message::Text(text)).await?;
+                        }
+                        last = fe.event.seq;
                     }
                 }
                 Err(RecvError::Lagged(_)) => {

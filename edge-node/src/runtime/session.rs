@@ -54,7 +54,24 @@ pub struct Subscription {
     /// Events after the requested seq up to `state.seq`, when memory still
     /// holds them all; `None` means read them from the event log.
     pub backlog: Option<Vec<Arc<Envelope>>>,
-    pub live: broadcast::Receiver<Arc<Envelope>>,
+    pub live: broadcast::Receiver<Arc<FeedEvent>>,
+}
+
+/// One event as the live feed sends it: serialized once, shared by every
+/// subscriber (a class of 200 would otherwise encode each event 200 times).
+pub struct FeedEvent {
+    pub event: Arc<Envelope>,
+    /// `{"kind":"event","event":…}`
+    pub frame: bytes::Bytes,
+}
+
+impl FeedEvent {
+    pub fn new(event: Arc<Envelope>) -> FeedEvent {
+        let frame = serde_json::to_vec(&serde_json::json!({ "kind": "event", "event": &*event }))
+            .map(bytes::Bytes::from)
+            .unwrap_or_default();
+        FeedEvent { event, frame }
+    }
 }
 
 /// Recent events kept in memory for live-feed resumes.
@@ -122,7 +139,7 @@ pub struct SessionTask {
     state: SessionState,
     log: EventLog,
     edge: EdgeId,
-    feed: broadcast::Sender<Arc<Envelope>>,
+    feed: broadcast::Sender<Arc<FeedEvent>>,
     recent: VecDeque<Arc<Envelope>>,
     rx: mpsc::Receiver<SessionMsg>,
 }
@@ -323,7 +340,9 @@ impl SessionTask {
             Ok(()) => {
                 for ev in &events {
                     let ev = Arc::new(ev.clone());
-                    let _ = self.feed.send(ev.clone());
+                    if self.feed.receiver_count() > 0 {
+                        let _ = self.feed.send(Arc::new(FeedEvent::new(ev.clone())));
+                    }
                     self.recent.push_back(ev);
                 }
                 while self.recent.len() > RECENT {
