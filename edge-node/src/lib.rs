@@ -11,6 +11,7 @@ pub mod http;
 pub mod join_tokens;
 pub mod rate_limit;
 pub mod runtime;
+pub mod sfu;
 
 use std::time::Duration;
 

@@ -60,6 +60,10 @@ impl Registry {
         }
     }
 
+    pub fn edge(&self) -> &EdgeId {
+        &self.edge
+    }
+
     pub fn log(&self) -> &EventLog {
         &self.log
     }

@@ -1,0 +1,1017 @@
+//! The SFU's shell: one task owns the UDP socket and every `Rtc`. It feeds
+//! them packets and timeouts, drains their outputs, hands media to the
+//! forwarding core (`forward::Room`) and writes what the core decides. It
+//! makes no forwarding decisions of its own.
+//!
+//! Session events (track published, participant joined/left, media quality)
+//! go to the session's writer through one ordered queue; a watcher per
+//! session turns revoked permissions, media kill switches, removals and the
+//! end of the class into cuts here.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use protocol::event::{KillSwitch, LeaveReason, MediaKind as Kind, TrackSource};
+use protocol::{Actor, Command, EventBody, ParticipantId, SessionId, TrackId};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::format::Codec;
+use str0m::media::{Direction as SdpDirection, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::forward::{self, Incoming, Layer, Outputs, PeerId, Room, TrackKey};
+use super::{Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats};
+use crate::runtime::registry::Registry;
+use crate::runtime::session::SessionHandle;
+
+pub(super) fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One published m-line of a publisher.
+struct InTrack {
+    key: TrackKey,
+    kind: Kind,
+    codec: Option<Codec>,
+    /// rid → layer
+    layers: HashMap<String, Layer>,
+    track_id: TrackId,
+}
+
+struct Peer {
+    id: PeerId,
+    rtc: Rtc,
+    owner: PeerOwner,
+    direction: Direction,
+    created: Instant,
+    connected: bool,
+    disconnected_since: Option<Instant>,
+    timeout: Instant,
+    // publisher
+    in_tracks: HashMap<Mid, InTrack>,
+    // subscriber
+    out: HashMap<TrackKey, Mid>,
+    /// offered m-lines not carrying a track yet, by kind
+    idle_slots: Vec<(Mid, Kind)>,
+    channel: Option<ChannelId>,
+    pending: Option<(SdpPendingOffer, Vec<(TrackKey, Mid)>)>,
+    wants_add: Vec<TrackKey>,
+    wants_stop: Vec<Mid>,
+    // quality
+    last_quality: Instant,
+    last_bytes: u64,
+    last_stats: Option<str0m::stats::PeerStats>,
+}
+
+struct Driver {
+    config: SfuConfig,
+    socket: UdpSocket,
+    registry: Registry,
+    stats: Arc<SfuStats>,
+    peers: HashMap<PeerId, Peer>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    rooms: HashMap<SessionId, Room>,
+    next_id: u64,
+    events: mpsc::UnboundedSender<(SessionHandle, Actor, Command)>,
+    /// Participants with no connected peer, and since when.
+    absent: HashMap<(SessionId, ParticipantId), Instant>,
+    watched: HashSet<SessionId>,
+    self_tx: mpsc::Sender<SfuCommand>,
+    dirty: VecDeque<PeerId>,
+    out: Outputs,
+}
+
+pub(super) fn spawn(
+    config: SfuConfig,
+    socket: UdpSocket,
+    rx: mpsc::Receiver<SfuCommand>,
+    registry: Registry,
+    stats: Arc<SfuStats>,
+    self_tx: mpsc::Sender<SfuCommand>,
+) {
+    let (events, events_rx) = mpsc::unbounded_channel();
+    tokio::spawn(emit_events(events_rx));
+    let driver = Driver {
+        config,
+        socket,
+        registry,
+        stats,
+        peers: HashMap::new(),
+        by_addr: HashMap::new(),
+        rooms: HashMap::new(),
+        next_id: 1,
+        events,
+        absent: HashMap::new(),
+        watched: HashSet::new(),
+        self_tx,
+        dirty: VecDeque::new(),
+        out: Outputs::default(),
+    };
+    tokio::spawn(driver.run(rx));
+}
+
+/// Appends the SFU's events in the order they happened.
+async fn emit_events(mut rx: mpsc::UnboundedReceiver<(SessionHandle, Actor, Command)>) {
+    while let Some((handle, actor, command)) = rx.recv().await {
+        let name = command.name();
+        match handle.command(actor, command).await {
+            Ok(protocol::control::EdgeReply::Done { .. }) => {}
+            Ok(other) => {
+                tracing::debug!(command = name, reply = ?other, "media event not appended")
+            }
+            Err(e) => tracing::debug!(command = name, error = %e, "session gone"),
+        }
+    }
+}
+
+fn rtc_kind(k: MediaKind) -> Kind {
+    match k {
+        MediaKind::Audio => Kind::Audio,
+        MediaKind::Video => Kind::Video,
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<SfuCommand>) {
+        let mut buf = vec![0u8; 2000];
+        tracing::info!(addr = %self.config.public, "SFU listening");
+        loop {
+            self.stats
+                .loop_alive_ms
+                .store(epoch_ms(), Ordering::Relaxed);
+            let now = Instant::now();
+            self.handle_timeouts(now).await;
+            let deadline = self
+                .peers
+                .values()
+                .map(|p| p.timeout)
+                .min()
+                .unwrap_or(now + Duration::from_millis(500))
+                .min(now + Duration::from_millis(500));
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, source)) => self.on_datagram(&buf[..n], source, Instant::now()).await,
+                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                },
+                cmd = rx.recv() => match cmd {
+                    Some(c) => self.on_command(c).await,
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+            }
+            self.flush_dirty().await;
+        }
+    }
+
+    fn room(&mut self, s: SessionId) -> &mut Room {
+        self.rooms.entry(s).or_default()
+    }
+
+    // ---- inputs --------------------------------------------------------
+
+    async fn on_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.config.public,
+                contents,
+            },
+        );
+        let id = match self.by_addr.get(&source) {
+            Some(id) if self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)) => Some(*id),
+            _ => self
+                .peers
+                .values()
+                .find(|p| p.rtc.accepts(&input))
+                .map(|p| p.id),
+        };
+        let Some(id) = id else { return };
+        self.by_addr.insert(source, id);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(peer = id.0, error = %e, "rtc refused input");
+        }
+        self.drain(id, now).await;
+    }
+
+    async fn handle_timeouts(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.timeout <= now)
+            .map(|p| p.id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.peers.get_mut(&id) {
+                let _ = p.rtc.handle_input(Input::Timeout(now));
+            }
+            self.drain(id, now).await;
+        }
+        // peers that never connected, or stayed disconnected past the grace
+        let stale: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| {
+                (!p.connected
+                    && now.saturating_duration_since(p.created) > self.config.connect_timeout)
+                    || p.disconnected_since
+                        .is_some_and(|t| now.saturating_duration_since(t) > self.config.grace)
+                    || !p.rtc.is_alive()
+            })
+            .map(|p| p.id)
+            .collect();
+        for id in stale {
+            self.close_peer(id, now).await;
+        }
+        // participants gone for longer than the grace period have left
+        let gone: Vec<(SessionId, ParticipantId)> = self
+            .absent
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) > self.config.grace)
+            .map(|(k, _)| *k)
+            .collect();
+        for (session, participant) in gone {
+            self.absent.remove(&(session, participant));
+            if let Some(h) = self.registry.get(session).await {
+                let cmd = Command::Leave {
+                    participant_id: participant,
+                    reason: LeaveReason::Disconnected,
+                };
+                let _ = self.events.send((h, Actor::System, cmd));
+            }
+        }
+        // media quality samples
+        let every = self.config.quality_every;
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if !p.connected || now.saturating_duration_since(p.last_quality) < every {
+                continue;
+            }
+            let Some(st) = p.last_stats.as_ref() else {
+                continue;
+            };
+            let bytes = st.peer_bytes_rx + st.peer_bytes_tx;
+            let secs = now
+                .saturating_duration_since(p.last_quality)
+                .as_secs_f64()
+                .max(0.001);
+            let kbps = ((bytes.saturating_sub(p.last_bytes)) as f64 * 8.0 / 1000.0 / secs) as u32;
+            let loss = match p.direction {
+                Direction::Publish(_) => st.ingress_loss_fraction,
+                Direction::Subscribe => st.egress_loss_fraction,
+            }
+            .unwrap_or(0.0);
+            let body = EventBody::MediaQuality {
+                participant_id: p.owner.participant,
+                loss_permille: (loss.clamp(0.0, 1.0) * 1000.0) as u32,
+                rtt_ms: st.rtt.map(|d| d.as_millis() as u32).unwrap_or(0),
+                bitrate_kbps: kbps,
+            };
+            p.last_quality = now;
+            p.last_bytes = bytes;
+            let session = p.owner.session;
+            if let Some(h) = self.registry.get(session).await {
+                let _ = self
+                    .events
+                    .send((h, Actor::System, Command::System { event: body }));
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: SfuCommand) {
+        match cmd {
+            SfuCommand::Connect {
+                owner,
+                direction,
+                offer,
+                reply,
+            } => {
+                let r = self.connect(owner, direction, &offer).await;
+                let _ = reply.send(r);
+            }
+            SfuCommand::Close {
+                peer,
+                participant,
+                reply,
+            } => {
+                let r = match self.peers.get(&peer) {
+                    None => Err(SfuError::NoPeer),
+                    Some(p) if p.owner.participant != participant => Err(SfuError::NotYours),
+                    Some(_) => {
+                        self.close_peer(peer, Instant::now()).await;
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            SfuCommand::Cut {
+                session,
+                participant,
+                publishers_only,
+            } => {
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .values()
+                    .filter(|p| p.owner.session == session)
+                    .filter(|p| participant.is_none_or(|x| x == p.owner.participant))
+                    .filter(|p| !publishers_only || matches!(p.direction, Direction::Publish(_)))
+                    .map(|p| p.id)
+                    .collect();
+                let now = Instant::now();
+                for id in ids {
+                    tracing::info!(peer = id.0, "media cut");
+                    self.close_peer(id, now).await;
+                }
+            }
+        }
+    }
+
+    async fn connect(
+        &mut self,
+        owner: PeerOwner,
+        direction: Direction,
+        offer: &str,
+    ) -> Result<(PeerId, String), SfuError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        let now = Instant::now();
+        let mut builder = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if direction == Direction::Subscribe {
+            builder = builder.enable_bwe(Some(Bitrate::kbps(600)));
+        }
+        let mut rtc = builder.build(now);
+        let cand = Candidate::host(self.config.public, "udp")
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        rtc.add_local_candidate(cand);
+        let answer: SdpAnswer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::BadOffer(e.to_string()))?;
+        if direction == Direction::Subscribe {
+            rtc.bwe().set_bitrate(Bitrate::kbps(300), Bitrate::mbps(4));
+        }
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        let session = owner.session;
+        let peer = Peer {
+            id,
+            rtc,
+            owner,
+            direction,
+            created: now,
+            connected: false,
+            disconnected_since: None,
+            timeout: now,
+            in_tracks: HashMap::new(),
+            out: HashMap::new(),
+            idle_slots: Vec::new(),
+            channel: None,
+            pending: None,
+            wants_add: Vec::new(),
+            wants_stop: Vec::new(),
+            last_quality: now,
+            last_bytes: 0,
+            last_stats: None,
+        };
+        self.peers.insert(id, peer);
+        self.stats
+            .peers
+            .store(self.peers.len() as u64, Ordering::Relaxed);
+        self.watch(session).await;
+        self.drain(id, now).await;
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Watches a session's events for what must cut media at once.
+    async fn watch(&mut self, session: SessionId) {
+        if !self.watched.insert(session) {
+            return;
+        }
+        let Some(handle) = self.registry.get(session).await else {
+            return;
+        };
+        let Ok(sub) = handle.subscribe(protocol::Seq(u64::MAX)).await else {
+            return;
+        };
+        let tx = self.self_tx.clone();
+        tokio::spawn(async move {
+            let mut live = sub.live;
+            let mut state = sub.state;
+            loop {
+                let fe = match live.recv().await {
+                    Ok(fe) => fe,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        let _ = tx
+                            .send(SfuCommand::Cut {
+                                session,
+                                participant: None,
+                                publishers_only: false,
+                            })
+                            .await;
+                        return;
+                    }
+                };
+                let _ = state.apply(&fe.event);
+                let cut = match &fe.event.body {
+                    EventBody::PermissionChanged {
+                        participant_id,
+                        revoked,
+                        ..
+                    } => revoked
+                        .iter()
+                        .any(|p| p.allows_publishing())
+                        .then_some((Some(*participant_id), true)),
+                    EventBody::KillSwitchChanged {
+                        switch: KillSwitch::Media { participant_id },
+                        engaged: true,
+                    } => Some((Some(*participant_id), true)),
+                    EventBody::ParticipantLeft {
+                        participant_id,
+                        reason: LeaveReason::Removed,
+                    } => Some((Some(*participant_id), false)),
+                    EventBody::SessionEnded { .. } => Some((None, false)),
+                    _ => None,
+                };
+                if let Some((participant, publishers_only)) = cut {
+                    let _ = tx
+                        .send(SfuCommand::Cut {
+                            session,
+                            participant,
+                            publishers_only,
+                        })
+                        .await;
+                }
+                if !state.is_live() {
+                    return;
+                }
+            }
+        });
+    }
+
+    // ---- outputs -------------------------------------------------------
+
+    /// Drains one peer's outputs; events may dirty other peers.
+    async fn drain(&mut self, id: PeerId, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            let out = match peer.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(peer = id.0, error = %e, "rtc error; closing");
+                    self.close_peer(id, now).await;
+                    return;
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    peer.timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => {
+                    self.stats
+                        .bytes_out
+                        .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
+                        if e.kind() == std::io::ErrorKind::WouldBlock {
+                            let _ = self.socket.send_to(&t.contents, t.destination).await;
+                        }
+                    }
+                }
+                Output::Event(e) => self.on_event(id, e, now).await,
+            }
+        }
+    }
+
+    async fn flush_dirty(&mut self) {
+        let now = Instant::now();
+        while let Some(id) = self.dirty.pop_front() {
+            self.drain(id, now).await;
+        }
+    }
+
+    async fn on_event(&mut self, id: PeerId, event: Event, now: Instant) {
+        match event {
+            Event::Connected => self.on_connected(id, now).await,
+            Event::IceConnectionStateChange(state) => {
+                let Some(p) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                match state {
+                    IceConnectionState::Disconnected => {
+                        p.disconnected_since.get_or_insert(now);
+                    }
+                    IceConnectionState::Connected | IceConnectionState::Completed => {
+                        p.disconnected_since = None
+                    }
+                    IceConnectionState::New | IceConnectionState::Checking => {}
+                }
+            }
+            Event::MediaAdded(m) => self.on_media_added(id, m, now).await,
+            Event::RtpPacket(pkt) => self.on_rtp(id, pkt, now),
+            Event::KeyframeRequest(req) => {
+                let Some(p) = self.peers.get(&id) else { return };
+                let session = p.owner.session;
+                let mut out = std::mem::take(&mut self.out);
+                self.room(session)
+                    .on_keyframe_request(id, req.mid, now, &mut out);
+                self.out = out;
+                self.apply_outputs(session);
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                let Some(p) = self.peers.get(&id) else { return };
+                let session = p.owner.session;
+                let mut out = std::mem::take(&mut self.out);
+                self.room(session)
+                    .set_estimate(id, estimate.as_u64(), now, &mut out);
+                self.out = out;
+                self.apply_outputs(session);
+            }
+            Event::PeerStats(st) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.last_stats = Some(st);
+                }
+            }
+            Event::ChannelOpen(cid, _) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.channel = Some(cid);
+                }
+                self.renegotiate(id);
+            }
+            Event::ChannelData(d) => self.on_channel_data(id, &d.data, now),
+            Event::Closed => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.disconnected_since.get_or_insert(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_connected(&mut self, id: PeerId, _now: Instant) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        p.connected = true;
+        let owner = p.owner.clone();
+        tracing::info!(peer = id.0, participant_id = %owner.participant, session_id = %owner.session, "media connected");
+        self.absent.remove(&(owner.session, owner.participant));
+        // media connecting is attendance: a participant who had dropped is back
+        if let Some(h) = self.registry.get(owner.session).await {
+            let cmd = Command::Join {
+                participant_id: owner.participant,
+                user_id: owner.user,
+                role: owner.role,
+                display_name: "-".into(),
+                edge_id: self.registry.edge().clone(),
+            };
+            let _ = self.events.send((h, Actor::System, cmd));
+        }
+        if matches!(p.direction, Direction::Subscribe) {
+            // everything already published in the room
+            let keys: Vec<TrackKey> = self
+                .rooms
+                .get(&owner.session)
+                .map(|r| r.tracks().map(|(k, _)| *k).collect())
+                .unwrap_or_default();
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.wants_add
+                    .extend(keys.into_iter().filter(|k| k.publisher != id));
+            }
+            self.assign_slots(id, Instant::now());
+            self.renegotiate(id);
+        }
+    }
+
+    async fn on_media_added(&mut self, id: PeerId, m: str0m::media::MediaAdded, now: Instant) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let kind = rtc_kind(m.kind);
+        match p.direction {
+            Direction::Subscribe => {
+                // an m-line the client offered to receive on
+                if matches!(m.direction, SdpDirection::SendOnly | SdpDirection::SendRecv) {
+                    p.idle_slots.push((m.mid, kind));
+                    self.assign_slots(id, now);
+                }
+            }
+            Direction::Publish(source) => {
+                let mut layers = HashMap::new();
+                if let Some(sim) = &m.simulcast {
+                    let mut rids: Vec<(usize, String)> = sim
+                        .recv
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| (super::codec::rid_rank(&l.rid, i), l.rid.to_string()))
+                        .collect();
+                    rids.sort();
+                    for (layer, (_, rid)) in rids.into_iter().enumerate() {
+                        layers.insert(rid, Layer(layer as u8));
+                    }
+                }
+                let key = TrackKey {
+                    publisher: id,
+                    mid: m.mid,
+                };
+                let track_id = TrackId::from_uuid(Uuid::now_v7());
+                let n_layers = layers.len().max(1) as u8;
+                let clock = if kind == Kind::Audio { 48_000 } else { 90_000 };
+                p.in_tracks.insert(
+                    m.mid,
+                    InTrack {
+                        key,
+                        kind,
+                        codec: None,
+                        layers: layers.clone(),
+                        track_id,
+                    },
+                );
+                let owner = p.owner.clone();
+                let session = owner.session;
+                self.room(session).add_track(
+                    key,
+                    match kind {
+                        Kind::Audio => forward::Kind::Audio,
+                        Kind::Video => forward::Kind::Video,
+                    },
+                    clock,
+                    n_layers,
+                );
+                let mut rids: Vec<(Layer, String)> =
+                    layers.into_iter().map(|(r, l)| (l, r)).collect();
+                rids.sort();
+                if let Some(h) = self.registry.get(session).await {
+                    let codec = if kind == Kind::Audio { "opus" } else { "video" };
+                    let body = EventBody::TrackPublished {
+                        track_id,
+                        participant_id: owner.participant,
+                        kind,
+                        source: if kind == Kind::Audio && source == TrackSource::Camera {
+                            TrackSource::Microphone
+                        } else {
+                            source
+                        },
+                        codec: codec.into(),
+                        simulcast: rids.into_iter().map(|(_, r)| r).collect(),
+                    };
+                    let _ = self
+                        .events
+                        .send((h, Actor::System, Command::System { event: body }));
+                }
+                // every subscriber of the room wants it
+                let subs: Vec<PeerId> = self
+                    .peers
+                    .values()
+                    .filter(|q| {
+                        q.owner.session == session
+                            && q.direction == Direction::Subscribe
+                            && q.connected
+                    })
+                    .map(|q| q.id)
+                    .collect();
+                for s in subs {
+                    if let Some(q) = self.peers.get_mut(&s) {
+                        q.wants_add.push(key);
+                    }
+                    self.assign_slots(s, now);
+                    self.renegotiate(s);
+                }
+            }
+        }
+    }
+
+    /// Puts wanted tracks on idle offered m-lines (no renegotiation needed).
+    fn assign_slots(&mut self, id: PeerId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !p.connected {
+            return;
+        }
+        let session = p.owner.session;
+        let Some(room) = self.rooms.get(&session) else {
+            return;
+        };
+        let kinds: HashMap<TrackKey, forward::Kind> =
+            room.tracks().map(|(k, kind)| (*k, kind)).collect();
+        let mut assigned = Vec::new();
+        p.wants_add.retain(|key| {
+            let Some(kind) = kinds.get(key) else {
+                return false;
+            };
+            let want = match kind {
+                forward::Kind::Audio => Kind::Audio,
+                forward::Kind::Video => Kind::Video,
+            };
+            if let Some(i) = p.idle_slots.iter().position(|(_, k)| *k == want) {
+                let (mid, _) = p.idle_slots.remove(i);
+                assigned.push((*key, mid));
+                false
+            } else {
+                true
+            }
+        });
+        for (key, mid) in &assigned {
+            p.out.insert(*key, *mid);
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let room = self.rooms.entry(session).or_default();
+        for (key, mid) in assigned {
+            room.subscribe(id, key, mid, now, &mut out);
+        }
+        self.out = out;
+        self.apply_outputs(session);
+    }
+
+    /// Offers wanted tracks (and stops removed ones) over the data channel,
+    /// one offer at a time.
+    fn renegotiate(&mut self, id: PeerId) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(cid) = p.channel else { return };
+        if p.pending.is_some() || (p.wants_add.is_empty() && p.wants_stop.is_empty()) {
+            return;
+        }
+        let session = p.owner.session;
+        let kinds: HashMap<TrackKey, forward::Kind> = self
+            .rooms
+            .get(&session)
+            .map(|r| r.tracks().map(|(k, kind)| (*k, kind)).collect())
+            .unwrap_or_default();
+        let adds: Vec<TrackKey> = std::mem::take(&mut p.wants_add)
+            .into_iter()
+            .filter(|k| kinds.contains_key(k))
+            .collect();
+        let stops = std::mem::take(&mut p.wants_stop);
+        let mut api = p.rtc.sdp_api();
+        let mut planned = Vec::new();
+        for key in adds {
+            let kind = match kinds[&key] {
+                forward::Kind::Audio => MediaKind::Audio,
+                forward::Kind::Video => MediaKind::Video,
+            };
+            let mid = api.add_media(
+                kind,
+                SdpDirection::SendOnly,
+                Some(format!("p{}", key.publisher.0)),
+                None,
+                None,
+            );
+            planned.push((key, mid));
+        }
+        for mid in stops {
+            api.stop_media(mid);
+        }
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        let msg = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() }).to_string();
+        if let Some(mut ch) = p.rtc.channel(cid) {
+            if let Err(e) = ch.write(false, msg.as_bytes()) {
+                tracing::debug!(peer = id.0, error = %e, "offer not sent");
+            }
+        }
+        p.pending = Some((pending, planned));
+        self.dirty.push_back(id);
+    }
+
+    fn on_channel_data(&mut self, id: PeerId, data: &[u8], now: Instant) {
+        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(data) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match msg["type"].as_str() {
+            Some("answer") => {
+                let Some((pending, planned)) = p.pending.take() else {
+                    return;
+                };
+                let Some(sdp) = msg["sdp"].as_str() else {
+                    return;
+                };
+                let Ok(answer) = SdpAnswer::from_sdp_string(sdp) else {
+                    return;
+                };
+                if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+                    tracing::debug!(peer = id.0, error = %e, "renegotiation answer refused");
+                    return;
+                }
+                for (key, mid) in &planned {
+                    p.out.insert(*key, *mid);
+                }
+                let session = p.owner.session;
+                let mut out = std::mem::take(&mut self.out);
+                let room = self.rooms.entry(session).or_default();
+                for (key, mid) in planned {
+                    if room.has_track(key) {
+                        room.subscribe(id, key, mid, now, &mut out);
+                    }
+                }
+                self.out = out;
+                self.apply_outputs(session);
+                self.dirty.push_back(id);
+                self.renegotiate(id);
+            }
+            Some("layer") => {
+                // a client caps its layer (e.g. a thumbnail): {"type":"layer","max":0}
+                let max = msg["max"].as_u64().map(|m| Layer(m.min(2) as u8));
+                let session = p.owner.session;
+                let mut out = std::mem::take(&mut self.out);
+                self.room(session).set_max_layer(id, max, now, &mut out);
+                self.out = out;
+                self.apply_outputs(session);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rtp(&mut self, id: PeerId, pkt: str0m::rtp::RtpPacket, now: Instant) {
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(mid) = pkt.header.ext_vals.mid.or_else(|| {
+            (p.in_tracks.len() == 1).then(|| *p.in_tracks.keys().next().unwrap_or(&Mid::from("0")))
+        }) else {
+            return;
+        };
+        let pt = pkt.header.payload_type;
+        let codec = p
+            .rtc
+            .codec_config()
+            .find(|c| c.pt() == pt)
+            .map(|c| c.spec().codec);
+        let Some(t) = p.in_tracks.get_mut(&mid) else {
+            return;
+        };
+        if t.codec.is_none() {
+            t.codec = codec;
+        }
+        let Some(codec) = codec else { return };
+        let layer = match pkt.header.ext_vals.rid {
+            Some(rid) => match t.layers.get(&rid.to_string()) {
+                Some(l) => *l,
+                None => return,
+            },
+            None => Layer(0),
+        };
+        let incoming = Incoming {
+            track: t.key,
+            layer,
+            seq: *pkt.seq_no,
+            ts: pkt.time.numer() as u64,
+            keyframe: super::codec::starts_keyframe(codec, &pkt.payload),
+            picture_id: super::codec::vp8_picture_id(codec, &pkt.payload),
+            bytes: pkt.payload.len(),
+            at: now,
+        };
+        let nackable = t.kind == Kind::Video;
+        let session = p.owner.session;
+        let Some(params) = p.rtc.codec_config().find(|c| c.pt() == pt).cloned() else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.out);
+        out.forward.clear();
+        self.room(session).on_packet(&incoming, &mut out);
+        let marker = pkt.header.marker;
+        for f in out.forward.drain(..) {
+            let Some(sub) = self.peers.get_mut(&f.subscriber) else {
+                continue;
+            };
+            let Some(sub_pt) = sub
+                .rtc
+                .codec_config()
+                .match_params(params.clone())
+                .map(|p| p.pt())
+            else {
+                continue;
+            };
+            let mut api = sub.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(f.out_mid, None) else {
+                continue;
+            };
+            let mut w = RtpWrite::new(sub_pt, SeqNo::from(f.seq), f.ts, now, pkt.payload.clone())
+                .marker(marker)
+                .nackable(nackable);
+            if let (Some(pic), Codec::Vp8) = (f.picture_id, codec) {
+                if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(&pkt.payload) {
+                    if let Ok(patch) = d.patch().picture_id(pic).build() {
+                        w = w.vp8_patch(patch);
+                    }
+                }
+            }
+            tx.write_rtp(w);
+            self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+            self.dirty.push_back(f.subscriber);
+        }
+        self.out = out;
+        self.apply_outputs(session);
+    }
+
+    /// Sends the keyframe requests the core asked for.
+    fn apply_outputs(&mut self, _session: SessionId) {
+        let reqs: Vec<_> = self.out.keyframes.drain(..).collect();
+        for r in reqs {
+            let Some(p) = self.peers.get_mut(&r.track.publisher) else {
+                continue;
+            };
+            let rid = p.in_tracks.get(&r.track.mid).and_then(|t| {
+                t.layers
+                    .iter()
+                    .find(|(_, l)| **l == r.layer)
+                    .map(|(rid, _)| rid.clone())
+            });
+            let mut api = p.rtc.direct_api();
+            if let Some(rx) =
+                api.stream_rx_by_mid(r.track.mid, rid.as_deref().map(str0m::media::Rid::from))
+            {
+                rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+                self.dirty.push_back(r.track.publisher);
+            }
+        }
+    }
+
+    async fn close_peer(&mut self, id: PeerId, now: Instant) {
+        let Some(mut p) = self.peers.remove(&id) else {
+            return;
+        };
+        p.rtc.disconnect();
+        self.by_addr.retain(|_, v| *v != id);
+        self.stats
+            .peers
+            .store(self.peers.len() as u64, Ordering::Relaxed);
+        let session = p.owner.session;
+        let handle = self.registry.get(session).await;
+        match p.direction {
+            Direction::Publish(_) => {
+                for t in p.in_tracks.values() {
+                    let stopped = self.room(session).remove_track(t.key);
+                    if let Some(h) = &handle {
+                        let body = EventBody::TrackUnpublished {
+                            track_id: t.track_id,
+                        };
+                        let _ = self.events.send((
+                            h.clone(),
+                            Actor::System,
+                            Command::System { event: body },
+                        ));
+                    }
+                    for (sub, mid) in stopped {
+                        if let Some(q) = self.peers.get_mut(&sub) {
+                            q.out.retain(|_, m| *m != mid);
+                            q.wants_stop.push(mid);
+                        }
+                        self.renegotiate(sub);
+                    }
+                }
+            }
+            Direction::Subscribe => self.room(session).remove_subscriber(id),
+        }
+        tracing::info!(peer = id.0, participant_id = %p.owner.participant, "peer closed");
+        // the participant's last connected peer: start the grace period
+        let still = self
+            .peers
+            .values()
+            .any(|q| q.owner.session == session && q.owner.participant == p.owner.participant);
+        if p.connected && !still {
+            self.absent.insert((session, p.owner.participant), now);
+        }
+        if !self.peers.values().any(|q| q.owner.session == session) {
+            self.rooms.remove(&session);
+        }
+    }
+}
