@@ -78,10 +78,11 @@ wait_http "http://127.0.0.1:$CORE_PORT/healthz" core
 start relay "$BIN/relay" --listen "127.0.0.1:$RELAY_PORT"
 
 for e in a b; do
-  port_var="EDGE_${e^^}_PORT"; nats_var="NATS_LEAF_${e^^}_PORT"
+  port_var="EDGE_${e^^}_PORT"; nats_var="NATS_LEAF_${e^^}_PORT"; udp_var="EDGE_${e^^}_UDP"
   start "edge-$e" "$BIN/edge-node" --edge-id "edge-$e" --listen "127.0.0.1:${!port_var}" \
     --public-url "http://127.0.0.1:${!port_var}" --nats-url "nats://127.0.0.1:${!nats_var}" \
-    --core-url "http://127.0.0.1:$CORE_PORT" --data-dir "$DATA/edge-$e" --region "campus-$e"
+    --core-url "http://127.0.0.1:$CORE_PORT" --data-dir "$DATA/edge-$e" --region "campus-$e" \
+    --media-udp "127.0.0.1:${!udp_var}"
 done
 wait_http "http://127.0.0.1:$EDGE_A_PORT/healthz" edge-a
 wait_http "http://127.0.0.1:$EDGE_B_PORT/healthz" edge-b
@@ -92,8 +93,8 @@ cat <<TXT
   The classroom stack is up.
 
   core (API)     http://127.0.0.1:$CORE_PORT          OpenAPI: /openapi.json
-  edge-a         http://127.0.0.1:$EDGE_A_PORT
-  edge-b         http://127.0.0.1:$EDGE_B_PORT
+  edge-a         http://127.0.0.1:$EDGE_A_PORT          media UDP 127.0.0.1:$EDGE_A_UDP
+  edge-b         http://127.0.0.1:$EDGE_B_PORT          media UDP 127.0.0.1:$EDGE_B_UDP
   relay          127.0.0.1:$RELAY_PORT (QUIC; /healthz over TCP)
   NATS           hub :$NATS_HUB_PORT (domain core, leaf port $NATS_LEAFNODE_PORT), leaves :$NATS_LEAF_A_PORT (edge-a) :$NATS_LEAF_B_PORT (edge-b)
   PostgreSQL     $DATABASE_URL

@@ -46,6 +46,26 @@ pub struct Config {
     #[arg(long, env = "EDGE_HEARTBEAT_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
 
+    /// The SFU's UDP socket (all peers multiplexed on it).
+    #[arg(long, env = "EDGE_MEDIA_UDP", default_value = "127.0.0.1:10001")]
+    pub media_udp: std::net::SocketAddr,
+
+    /// The media address advertised to peers; defaults to `media_udp`.
+    #[arg(long, env = "EDGE_MEDIA_PUBLIC")]
+    pub media_public: Option<std::net::SocketAddr>,
+
+    /// A participant whose media dropped is `participant.left` after this.
+    #[arg(long, env = "EDGE_MEDIA_GRACE_MS", default_value_t = 10_000)]
+    pub media_grace_ms: u64,
+
+    /// A media peer silent this long is considered gone.
+    #[arg(long, env = "EDGE_MEDIA_IDLE_MS", default_value_t = 6_000)]
+    pub media_idle_ms: u64,
+
+    /// `media.quality` samples per peer at most this often.
+    #[arg(long, env = "EDGE_MEDIA_QUALITY_MS", default_value_t = 10_000)]
+    pub media_quality_ms: u64,
+
     /// Per-participant rate limits on campus commands (off only for load tests).
     #[arg(long, env = "EDGE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rate_limits: bool,

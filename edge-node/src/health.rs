@@ -14,6 +14,7 @@ use crate::runtime::registry::Registry;
 pub async fn run(
     nats: async_nats::Client,
     registry: Registry,
+    sfu: crate::sfu::Sfu,
     config: Config,
     stop: CancellationToken,
 ) {
@@ -25,7 +26,8 @@ pub async fn run(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let accepting = registry.log().healthy().await;
+        // the event log and the media plane: a class must not start without both
+        let accepting = registry.log().healthy().await && sfu.alive();
         let mut participants = 0u32;
         let handles = registry.handles().await;
         for h in &handles {

@@ -49,6 +49,21 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .await
         .context("recovering sessions from the event log")?;
 
+    let media_public = config.media_public.unwrap_or(config.media_udp);
+    let sfu = sfu::Sfu::start(
+        sfu::SfuConfig {
+            bind: config.media_udp,
+            public: media_public,
+            grace: Duration::from_millis(config.media_grace_ms),
+            quality_every: Duration::from_millis(config.media_quality_ms),
+            idle: Duration::from_millis(config.media_idle_ms),
+            connect_timeout: Duration::from_secs(15),
+        },
+        registry.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the media socket {}", config.media_udp))?;
+
     let tokens = JoinTokens::new(
         config.edge_id.clone(),
         config.core_url.clone(),
@@ -64,6 +79,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     tokio::spawn(health::run(
         nats.clone(),
         registry.clone(),
+        sfu.clone(),
         config.clone(),
         stop.clone(),
     ));
@@ -72,6 +88,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         registry,
         tokens,
         limits: rate_limit::RateLimits::new(config.rate_limits),
+        sfu,
         config: config.clone(),
         nats,
     };

@@ -10,6 +10,7 @@ pub mod nats;
 pub mod pdf;
 pub mod process;
 pub mod proxy;
+pub mod rtc_client;
 pub mod stack;
 pub mod wait;
 
@@ -42,6 +43,12 @@ pub fn bin_dir() -> PathBuf {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     l.local_addr().expect("local addr").port()
+}
+
+/// A free UDP port on loopback.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp port 0");
+    s.local_addr().expect("local addr").port()
 }
 
 /// Postgres for tests: `TEST_DATABASE_URL` or the machine's local server.

@@ -99,9 +99,14 @@ async fn wait_healthy(what: &str, base: &str) -> anyhow::Result<()> {
 impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
         crate::init_tracing();
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("classroom-e2e-")
             .tempdir()?;
+        if std::env::var_os("CLASSROOM_KEEP_LOGS").is_some() {
+            // keep configs, stores and logs for a post-mortem
+            dir.disable_cleanup(true);
+            eprintln!("stack files kept in {}", dir.path().display());
+        }
         let proxy_port = opts.proxied_edge.map(|_| free_port());
         let hub = NatsServer::hub(
             dir.path(),
@@ -184,6 +189,14 @@ impl Stack {
                 dir.path().join(id).display().to_string(),
                 "--heartbeat-ms".to_owned(),
                 "500".to_owned(),
+                "--media-udp".to_owned(),
+                format!("127.0.0.1:{}", crate::free_udp_port()),
+                "--media-grace-ms".to_owned(),
+                "1500".to_owned(),
+                "--media-quality-ms".to_owned(),
+                "1000".to_owned(),
+                "--media-idle-ms".to_owned(),
+                "2500".to_owned(),
             ];
             args.extend(opts.edge_args.iter().cloned());
             let log = dir.path().join(format!("{id}.log"));

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod live_feed;
+pub mod signaling;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -26,6 +27,7 @@ pub struct EdgeState {
     pub limits: RateLimits,
     pub config: Config,
     pub nats: async_nats::Client,
+    pub sfu: crate::sfu::Sfu,
 }
 
 pub fn router(state: EdgeState) -> Router {
@@ -42,6 +44,10 @@ pub fn router(state: EdgeState) -> Router {
     router
         .route("/healthz", get(healthz))
         .route("/sessions/{id}/live", get(live_feed::live))
+        .route("/whip/{id}", post(signaling::publish))
+        .route("/whep/{id}", post(signaling::subscribe))
+        .route("/whip/{id}/{peer}", axum::routing::delete(signaling::leave))
+        .route("/whep/{id}/{peer}", axum::routing::delete(signaling::leave))
         .route("/sessions/{id}/state", get(c::state))
         .route("/sessions/{id}/permissions", post(c::permissions))
         .route("/sessions/{id}/leave", post(c::leave))
@@ -81,7 +87,7 @@ async fn healthz(State(st): State<EdgeState>) -> impl IntoResponse {
     let log = st.registry.log().healthy().await;
     let nats = st.nats.connection_state() == async_nats::connection::State::Connected;
     let keys = st.tokens.has_keys();
-    let ok = log && nats;
+    let ok = log && nats && st.sfu.alive();
     (
         if ok {
             StatusCode::OK
@@ -96,6 +102,13 @@ async fn healthz(State(st): State<EdgeState>) -> impl IntoResponse {
             "nats": nats,
             "keys": keys,
             "sessions": st.registry.live_count().await,
+            "media": {
+                "alive": st.sfu.alive(),
+                "udp": st.sfu.public.to_string(),
+                "peers": st.sfu.stats.peers.load(std::sync::atomic::Ordering::Relaxed),
+                "packets_in": st.sfu.stats.packets_in.load(std::sync::atomic::Ordering::Relaxed),
+                "packets_out": st.sfu.stats.packets_out.load(std::sync::atomic::Ordering::Relaxed),
+            },
             "appends": {
                 "batches": st.registry.log().stats().appends.load(std::sync::atomic::Ordering::Relaxed),
                 "events": st.registry.log().stats().events.load(std::sync::atomic::Ordering::Relaxed),

@@ -69,6 +69,9 @@ struct Peer {
     pending: Option<(SdpPendingOffer, Vec<(TrackKey, Mid)>)>,
     wants_add: Vec<TrackKey>,
     wants_stop: Vec<Mid>,
+    /// Last datagram from this peer: browsers send consent checks every few
+    /// seconds, so silence longer than `idle` means the peer is gone.
+    last_rx: Instant,
     // quality
     last_quality: Instant,
     last_bytes: u64,
@@ -207,6 +210,7 @@ impl Driver {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        peer.last_rx = now;
         if let Err(e) = peer.rtc.handle_input(input) {
             tracing::debug!(peer = id.0, error = %e, "rtc refused input");
         }
@@ -227,19 +231,32 @@ impl Driver {
             self.drain(id, now).await;
         }
         // peers that never connected, or stayed disconnected past the grace
-        let stale: Vec<PeerId> = self
+        let stale: Vec<(PeerId, &'static str)> = self
             .peers
             .values()
-            .filter(|p| {
-                (!p.connected
-                    && now.saturating_duration_since(p.created) > self.config.connect_timeout)
-                    || p.disconnected_since
-                        .is_some_and(|t| now.saturating_duration_since(t) > self.config.grace)
-                    || !p.rtc.is_alive()
+            .filter_map(|p| {
+                let why = if !p.connected
+                    && now.saturating_duration_since(p.created) > self.config.connect_timeout
+                {
+                    "never connected"
+                } else if p
+                    .disconnected_since
+                    .is_some_and(|t| now.saturating_duration_since(t) > self.config.grace)
+                {
+                    "disconnected"
+                } else if p.connected && now.saturating_duration_since(p.last_rx) > self.config.idle
+                {
+                    "silent"
+                } else if !p.rtc.is_alive() {
+                    "closed"
+                } else {
+                    return None;
+                };
+                Some((p.id, why))
             })
-            .map(|p| p.id)
             .collect();
-        for id in stale {
+        for (id, why) in stale {
+            tracing::info!(peer = id.0, reason = why, "dropping media peer");
             self.close_peer(id, now).await;
         }
         // participants gone for longer than the grace period have left
@@ -398,6 +415,7 @@ impl Driver {
             pending: None,
             wants_add: Vec::new(),
             wants_stop: Vec::new(),
+            last_rx: now,
             last_quality: now,
             last_bytes: 0,
             last_stats: None,
@@ -609,8 +627,9 @@ impl Driver {
                 p.wants_add
                     .extend(keys.into_iter().filter(|k| k.publisher != id));
             }
+            // the client's offered m-lines arrive as MediaAdded right after
+            // this; what they cannot carry is offered once its data channel opens
             self.assign_slots(id, Instant::now());
-            self.renegotiate(id);
         }
     }
 

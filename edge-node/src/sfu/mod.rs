@@ -32,6 +32,8 @@ pub struct SfuConfig {
     pub grace: Duration,
     /// `media.quality` samples per peer at most this often.
     pub quality_every: Duration,
+    /// A connected peer silent this long (no media, RTCP or STUN) is gone.
+    pub idle: Duration,
     /// A peer that does not connect within this is dropped.
     pub connect_timeout: Duration,
 }

@@ -1,0 +1,289 @@
+//! WHIP-style publish and WHEP-style subscribe: an SDP offer in, 201 with
+//! the SDP answer and a `Location` out, DELETE on that location to leave.
+//! The join token is the bearer; what may be published is decided by the
+//! participant's permissions in the session state *now*, not by the token.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use protocol::event::TrackSource;
+use protocol::{Permission, Role, SessionId};
+use serde::Deserialize;
+
+use crate::http::EdgeState;
+use crate::http::auth::Joined;
+use crate::http::error::EdgeError;
+use crate::sfu::{Direction, PeerId, PeerOwner, SfuError};
+
+/// SDP offers above this are refused.
+const MAX_SDP: usize = 64 * 1024;
+
+#[derive(Deserialize, Default)]
+pub struct PublishQuery {
+    /// `camera` (default) or `screen`.
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// Which media kinds an offer sends (m-lines not marked recvonly/inactive).
+fn offered_kinds(sdp: &str) -> (bool, bool) {
+    let (mut audio, mut video) = (false, false);
+    let mut current: Option<&str> = None;
+    let mut sends = true;
+    let flush = |kind: Option<&str>, sends: bool, audio: &mut bool, video: &mut bool| match kind {
+        Some("audio") if sends => *audio = true,
+        Some("video") if sends => *video = true,
+        _ => {}
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("m=") {
+            flush(current, sends, &mut audio, &mut video);
+            current = rest.split_whitespace().next();
+            sends = true;
+        } else if line == "a=recvonly" || line == "a=inactive" {
+            sends = false;
+        }
+    }
+    flush(current, sends, &mut audio, &mut video);
+    (audio, video)
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, EdgeError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/sdp") {
+        return Err(EdgeError::bad_request(
+            "unsupported_content_type",
+            "send the offer as application/sdp",
+        ));
+    }
+    if body.len() > MAX_SDP {
+        return Err(EdgeError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the offer is too large",
+        ));
+    }
+    let sdp = std::str::from_utf8(body)
+        .map_err(|_| EdgeError::bad_request("invalid_sdp", "the offer is not UTF-8"))?;
+    if !sdp.starts_with("v=0") {
+        return Err(EdgeError::bad_request(
+            "invalid_sdp",
+            "the body is not an SDP offer",
+        ));
+    }
+    Ok(sdp.to_owned())
+}
+
+fn sid(raw: &str) -> Result<SessionId, EdgeError> {
+    raw.parse()
+        .map_err(|_| EdgeError::bad_request("invalid_id", "the session id is not a UUID"))
+}
+
+fn created(kind: &str, session: SessionId, peer: PeerId, answer: String) -> Response {
+    let location = format!("/{kind}/{session}/{}", peer.0);
+    let mut resp = (StatusCode::CREATED, answer).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn sfu_error(e: SfuError) -> EdgeError {
+    match e {
+        SfuError::BadOffer(m) => EdgeError::bad_request("invalid_sdp", m),
+        SfuError::NoPeer => EdgeError::new(
+            StatusCode::NOT_FOUND,
+            "peer_not_found",
+            "no such media connection",
+        ),
+        SfuError::NotYours => EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "not_yours",
+            "that media connection belongs to someone else",
+        ),
+        SfuError::Down => {
+            EdgeError::unavailable("media_unavailable", "the media plane is not running")
+        }
+    }
+}
+
+/// The participant's live standing: present, not removed, its permissions
+/// and whether a media kill switch holds it.
+async fn standing(
+    st: &EdgeState,
+    who: &Joined,
+    session: SessionId,
+) -> Result<(std::collections::BTreeSet<Permission>, bool), EdgeError> {
+    who.require_session(session)?;
+    let h = st.registry.get(session).await.ok_or_else(|| {
+        EdgeError::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "the session is not live on this edge",
+        )
+    })?;
+    let state = h
+        .state()
+        .await
+        .map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))?;
+    let p = state.participant(who.0.sub).ok_or_else(|| {
+        EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "not_joined",
+            "join the session first",
+        )
+    })?;
+    if p.removed {
+        return Err(EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "removed",
+            "you were removed from this session",
+        ));
+    }
+    let killed = state.kill_switches.media.contains(&who.0.sub);
+    Ok((p.permissions.clone(), killed))
+}
+
+fn owner(who: &Joined, session: SessionId) -> PeerOwner {
+    PeerOwner {
+        session,
+        tenant: who.0.tid,
+        participant: who.0.sub,
+        user: who.0.uid,
+        role: who.0.role,
+    }
+}
+
+pub async fn publish(
+    who: Joined,
+    State(st): State<EdgeState>,
+    Path(session): Path<String>,
+    Query(q): Query<PublishQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EdgeError> {
+    let session = sid(&session)?;
+    let sdp = sdp_body(&headers, &body)?;
+    let source = match q.source.as_deref() {
+        None | Some("camera") => TrackSource::Camera,
+        Some("screen") => TrackSource::Screen,
+        Some(other) => {
+            return Err(EdgeError::bad_request(
+                "invalid_source",
+                format!("unknown source {other:?}: camera or screen"),
+            ));
+        }
+    };
+    let (perms, killed) = standing(&st, &who, session).await?;
+    if killed {
+        return Err(EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "media_disabled",
+            "a moderator switched your media off",
+        ));
+    }
+    let (audio, video) = offered_kinds(&sdp);
+    if !audio && !video {
+        return Err(EdgeError::bad_request(
+            "invalid_sdp",
+            "the offer sends no audio or video",
+        ));
+    }
+    let mut need = Vec::new();
+    match source {
+        TrackSource::Screen => need.push(Permission::ScreenShare),
+        _ => {
+            if video {
+                need.push(Permission::Present);
+            }
+            if audio {
+                need.push(Permission::Speak);
+            }
+        }
+    }
+    if let Some(missing) = need.into_iter().find(|p| !perms.contains(p)) {
+        let mut e = EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "missing_permission",
+            format!("publishing this needs the {missing} permission"),
+        );
+        e.missing_permission = Some(missing);
+        return Err(e);
+    }
+    let (peer, answer) = st
+        .sfu
+        .connect(owner(&who, session), Direction::Publish(source), sdp)
+        .await
+        .map_err(sfu_error)?;
+    tracing::info!(session_id = %session, participant_id = %who.0.sub, peer = peer.0, "publisher connecting");
+    Ok(created("whip", session, peer, answer))
+}
+
+pub async fn subscribe(
+    who: Joined,
+    State(st): State<EdgeState>,
+    Path(session): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, EdgeError> {
+    let session = sid(&session)?;
+    let sdp = sdp_body(&headers, &body)?;
+    if who.0.role != Role::Public {
+        standing(&st, &who, session).await?;
+    } else {
+        who.require_session(session)?;
+    }
+    let (peer, answer) = st
+        .sfu
+        .connect(owner(&who, session), Direction::Subscribe, sdp)
+        .await
+        .map_err(sfu_error)?;
+    tracing::info!(session_id = %session, participant_id = %who.0.sub, peer = peer.0, "subscriber connecting");
+    Ok(created("whep", session, peer, answer))
+}
+
+pub async fn leave(
+    who: Joined,
+    State(st): State<EdgeState>,
+    Path((session, peer)): Path<(String, String)>,
+) -> Result<StatusCode, EdgeError> {
+    let session = sid(&session)?;
+    who.require_session(session)?;
+    let peer = peer.parse::<u64>().map_err(|_| {
+        EdgeError::new(
+            StatusCode::NOT_FOUND,
+            "peer_not_found",
+            "no such media connection",
+        )
+    })?;
+    st.sfu
+        .close(PeerId(peer), who.0.sub)
+        .await
+        .map_err(sfu_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offered_kinds_reads_directions() {
+        let pubo = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n";
+        assert_eq!(offered_kinds(pubo), (true, true));
+        let sub = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
+        assert_eq!(offered_kinds(sub), (false, false));
+        let video_only = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert_eq!(offered_kinds(video_only), (false, true));
+    }
+}

@@ -1,0 +1,474 @@
+//! A WebRTC client on str0m for tests and load: a publisher sending
+//! synthetic VP8 (optionally simulcast) and Opus, or a subscriber counting
+//! the frames it receives. Each client has its own UDP socket (the SFU tells
+//! peers apart by address) and speaks WHIP/WHEP to the edge, answering the
+//! edge's renegotiation offers on its data channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Default, Clone)]
+pub struct ClientStats {
+    pub connected: bool,
+    pub connected_at: Option<Instant>,
+    pub disconnected: bool,
+    /// frames (MediaData) received per mid, with their kind
+    pub frames: HashMap<String, (MediaKind, u64)>,
+    pub keyframes: u64,
+    pub first_video_frame: Option<Instant>,
+    pub bytes: u64,
+    /// offers received on the data channel (renegotiations)
+    pub offers: u64,
+    pub frames_sent: u64,
+    /// rids on which frames arrived (for simulcast checks)
+    pub rids_seen: HashMap<String, u64>,
+}
+
+impl ClientStats {
+    pub fn video_frames(&self) -> u64 {
+        self.frames
+            .values()
+            .filter(|(k, _)| *k == MediaKind::Video)
+            .map(|(_, n)| n)
+            .sum()
+    }
+    pub fn audio_frames(&self) -> u64 {
+        self.frames
+            .values()
+            .filter(|(k, _)| *k == MediaKind::Audio)
+            .map(|(_, n)| n)
+            .sum()
+    }
+    pub fn video_tracks(&self) -> usize {
+        self.frames
+            .values()
+            .filter(|(k, n)| *k == MediaKind::Video && *n > 0)
+            .count()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    pub video: bool,
+    pub audio: bool,
+    pub simulcast: bool,
+    /// Video bitrate of the top layer (bits/s).
+    pub video_bps: u64,
+    pub fps: u32,
+    /// A keyframe every this many frames.
+    pub gop: u32,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            video: true,
+            audio: true,
+            simulcast: false,
+            video_bps: 500_000,
+            fps: 30,
+            gop: 60,
+        }
+    }
+}
+
+/// A running client; dropping it (or `stop`) ends its task.
+pub struct Client {
+    pub stats: Arc<Mutex<ClientStats>>,
+    pub location: String,
+    pub started: Instant,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Client {
+    pub fn snapshot(&self) -> ClientStats {
+        self.stats.lock().unwrap().clone()
+    }
+
+    /// Stops the media task abruptly (like a crashed client: no DELETE).
+    pub fn vanish(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.stop.take();
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum SignalError {
+    Status(u16, String),
+    Other(String),
+}
+
+impl std::fmt::Display for SignalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignalError::Status(s, b) => write!(f, "HTTP {s}: {b}"),
+            SignalError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SignalError {}
+
+async fn post_offer(
+    url: &str,
+    token: &str,
+    offer: &SdpOffer,
+) -> Result<(SdpAnswer, String), SignalError> {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .map_err(|e| SignalError::Other(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| SignalError::Other(e.to_string()))?;
+    if status != 201 {
+        return Err(SignalError::Status(status, body));
+    }
+    let answer =
+        SdpAnswer::from_sdp_string(&body).map_err(|e| SignalError::Other(e.to_string()))?;
+    Ok((answer, location))
+}
+
+fn new_rtc(now: Instant) -> Rtc {
+    Rtc::builder()
+        .clear_codecs()
+        .enable_vp8(true)
+        .enable_opus(true, false)
+        .enable_bwe(Some(str0m::bwe::Bitrate::kbps(1000)))
+        .build(now)
+}
+
+async fn socket() -> std::io::Result<(UdpSocket, SocketAddr)> {
+    let s = UdpSocket::bind("127.0.0.1:0").await?;
+    let a = s.local_addr()?;
+    Ok((s, a))
+}
+
+/// Publishes synthetic camera (VP8) and microphone (Opus) media via WHIP.
+pub async fn publish(
+    edge_url: &str,
+    session: &str,
+    token: &str,
+    opts: PublishOptions,
+) -> Result<Client, SignalError> {
+    let started = Instant::now();
+    let (sock, local) = socket()
+        .await
+        .map_err(|e| SignalError::Other(e.to_string()))?;
+    let mut rtc = new_rtc(started);
+    rtc.add_local_candidate(
+        Candidate::host(local, "udp").map_err(|e| SignalError::Other(e.to_string()))?,
+    );
+    let mut api = rtc.sdp_api();
+    let video = opts.video.then(|| {
+        let sim = opts.simulcast.then(|| {
+            let mut s = Simulcast::new();
+            for rid in ["q", "h", "f"] {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some("cam".into()),
+            Some("v".into()),
+            sim,
+        )
+    });
+    let audio = opts.audio.then(|| {
+        api.add_media(
+            MediaKind::Audio,
+            Direction::SendOnly,
+            Some("cam".into()),
+            Some("a".into()),
+            None,
+        )
+    });
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| SignalError::Other("no offer".into()))?;
+    let (answer, location) =
+        post_offer(&format!("{edge_url}/whip/{session}"), token, &offer).await?;
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .map_err(|e| SignalError::Other(e.to_string()))?;
+    let stats = Arc::new(Mutex::new(ClientStats::default()));
+    let (stop, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(run(
+        rtc,
+        sock,
+        local,
+        stats.clone(),
+        stop_rx,
+        Some((video, audio, opts)),
+    ));
+    Ok(Client {
+        stats,
+        location,
+        started,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Subscribes to a session via WHEP: offers one video and one audio
+/// receive slot and a data channel for the edge's renegotiations.
+pub async fn subscribe(edge_url: &str, session: &str, token: &str) -> Result<Client, SignalError> {
+    let started = Instant::now();
+    let (sock, local) = socket()
+        .await
+        .map_err(|e| SignalError::Other(e.to_string()))?;
+    let mut rtc = new_rtc(started);
+    rtc.add_local_candidate(
+        Candidate::host(local, "udp").map_err(|e| SignalError::Other(e.to_string()))?,
+    );
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    api.add_channel("signal".into());
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| SignalError::Other("no offer".into()))?;
+    let (answer, location) =
+        post_offer(&format!("{edge_url}/whep/{session}"), token, &offer).await?;
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .map_err(|e| SignalError::Other(e.to_string()))?;
+    let stats = Arc::new(Mutex::new(ClientStats::default()));
+    let (stop, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(run(rtc, sock, local, stats.clone(), stop_rx, None));
+    Ok(Client {
+        stats,
+        location,
+        started,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+type Sending = (Option<Mid>, Option<Mid>, PublishOptions);
+
+async fn run(
+    mut rtc: Rtc,
+    sock: UdpSocket,
+    local: SocketAddr,
+    stats: Arc<Mutex<ClientStats>>,
+    mut stop: oneshot::Receiver<()>,
+    sending: Option<Sending>,
+) {
+    let mut buf = vec![0u8; 2000];
+    let start = Instant::now();
+    let mut next_video = start;
+    let mut next_audio = start;
+    let mut frame: u64 = 0;
+    let mut audio_n: u64 = 0;
+    let mut channel = None;
+    loop {
+        // drain
+        let timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    let _ = sock.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(e)) => on_event(&mut rtc, e, &stats, &mut channel),
+                Err(_) => return,
+            }
+        };
+        let connected = stats.lock().unwrap().connected;
+        let mut wake = timeout;
+        if let (Some((video, audio, opts)), true) = (&sending, connected) {
+            wake = wake.min(next_video).min(next_audio);
+            let now = Instant::now();
+            if video.is_some() && now >= next_video {
+                frame += 1;
+                let key = frame % opts.gop as u64 == 1;
+                let layers: &[(&str, u64)] = if opts.simulcast {
+                    &[("q", 4), ("h", 2), ("f", 1)]
+                } else {
+                    &[("", 1)]
+                };
+                for (rid, div) in layers {
+                    let size = (opts.video_bps / *div / 8 / opts.fps as u64).max(20) as usize;
+                    let mut data = vec![0x5au8; size];
+                    data[0] = if key { 0x10 } else { 0x11 };
+                    let Some(mid) = video else { break };
+                    let pt = rtc.writer(*mid).and_then(|w| {
+                        w.payload_params()
+                            .find(|p| p.spec().codec == Codec::Vp8)
+                            .map(|p| p.pt())
+                    });
+                    if let (Some(pt), Some(w)) = (pt, rtc.writer(*mid)) {
+                        let w = if rid.is_empty() {
+                            w
+                        } else {
+                            w.rid((*rid).into())
+                        };
+                        let t = MediaTime::new(
+                            frame * 90_000 / opts.fps as u64,
+                            str0m::media::Frequency::NINETY_KHZ,
+                        );
+                        let _ = w.write(pt, now, t, data);
+                    }
+                }
+                stats.lock().unwrap().frames_sent += 1;
+                next_video += Duration::from_secs(1) / opts.fps;
+            }
+            if let (Some(mid), true) = (audio, now >= next_audio) {
+                audio_n += 1;
+                let pt = rtc.writer(*mid).and_then(|w| {
+                    w.payload_params()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .map(|p| p.pt())
+                });
+                if let (Some(pt), Some(w)) = (pt, rtc.writer(*mid)) {
+                    let t = MediaTime::new(audio_n * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+                    let _ = w.write(pt, now, t, vec![0xfcu8; 80]);
+                }
+                next_audio += Duration::from_millis(20);
+            }
+            // writes need a drain before the next wait
+            if Instant::now() >= next_video.min(next_audio) {
+                continue;
+            }
+        }
+        let sleep =
+            tokio::time::sleep_until(tokio::time::Instant::from_std(wake.max(Instant::now())));
+        tokio::select! {
+            _ = &mut stop => {
+                let _ = rtc.close();
+                return;
+            }
+            r = sock.recv_from(&mut buf) => {
+                if let Ok((n, source)) = r {
+                    if let Ok(contents) = buf[..n].try_into() {
+                        let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
+                        if rtc.handle_input(input).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            _ = sleep => {
+                if rtc.handle_input(Input::Timeout(Instant::now())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn on_event(
+    rtc: &mut Rtc,
+    e: Event,
+    stats: &Arc<Mutex<ClientStats>>,
+    channel: &mut Option<str0m::channel::ChannelId>,
+) {
+    match e {
+        Event::Connected => {
+            let mut s = stats.lock().unwrap();
+            s.connected = true;
+            s.connected_at = Some(Instant::now());
+        }
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+            stats.lock().unwrap().disconnected = true
+        }
+        Event::MediaAdded(m) => {
+            stats
+                .lock()
+                .unwrap()
+                .frames
+                .entry(m.mid.to_string())
+                .or_insert((m.kind, 0));
+        }
+        Event::MediaData(d) => {
+            let mut s = stats.lock().unwrap();
+            let kind = if d.params.spec().codec.is_audio() {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            };
+            let e = s.frames.entry(d.mid.to_string()).or_insert((kind, 0));
+            e.1 += 1;
+            s.bytes += d.data.len() as u64;
+            if kind == MediaKind::Video {
+                if d.is_keyframe() {
+                    s.keyframes += 1;
+                }
+                if s.first_video_frame.is_none() {
+                    s.first_video_frame = Some(Instant::now());
+                }
+            }
+            if let Some(rid) = d.rid {
+                *s.rids_seen.entry(rid.to_string()).or_default() += 1;
+            }
+        }
+        Event::ChannelOpen(cid, _) => *channel = Some(cid),
+        Event::ChannelData(d) => {
+            let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&d.data) else {
+                return;
+            };
+            if msg["type"] == "offer" {
+                let Some(sdp) = msg["sdp"].as_str() else {
+                    return;
+                };
+                let Ok(offer) = SdpOffer::from_sdp_string(sdp) else {
+                    return;
+                };
+                if let Ok(answer) = rtc.sdp_api().accept_offer(offer) {
+                    stats.lock().unwrap().offers += 1;
+                    let reply =
+                        serde_json::json!({ "type": "answer", "sdp": answer.to_sdp_string() })
+                            .to_string();
+                    if let Some(mut ch) = rtc.channel(d.id) {
+                        let _ = ch.write(false, reply.as_bytes());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
