@@ -28,6 +28,8 @@ APT_PACKAGES=(
   iproute2              # ip netns / tc netem for fault tests
   jq                    # the README walkthrough
   poppler-utils         # pdftoppm, pdftotext: slide decks
+  chromium              # the real WebRTC client of the end-to-end tests
+  nodejs                # drives it (Playwright); usually already present
 )
 
 missing=()
@@ -66,6 +68,15 @@ os.chmod(dest + ".tmp", 0o755)
 os.replace(dest + ".tmp", dest)
 PY
   "$TOOLS/bin/nats-server" --version >&2
+fi
+
+# Node packages of the browser tests (playwright-core drives Debian's chromium;
+# no browser download).
+if [ -f "$ROOT/tests/browser/package.json" ]; then
+  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+    log "npm ci (tests/browser)"
+    (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 fi
 
 log "tools ready"

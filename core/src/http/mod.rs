@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod web;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -25,6 +26,8 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/healthz", get(healthz))
+        .route("/", get(web::index))
+        .route("/app/{file}", get(web::file))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/openapi.json", get(crate::openapi::document))
         .route("/auth/login", post(auth::login))

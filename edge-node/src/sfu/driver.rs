@@ -883,11 +883,17 @@ impl Driver {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        let Some(mid) = pkt.header.ext_vals.mid.or_else(|| {
-            (p.in_tracks.len() == 1).then(|| *p.in_tracks.keys().next().unwrap_or(&Mid::from("0")))
-        }) else {
+        // Browsers stop sending the mid/rid header extensions once the
+        // stream is established: str0m's receive stream for the SSRC knows them.
+        let ssrc = pkt.header.ssrc;
+        let (stream_mid, stream_rid) = match p.rtc.direct_api().stream_rx(&ssrc) {
+            Some(rx) => (Some(rx.mid()), rx.rid()),
+            None => (None, None),
+        };
+        let Some(mid) = pkt.header.ext_vals.mid.or(stream_mid) else {
             return;
         };
+        let rid = pkt.header.ext_vals.rid.or(stream_rid);
         let pt = pkt.header.payload_type;
         let codec = p
             .rtc
@@ -901,13 +907,18 @@ impl Driver {
             t.codec = codec;
         }
         let Some(codec) = codec else { return };
-        let layer = match pkt.header.ext_vals.rid {
+        let layer = match rid {
             Some(rid) => match t.layers.get(&rid.to_string()) {
                 Some(l) => *l,
                 None => return,
             },
             None => Layer(0),
         };
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let key = super::codec::starts_keyframe(codec, &pkt.payload);
+            let head: Vec<u8> = pkt.payload.iter().take(8).copied().collect();
+            tracing::trace!(peer = id.0, %mid, ?rid, ?layer, key, ?codec, seq = *pkt.seq_no, ?head, "rtp in");
+        }
         let incoming = Incoming {
             track: t.key,
             layer,
@@ -941,8 +952,10 @@ impl Driver {
             };
             let mut api = sub.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(f.out_mid, None) else {
+                tracing::trace!(subscriber = f.subscriber.0, mid = %f.out_mid, "no send stream for the m-line");
                 continue;
             };
+            tracing::trace!(subscriber = f.subscriber.0, mid = %f.out_mid, pt = %sub_pt, seq = f.seq, ts = f.ts, ssrc = %tx.ssrc(), "rtp out");
             let mut w = RtpWrite::new(sub_pt, SeqNo::from(f.seq), f.ts, now, pkt.payload.clone())
                 .marker(marker)
                 .nackable(nackable);

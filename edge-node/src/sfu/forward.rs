@@ -85,17 +85,27 @@ const UPGRADE_HEADROOM: f64 = 1.15;
 /// Bandwidth an audio down track is assumed to take.
 const AUDIO_BPS: u64 = 64_000;
 
+/// A layer that sent nothing for this long is not being sent (browsers drop
+/// their top layers when the camera or the uplink cannot feed them).
+const LAYER_SILENCE: Duration = Duration::from_millis(1500);
+
 #[derive(Debug, Default, Clone)]
 struct LayerRate {
     window_start: Option<Instant>,
     window_bytes: u64,
     /// Bits per second over the last full window.
     bps: u64,
+    last_packet: Option<Instant>,
     last_keyframe_request: Option<Instant>,
 }
 
 impl LayerRate {
+    fn active(&self, now: Instant) -> bool {
+        self.last_packet.is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
+    }
+
     fn add(&mut self, bytes: usize, at: Instant) {
+        self.last_packet = Some(at);
         let start = *self.window_start.get_or_insert(at);
         let elapsed = at.saturating_duration_since(start);
         if elapsed >= RATE_WINDOW {
@@ -315,9 +325,12 @@ impl Room {
             let top = track.layers.len() as u8 - 1;
             let cap = max_layer.map(|m| m.0.min(top)).unwrap_or(top);
             let current = dt.current.unwrap_or(dt.target);
-            // highest layer that fits: staying put needs 1x, moving up needs headroom
-            let mut choice = Layer(0);
-            for l in 0..=cap {
+            // highest sending layer that fits: staying put needs 1x, moving up
+            // needs headroom; if none fits, the lowest sending layer
+            let active: Vec<u8> = (0..=cap).filter(|l| track.layers[*l as usize].active(now)).collect();
+            let Some(&lowest) = active.first() else { continue };
+            let mut choice = Layer(lowest);
+            for &l in &active {
                 let rate = track.layers[l as usize].bps.max(1) as f64;
                 let need = if Layer(l) > current {
                     rate * UPGRADE_HEADROOM
@@ -624,6 +637,33 @@ mod tests {
         r.set_estimate(SUB, 5_000_000, sim.now(), &mut out);
         r.set_max_layer(SUB, Some(Layer(1)), sim.now(), &mut out);
         assert_eq!(r.target_layer(SUB, key()), Some(Layer(1)));
+    }
+
+    #[test]
+    fn a_layer_the_publisher_does_not_send_is_never_chosen() {
+        let mut r = room();
+        let t0 = Instant::now();
+        let mut out = Outputs::default();
+        r.subscribe(SUB, key(), Mid::from("o1"), t0, &mut out);
+        // only layers 0 and 1 send (a browser dropped its full-resolution layer)
+        for f in 0..60u64 {
+            for l in 0..2u8 {
+                let p = Incoming {
+                    track: key(),
+                    layer: Layer(l),
+                    seq: 1000 * l as u64 + f,
+                    ts: f * 3000,
+                    keyframe: f == 0,
+                    picture_id: Some(f as u16),
+                    bytes: (l as usize + 1) * 1000,
+                    at: t0 + Duration::from_millis(f * 33),
+                };
+                r.on_packet(&p, &mut out);
+            }
+        }
+        let now = t0 + Duration::from_millis(2000);
+        r.set_estimate(SUB, 10_000_000, now, &mut out);
+        assert_eq!(r.target_layer(SUB, key()), Some(Layer(1)), "the best layer actually sent");
     }
 
     #[test]

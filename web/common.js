@@ -1,0 +1,129 @@
+// Shared by the teacher and student pages: core API calls, WHIP/WHEP,
+// the live feed. Plain browser JavaScript, no build step.
+'use strict';
+
+const core = {
+  token: null,
+  async call(method, path, body) {
+    const headers = { 'content-type': 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    const json = text ? JSON.parse(text) : null;
+    if (!r.ok) throw new Error(`${r.status} ${json && json.error ? json.error.code + ': ' + json.error.message : text}`);
+    return json;
+  },
+  async login(email, password) {
+    const v = await this.call('POST', '/auth/login', { email, password });
+    this.token = v.access_token;
+    return v;
+  },
+};
+
+/// One edge connection: the join answer from core (edge url, join token).
+class EdgeLink {
+  constructor(join, sessionId) {
+    this.join = join;
+    this.session = sessionId;
+    this.edge = join.edge.url;
+  }
+  async command(path, body) {
+    const r = await fetch(`${this.edge}/sessions/${this.session}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.join.join_token}` },
+      body: JSON.stringify(body || {}),
+    });
+    const v = await r.json().catch(() => null);
+    if (!r.ok) throw new Error(`${r.status} ${v && v.error ? v.error.code : ''}`);
+    return v;
+  }
+  async signal(kind, pc) {
+    await pc.setLocalDescription(await pc.createOffer());
+    const r = await fetch(`${this.edge}/${kind}/${this.session}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${this.join.join_token}` },
+      body: pc.localDescription.sdp,
+    });
+    if (r.status !== 201) throw new Error(`${kind} refused: ${r.status} ${await r.text()}`);
+    this.location = r.headers.get('location');
+    await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+  }
+  /// WHIP: publish a stream (camera + mic), simulcast on video.
+  async publish(stream, { simulcast = true } = {}) {
+    const pc = new RTCPeerConnection();
+    for (const track of stream.getTracks()) {
+      if (track.kind === 'video' && simulcast) {
+        pc.addTransceiver(track, {
+          direction: 'sendonly',
+          sendEncodings: [
+            { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+            { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+            { rid: 'f', maxBitrate: 1500000 },
+          ],
+        });
+      } else {
+        pc.addTransceiver(track, { direction: 'sendonly' });
+      }
+    }
+    await this.signal('whip', pc);
+    this.pc = pc;
+    return pc;
+  }
+  /// WHEP: receive every track of the class; new tracks arrive by
+  /// renegotiation on the data channel.
+  async subscribe(onTrack) {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const dc = pc.createDataChannel('signal');
+    dc.onmessage = async (m) => {
+      const msg = JSON.parse(m.data);
+      if (msg.type === 'offer') {
+        await pc.setRemoteDescription(msg);
+        await pc.setLocalDescription(await pc.createAnswer());
+        dc.send(JSON.stringify({ type: 'answer', sdp: pc.localDescription.sdp }));
+      }
+    };
+    pc.ontrack = (e) => onTrack(e);
+    await this.signal('whep', pc);
+    this.pc = pc;
+    return pc;
+  }
+  /// The live feed: calls onEvent(event) in seq order; reconnects with
+  /// ?after= so nothing is missed or repeated.
+  feed(onEvent, onSnapshot) {
+    let last = null;
+    const open = () => {
+      const base = this.edge.replace(/^http/, 'ws');
+      const after = last === null ? '' : `&after=${last}`;
+      const ws = new WebSocket(`${base}/sessions/${this.session}/live?token=${this.join.join_token}${after}`);
+      ws.onmessage = (m) => {
+        const msg = JSON.parse(m.data);
+        if (msg.kind === 'snapshot') { last = msg.seq; onSnapshot && onSnapshot(msg.state); }
+        else if (msg.kind === 'event') { last = msg.event.seq; onEvent(msg.event); }
+      };
+      ws.onclose = () => setTimeout(open, 1000);
+    };
+    open();
+  }
+}
+
+function $(id) { return document.getElementById(id); }
+function log(text) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  $('log').prepend(li);
+}
+function params() { return new URLSearchParams(location.search); }
+
+/// Counts decoded video frames and received audio for tests and the UI.
+async function mediaStats(pc) {
+  const out = { framesDecoded: 0, audioSamples: 0, audioLevel: 0, videoTracks: 0 };
+  if (!pc) return out;
+  const stats = await pc.getStats();
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') { out.framesDecoded += s.framesDecoded || 0; if (s.framesDecoded) out.videoTracks++; }
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') { out.audioSamples += s.totalSamplesReceived || 0; out.audioLevel = Math.max(out.audioLevel, s.audioLevel || 0); }
+  });
+  return out;
+}
