@@ -29,7 +29,6 @@ APT_PACKAGES=(
   jq                    # the README walkthrough
   poppler-utils         # pdftoppm, pdftotext: slide decks
   chromium              # the real WebRTC client of the end-to-end tests
-  nodejs                # drives it (Playwright); usually already present
 )
 
 missing=()
@@ -72,6 +71,10 @@ fi
 
 # Node packages of the browser tests (playwright-core drives Debian's chromium;
 # no browser download).
+if ! command -v node >/dev/null 2>&1; then
+  log "apt-get install nodejs npm"
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 if [ -f "$ROOT/tests/browser/package.json" ]; then
   if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
     log "npm ci (tests/browser)"
