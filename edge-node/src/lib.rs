@@ -3,6 +3,7 @@
 //! media plane) the SFU, composer and recorder.
 #![warn(unreachable_pub)]
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod event_log;

@@ -211,11 +211,32 @@ async fn a_cut_leaf_link_loses_and_duplicates_nothing() {
         "edge stream and core agree"
     );
 
-    // core's folded state equals the edge's
+    // core's folded state equals the edge's, field for field
     let (_, st) = api
         .get(&format!("/sessions/{sid}/state"), &teacher)
         .await
         .unwrap();
+    let (_, folded) = api
+        .get(&format!("/sessions/{sid}/state?source=core"), &teacher)
+        .await
+        .unwrap();
+    assert_eq!(st["state_source"], "edge");
+    assert_eq!(folded["state_source"], "core");
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("state_source");
+        v
+    };
+    let (a, b) = (strip(st.clone()), strip(folded));
+    let differing: Vec<&String> = a
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| a[k.as_str()] != b[k.as_str()])
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "core's copy of the log folds to the edge's state; differing: {differing:?}"
+    );
     assert_eq!(st["seq"].as_i64(), Some(last_seq));
     assert_eq!(st["scene"], "whiteboard");
     assert_eq!(st["hands"].as_array().unwrap().len(), 8);

@@ -590,6 +590,19 @@ async fn chat_questions_polls_hands_notes_and_ctas() {
     let st = c.state().await;
     assert_eq!(st["hands"].as_array().unwrap().len(), 1);
     assert_eq!(st["ctas"][0]["url"], "https://school.test/quiz");
+    // any page can show the CTA as a QR code
+    let qr = api
+        .http
+        .get(format!(
+            "{}/qr.svg?data=https://school.test/quiz",
+            c.stack.core_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.status(), StatusCode::OK);
+    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
+    assert!(qr.text().await.unwrap().contains("<svg"));
     let (s, _) = api
         .delete(
             &c.core(&format!("/ctas/{}", cta["cta_id"].as_str().unwrap())),
@@ -701,6 +714,21 @@ async fn safety_controls_act_at_once() {
         .await
         .unwrap();
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "exam_mode"));
+    // screen sharing is restricted too, even for the teacher
+    let resp = api
+        .http
+        .post(format!(
+            "{}/whip/{}?source=screen",
+            c.session.edge_url, c.session.id
+        ))
+        .bearer_auth(&c.teacher_seat.join_token)
+        .header("content-type", "application/sdp")
+        .body("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(code(&resp.json::<Value>().await.unwrap()), "exam_mode");
     let (s, _) = api
         .post(
             &c.edge("/exam-mode"),

@@ -28,6 +28,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/", get(web::index))
         .route("/app/{file}", get(web::file))
+        .route("/qr.svg", get(web::qr))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/openapi.json", get(crate::openapi::document))
         .route("/auth/login", post(auth::login))

@@ -433,15 +433,39 @@ pub async fn end(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
 
 // ---- state ------------------------------------------------------------
 
+#[derive(Deserialize, Default)]
+pub struct StateQuery {
+    /// `core` folds core's own copy of the log even while the class is live
+    /// (to audit that it matches the edge's).
+    #[serde(default)]
+    source: Option<String>,
+}
+
 pub async fn state(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
+    crate::http::extract::QueryParams(q): crate::http::extract::QueryParams<StateQuery>,
 ) -> ApiResult<Json<Value>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     let viewer = viewer_for(&app, &auth, id).await?;
-    let (state, source) = current_state(&app, &auth, &row).await?;
+    let (state, source) = match q.source.as_deref() {
+        None | Some("edge") => current_state(&app, &auth, &row).await?,
+        Some("core") => {
+            let events = store::read_all_typed(app.db(), auth.tenant_id, row.id.into()).await?;
+            (
+                fold(&events).map_err(|e| anyhow::anyhow!("folding session log: {e}"))?,
+                "core",
+            )
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "source is edge or core",
+            ));
+        }
+    };
     let mut view = serde_json::to_value(state.view(&viewer)).map_err(|e| anyhow::anyhow!(e))?;
     let edge = row.edge()?;
     view["edge"] = json!({ "id": edge, "url": edges::url_of(&app, &edge).await? });

@@ -119,11 +119,13 @@ fn sfu_error(e: SfuError) -> EdgeError {
 
 /// The participant's live standing: present, not removed, its permissions
 /// and whether a media kill switch holds it.
-async fn standing(
-    st: &EdgeState,
-    who: &Joined,
-    session: SessionId,
-) -> Result<(std::collections::BTreeSet<Permission>, bool), EdgeError> {
+struct Standing {
+    permissions: std::collections::BTreeSet<Permission>,
+    media_killed: bool,
+    exam_mode: bool,
+}
+
+async fn standing(st: &EdgeState, who: &Joined, session: SessionId) -> Result<Standing, EdgeError> {
     who.require_session(session)?;
     let h = st.registry.get(session).await.ok_or_else(|| {
         EdgeError::new(
@@ -150,8 +152,11 @@ async fn standing(
             "you were removed from this session",
         ));
     }
-    let killed = state.kill_switches.media.contains(&who.0.sub);
-    Ok((p.permissions.clone(), killed))
+    Ok(Standing {
+        permissions: p.permissions.clone(),
+        media_killed: state.kill_switches.media.contains(&who.0.sub),
+        exam_mode: state.exam_mode,
+    })
 }
 
 fn owner(who: &Joined, session: SessionId) -> PeerOwner {
@@ -184,8 +189,19 @@ pub async fn publish(
             ));
         }
     };
-    let (perms, killed) = standing(&st, &who, session).await?;
-    if killed {
+    let Standing {
+        permissions: perms,
+        media_killed,
+        exam_mode,
+    } = standing(&st, &who, session).await?;
+    if source == TrackSource::Screen && exam_mode {
+        return Err(EdgeError::new(
+            StatusCode::FORBIDDEN,
+            "exam_mode",
+            "screen sharing is restricted in exam mode",
+        ));
+    }
+    if media_killed {
         return Err(EdgeError::new(
             StatusCode::FORBIDDEN,
             "media_disabled",

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::{EndReason, SessionSettings};
 use protocol::*;
@@ -130,7 +129,7 @@ impl Registry {
             tenant_id: p.tenant_id,
             session_id: p.session_id,
             seq: Seq::FIRST,
-            occurred_at: Utc::now(),
+            occurred_at: crate::clock::event_time(),
             actor: Actor::Person {
                 user_id: Some(p.started_by),
                 participant_id: None,

@@ -9,7 +9,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use chrono::Utc;
 use protocol::command::Rejection;
 use protocol::control::EdgeReply;
 use protocol::state::{Participant, SessionState};
@@ -301,7 +300,7 @@ impl SessionTask {
                 }
                 Ok(bodies) => {
                     let start = events.len();
-                    let now = Utc::now();
+                    let now = crate::clock::event_time();
                     for body in bodies {
                         let ev = Envelope {
                             event_id: EventId::from_uuid(Uuid::now_v7()),

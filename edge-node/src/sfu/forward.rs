@@ -101,7 +101,8 @@ struct LayerRate {
 
 impl LayerRate {
     fn active(&self, now: Instant) -> bool {
-        self.last_packet.is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
+        self.last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < LAYER_SILENCE)
     }
 
     fn add(&mut self, bytes: usize, at: Instant) {
@@ -327,8 +328,12 @@ impl Room {
             let current = dt.current.unwrap_or(dt.target);
             // highest sending layer that fits: staying put needs 1x, moving up
             // needs headroom; if none fits, the lowest sending layer
-            let active: Vec<u8> = (0..=cap).filter(|l| track.layers[*l as usize].active(now)).collect();
-            let Some(&lowest) = active.first() else { continue };
+            let active: Vec<u8> = (0..=cap)
+                .filter(|l| track.layers[*l as usize].active(now))
+                .collect();
+            let Some(&lowest) = active.first() else {
+                continue;
+            };
             let mut choice = Layer(lowest);
             for &l in &active {
                 let rate = track.layers[l as usize].bps.max(1) as f64;
@@ -663,7 +668,11 @@ mod tests {
         }
         let now = t0 + Duration::from_millis(2000);
         r.set_estimate(SUB, 10_000_000, now, &mut out);
-        assert_eq!(r.target_layer(SUB, key()), Some(Layer(1)), "the best layer actually sent");
+        assert_eq!(
+            r.target_layer(SUB, key()),
+            Some(Layer(1)),
+            "the best layer actually sent"
+        );
     }
 
     #[test]
