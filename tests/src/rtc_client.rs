@@ -32,6 +32,9 @@ pub struct ClientStats {
     pub frames_sent: u64,
     /// rids on which frames arrived (for simulcast checks)
     pub rids_seen: HashMap<String, u64>,
+    /// a keyframe was asked for (the next video frame will be one)
+    pub keyframe_requested: bool,
+    pub keyframes_sent: u64,
 }
 
 impl ClientStats {
@@ -139,6 +142,94 @@ impl std::fmt::Display for SignalError {
 
 impl std::error::Error for SignalError {}
 
+/// Where and how to send the offer.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    /// The edge: WHIP to publish, WHEP to subscribe (SDP over HTTP).
+    Edge {
+        url: String,
+        session: String,
+        token: String,
+    },
+    /// str0m's `chat` example (the baseline): JSON offer/answer over HTTPS.
+    Chat { url: String },
+}
+
+async fn signal(
+    sig: &Signal,
+    publish: bool,
+    offer: &SdpOffer,
+) -> Result<(SdpAnswer, String), SignalError> {
+    match sig {
+        Signal::Edge {
+            url,
+            session,
+            token,
+        } => {
+            let kind = if publish { "whip" } else { "whep" };
+            post_offer(&format!("{url}/{kind}/{session}"), token, offer).await
+        }
+        Signal::Chat { url } => {
+            let http = reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .map_err(|e| SignalError::Other(e.to_string()))?;
+            let body = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() });
+            let resp = http
+                .post(format!("{url}/start"))
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| SignalError::Other(e.to_string()))?;
+            let status = resp.status().as_u16();
+            let v: serde_json::Value = resp
+                .json()
+                .await
+                .map_err(|e| SignalError::Other(e.to_string()))?;
+            if status != 200 {
+                return Err(SignalError::Status(status, v.to_string()));
+            }
+            let sdp = v["sdp"]
+                .as_str()
+                .ok_or_else(|| SignalError::Other("no sdp in answer".into()))?;
+            let answer =
+                SdpAnswer::from_sdp_string(sdp).map_err(|e| SignalError::Other(e.to_string()))?;
+            Ok((answer, String::new()))
+        }
+    }
+}
+
+async fn socket_on(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, SocketAddr)> {
+    let s = UdpSocket::bind((ip, 0)).await?;
+    let a = s.local_addr()?;
+    Ok((s, a))
+}
+
+/// Publishes synthetic camera (VP8) and microphone (Opus) media via WHIP.
+pub async fn publish(
+    edge_url: &str,
+    session: &str,
+    token: &str,
+    opts: PublishOptions,
+) -> Result<Client, SignalError> {
+    let sig = Signal::Edge {
+        url: edge_url.to_owned(),
+        session: session.to_owned(),
+        token: token.to_owned(),
+    };
+    publish_via(&sig, std::net::IpAddr::from([127, 0, 0, 1]), opts).await
+}
+
+/// Subscribes to a session via WHEP.
+pub async fn subscribe(edge_url: &str, session: &str, token: &str) -> Result<Client, SignalError> {
+    let sig = Signal::Edge {
+        url: edge_url.to_owned(),
+        session: session.to_owned(),
+        token: token.to_owned(),
+    };
+    subscribe_via(&sig, std::net::IpAddr::from([127, 0, 0, 1])).await
+}
+
 async fn post_offer(
     url: &str,
     token: &str,
@@ -180,21 +271,14 @@ fn new_rtc(now: Instant) -> Rtc {
         .build(now)
 }
 
-async fn socket() -> std::io::Result<(UdpSocket, SocketAddr)> {
-    let s = UdpSocket::bind("127.0.0.1:0").await?;
-    let a = s.local_addr()?;
-    Ok((s, a))
-}
-
-/// Publishes synthetic camera (VP8) and microphone (Opus) media via WHIP.
-pub async fn publish(
-    edge_url: &str,
-    session: &str,
-    token: &str,
+/// Publishes through any signaling, from a socket on `ip`.
+pub async fn publish_via(
+    sig: &Signal,
+    ip: std::net::IpAddr,
     opts: PublishOptions,
 ) -> Result<Client, SignalError> {
     let started = Instant::now();
-    let (sock, local) = socket()
+    let (sock, local) = socket_on(ip)
         .await
         .map_err(|e| SignalError::Other(e.to_string()))?;
     let mut rtc = new_rtc(started);
@@ -230,8 +314,7 @@ pub async fn publish(
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| SignalError::Other("no offer".into()))?;
-    let (answer, location) =
-        post_offer(&format!("{edge_url}/whip/{session}"), token, &offer).await?;
+    let (answer, location) = signal(sig, true, &offer).await?;
     rtc.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| SignalError::Other(e.to_string()))?;
@@ -256,9 +339,9 @@ pub async fn publish(
 
 /// Subscribes to a session via WHEP: offers one video and one audio
 /// receive slot and a data channel for the edge's renegotiations.
-pub async fn subscribe(edge_url: &str, session: &str, token: &str) -> Result<Client, SignalError> {
+pub async fn subscribe_via(sig: &Signal, ip: std::net::IpAddr) -> Result<Client, SignalError> {
     let started = Instant::now();
-    let (sock, local) = socket()
+    let (sock, local) = socket_on(ip)
         .await
         .map_err(|e| SignalError::Other(e.to_string()))?;
     let mut rtc = new_rtc(started);
@@ -266,14 +349,17 @@ pub async fn subscribe(edge_url: &str, session: &str, token: &str) -> Result<Cli
         Candidate::host(local, "udp").map_err(|e| SignalError::Other(e.to_string()))?,
     );
     let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    // WHEP offers receive slots; the chat baseline sends its tracks by
+    // renegotiation on the data channel only
+    if matches!(sig, Signal::Edge { .. }) {
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    }
     api.add_channel("signal".into());
     let (offer, pending) = api
         .apply()
         .ok_or_else(|| SignalError::Other("no offer".into()))?;
-    let (answer, location) =
-        post_offer(&format!("{edge_url}/whep/{session}"), token, &offer).await?;
+    let (answer, location) = signal(sig, false, &offer).await?;
     rtc.sdp_api()
         .accept_answer(pending, answer)
         .map_err(|e| SignalError::Other(e.to_string()))?;
@@ -325,7 +411,15 @@ async fn run(
             let now = Instant::now();
             if video.is_some() && now >= next_video {
                 frame += 1;
-                let key = frame % opts.gop as u64 == 1;
+                let key = {
+                    let mut s = stats.lock().unwrap();
+                    let key = frame % opts.gop as u64 == 1 || s.keyframe_requested;
+                    s.keyframe_requested = false;
+                    if key {
+                        s.keyframes_sent += 1;
+                    }
+                    key
+                };
                 let layers: &[(&str, u64)] = if opts.simulcast {
                     &[("q", 4), ("h", 2), ("f", 1)]
                 } else {
@@ -408,6 +502,7 @@ fn on_event(
     channel: &mut Option<str0m::channel::ChannelId>,
 ) {
     match e {
+        Event::KeyframeRequest(_) => stats.lock().unwrap().keyframe_requested = true,
         Event::Connected => {
             let mut s = stats.lock().unwrap();
             s.connected = true;

@@ -97,6 +97,8 @@ struct LayerRate {
     bps: u64,
     last_packet: Option<Instant>,
     last_keyframe_request: Option<Instant>,
+    /// A request was held back by the throttle: send it when it allows.
+    keyframe_wanted: bool,
 }
 
 impl LayerRate {
@@ -360,6 +362,9 @@ impl Room {
         };
         if let Some(rate) = track.layers.get_mut(p.layer.0 as usize) {
             rate.add(p.bytes, p.at);
+            if rate.keyframe_wanted {
+                request_keyframe(track, p.track, p.layer, p.at, out);
+            }
         }
         let clock = track.clock_rate as i64;
         let Some(subs) = self.fanout.get(&p.track) else {
@@ -436,8 +441,12 @@ fn request_keyframe(
         .last_keyframe_request
         .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_THROTTLE)
     {
+        // a subscriber that joined just after the last keyframe still needs
+        // one: remember, and ask as soon as the throttle allows
+        rate.keyframe_wanted = true;
         return;
     }
+    rate.keyframe_wanted = false;
     rate.last_keyframe_request = Some(now);
     out.keyframes.push(KeyframeRequest { track: key, layer });
 }
@@ -693,17 +702,28 @@ mod tests {
             }],
             "once per 300 ms"
         );
-        let later = sim.now() + Duration::from_millis(400);
-        r.on_keyframe_request(SUB, Mid::from("o1"), later, &mut out);
-        assert_eq!(out.keyframes.len(), 2);
+        // the held-back request goes out with the first packet after the throttle
+        let mut later = Outputs::default();
+        run(&mut r, &mut sim, 12, &mut later);
+        assert_eq!(
+            later.keyframes,
+            vec![KeyframeRequest {
+                track: key(),
+                layer: Layer(0)
+            }]
+        );
+        // nothing more is pending
+        let mut after = Outputs::default();
+        run(&mut r, &mut sim, 30, &mut after);
+        assert!(after.keyframes.is_empty());
         // a request on an unknown m-line is ignored
         r.on_keyframe_request(
             SUB,
             Mid::from("zz"),
-            later + Duration::from_secs(1),
-            &mut out,
+            sim.now() + Duration::from_secs(1),
+            &mut after,
         );
-        assert_eq!(out.keyframes.len(), 2);
+        assert!(after.keyframes.is_empty());
     }
 
     #[test]
