@@ -26,6 +26,8 @@ pub struct ClientStats {
     pub frames: HashMap<String, (MediaKind, u64)>,
     pub keyframes: u64,
     pub first_video_frame: Option<Instant>,
+    /// The first frame a decoder can start from.
+    pub first_keyframe: Option<Instant>,
     pub bytes: u64,
     /// offers received on the data channel (renegotiations)
     pub offers: u64,
@@ -532,6 +534,9 @@ fn on_event(
             if kind == MediaKind::Video {
                 if d.is_keyframe() {
                     s.keyframes += 1;
+                    if s.first_keyframe.is_none() {
+                        s.first_keyframe = Some(Instant::now());
+                    }
                 }
                 if s.first_video_frame.is_none() {
                     s.first_video_frame = Some(Instant::now());

@@ -115,15 +115,12 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
         }
         // every new subscriber decodes its first frame (or we give up on it)
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline
-            && joins
-                .iter()
-                .any(|&i| subs[i].snapshot().first_video_frame.is_none())
-        {
+        while Instant::now() < deadline && joins.iter().any(|&i| subs[i].snapshot().first_keyframe.is_none()) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for &i in &joins {
-            if let Some(first) = subs[i].snapshot().first_video_frame {
+            // join to the first frame a decoder can show: the first keyframe
+            if let Some(first) = subs[i].snapshot().first_keyframe {
                 ttff_all.push(first.duration_since(subs[i].started).as_secs_f64() * 1000.0);
             }
         }
@@ -132,6 +129,7 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
         let sent0 = publisher.snapshot().frames_sent;
         let got0: Vec<u64> = subs.iter().map(|s| s.snapshot().video_frames()).collect();
         let cpu0 = cpu_secs(t.pid);
+        let gen0 = cpu_secs(std::process::id());
         let pkt0 = match &t.packets_out {
             Some(f) => f().await,
             None => None,
@@ -141,6 +139,7 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
         let secs = t0.elapsed().as_secs_f64();
         let sent = publisher.snapshot().frames_sent - sent0;
         let cpu = (cpu_secs(t.pid) - cpu0) / secs * 100.0;
+        let gen_cpu = (cpu_secs(std::process::id()) - gen0) / secs * 100.0;
         let pkt1 = match &t.packets_out {
             Some(f) => f().await,
             None => None,
@@ -164,7 +163,7 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
         let mut tt = ttff_all.clone();
         let ttff = (pct(&mut tt, 0.5), pct(&mut tt, 0.95));
         println!(
-            "{:<6} N={n:<4} frame loss {:>6.2} % (worst {:>6.2} %)  CPU {:>5.1} %  per stream {:>5.2} %  {}  first frame p50 {:>6.0} ms p95 {:>6.0} ms",
+            "{:<6} N={n:<4} frame loss {:>6.2} % (worst {:>6.2} %)  CPU {:>5.1} %  per stream {:>5.2} %  {}  first frame p50 {:>6.0} ms p95 {:>6.0} ms  (load clients' core {:>3.0} %)",
             t.name,
             loss * 100.0,
             worst * 100.0,
@@ -173,7 +172,8 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
             pps.map(|p| format!("{p:>8.0} pkt/s"))
                 .unwrap_or_else(|| "        - pkt/s".into()),
             ttff.0,
-            ttff.1
+            ttff.1,
+            gen_cpu
         );
         results.push(StepResult {
             n,

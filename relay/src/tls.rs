@@ -1,0 +1,151 @@
+//! TLS 1.3 and QUIC settings for both ends of a relay connection.
+//!
+//! Every rustls config is built with an explicit crypto provider (aws-lc-rs):
+//! the workspace compiles both ring and aws-lc-rs into rustls, so the
+//! `builder()` shortcuts would panic looking for a process default.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The only ALPN we speak: raw QUIC MoQT draft-18 (what `moqt://` URLs use).
+pub const ALPN: &[u8] = b"moqt-18";
+
+/// Keep-alive well inside the idle timeout: a dead peer is noticed within
+/// `IDLE_TIMEOUT`, a quiet healthy one never times out.
+const KEEP_ALIVE: Duration = Duration::from_secs(2);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// In draft-18 every live subscription and published namespace holds a bidi
+/// stream, and every open group a uni stream. quinn's default of 100 each
+/// would cap a relay-to-relay link at ~100 tracks; raise it.
+const MAX_BIDI_STREAMS: u32 = 4096;
+const MAX_UNI_STREAMS: u32 = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{0}: no certificate in the file")]
+    NoCertificate(PathBuf),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("QUIC crypto configuration: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    #[error("generating a throwaway certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("no trust roots given")]
+    NoRoots,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+pub(crate) fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(MAX_BIDI_STREAMS.into())
+        .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    Arc::new(t)
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn server_from_parts(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// The relay's server side: TLS 1.3 only, ALPN `moqt-18`.
+pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, TlsError> {
+    server_from_parts(load_certs(cert)?, load_key(key)?)
+}
+
+/// A throwaway self-signed certificate, so a relay started without TLS
+/// flags (the old dev stack line) still comes up; nobody trusts it.
+pub fn ephemeral_server_config() -> Result<quinn::ServerConfig, TlsError> {
+    let names: Vec<String> = crate::dev_ca::DEFAULT_NAMES
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect();
+    let certified = rcgen::generate_simple_self_signed(names)?;
+    let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_owned())))?;
+    server_from_parts(vec![certified.cert.der().clone()], key)
+}
+
+/// Client side trusting exactly the CA certificates in `roots` (PEM files).
+pub fn client_config(roots: &[PathBuf]) -> Result<quinn::ClientConfig, TlsError> {
+    let mut certs = Vec::new();
+    for path in roots {
+        certs.extend(load_certs(path)?);
+    }
+    client_config_from_certs(certs)
+}
+
+/// Client side trusting the CA certificates in a PEM string.
+pub fn client_config_from_pem(pem: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Read {
+            path: PathBuf::from("<pem>"),
+            source,
+        })?;
+    client_config_from_certs(certs)
+}
+
+fn client_config_from_certs(
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<quinn::ClientConfig, TlsError> {
+    if certs.is_empty() {
+        return Err(TlsError::NoRoots);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert)?;
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+    config.transport_config(transport_config());
+    Ok(config)
+}
