@@ -65,11 +65,14 @@ pub enum EdgeReply {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeckInfo {
     pub deck_id: DeckId,
     pub tenant_id: TenantId,
     pub page_count: u32,
+    /// Signed URLs of the page images, for the edge's composer.
+    #[serde(default)]
+    pub page_urls: Vec<String>,
 }
 
 /// What an edge tells core every second or so.

@@ -419,8 +419,14 @@ pub enum EventBody {
     },
 
     // --- recording ------------------------------------------------------
+    /// The recorder runs. Media time `offset_ms` of the session's recording
+    /// is wall-clock `started_at`; a re-arm after a crash starts at a later
+    /// offset (the gap is its own event).
     #[serde(rename = "recording.armed")]
-    RecordingArmed {},
+    RecordingArmed {
+        started_at: DateTime<Utc>,
+        offset_ms: u64,
+    },
     #[serde(rename = "recording.segment")]
     RecordingSegment {
         index: u32,
@@ -500,7 +506,7 @@ impl EventBody {
             TrackPublished { .. } => "track.published",
             TrackUnpublished { .. } => "track.unpublished",
             MediaQuality { .. } => "media.quality",
-            RecordingArmed {} => "recording.armed",
+            RecordingArmed { .. } => "recording.armed",
             RecordingSegment { .. } => "recording.segment",
             RecordingGap { .. } => "recording.gap",
             RecordingAlert { .. } => "recording.alert",
@@ -562,7 +568,10 @@ mod tests {
     fn type_names_match_serde_tags() {
         let bodies = vec![
             EventBody::WhiteboardCleared {},
-            EventBody::RecordingArmed {},
+            EventBody::RecordingArmed {
+                started_at: DateTime::from_timestamp(0, 0).unwrap(),
+                offset_ms: 0,
+            },
             EventBody::SceneChanged {
                 scene: Scene::Slides,
             },

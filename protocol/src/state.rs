@@ -678,7 +678,7 @@ impl SessionState {
                 self.tracks.remove(track_id);
             }
             MediaQuality { .. } => {}
-            RecordingArmed {} => self.recording.status = RecordingStatus::Armed,
+            RecordingArmed { .. } => self.recording.status = RecordingStatus::Armed,
             RecordingSegment { end_ms, .. } => {
                 self.recording.segments += 1;
                 self.recording.recorded_ms = self.recording.recorded_ms.max(*end_ms);

@@ -313,7 +313,7 @@ fn public_event(body: &EventBody) -> bool {
         | TrackPublished { .. }
         | TrackUnpublished { .. }
         | MediaQuality { .. }
-        | RecordingArmed {}
+        | RecordingArmed { .. }
         | RecordingSegment { .. }
         | RecordingGap { .. }
         | RecordingAlert { .. }

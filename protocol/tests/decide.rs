@@ -95,7 +95,10 @@ fn students_cannot_run_the_class() {
         &mut log,
         &s,
         Command::System {
-            event: EventBody::RecordingArmed {},
+            event: EventBody::RecordingArmed {
+                started_at: chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+                offset_ms: 0,
+            },
         },
         expect!["Forbidden system_only"],
     );

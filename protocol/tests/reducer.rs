@@ -383,7 +383,13 @@ fn media_recording_and_post_class_events() {
     system(&mut log, EventBody::TrackUnpublished { track_id: track });
     assert!(log.state.tracks.is_empty());
 
-    system(&mut log, EventBody::RecordingArmed {});
+    system(
+        &mut log,
+        EventBody::RecordingArmed {
+            started_at: chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+            offset_ms: 0,
+        },
+    );
     assert_eq!(log.state.recording.status, RecordingStatus::Armed);
     system(
         &mut log,

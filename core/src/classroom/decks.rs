@@ -250,6 +250,7 @@ async fn announce(app: &AppState, tenant: TenantId, deck: DeckId, pages: u32) {
                 deck_id: deck,
                 tenant_id: tenant,
                 page_count: pages,
+                page_urls: page_urls(app, deck, pages),
             }],
         };
         let _ = app
@@ -279,8 +280,26 @@ pub async fn for_start(
             deck_id: id.into(),
             tenant_id: tenant,
             page_count: n as u32,
+            page_urls: page_urls(app, id.into(), n as u32),
         })
         .collect())
+}
+
+/// Signed URLs of a deck's page images (valid a week).
+pub fn page_urls(app: &AppState, deck: DeckId, pages: u32) -> Vec<String> {
+    let exp = Utc::now().timestamp() + 7 * 24 * 3600;
+    (0..pages)
+        .map(|i| {
+            let sig = app
+                .keys()
+                .sign_asset(&format!("deck/{deck}/{i}"), exp)
+                .unwrap_or_default();
+            format!(
+                "{}/decks/{deck}/pages/{i}.png?sig={sig}",
+                app.config().public_url.trim_end_matches('/')
+            )
+        })
+        .collect()
 }
 
 fn deck_json(

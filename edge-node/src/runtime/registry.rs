@@ -18,7 +18,7 @@ pub struct Registry {
     log: EventLog,
     edge: EdgeId,
     /// Page counts of the decks core told this edge about.
-    decks: Arc<std::sync::RwLock<HashMap<DeckId, (TenantId, u32)>>>,
+    decks: Arc<std::sync::RwLock<HashMap<DeckId, protocol::control::DeckInfo>>>,
 }
 
 pub struct StartParams {
@@ -47,14 +47,23 @@ impl Registry {
         let decks = self.decks.read().ok()?;
         decks
             .get(&deck)
-            .filter(|(t, _)| *t == tenant)
-            .map(|(_, n)| *n)
+            .filter(|d| d.tenant_id == tenant)
+            .map(|d| d.page_count)
+    }
+
+    /// The signed URL of a deck page's image, if known.
+    pub fn deck_page_url(&self, tenant: TenantId, deck: DeckId, index: u32) -> Option<String> {
+        let decks = self.decks.read().ok()?;
+        decks
+            .get(&deck)
+            .filter(|d| d.tenant_id == tenant)
+            .and_then(|d| d.page_urls.get(index as usize).cloned())
     }
 
     fn learn_decks(&self, decks: &[protocol::control::DeckInfo]) {
         if let Ok(mut map) = self.decks.write() {
             for d in decks {
-                map.insert(d.deck_id, (d.tenant_id, d.page_count));
+                map.insert(d.deck_id, d.clone());
             }
         }
     }
