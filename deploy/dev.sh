@@ -69,7 +69,8 @@ wait_port 127.0.0.1 "$NATS_LEAF_A_PORT" "NATS leaf edge-a"
 wait_port 127.0.0.1 "$NATS_LEAF_B_PORT" "NATS leaf edge-b"
 
 CORE_ARGS=(--listen "127.0.0.1:$CORE_PORT" --public-url "http://127.0.0.1:$CORE_PORT"
-  --database-url "$DATABASE_URL" --nats-url "nats://127.0.0.1:$NATS_HUB_PORT" --data-dir "$DATA/core")
+  --database-url "$DATABASE_URL" --nats-url "nats://127.0.0.1:$NATS_HUB_PORT" --data-dir "$DATA/core"
+  --object-store-dir "$DATA/objects")
 "$BIN/core" "${CORE_ARGS[@]}" seed-demo --password "$DEMO_PASSWORD" --students "$DEMO_STUDENTS" \
   >"$DATA/logs/seed.log" 2>&1 || { cat "$DATA/logs/seed.log"; exit 1; }
 start core "$BIN/core" "${CORE_ARGS[@]}"
@@ -82,7 +83,7 @@ for e in a b; do
   start "edge-$e" "$BIN/edge-node" --edge-id "edge-$e" --listen "127.0.0.1:${!port_var}" \
     --public-url "http://127.0.0.1:${!port_var}" --nats-url "nats://127.0.0.1:${!nats_var}" \
     --core-url "http://127.0.0.1:$CORE_PORT" --data-dir "$DATA/edge-$e" --region "campus-$e" \
-    --media-udp "127.0.0.1:${!udp_var}"
+    --media-udp "127.0.0.1:${!udp_var}" --object-store-dir "$DATA/objects"
 done
 wait_http "http://127.0.0.1:$EDGE_A_PORT/healthz" edge-a
 wait_http "http://127.0.0.1:$EDGE_B_PORT/healthz" edge-b

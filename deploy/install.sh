@@ -29,6 +29,18 @@ APT_PACKAGES=(
   jq                    # the README walkthrough
   poppler-utils         # pdftoppm, pdftotext: slide decks
   chromium              # the real WebRTC client of the end-to-end tests
+  # the composer and recorder (GStreamer 1.22 and its bindings' headers)
+  libgstreamer1.0-dev
+  libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base   # compositor, audiomixer, videoconvert, opus
+  gstreamer1.0-plugins-good   # rtpvp8depay, vp8dec, mp4mux, splitmuxsink
+  gstreamer1.0-plugins-bad    # opusparse, h264parse
+  gstreamer1.0-plugins-ugly   # x264enc
+  gstreamer1.0-libav          # avenc_aac, avdec_h264
+  gstreamer1.0-x              # pango overlays
+  gstreamer1.0-tools          # gst-inspect-1.0 for diagnosis
+  ffmpeg                      # joining segments; ffprobe in the tests
+  espeak-ng                   # synthesized speech for the transcript tests
 )
 
 missing=()

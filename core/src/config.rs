@@ -47,6 +47,11 @@ pub struct Config {
     pub edge_timeout_ms: u64,
 
     /// Browser origins allowed by CORS (comma separated); empty allows any.
+    /// Object storage (a local directory) where edges upload recordings;
+    /// default `<data-dir>/objects`.
+    #[arg(long, env = "OBJECT_STORE_DIR")]
+    pub object_store_dir: Option<PathBuf>,
+
     #[arg(long, env = "CORE_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 
@@ -68,4 +73,13 @@ pub enum CoreCommand {
         #[arg(long, default_value_t = 30)]
         students: u32,
     },
+}
+
+impl Config {
+    /// The object storage directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.object_store_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("objects"))
+    }
 }

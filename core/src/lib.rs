@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod openapi;
 pub mod orchestration;
+pub mod recordings;
 pub mod seed;
 
 use std::sync::Arc;
@@ -39,12 +40,23 @@ struct Inner {
     js: jetstream::Context,
     edge_link: EdgeLink,
     config: Config,
+    objects: Arc<dyn object_store::ObjectStore>,
 }
 
 impl AppState {
     pub fn new(db: PgPool, keys: SigningKeys, nats: async_nats::Client, config: Config) -> Self {
         let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
+        let dir = config.objects_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let objects: Arc<dyn object_store::ObjectStore> =
+            match object_store::local::LocalFileSystem::new_with_prefix(&dir) {
+                Ok(fs) => Arc::new(fs),
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "object storage unavailable; recordings cannot be served");
+                    Arc::new(object_store::memory::InMemory::new())
+                }
+            };
         AppState(Arc::new(Inner {
             db,
             keys,
@@ -52,7 +64,12 @@ impl AppState {
             js,
             edge_link,
             config,
+            objects,
         }))
+    }
+    /// Where edges upload recordings (and core keeps what it derives).
+    pub fn objects(&self) -> &Arc<dyn object_store::ObjectStore> {
+        &self.0.objects
     }
     pub fn db(&self) -> &PgPool {
         &self.0.db

@@ -66,6 +66,23 @@ pub struct Config {
     #[arg(long, env = "EDGE_MEDIA_QUALITY_MS", default_value_t = 10_000)]
     pub media_quality_ms: u64,
 
+    /// Compose and record every class (the composer needs GStreamer).
+    #[arg(long, env = "EDGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub recording: bool,
+
+    /// Where recording segments wait for upload; default `<data-dir>/spool`.
+    #[arg(long, env = "EDGE_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Below this much free space the recorder stops (the class goes on).
+    #[arg(long, env = "EDGE_SPOOL_MIN_FREE_MB", default_value_t = 64)]
+    pub spool_min_free_mb: u64,
+
+    /// Object storage (a local directory); default `<data-dir>/objects`.
+    /// Core must read the same store to serve recordings.
+    #[arg(long, env = "OBJECT_STORE_DIR")]
+    pub object_store_dir: Option<PathBuf>,
+
     /// Per-participant rate limits on campus commands (off only for load tests).
     #[arg(long, env = "EDGE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rate_limits: bool,

@@ -10,7 +10,9 @@ pub mod event_log;
 pub mod health;
 pub mod http;
 pub mod join_tokens;
+pub mod mesh;
 pub mod rate_limit;
+pub mod recorder;
 pub mod runtime;
 pub mod sfu;
 
@@ -45,10 +47,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         }
     };
     let registry = Registry::new(log, config.edge_id.clone());
-    registry
-        .recover()
-        .await
-        .context("recovering sessions from the event log")?;
+
 
     let media_public = config.media_public.unwrap_or(config.media_udp);
     let sfu = sfu::Sfu::start(
@@ -64,6 +63,30 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     )
     .await
     .with_context(|| format!("binding the media socket {}", config.media_udp))?;
+
+    let objects = config
+        .object_store_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("objects"));
+    let store = recorder::spool::local_store(&objects)
+        .with_context(|| format!("object storage at {}", objects.display()))?;
+    registry.set_recorders(recorder::Recorders::new(
+        recorder::RecorderConfig {
+            enabled: config.recording,
+            spool: config
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("spool")),
+            min_free_mb: config.spool_min_free_mb,
+        },
+        store,
+        sfu.clone(),
+    ));
+    registry
+        .recover()
+        .await
+        .context("recovering sessions from the event log")?;
+
 
     let tokens = JoinTokens::new(
         config.edge_id.clone(),

@@ -174,6 +174,15 @@ pub enum RecordingStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RecordingState {
     pub status: RecordingStatus,
+    /// When the recording's media time 0 was (the first arm).
+    #[serde(default)]
+    pub armed_at: Option<DateTime<Utc>>,
+    /// Recorder runs (a crash or the kill switch ends one).
+    #[serde(default)]
+    pub runs: u32,
+    /// The index the next segment takes.
+    #[serde(default)]
+    pub next_index: u32,
     pub segments: u32,
     /// End of the last finished segment, in ms of media time.
     pub recorded_ms: u64,
@@ -678,9 +687,14 @@ impl SessionState {
                 self.tracks.remove(track_id);
             }
             MediaQuality { .. } => {}
-            RecordingArmed { .. } => self.recording.status = RecordingStatus::Armed,
-            RecordingSegment { end_ms, .. } => {
+            RecordingArmed { started_at, .. } => {
+                self.recording.status = RecordingStatus::Armed;
+                self.recording.armed_at.get_or_insert(*started_at);
+                self.recording.runs += 1;
+            }
+            RecordingSegment { index, end_ms, .. } => {
                 self.recording.segments += 1;
+                self.recording.next_index = self.recording.next_index.max(index.saturating_add(1));
                 self.recording.recorded_ms = self.recording.recorded_ms.max(*end_ms);
             }
             RecordingGap { .. } => self.recording.gaps += 1,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use moq_transport::coding::TrackNamespace;
 use moq_transport::serve;
-use moq_transport::session::{Publisher, Session, Subscriber, Transport};
+use moq_transport::session::{Publisher, Session, SessionError, Subscriber, Transport};
 use moq_transport::setup::AuthorizationToken;
 use tokio::sync::watch;
 use url::Url;
@@ -18,8 +18,10 @@ use crate::routing::PROBE_NAMESPACE;
 /// The close code the relay uses for a refused token (draft-18's
 /// UNAUTHORIZED session termination code).
 pub const CLOSE_UNAUTHORIZED: u32 = 0x2;
-/// The close code of a relay shutting down.
+/// The close code of a relay shutting down (NO_ERROR: reconnect).
 pub const CLOSE_SHUTDOWN: u32 = 0x0;
+/// The close code for a peer whose SETUP the relay could not accept.
+pub const CLOSE_PROTOCOL_VIOLATION: u32 = 0x3;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DialError {
@@ -75,8 +77,7 @@ impl Dialer {
     }
 
     pub fn bind(config: quinn::ClientConfig, addr: SocketAddr) -> Result<Dialer, DialError> {
-        let endpoint =
-            quinn::Endpoint::client(addr).map_err(|e| DialError::Bind(e.to_string()))?;
+        let endpoint = quinn::Endpoint::client(addr).map_err(|e| DialError::Bind(e.to_string()))?;
         Ok(Dialer { endpoint, config })
     }
 
@@ -129,7 +130,10 @@ pub struct Connection {
     pub publisher: Publisher,
     pub subscriber: Subscriber,
     quic: quinn::Connection,
-    ended: watch::Receiver<bool>,
+    /// The first close reason seen. Watched from the start because
+    /// moq-transport answers a peer's close by closing locally, and quinn
+    /// then reports `LocallyClosed` instead of the peer's code.
+    reason: watch::Receiver<Option<CloseReason>>,
 }
 
 impl Connection {
@@ -144,27 +148,41 @@ impl Connection {
             moq_transport::session::transport::quinn::proto::ConnectResponse::default(),
         );
         let tokens = token
-            .map(|t| vec![AuthorizationToken::new(SETUP_TOKEN_TYPE, t.as_bytes().to_vec())])
+            .map(|t| {
+                vec![AuthorizationToken::new(
+                    SETUP_TOKEN_TYPE,
+                    t.as_bytes().to_vec(),
+                )]
+            })
             .unwrap_or_default();
         let (session, publisher, subscriber) =
             Session::connect_with_tokens(raw.into(), None, Transport::RawQuic, tokens)
                 .await
                 .map_err(|e| match quic.close_reason() {
-                    Some(reason) => refused_or_closed(&reason),
+                    Some(reason) => refused_or_closed(CloseReason::from_quinn(&reason)),
                     None => DialError::Setup(e.to_string()),
                 })?;
-        let (done, ended) = watch::channel(false);
+        let (reason_tx, reason) = watch::channel(None);
+        let reason_tx = std::sync::Arc::new(reason_tx);
+        let watched = quic.clone();
+        let from_quinn = reason_tx.clone();
+        tokio::spawn(async move {
+            let error = watched.closed().await;
+            record(&from_quinn, CloseReason::from_quinn(&error));
+        });
         tokio::spawn(async move {
             if let Err(error) = session.run().await {
                 tracing::debug!(%error, "relay client session ended");
+                if let Some(error) = connection_error(&error) {
+                    record(&reason_tx, CloseReason::from_quinn(error));
+                }
             }
-            let _ = done.send(true);
         });
         Ok(Connection {
             publisher,
             subscriber,
             quic,
-            ended,
+            reason,
         })
     }
 
@@ -182,22 +200,32 @@ impl Connection {
         tokio::select! {
             answer = subscriber.subscribe_open(writer) => {
                 drop(answer);
-                match self.quic.close_reason() {
-                    Some(reason) => Err(refused_or_closed(&reason)),
-                    None => Ok(()),
+                if self.quic.close_reason().is_some() {
+                    Err(refused_or_closed(self.closed().await))
+                } else {
+                    Ok(())
                 }
             }
-            reason = self.quic.closed() => Err(refused_or_closed(&reason)),
+            reason = self.closed() => Err(refused_or_closed(reason)),
         }
     }
 
     pub fn is_closed(&self) -> bool {
-        *self.ended.borrow() || self.quic.close_reason().is_some()
+        self.reason.borrow().is_some() || self.quic.close_reason().is_some()
     }
 
     /// Waits until the connection ends and says why.
     pub async fn closed(&self) -> CloseReason {
-        CloseReason::from_quinn(&self.quic.closed().await)
+        let mut reason = self.reason.clone();
+        let seen = match reason.wait_for(Option::is_some).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        match seen {
+            Some(r) => r,
+            // The watcher task is gone (runtime shutting down): ask quinn.
+            None => CloseReason::from_quinn(&self.quic.closed().await),
+        }
     }
 
     pub fn close(&self, code: u32, reason: &str) {
@@ -209,8 +237,36 @@ impl Connection {
     }
 }
 
-fn refused_or_closed(err: &quinn::ConnectionError) -> DialError {
-    match CloseReason::from_quinn(err) {
+/// Keeps the most telling close reason: the peer's application close wins
+/// over a transport-level one (quinn reports `LocallyClosed` once
+/// moq-transport has reacted to the peer's close by closing too).
+fn record(tx: &watch::Sender<Option<CloseReason>>, reason: CloseReason) {
+    tx.send_if_modified(|current| match (current.as_ref(), &reason) {
+        (None, _) | (Some(CloseReason::Transport(_)), CloseReason::Application { .. }) => {
+            *current = Some(reason.clone());
+            true
+        }
+        (Some(_), _) => false,
+    });
+}
+
+/// The QUIC-level error under a moq session error, if that is what it is.
+fn connection_error(error: &SessionError) -> Option<&quinn::ConnectionError> {
+    use moq_transport::session::transport::{Error, quinn as wt};
+    let session = match error {
+        SessionError::WebTransport(Error::Session(s)) => s,
+        SessionError::WebTransport(Error::Read(wt::ReadError::SessionError(s))) => s,
+        SessionError::WebTransport(Error::Write(wt::WriteError::SessionError(s))) => s,
+        _ => return None,
+    };
+    match session {
+        wt::SessionError::ConnectionError(e) => Some(e),
+        wt::SessionError::WebTransportError(_) | wt::SessionError::SendDatagramError(_) => None,
+    }
+}
+
+fn refused_or_closed(reason: CloseReason) -> DialError {
+    match reason {
         CloseReason::Application { code, reason } if code == CLOSE_UNAUTHORIZED => {
             DialError::Refused { code, reason }
         }

@@ -35,6 +35,8 @@ pub struct DevCaFiles {
     pub ca_key: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The names the relay certificate was issued for, one per line.
+    pub names: PathBuf,
 }
 
 impl DevCaFiles {
@@ -44,6 +46,7 @@ impl DevCaFiles {
             ca_key: dir.join("ca.key"),
             cert: dir.join("relay.pem"),
             key: dir.join("relay.key"),
+            names: dir.join("relay.names"),
         }
     }
 }
@@ -64,8 +67,18 @@ pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(DevCaFiles, Outcome
         path: dir.to_owned(),
         source,
     })?;
+    let mut names: Vec<String> = DEFAULT_NAMES.iter().map(|n| (*n).to_owned()).collect();
+    for name in extra_names {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
     let ca_there = files.ca_cert.exists() && files.ca_key.exists();
-    let leaf_there = files.cert.exists() && files.key.exists();
+    let issued: Vec<String> = std::fs::read_to_string(&files.names)
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let leaf_there =
+        files.cert.exists() && files.key.exists() && names.iter().all(|n| issued.contains(n));
     if ca_there && leaf_there {
         return Ok((files, Outcome::AlreadyThere));
     }
@@ -94,14 +107,8 @@ pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(DevCaFiles, Outcome
         (Issuer::new(params, key), Outcome::Created)
     };
 
-    let mut names: Vec<String> = DEFAULT_NAMES.iter().map(|n| (*n).to_owned()).collect();
-    for name in extra_names {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names)?;
+    let mut params = CertificateParams::new(names.clone())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "classroom relay (dev)");
@@ -112,6 +119,7 @@ pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(DevCaFiles, Outcome
     let cert = params.signed_by(&key, &issuer)?;
     write(&files.key, key.serialize_pem().as_bytes(), true)?;
     write(&files.cert, cert.pem().as_bytes(), false)?;
+    write(&files.names, names.join("\n").as_bytes(), false)?;
     Ok((files, outcome))
 }
 
@@ -157,12 +165,22 @@ mod tests {
         assert_eq!(std::fs::read(&files.cert).expect("leaf"), leaf);
 
         std::fs::remove_file(&files.cert).expect("rm");
-        let (_, outcome) = ensure(dir.path(), &["relay.example".to_owned()]).expect("reissue");
+        let (_, outcome) = ensure(dir.path(), &[]).expect("reissue");
         assert_eq!(outcome, Outcome::ReissuedRelayCert);
         assert_eq!(std::fs::read(&files.ca_cert).expect("ca"), ca);
         assert_ne!(std::fs::read(&files.cert).expect("leaf"), leaf);
+
+        // a name the certificate lacks: re-issued for it; then kept
+        let extra = ["relay.example".to_owned()];
+        let (_, outcome) = ensure(dir.path(), &extra).expect("new name");
+        assert_eq!(outcome, Outcome::ReissuedRelayCert);
+        let (_, outcome) = ensure(dir.path(), &extra).expect("same name");
+        assert_eq!(outcome, Outcome::AlreadyThere);
+        let (_, outcome) = ensure(dir.path(), &[]).expect("fewer names");
+        assert_eq!(outcome, Outcome::AlreadyThere);
+        assert_eq!(std::fs::read(&files.ca_cert).expect("ca"), ca);
         // the reissued leaf chains to the kept CA
         crate::tls::server_config(&files.cert, &files.key).expect("server config");
-        crate::tls::client_config(&[files.ca_cert.clone()]).expect("client config");
+        crate::tls::client_config(std::slice::from_ref(&files.ca_cert)).expect("client config");
     }
 }

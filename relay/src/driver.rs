@@ -24,16 +24,18 @@ use crate::upstream::UpstreamLink;
 
 /// Everything the driver hears about.
 pub(crate) enum Event {
+    // The big moq handles are boxed so that the hot variant (an object)
+    // keeps the channel's slots small.
     SessionUp {
         session: SessionKey,
-        subscriber: Subscriber,
+        subscriber: Box<Subscriber>,
     },
     SessionDown {
         session: SessionKey,
     },
     NamespacePublished {
         session: SessionKey,
-        published: PublishedNamespace,
+        published: Box<PublishedNamespace>,
     },
     NamespaceWithdrawn {
         session: SessionKey,
@@ -41,7 +43,7 @@ pub(crate) enum Event {
     },
     Subscribed {
         session: SessionKey,
-        subscribed: Subscribed,
+        subscribed: Box<Subscribed>,
     },
     SubscriptionEnded {
         subscription: SubscriptionKey,
@@ -81,7 +83,10 @@ fn publish_done_code(reason: EndReason) -> u64 {
 
 /// Our track key for a moq full track name: namespace fields joined by `/`.
 pub(crate) fn track_key(namespace: &TrackNamespace, name: &TrackName) -> TrackKey {
-    TrackKey::new(namespace_key(namespace), name.to_string_lossy().into_owned())
+    TrackKey::new(
+        namespace_key(namespace),
+        name.to_string_lossy().into_owned(),
+    )
 }
 
 pub(crate) fn namespace_key(namespace: &TrackNamespace) -> String {
@@ -95,7 +100,7 @@ pub(crate) fn namespace_key(namespace: &TrackNamespace) -> String {
 
 enum Downstream {
     /// SUBSCRIBE received, waiting for the router's verdict.
-    Pending(Subscribed),
+    Pending(Box<Subscribed>),
     Serving {
         writer: SubgroupsWriter,
         groups: HashMap<u64, SubgroupWriter>,
@@ -177,7 +182,7 @@ impl Driver {
                 session,
                 subscriber,
             } => {
-                self.sessions.insert(session, subscriber);
+                self.sessions.insert(session, *subscriber);
                 Input::SessionUp { session }
             }
             Event::SessionDown { session } => {
@@ -203,7 +208,7 @@ impl Driver {
                 tokio::spawn(watch_namespace(
                     session,
                     namespace.clone(),
-                    published,
+                    *published,
                     cancelled,
                     self.events.clone(),
                 ));
@@ -219,7 +224,10 @@ impl Driver {
             } => {
                 let subscription = SubscriptionKey(self.next_subscription);
                 self.next_subscription += 1;
-                let track = track_key(&subscribed.info.track_namespace, &subscribed.info.track_name);
+                let track = track_key(
+                    &subscribed.info.track_namespace,
+                    &subscribed.info.track_name,
+                );
                 self.names.entry(track.clone()).or_insert_with(|| {
                     (
                         subscribed.info.track_namespace.clone(),
@@ -331,13 +339,11 @@ impl Driver {
                 } => {
                     if let Some(Downstream::Serving { groups, .. }) =
                         self.downstream.get_mut(&subscription)
+                        && let Some(g) = groups.get_mut(&group)
+                        && let Err(error) = write_object(g, object, payload)
                     {
-                        if let Some(g) = groups.get_mut(&group) {
-                            if let Err(error) = write_object(g, object, payload) {
-                                tracing::debug!(%error, subscription = subscription.0, "cannot deliver object");
-                                groups.remove(&group);
-                            }
-                        }
+                        tracing::debug!(%error, subscription = subscription.0, "cannot deliver object");
+                        groups.remove(&group);
                     }
                 }
                 Output::EndGroup {
@@ -346,10 +352,9 @@ impl Driver {
                 } => {
                     if let Some(Downstream::Serving { groups, .. }) =
                         self.downstream.get_mut(&subscription)
+                        && let Some(g) = groups.remove(&group)
                     {
-                        if let Some(g) = groups.remove(&group) {
-                            let _ = g.finish();
-                        }
+                        let _ = g.finish();
                     }
                 }
                 Output::EndSubscription {
@@ -389,7 +394,7 @@ impl Driver {
         };
         let origin = match origin {
             Origin::Session(session) => match self.sessions.get(&session) {
-                Some(subscriber) => SourceOrigin::Session(subscriber.clone()),
+                Some(subscriber) => SourceOrigin::Session(Box::new(subscriber.clone())),
                 None => SourceOrigin::Gone,
             },
             Origin::Upstream => match &self.upstream {
@@ -414,6 +419,7 @@ impl Driver {
         let Some(Downstream::Pending(subscribed)) = self.downstream.remove(&subscription) else {
             return;
         };
+        let subscribed = *subscribed;
         let (track_writer, track_reader) = serve::Track::new(
             subscribed.info.track_namespace.clone(),
             subscribed.info.track_name.clone(),
@@ -423,7 +429,9 @@ impl Driver {
             Ok(w) => w,
             Err(error) => {
                 tracing::debug!(%error, "cannot set up a subscriber track");
-                let _ = self.events.try_send(Event::SubscriptionEnded { subscription });
+                let _ = self
+                    .events
+                    .try_send(Event::SubscriptionEnded { subscription });
                 return;
             }
         };

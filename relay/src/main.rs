@@ -1,42 +1,65 @@
-//! The relay process. The media relay itself (MoQ over QUIC on `--listen`)
-//! is not built yet; today the process only answers `/healthz` on the same
-//! port number over TCP, so the dev stack has every part in place.
+//! The relay process: `relay [flags]` serves; `relay gen-dev-ca <dir>`
+//! writes a development CA and relay certificate.
 
-use std::net::SocketAddr;
-
-use axum::routing::get;
-use axum::{Json, Router};
 use clap::Parser;
-use serde_json::json;
-
-#[derive(Debug, Clone, Parser)]
-#[command(name = "relay", about = "Classroom MoQ relay")]
-struct Config {
-    /// QUIC (UDP) address for MoQ sessions; its TCP twin serves /healthz.
-    #[arg(long, env = "RELAY_LISTEN", default_value = "127.0.0.1:4443")]
-    listen: SocketAddr,
-}
+use relay::{Cli, Command, Relay};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs on stderr: stdout carries only the `LISTENING <addr>` line.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = Config::parse();
-    let app = Router::new().route(
-        "/healthz",
-        get(|| async {
-            Json(json!({ "status": "ok", "service": "relay", "media": "not yet implemented" }))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    tracing::info!(addr = %config.listen, "relay health endpoint listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::GenDevCa { dir, names }) => {
+            let (files, outcome) = relay::dev_ca::ensure(&dir, &names)?;
+            println!(
+                "{outcome:?}: CA {} (trust this), relay cert {} key {}",
+                files.ca_cert.display(),
+                files.cert.display(),
+                files.key.display()
+            );
+            Ok(())
+        }
+        None => {
+            let relay = Relay::bind(&cli.config).await?;
+            // Tests and scripts read the bound address from here (port 0).
+            println!("LISTENING {}", relay.local_addr());
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                trigger.cancel();
+            });
+            relay.run(shutdown).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

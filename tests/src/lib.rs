@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod feed;
+pub mod media_check;
 pub mod nats;
 pub mod pdf;
 pub mod process;

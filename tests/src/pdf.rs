@@ -3,7 +3,22 @@
 
 /// A PDF with one page per string; each page shows its string.
 pub fn pages(texts: &[&str]) -> Vec<u8> {
-    let n = texts.len();
+    let streams: Vec<String> = texts
+        .iter()
+        .map(|text| {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('(', "\\(")
+                .replace(')', "\\)");
+            format!("BT /F1 36 Tf 60 300 Td ({escaped}) Tj ET")
+        })
+        .collect();
+    build(&streams)
+}
+
+/// A PDF with one page per content stream.
+fn build(streams: &[String]) -> Vec<u8> {
+    let n = streams.len();
     // objects: 1 catalog, 2 pages, 3 font, then per page: page, contents
     let mut objects: Vec<String> = Vec::new();
     objects.push("<< /Type /Catalog /Pages 2 0 R >>".to_owned());
@@ -13,12 +28,7 @@ pub fn pages(texts: &[&str]) -> Vec<u8> {
         kids.join(" ")
     ));
     objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
-    for (i, text) in texts.iter().enumerate() {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('(', "\\(")
-            .replace(')', "\\)");
-        let stream = format!("BT /F1 36 Tf 60 300 Td ({escaped}) Tj ET");
+    for (i, stream) in streams.iter().enumerate() {
         objects.push(format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 960 540] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
             5 + 2 * i
@@ -49,4 +59,17 @@ pub fn pages(texts: &[&str]) -> Vec<u8> {
         .as_bytes(),
     );
     out
+}
+
+/// A 16:9 PDF whose pages are filled with one colour each (RGB in 0..=1),
+/// with the page number in black: slides a test can tell apart by pixel.
+pub fn colored_pages(colors: &[(f32, f32, f32)]) -> Vec<u8> {
+    let streams: Vec<String> = colors
+        .iter()
+        .enumerate()
+        .map(|(i, (r, g, b))| {
+            format!("{r:.3} {g:.3} {b:.3} rg 0 0 960 540 re f 0 0 0 rg BT /F1 36 Tf 40 480 Td (Slide {}) Tj ET", i + 1)
+        })
+        .collect();
+    build(&streams)
 }

@@ -23,6 +23,9 @@ pub struct StackOptions {
     pub students: u32,
     /// Extra command-line arguments for every edge.
     pub edge_args: Vec<String>,
+    /// Compose and record classes (GStreamer; costs a third of a core per
+    /// class, so only the tests about recording turn it on).
+    pub recording: bool,
 }
 
 impl Default for StackOptions {
@@ -32,6 +35,7 @@ impl Default for StackOptions {
             proxied_edge: None,
             students: 10,
             edge_args: Vec::new(),
+            recording: false,
         }
     }
 }
@@ -135,6 +139,8 @@ impl Stack {
             "3000".to_owned(),
             "--edge-timeout-ms".to_owned(),
             "3000".to_owned(),
+            "--object-store-dir".to_owned(),
+            dir.path().join("objects").display().to_string(),
         ];
         let core_bin = bin_dir().join("core");
         let mut seed_args = core_args.clone();
@@ -197,6 +203,10 @@ impl Stack {
                 "1000".to_owned(),
                 "--media-idle-ms".to_owned(),
                 "2500".to_owned(),
+                "--recording".to_owned(),
+                opts.recording.to_string(),
+                "--object-store-dir".to_owned(),
+                dir.path().join("objects").display().to_string(),
             ];
             args.extend(opts.edge_args.iter().cloned());
             let log = dir.path().join(format!("{id}.log"));

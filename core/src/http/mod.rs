@@ -50,6 +50,9 @@ pub fn router(app: AppState) -> Router {
         .route("/sessions/{id}/join", post(sessions::join))
         .route("/sessions/{id}/leave", post(sessions::leave))
         .route("/sessions/{id}/permissions", post(sessions::permissions))
+        .route("/sessions/{id}/recording", get(crate::recordings::get))
+        .route("/sessions/{id}/recording.mp4", get(crate::recordings::mp4))
+        .route("/objects/{*key}", get(crate::recordings::object))
         .route(
             "/decks",
             post(decks::upload).layer(DefaultBodyLimit::max(decks::MAX_PDF_BYTES)),

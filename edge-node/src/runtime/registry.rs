@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::event_log::EventLog;
+use crate::recorder::Recorders;
 use crate::runtime::session::{self, SessionHandle};
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct Registry {
     edge: EdgeId,
     /// Page counts of the decks core told this edge about.
     decks: Arc<std::sync::RwLock<HashMap<DeckId, protocol::control::DeckInfo>>>,
+    /// The composer/recorder, once the media plane is up.
+    recorders: Arc<std::sync::OnceLock<Recorders>>,
 }
 
 pub struct StartParams {
@@ -39,7 +42,18 @@ impl Registry {
             log,
             edge,
             decks: Default::default(),
+            recorders: Default::default(),
         }
+    }
+
+    /// Hands the registry its recorders (they need the SFU, which needs
+    /// the registry).
+    pub fn set_recorders(&self, r: Recorders) {
+        let _ = self.recorders.set(r);
+    }
+
+    pub fn recorders(&self) -> Option<&Recorders> {
+        self.recorders.get()
     }
 
     /// A deck's page count, if core told this edge about it (same tenant only).
@@ -81,6 +95,7 @@ impl Registry {
         let all = self.log.read_all().await?;
         let mut map = self.inner.lock().await;
         let mut live = 0;
+        let mut resume = Vec::new();
         for (id, events) in all {
             let state = match fold(&events) {
                 Ok(s) => s,
@@ -92,9 +107,19 @@ impl Registry {
             if !state.is_live() {
                 continue;
             }
-            if let Some(h) = session::spawn(state, &events, self.log.clone(), self.edge.clone()) {
+            let recording = state.recording.status == protocol::state::RecordingStatus::Armed;
+            if let Some(h) = session::spawn(state.clone(), &events, self.log.clone(), self.edge.clone()) {
+                if recording {
+                    resume.push((h.clone(), state));
+                }
                 map.insert(id, h);
                 live += 1;
+            }
+        }
+        drop(map);
+        if let Some(rec) = self.recorders.get() {
+            for (h, state) in resume {
+                rec.resume(h, &state, self.clone()).await;
             }
         }
         tracing::info!(
@@ -119,6 +144,7 @@ impl Registry {
     /// Becomes the home of a new session: appends `session.started` and starts
     /// its writer. A repeated start of the same session answers the same.
     pub async fn start(&self, p: StartParams) -> EdgeReply {
+        let recording_required = p.settings.recording_required;
         let mut map = self.inner.lock().await;
         if let Some(h) = map.get(&p.session_id) {
             if h.tenant != p.tenant_id {
@@ -165,20 +191,58 @@ impl Registry {
                 };
             }
         };
+        // arm the recorder before anything is logged: a session that
+        // requires recording does not start without it
+        let mut unarmed = None;
+        let prepared = match self.recorders.get() {
+            Some(rec) => match rec.prepare(p.session_id, 0).await {
+                Ok(prep) => Some(prep),
+                // turned off on purpose: nothing to say about it per class
+                Err(crate::recorder::ArmError::Disabled) if !recording_required => None,
+                Err(e) if recording_required => {
+                    tracing::error!(session_id = %p.session_id, error = %e, "cannot start: recorder unavailable");
+                    return EdgeReply::Failed {
+                        code: "recording_unavailable".into(),
+                        message: e.to_string(),
+                    };
+                }
+                Err(e) => {
+                    unarmed = Some(e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
         if let Err(e) = self.log.append(&first).await {
             tracing::error!(session_id = %p.session_id, error = %e, "cannot start: event log unavailable");
+            if let (Some(rec), Some(prep)) = (self.recorders.get(), prepared) {
+                rec.abandon(prep, p.session_id);
+            }
             return EdgeReply::Failed {
                 code: "event_log_unavailable".into(),
                 message: e.to_string(),
             };
         }
-        if let Some(handle) = session::spawn(
+        let handle = session::spawn(
             state,
             std::slice::from_ref(&first),
             self.log.clone(),
             self.edge.clone(),
-        ) {
-            map.insert(p.session_id, handle);
+        );
+        if let Some(h) = &handle {
+            map.insert(p.session_id, h.clone());
+        }
+        drop(map);
+        if let (Some(rec), Some(h)) = (self.recorders.get(), handle) {
+            match prepared {
+                Some(prep) => rec.launch(prep, h, self.clone(), None).await,
+                None if unarmed.is_some() => {
+                    let reason = format!("recording_unavailable: {}", unarmed.unwrap_or_default());
+                    let body = EventBody::RecordingAlert { reason };
+                    let _ = h.command(Actor::System, Command::System { event: body }).await;
+                }
+                None => {}
+            }
         }
         tracing::info!(session_id = %p.session_id, "session started here");
         EdgeReply::Done {
@@ -191,6 +255,9 @@ impl Registry {
     /// Core could not record a start: end the session here and forget it.
     pub async fn abort(&self, id: SessionId) -> EdgeReply {
         let handle = self.inner.lock().await.remove(&id);
+        if let Some(rec) = self.recorders.get() {
+            rec.discard(id).await;
+        }
         let Some(h) = handle else {
             return EdgeReply::Done {
                 events: vec![],
@@ -209,6 +276,21 @@ impl Registry {
                 code: "stopped".into(),
                 message: e.to_string(),
             },
+        }
+    }
+
+    /// Before a class ends, its recording is finalized (when the end will be
+    /// accepted: a refused end must not stop the recording).
+    async fn finalize_recording(&self, h: &SessionHandle, actor: &Actor) {
+        let Some(rec) = self.recorders.get() else { return };
+        let Ok(state) = h.state().await else { return };
+        if protocol::decide(&state, actor, &Command::End).is_err() {
+            return;
+        }
+        if let Err(e) = rec.finalize(h.id, std::time::Duration::from_secs(30)).await {
+            tracing::error!(session_id = %h.id, error = %e, "recording not finalized before the end");
+            let body = EventBody::RecordingAlert { reason: format!("finalize_failed: {e}") };
+            let _ = h.command(Actor::System, Command::System { event: body }).await;
         }
     }
 
@@ -261,6 +343,9 @@ impl Registry {
                     return unknown(session_id);
                 };
                 let ends = matches!(command, Command::End);
+                if ends {
+                    self.finalize_recording(&h, &actor).await;
+                }
                 match h.command(actor, command).await {
                     Ok(reply) => {
                         if ends && matches!(reply, EdgeReply::Done { .. }) {

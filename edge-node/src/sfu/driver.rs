@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::forward::{self, Incoming, Layer, Outputs, PeerId, Room, TrackKey};
-use super::{Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats};
+use super::{Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats, TapCodec, TapMsg};
 use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
 
@@ -78,6 +78,26 @@ struct Peer {
     last_stats: Option<str0m::stats::PeerStats>,
 }
 
+/// The recorder's subscription to a session: a subscriber of the forwarding
+/// core like any other (so it gets layer switches on keyframes and
+/// continuous sequence numbers), whose packets go to a channel.
+struct Tap {
+    peer: PeerId,
+    tx: mpsc::Sender<TapMsg>,
+    tracks: HashMap<TrackKey, TapTrack>,
+    next_track: u32,
+    dropped: u64,
+}
+
+struct TapTrack {
+    id: u32,
+    mid: Mid,
+    announced: bool,
+}
+
+/// The tap asks for the best layer: the recording is the class of record.
+const TAP_ESTIMATE_BPS: u64 = 50_000_000;
+
 struct Driver {
     config: SfuConfig,
     socket: UdpSocket,
@@ -94,6 +114,9 @@ struct Driver {
     self_tx: mpsc::Sender<SfuCommand>,
     dirty: VecDeque<PeerId>,
     out: Outputs,
+    taps: HashMap<SessionId, Tap>,
+    tap_peers: HashMap<PeerId, SessionId>,
+    last_tap_tick: Instant,
 }
 
 pub(super) fn spawn(
@@ -121,6 +144,9 @@ pub(super) fn spawn(
         self_tx,
         dirty: VecDeque::new(),
         out: Outputs::default(),
+        taps: HashMap::new(),
+        tap_peers: HashMap::new(),
+        last_tap_tick: Instant::now(),
     };
     tokio::spawn(driver.run(rx));
 }
@@ -276,6 +302,7 @@ impl Driver {
                 let _ = self.events.send((h, Actor::System, cmd));
             }
         }
+        self.tick_taps(now);
         // media quality samples
         let every = self.config.quality_every;
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -362,6 +389,119 @@ impl Driver {
                     self.close_peer(id, now).await;
                 }
             }
+            SfuCommand::Tap { session, tx } => self.add_tap(session, tx, Instant::now()),
+            SfuCommand::TapKeyframe { session, track } => {
+                let Some(tap) = self.taps.get(&session) else {
+                    return;
+                };
+                let Some(mid) = tap.tracks.values().find(|t| t.id == track).map(|t| t.mid) else {
+                    return;
+                };
+                let peer = tap.peer;
+                let mut out = std::mem::take(&mut self.out);
+                self.room(session)
+                    .on_keyframe_request(peer, mid, Instant::now(), &mut out);
+                self.out = out;
+                self.apply_outputs(session);
+            }
+        }
+    }
+
+    // ---- the recorder's tap ----------------------------------------------
+
+    fn add_tap(&mut self, session: SessionId, tx: mpsc::Sender<TapMsg>, now: Instant) {
+        if let Some(old) = self.taps.remove(&session) {
+            self.tap_peers.remove(&old.peer);
+            if let Some(room) = self.rooms.get_mut(&session) {
+                room.remove_subscriber(old.peer);
+            }
+        }
+        let peer = PeerId(self.next_id);
+        self.next_id += 1;
+        self.taps.insert(
+            session,
+            Tap {
+                peer,
+                tx,
+                tracks: HashMap::new(),
+                next_track: 1,
+                dropped: 0,
+            },
+        );
+        self.tap_peers.insert(peer, session);
+        let keys: Vec<TrackKey> = self
+            .rooms
+            .get(&session)
+            .map(|r| r.tracks().map(|(k, _)| *k).collect())
+            .unwrap_or_default();
+        for key in keys {
+            self.tap_subscribe(session, key, now);
+        }
+        tracing::info!(session_id = %session, "recorder tap attached");
+    }
+
+    fn tap_subscribe(&mut self, session: SessionId, key: TrackKey, now: Instant) {
+        let Some(tap) = self.taps.get_mut(&session) else {
+            return;
+        };
+        let id = tap.next_track;
+        tap.next_track += 1;
+        let mid = Mid::from(format!("t{id}").as_str());
+        tap.tracks.insert(
+            key,
+            TapTrack {
+                id,
+                mid,
+                announced: false,
+            },
+        );
+        let peer = tap.peer;
+        let mut out = std::mem::take(&mut self.out);
+        let room = self.rooms.entry(session).or_default();
+        room.subscribe(peer, key, mid, now, &mut out);
+        room.set_estimate(peer, TAP_ESTIMATE_BPS, now, &mut out);
+        self.out = out;
+        self.apply_outputs(session);
+    }
+
+    fn tap_ended(&mut self, session: SessionId, key: TrackKey) {
+        if let Some(tap) = self.taps.get_mut(&session) {
+            if let Some(t) = tap.tracks.remove(&key) {
+                let _ = tap.tx.try_send(TapMsg::Ended { track: t.id });
+            }
+        }
+    }
+
+    /// Once a second: drop taps nobody reads, and re-offer the tap the best
+    /// layers now that their rates are measured.
+    fn tick_taps(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_tap_tick) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_tap_tick = now;
+        let closed: Vec<SessionId> = self
+            .taps
+            .iter()
+            .filter(|(_, t)| t.tx.is_closed())
+            .map(|(s, _)| *s)
+            .collect();
+        for s in closed {
+            if let Some(t) = self.taps.remove(&s) {
+                self.tap_peers.remove(&t.peer);
+                if let Some(room) = self.rooms.get_mut(&s) {
+                    room.remove_subscriber(t.peer);
+                }
+                tracing::info!(session_id = %s, dropped = t.dropped, "recorder tap detached");
+            }
+        }
+        let taps: Vec<(SessionId, PeerId)> = self.taps.iter().map(|(s, t)| (*s, t.peer)).collect();
+        for (s, peer) in taps {
+            let mut out = std::mem::take(&mut self.out);
+            if let Some(room) = self.rooms.get_mut(&s) {
+                room.set_estimate(peer, TAP_ESTIMATE_BPS, now, &mut out);
+            }
+            self.out = out;
+            self.apply_outputs(s);
         }
     }
 
@@ -688,6 +828,7 @@ impl Driver {
                     clock,
                     n_layers,
                 );
+                self.tap_subscribe(session, key, now);
                 let mut rids: Vec<(Layer, String)> =
                     layers.into_iter().map(|(r, l)| (l, r)).collect();
                 rids.sort();
@@ -931,6 +1072,7 @@ impl Driver {
         };
         let nackable = t.kind == Kind::Video;
         let session = p.owner.session;
+        let origin = (p.owner.participant, p.direction, t.kind, t.key);
         let Some(params) = p.rtc.codec_config().find(|c| c.pt() == pt).cloned() else {
             return;
         };
@@ -939,6 +1081,10 @@ impl Driver {
         self.room(session).on_packet(&incoming, &mut out);
         let marker = pkt.header.marker;
         for f in out.forward.drain(..) {
+            if self.tap_peers.contains_key(&f.subscriber) {
+                Self::to_tap(&mut self.taps, session, origin, codec, marker, &f, &pkt.payload);
+                continue;
+            }
             let Some(sub) = self.peers.get_mut(&f.subscriber) else {
                 continue;
             };
@@ -972,6 +1118,59 @@ impl Driver {
         }
         self.out = out;
         self.apply_outputs(session);
+    }
+
+    /// Hands one forwarded packet to the session's tap (never blocks).
+    fn to_tap(
+        taps: &mut HashMap<SessionId, Tap>,
+        session: SessionId,
+        (participant, direction, kind, key): (ParticipantId, Direction, Kind, TrackKey),
+        codec: Codec,
+        marker: bool,
+        f: &forward::Forward,
+        payload: &[u8],
+    ) {
+        let Some(tap) = taps.get_mut(&session) else {
+            return;
+        };
+        let tap_codec = match codec {
+            Codec::Vp8 => TapCodec::Vp8,
+            Codec::H264 => TapCodec::H264,
+            Codec::Opus => TapCodec::Opus,
+            _ => return,
+        };
+        let Some(t) = tap.tracks.get_mut(&key) else {
+            return;
+        };
+        if !t.announced {
+            let source = match (direction, kind) {
+                (Direction::Publish(TrackSource::Camera), Kind::Audio) => TrackSource::Microphone,
+                (Direction::Publish(s), _) => s,
+                (Direction::Subscribe, _) => return,
+            };
+            let msg = TapMsg::Track {
+                track: t.id,
+                participant,
+                source,
+                codec: tap_codec,
+            };
+            if tap.tx.try_send(msg).is_err() {
+                tap.dropped += 1;
+                return;
+            }
+            t.announced = true;
+        }
+        let packet = crate::recorder::raster::rtp_packet(
+            tap_codec.payload_type(),
+            marker,
+            f.seq as u16,
+            f.ts,
+            t.id,
+            payload,
+        );
+        if tap.tx.try_send(TapMsg::Rtp { track: t.id, packet }).is_err() {
+            tap.dropped += 1;
+        }
     }
 
     /// Sends the keyframe requests the core asked for.
@@ -1011,6 +1210,7 @@ impl Driver {
         match p.direction {
             Direction::Publish(_) => {
                 for t in p.in_tracks.values() {
+                    self.tap_ended(session, t.key);
                     let stopped = self.room(session).remove_track(t.key);
                     if let Some(h) = &handle {
                         let body = EventBody::TrackUnpublished {
@@ -1044,6 +1244,11 @@ impl Driver {
         }
         if !self.peers.values().any(|q| q.owner.session == session) {
             self.rooms.remove(&session);
+            if let Some(tap) = self.taps.get_mut(&session) {
+                for (_, t) in tap.tracks.drain() {
+                    let _ = tap.tx.try_send(TapMsg::Ended { track: t.id });
+                }
+            }
         }
     }
 }

@@ -84,6 +84,49 @@ pub(crate) enum SfuCommand {
         participant: Option<ParticipantId>,
         publishers_only: bool,
     },
+    /// The recorder's view of a session: every track, best layer.
+    Tap {
+        session: SessionId,
+        tx: mpsc::Sender<TapMsg>,
+    },
+    /// The recorder lost a picture of a tapped track.
+    TapKeyframe { session: SessionId, track: u32 },
+}
+
+/// Codecs of tapped tracks (the RTP payload type the tap stamps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapCodec {
+    Vp8,
+    H264,
+    Opus,
+}
+
+impl TapCodec {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            TapCodec::Vp8 => 96,
+            TapCodec::H264 => 102,
+            TapCodec::Opus => 111,
+        }
+    }
+}
+
+/// What a tap receives. `track` numbers are the tap's own (also the SSRC of
+/// its packets).
+#[derive(Debug)]
+pub enum TapMsg {
+    /// A track's first packet: who sends it and what it is.
+    Track {
+        track: u32,
+        participant: ParticipantId,
+        source: TrackSource,
+        codec: TapCodec,
+    },
+    /// One RTP packet, sequence and timestamps continuous across layer
+    /// switches.
+    Rtp { track: u32, packet: Vec<u8> },
+    /// The track ended (unpublished, cut or its peer gone).
+    Ended { track: u32 },
 }
 
 /// Counters for health and benchmarks.
@@ -144,6 +187,22 @@ impl Sfu {
             .await
             .map_err(|_| SfuError::Down)?;
         rx.await.map_err(|_| SfuError::Down)?
+    }
+
+    /// Taps a session's media for the recorder. Packets that do not fit the
+    /// channel are dropped (the recorder must never slow the SFU down).
+    pub async fn tap(&self, session: SessionId) -> Result<mpsc::Receiver<TapMsg>, SfuError> {
+        let (tx, rx) = mpsc::channel(4096);
+        self.tx
+            .send(SfuCommand::Tap { session, tx })
+            .await
+            .map_err(|_| SfuError::Down)?;
+        Ok(rx)
+    }
+
+    /// Asks a tapped track's sender for a keyframe.
+    pub fn tap_keyframe(&self, session: SessionId, track: u32) {
+        let _ = self.tx.try_send(SfuCommand::TapKeyframe { session, track });
     }
 
     /// Whether the driver loop has run recently.

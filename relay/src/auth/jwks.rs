@@ -134,10 +134,10 @@ impl Jwks {
         match verify(token, &keys, now) {
             Err(AuthError::UnknownKey | AuthError::NoKeys) if self.may_refetch() => {
                 // Only refetch for a token that at least names a key.
-                if key_id(token).is_some() || keys.is_empty() {
-                    if let Err(error) = self.refresh().await {
-                        tracing::warn!(%error, "refetching core's JWKS failed");
-                    }
+                if (key_id(token).is_some() || keys.is_empty())
+                    && let Err(error) = self.refresh().await
+                {
+                    tracing::warn!(%error, "refetching core's JWKS failed");
                 }
                 verify(token, &self.keys(), now)
             }

@@ -86,8 +86,8 @@ pub fn verify(token: &str, keys: &KeySet, now: i64) -> Result<RelayClaims, AuthE
     // Expiry is checked below against the caller's `now`, not the library's
     // clock, so the check is testable and the relay has one notion of time.
     v.validate_exp = false;
-    let data = jsonwebtoken::decode::<RelayClaims>(token, key, &v)
-        .map_err(|_| AuthError::Invalid)?;
+    let data =
+        jsonwebtoken::decode::<RelayClaims>(token, key, &v).map_err(|_| AuthError::Invalid)?;
     if data.claims.exp + LEEWAY_SECS < now {
         return Err(AuthError::Expired);
     }
@@ -145,24 +145,49 @@ mod tests {
 
     #[test]
     fn verification_cases() {
-        check(|k| sign(k, "k1", claims("classroom-core", "relay", 2_000)), Ok("edge-a"));
+        check(
+            |k| sign(k, "k1", claims("classroom-core", "relay", 2_000)),
+            Ok("edge-a"),
+        );
         // inside the leeway
-        check(|k| sign(k, "k1", claims("classroom-core", "relay", 996)), Ok("edge-a"));
-        check(|k| sign(k, "k1", claims("classroom-core", "relay", 900)), Err(AuthError::Expired));
-        check(|k| sign(k, "k1", claims("someone", "relay", 2_000)), Err(AuthError::Invalid));
-        check(|k| sign(k, "k1", claims("classroom-core", "classroom-api", 2_000)), Err(AuthError::Invalid));
-        check(|k| sign(k, "k9", claims("classroom-core", "relay", 2_000)), Err(AuthError::UnknownKey));
+        check(
+            |k| sign(k, "k1", claims("classroom-core", "relay", 996)),
+            Ok("edge-a"),
+        );
+        check(
+            |k| sign(k, "k1", claims("classroom-core", "relay", 900)),
+            Err(AuthError::Expired),
+        );
+        check(
+            |k| sign(k, "k1", claims("someone", "relay", 2_000)),
+            Err(AuthError::Invalid),
+        );
+        check(
+            |k| sign(k, "k1", claims("classroom-core", "classroom-api", 2_000)),
+            Err(AuthError::Invalid),
+        );
+        check(
+            |k| sign(k, "k9", claims("classroom-core", "relay", 2_000)),
+            Err(AuthError::UnknownKey),
+        );
         check(|_| "not a jwt".to_owned(), Err(AuthError::Invalid));
         // signed by another key under the known kid: a forgery
         check(
-            |_| sign(&keypair(2).0, "k1", claims("classroom-core", "relay", 2_000)),
+            |_| {
+                sign(
+                    &keypair(2).0,
+                    "k1",
+                    claims("classroom-core", "relay", 2_000),
+                )
+            },
             Err(AuthError::Invalid),
         );
         // alg none
         check(
             |_| {
                 let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
-                let c = URL_SAFE_NO_PAD.encode(claims("classroom-core", "relay", 2_000).to_string());
+                let c =
+                    URL_SAFE_NO_PAD.encode(claims("classroom-core", "relay", 2_000).to_string());
                 format!("{h}.{c}.")
             },
             Err(AuthError::Invalid),

@@ -433,21 +433,21 @@ impl Router {
         // Newest wins: a reconnecting edge publishes again before the relay
         // has noticed (idle timeout) that its old session is dead. Refusing
         // the new one would keep the class dark for that long.
-        if let Some(old) = self.namespaces.get(&namespace).copied() {
-            if old != session {
-                self.outputs.push_back(Output::DropNamespace {
-                    session: old,
-                    namespace: namespace.clone(),
-                });
-                let stale: Vec<TrackKey> = self
-                    .tracks
-                    .iter()
-                    .filter(|(k, t)| k.namespace == namespace && t.origin == Origin::Session(old))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for key in sorted(stale) {
-                    self.end_track(&key, EndReason::PublisherGone);
-                }
+        if let Some(old) = self.namespaces.get(&namespace).copied()
+            && old != session
+        {
+            self.outputs.push_back(Output::DropNamespace {
+                session: old,
+                namespace: namespace.clone(),
+            });
+            let stale: Vec<TrackKey> = self
+                .tracks
+                .iter()
+                .filter(|(k, t)| k.namespace == namespace && t.origin == Origin::Session(old))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in sorted(stale) {
+                self.end_track(&key, EndReason::PublisherGone);
             }
         }
         self.namespaces.insert(namespace, session);
@@ -647,10 +647,10 @@ impl Router {
                     truncated: false,
                 });
             }
-            if track.open_groups.len() > self.config.max_open_groups {
-                if let Some(oldest) = track.open_groups.iter().map(|(g, _)| *g).min() {
-                    close_group(track, &mut self.subscriptions, &mut self.outputs, oldest);
-                }
+            if track.open_groups.len() > self.config.max_open_groups
+                && let Some(oldest) = track.open_groups.iter().map(|(g, _)| *g).min()
+            {
+                close_group(track, &mut self.subscriptions, &mut self.outputs, oldest);
             }
             if track.retired.contains(&group) {
                 // The group just opened was itself the oldest and got forced
@@ -659,7 +659,11 @@ impl Router {
                 return;
             }
         }
-        if let Some(cache) = track.cache.as_mut().filter(|c| c.group == group && !c.truncated) {
+        if let Some(cache) = track
+            .cache
+            .as_mut()
+            .filter(|c| c.group == group && !c.truncated)
+        {
             if cache.bytes + payload.len() > self.config.max_cached_bytes {
                 cache.truncated = true;
                 cache.objects = Vec::new();
@@ -746,14 +750,14 @@ fn close_group(
         cache.complete = true;
     }
     for subscription in &track.subscribers {
-        if let Some(sub) = subscriptions.get_mut(subscription) {
-            if let Some(pos) = sub.open_groups.iter().position(|g| *g == group) {
-                sub.open_groups.swap_remove(pos);
-                outputs.push_back(Output::EndGroup {
-                    subscription: *subscription,
-                    group,
-                });
-            }
+        if let Some(sub) = subscriptions.get_mut(subscription)
+            && let Some(pos) = sub.open_groups.iter().position(|g| *g == group)
+        {
+            sub.open_groups.swap_remove(pos);
+            outputs.push_back(Output::EndGroup {
+                subscription: *subscription,
+                group,
+            });
         }
     }
 }

@@ -185,7 +185,11 @@ fn render(output: &Output) -> String {
             group,
             object,
             payload,
-        } => format!("deliver #{} g{group} o{object} {}", subscription.0, text(payload)),
+        } => format!(
+            "deliver #{} g{group} o{object} {}",
+            subscription.0,
+            text(payload)
+        ),
         Output::EndGroup {
             subscription,
             group,

@@ -1,0 +1,921 @@
+//! One session's recorder: follows the session's events (scene, layout,
+//! slide, whiteboard, consent, kill switch) and its media tap, drives the
+//! program, and hands closed segments to an uploader that logs them in
+//! order.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use gstreamer as gst;
+use protocol::event::TrackSource;
+use protocol::state::SessionState;
+use protocol::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::layout::{self, Source};
+use super::pipeline::{Codec, Note, Program, STILL_FPS};
+use super::{Prepared, Recorders, Resume, object_key, spool};
+use crate::runtime::registry::Registry;
+use crate::runtime::session::SessionHandle;
+use crate::sfu::{TapCodec, TapMsg};
+
+/// Camera pads in the program (a 2x2 grid at most).
+const CAMERA_SLOTS: usize = 4;
+/// Decoded slide pages kept (about 1.4 MB each).
+const SLIDE_CACHE: usize = 24;
+/// How often a stopped recorder (full disk, failed pipeline) tries again.
+const REARM_EVERY: Duration = Duration::from_secs(5);
+
+pub enum Control {
+    Finalize { reply: oneshot::Sender<Result<(), String>> },
+    Discard,
+}
+
+pub(super) struct Context {
+    pub recorders: Recorders,
+    pub handle: SessionHandle,
+    pub registry: Registry,
+    pub spool: PathBuf,
+}
+
+/// A finished segment's record, kept beside it in the spool (so a restart
+/// can log segments that closed but were not yet logged).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sidecar {
+    index: u32,
+    start_ms: u64,
+    end_ms: u64,
+}
+
+/// A participant's raw audio file and where it starts on the media clock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawAudio {
+    participant_id: ParticipantId,
+    start_ms: u64,
+    file: String,
+}
+
+enum Job {
+    Segment { part: PathBuf, meta: Sidecar },
+    Finalize { reply: Option<oneshot::Sender<Result<(), String>>> },
+}
+
+struct Run {
+    program: Program,
+    started_at: DateTime<Utc>,
+    /// Media time of this run's running time 0.
+    offset_ms: u64,
+    notes: Pin<Box<dyn Stream<Item = Note> + Send>>,
+    finishing: bool,
+}
+
+struct TrackInfo {
+    participant: ParticipantId,
+    source: TrackSource,
+    codec: TapCodec,
+    input: Option<u64>,
+    slot: Option<u8>,
+}
+
+/// Why no run is recording right now.
+#[derive(Debug, Clone, PartialEq)]
+enum Stopped {
+    KillSwitch,
+    Failed(String),
+}
+
+struct Task {
+    ctx: Context,
+    state: SessionState,
+    armed_at: DateTime<Utc>,
+    run: Option<Run>,
+    stopped: Option<Stopped>,
+    tracks: HashMap<u32, TrackInfo>,
+    opened: HashMap<PathBuf, u64>,
+    next_index: u32,
+    recorded_to_ms: u64,
+    jobs: mpsc::UnboundedSender<Job>,
+    slides: HashMap<(DeckId, u32), gst::Buffer>,
+    fetching: JoinSet<((DeckId, u32), Option<gst::Buffer>)>,
+    wanted_slide: Option<((DeckId, u32), u64)>,
+    finalize: Option<oneshot::Sender<Result<(), String>>>,
+    audio_n: u32,
+}
+
+pub(super) async fn run(
+    ctx: Context,
+    prepared: Prepared,
+    resume: Option<Resume>,
+    control: mpsc::Receiver<Control>,
+    media: mpsc::Receiver<TapMsg>,
+) {
+    let span = tracing::info_span!("recorder", session_id = %ctx.handle.id);
+    run_inner(ctx, prepared, resume, control, media).instrument(span).await
+}
+
+async fn run_inner(
+    ctx: Context,
+    prepared: Prepared,
+    resume: Option<Resume>,
+    mut control: mpsc::Receiver<Control>,
+    mut media: mpsc::Receiver<TapMsg>,
+) {
+    let spool = ctx.spool.join(ctx.handle.id.to_string());
+    let ctx = Context { spool, ..ctx };
+    let sub = match ctx.handle.subscribe(Seq(u64::MAX)).await {
+        Ok(s) => s,
+        Err(_) => {
+            prepared.program.stop();
+            return;
+        }
+    };
+    let mut live = sub.live;
+    let state = sub.state;
+    let armed_at = resume.as_ref().map(|r| r.armed_at).unwrap_or(prepared.started_at);
+    let (jobs, job_rx) = mpsc::unbounded_channel();
+    tokio::spawn(
+        uploader(ctx.recorders.clone(), ctx.handle.clone(), ctx.registry.clone(), ctx.spool.clone(), job_rx)
+            .in_current_span(),
+    );
+    let mut t = Task {
+        recorded_to_ms: resume.as_ref().map(|r| r.recorded_to_ms).unwrap_or(0),
+        ctx,
+        state,
+        armed_at,
+        run: None,
+        stopped: None,
+        tracks: HashMap::new(),
+        opened: HashMap::new(),
+        next_index: prepared.first_index,
+        jobs,
+        slides: HashMap::new(),
+        fetching: JoinSet::new(),
+        wanted_slide: None,
+        finalize: None,
+        audio_n: 0,
+    };
+    let reason = resume.map(|r| r.reason);
+    if !t.start_run(prepared, reason).await {
+        return;
+    }
+    let mut stills = tokio::time::interval(Duration::from_millis(1000 / STILL_FPS));
+    stills.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut rearm = tokio::time::interval(REARM_EVERY);
+    rearm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let notes = async {
+            match t.run.as_mut() {
+                Some(r) => r.notes.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            c = control.recv() => match c {
+                Some(Control::Finalize { reply }) => {
+                    t.finalize = Some(reply);
+                    if !t.finish_run() {
+                        t.send_finalize();
+                        break;
+                    }
+                }
+                Some(Control::Discard) | None => {
+                    if let Some(r) = t.run.take() {
+                        r.program.stop();
+                    }
+                    break;
+                }
+            },
+            ev = live.recv() => match ev {
+                Ok(fe) => {
+                    let _ = t.state.apply(&fe.event);
+                    t.on_event(&fe.event);
+                    if !t.state.is_live() {
+                        // ended without finalize (aborted): nothing more can be logged
+                        if let Some(r) = t.run.take() {
+                            r.program.stop();
+                        }
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "recorder fell behind the session feed; resyncing");
+                    if let Ok(s) = t.ctx.handle.state().await {
+                        t.state = s;
+                        t.resync();
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    if let Some(r) = t.run.take() {
+                        r.program.stop();
+                    }
+                    break;
+                }
+            },
+            m = media.recv() => if let Some(m) = m { t.on_media(m) },
+            n = notes => match n {
+                Some(n) => if t.on_note(n) { break },
+                None => { t.run_failed("the pipeline's bus closed".into()).await; }
+            },
+            _ = stills.tick() => {
+                if let Some(r) = t.run.as_mut().filter(|r| !r.finishing) {
+                    r.program.tick_stills();
+                }
+            },
+            Some(done) = t.fetching.join_next() => {
+                if let Ok((key, Some(buf))) = done {
+                    t.slide_ready(key, buf);
+                }
+            },
+            _ = rearm.tick() => t.maybe_rearm().await,
+        }
+    }
+    t.ctx.recorders.forget(t.ctx.handle.id);
+    tracing::info!("recorder stopped");
+}
+
+/// Logs one recording event as the platform.
+async fn log(handle: &SessionHandle, event: EventBody) -> bool {
+    let name = event.event_type();
+    match handle.command(Actor::System, Command::System { event }).await {
+        Ok(protocol::control::EdgeReply::Done { .. }) => true,
+        Ok(other) => {
+            tracing::warn!(event = name, reply = ?other, "recording event not logged");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+pub(super) async fn alert(handle: &SessionHandle, reason: String) {
+    tracing::warn!(%reason, "recording alert");
+    log(handle, EventBody::RecordingAlert { reason }).await;
+}
+
+fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    (to - from).num_milliseconds().max(0) as u64
+}
+
+impl Task {
+    fn session(&self) -> SessionId {
+        self.ctx.handle.id
+    }
+
+    /// Media time of an event.
+    fn media_ms(&self, at: DateTime<Utc>) -> u64 {
+        ms_between(self.armed_at, at)
+    }
+
+    /// Running time (of the current run) of a media time; `None` without a run.
+    fn running_at(&self, media_ms: u64) -> Option<u64> {
+        self.run.as_ref().map(|r| media_ms.saturating_sub(r.offset_ms))
+    }
+
+    fn now_running(&self) -> Option<u64> {
+        self.run.as_ref().map(|r| r.program.running_ms())
+    }
+
+    /// Makes a prepared program the current run: logs the gap before it
+    /// (if any) and `recording.armed`, then brings it up to date.
+    async fn start_run(&mut self, prepared: Prepared, gap_reason: Option<String>) -> bool {
+        let offset_ms = ms_between(self.armed_at, prepared.started_at);
+        if let Some(reason) = gap_reason {
+            let gap = EventBody::RecordingGap { from_ms: self.recorded_to_ms, to_ms: offset_ms, reason };
+            log(&self.ctx.handle, gap).await;
+        }
+        let armed = EventBody::RecordingArmed { started_at: prepared.started_at, offset_ms };
+        if !log(&self.ctx.handle, armed).await {
+            prepared.program.stop();
+            return false;
+        }
+        let Some(notes) = prepared.program.notes() else {
+            prepared.program.stop();
+            return false;
+        };
+        tracing::info!(offset_ms, first_index = prepared.first_index, "recording armed");
+        self.next_index = prepared.first_index;
+        self.stopped = None;
+        self.run = Some(Run {
+            program: prepared.program,
+            started_at: prepared.started_at,
+            offset_ms,
+            notes: Box::pin(notes),
+            finishing: false,
+        });
+        // media already flowing joins the new run
+        let ids: Vec<u32> = self.tracks.keys().copied().collect();
+        for id in ids {
+            if let Some(t) = self.tracks.get_mut(&id) {
+                t.input = None;
+                t.slot = None;
+            }
+            self.admit(id);
+        }
+        self.resync();
+        true
+    }
+
+    /// Applies the whole studio state now (after a start or a resync).
+    fn resync(&mut self) {
+        let Some(now) = self.now_running() else { return };
+        self.relayout_at(now);
+        if let Some(s) = self.state.slide.clone() {
+            self.show_slide((s.deck_id, s.index), now);
+        }
+        let frame = super::raster::whiteboard(&self.state.strokes);
+        if let Some(r) = self.run.as_mut() {
+            r.program.set_whiteboard(frame, now);
+        }
+    }
+
+    fn on_event(&mut self, ev: &Envelope) {
+        let at = self.media_ms(ev.occurred_at);
+        let Some(running) = self.running_at(at) else {
+            if let EventBody::KillSwitchChanged { switch: event::KillSwitch::Recording, engaged: false } = ev.body {
+                // picked up by the next re-arm tick
+            }
+            return;
+        };
+        tracing::trace!(event = ev.body.event_type(), running, "studio event");
+        match &ev.body {
+            EventBody::SceneChanged { .. } | EventBody::LayoutChanged { .. } => self.relayout_at(running),
+            EventBody::SlideChanged { deck_id, index, .. } => {
+                self.show_slide((*deck_id, *index), running);
+                self.relayout_at(running);
+            }
+            EventBody::WhiteboardStroke { .. } | EventBody::WhiteboardCleared {} => {
+                let frame = super::raster::whiteboard(&self.state.strokes);
+                if let Some(r) = self.run.as_mut() {
+                    r.program.set_whiteboard(frame, running);
+                }
+            }
+            EventBody::ConsentChanged { participant_id, recording } => {
+                let ids: Vec<u32> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.participant == *participant_id)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    if *recording {
+                        self.admit(id);
+                    } else {
+                        self.evict(id);
+                    }
+                }
+                self.relayout_at(running);
+            }
+            EventBody::ParticipantJoined { .. } => {
+                // tracks that arrived before their owner's join are admitted now
+                let ids: Vec<u32> = self.tracks.iter().filter(|(_, t)| t.input.is_none()).map(|(id, _)| *id).collect();
+                for id in ids {
+                    self.admit(id);
+                }
+                self.relayout_at(running);
+            }
+            EventBody::ParticipantLeft { .. } | EventBody::PermissionChanged { .. } => self.relayout_at(running),
+            EventBody::KillSwitchChanged { switch: event::KillSwitch::Recording, engaged: true } => {
+                self.stopped = Some(Stopped::KillSwitch);
+                self.finish_run();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_media(&mut self, m: TapMsg) {
+        match m {
+            TapMsg::Track { track, participant, source, codec } => {
+                tracing::debug!(track, %participant, ?source, ?codec, "tapped track");
+                self.tracks.insert(track, TrackInfo { participant, source, codec, input: None, slot: None });
+                self.admit(track);
+                if let Some(now) = self.now_running() {
+                    self.relayout_at(now);
+                }
+            }
+            TapMsg::Rtp { track, packet } => {
+                if let (Some(r), Some(input)) = (self.run.as_ref(), self.tracks.get(&track).and_then(|t| t.input)) {
+                    r.program.push_rtp(input, packet);
+                }
+            }
+            TapMsg::Ended { track } => {
+                self.evict(track);
+                self.tracks.remove(&track);
+                if let Some(now) = self.now_running() {
+                    self.relayout_at(now);
+                }
+            }
+        }
+    }
+
+    /// Gives a track an input in the program, if its owner consents.
+    fn admit(&mut self, id: u32) {
+        let session = self.session();
+        let Some(run) = self.run.as_mut().filter(|r| !r.finishing) else { return };
+        let Some(t) = self.tracks.get(&id) else { return };
+        if t.input.is_some() {
+            return;
+        }
+        let consents = self
+            .state
+            .participants
+            .get(&t.participant)
+            .is_some_and(|p| p.recording_consent && !p.removed);
+        if !consents {
+            return;
+        }
+        let used: Vec<u8> = self.tracks.values().filter_map(|t| t.slot).collect();
+        let (source, slot) = match (t.codec, t.source) {
+            (TapCodec::Opus, _) => (None, None),
+            (_, TrackSource::Screen) => (Some(Source::Screen), None),
+            _ => match (0..CAMERA_SLOTS as u8).find(|s| !used.contains(s)) {
+                Some(s) => (Some(Source::Camera(s)), Some(s)),
+                None => return,
+            },
+        };
+        let codec = match t.codec {
+            TapCodec::Vp8 => Codec::Vp8,
+            TapCodec::H264 => Codec::H264,
+            TapCodec::Opus => Codec::Opus,
+        };
+        let raw = (codec == Codec::Opus).then(|| {
+            self.audio_n += 1;
+            let dir = self.ctx.spool.join("audio");
+            let _ = std::fs::create_dir_all(&dir);
+            let name = format!("{}-{}.ogg", t.participant, self.audio_n);
+            let start_ms = run.offset_ms + run.program.running_ms();
+            let side = RawAudio { participant_id: t.participant, start_ms, file: name.clone() };
+            if let Ok(json) = serde_json::to_vec(&side) {
+                let _ = std::fs::write(dir.join(format!("{name}.json")), json);
+            }
+            dir.join(name)
+        });
+        let sfu = self.ctx.recorders.inner.sfu.clone();
+        let input = run.program.add_input(codec, t.codec.payload_type(), source, raw.as_deref(), move || {
+            sfu.tap_keyframe(session, id)
+        });
+        match input {
+            Ok(input) => {
+                if let Some(t) = self.tracks.get_mut(&id) {
+                    t.input = Some(input);
+                    t.slot = slot;
+                }
+                if codec != Codec::Opus {
+                    self.ctx.recorders.inner.sfu.tap_keyframe(session, id);
+                }
+            }
+            Err(e) => tracing::warn!(track = id, error = %e, "track not recorded"),
+        }
+    }
+
+    /// Takes a track out of the program at once (consent withdrawn, ended).
+    fn evict(&mut self, id: u32) {
+        let Some(t) = self.tracks.get_mut(&id) else { return };
+        t.slot = None;
+        if let (Some(input), Some(r)) = (t.input.take(), self.run.as_mut()) {
+            r.program.remove_input(input);
+        }
+    }
+
+    fn relayout_at(&mut self, running_ms: u64) {
+        let Some(run) = self.run.as_ref() else { return };
+        let mut cams: Vec<(bool, u8)> = self
+            .tracks
+            .values()
+            .filter(|t| t.input.is_some())
+            .filter_map(|t| t.slot.map(|s| (t.participant, s)))
+            .map(|(p, s)| {
+                let teacher = self.state.participants.get(&p).is_some_and(|p| p.role == Role::Teacher);
+                (!teacher, s)
+            })
+            .collect();
+        cams.sort();
+        let inputs = layout::Inputs {
+            cameras: cams.iter().map(|(_, s)| *s).collect(),
+            screen: self.tracks.values().any(|t| t.input.is_some() && t.source == TrackSource::Screen && t.codec != TapCodec::Opus),
+            slide: self.state.slide.is_some(),
+        };
+        let mut all: Vec<Source> = cams.iter().map(|(_, s)| Source::Camera(*s)).collect();
+        all.extend([Source::Screen, Source::Slide, Source::Whiteboard]);
+        let places = layout::places(self.state.scene, self.state.layout, &inputs, &all);
+        tracing::debug!(running_ms, scene = ?self.state.scene, layout = ?self.state.layout, ?places, "layout");
+        run.program.set_layout(running_ms, places);
+    }
+
+    fn show_slide(&mut self, key: (DeckId, u32), running_ms: u64) {
+        tracing::debug!(deck_id = %key.0, page = key.1, running_ms, cached = self.slides.contains_key(&key), "show slide");
+        if let Some(buf) = self.slides.get(&key).cloned() {
+            if let Some(r) = self.run.as_mut() {
+                r.program.set_slide(buf, running_ms);
+            }
+            self.wanted_slide = None;
+        } else {
+            self.wanted_slide = Some((key, running_ms));
+            self.fetch_slide(key);
+        }
+        // the next pages are likely next
+        for i in 1..=2 {
+            self.fetch_slide((key.0, key.1 + i));
+        }
+    }
+
+    fn fetch_slide(&mut self, key: (DeckId, u32)) {
+        if self.slides.contains_key(&key) {
+            return;
+        }
+        if key.1 >= self.ctx.registry.deck_pages(self.state.tenant_id, key.0).unwrap_or(u32::MAX) {
+            return;
+        }
+        let Some(url) = self.ctx.registry.deck_page_url(self.state.tenant_id, key.0, key.1) else {
+            tracing::warn!(deck_id = %key.0, page = key.1, "no URL for a slide page; the program shows none");
+            return;
+        };
+        if self.slides.len() >= SLIDE_CACHE {
+            let current = self.state.slide.as_ref().map(|s| (s.deck_id, s.index));
+            let drop: Vec<(DeckId, u32)> = self.slides.keys().filter(|k| Some(**k) != current).copied().take(4).collect();
+            for k in drop {
+                self.slides.remove(&k);
+            }
+        }
+        let http = self.ctx.recorders.inner.http.clone();
+        let dir = self.ctx.spool.join("slides");
+        self.fetching.spawn(async move {
+            let got = fetch_page(&http, &url, &dir, key).await;
+            if let Err(e) = &got {
+                tracing::warn!(deck_id = %key.0, page = key.1, error = %e, "slide page not fetched");
+            }
+            (key, got.ok())
+        });
+    }
+
+    fn slide_ready(&mut self, key: (DeckId, u32), buf: gst::Buffer) {
+        tracing::debug!(deck_id = %key.0, page = key.1, "slide page ready");
+        self.slides.insert(key, buf.clone());
+        if let Some((want, at)) = self.wanted_slide {
+            if want == key {
+                self.wanted_slide = None;
+                // late: show it from now (a frame the compositor has not made yet)
+                let now = self.now_running().unwrap_or(0).saturating_sub(50);
+                if let Some(r) = self.run.as_mut() {
+                    r.program.set_slide(buf, at.max(now));
+                }
+            }
+        }
+    }
+
+    /// Bus notes. Returns true when the task is done.
+    fn on_note(&mut self, n: Note) -> bool {
+        match n {
+            Note::SegmentOpened { path, running_ms } => {
+                if let Some(i) = index_of(&path) {
+                    self.next_index = self.next_index.max(i + 1);
+                }
+                self.opened.insert(path, running_ms);
+            }
+            Note::SegmentClosed { path, running_ms } => {
+                let Some(run) = self.run.as_ref() else { return false };
+                let start = self.opened.remove(&path).unwrap_or(0);
+                let Some(index) = index_of(&path) else { return false };
+                let meta = Sidecar { index, start_ms: run.offset_ms + start, end_ms: run.offset_ms + running_ms };
+                self.recorded_to_ms = self.recorded_to_ms.max(meta.end_ms);
+                tracing::debug!(index, start_ms = meta.start_ms, end_ms = meta.end_ms, "segment closed");
+                let _ = self.jobs.send(Job::Segment { part: path, meta });
+            }
+            Note::InputError { input, message } => {
+                let track = self.tracks.iter().find(|(_, t)| t.input == Some(input)).map(|(id, _)| *id);
+                tracing::warn!(input, ?track, error = %message, "a participant's media cannot be recorded; dropped from the program");
+                if let Some(track) = track {
+                    self.evict(track);
+                    self.tracks.remove(&track);
+                    if let Some(now) = self.now_running() {
+                        self.relayout_at(now);
+                    }
+                }
+            }
+            Note::Eos => {
+                if let Some(r) = self.run.take() {
+                    r.program.stop();
+                    tracing::info!(recorded_to_ms = self.recorded_to_ms, run_started = %r.started_at, "recorder run ended");
+                }
+                if self.finalize.is_some() {
+                    self.send_finalize();
+                    return true;
+                }
+            }
+            Note::Error(msg) => {
+                let session = self.session();
+                let handle = self.ctx.handle.clone();
+                let free = super::free_mb(&self.ctx.spool);
+                let reason = if free < self.ctx.recorders.config().min_free_mb
+                    || msg.contains("space")
+                    || msg.contains("write")
+                {
+                    format!("disk_full: the recording stopped ({free} MB free in the spool)")
+                } else {
+                    format!("recorder_failed: {msg}")
+                };
+                tracing::error!(session_id = %session, error = %msg, "recording pipeline failed");
+                if let Some(r) = self.run.take() {
+                    r.program.stop();
+                }
+                self.drop_open_parts();
+                self.stopped = Some(Stopped::Failed(reason.clone()));
+                tokio::spawn(async move { alert(&handle, reason).await });
+                if self.finalize.is_some() {
+                    self.send_finalize();
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    async fn run_failed(&mut self, why: String) {
+        if let Some(r) = self.run.take() {
+            r.program.stop();
+        }
+        self.drop_open_parts();
+        self.stopped = Some(Stopped::Failed(why.clone()));
+        alert(&self.ctx.handle, why).await;
+    }
+
+    /// Segments that were open when a run failed are torn: the gap covers them.
+    fn drop_open_parts(&mut self) {
+        for (path, _) in self.opened.drain() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Starts ending the current run. Returns false when there is none.
+    fn finish_run(&mut self) -> bool {
+        match self.run.as_mut() {
+            Some(r) if !r.finishing => {
+                r.finishing = true;
+                r.program.begin_finish();
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    fn send_finalize(&mut self) {
+        let reply = self.finalize.take();
+        let _ = self.jobs.send(Job::Finalize { reply });
+    }
+
+    /// A stopped recorder starts again when it may (kill switch off) and can
+    /// (disk space back).
+    async fn maybe_rearm(&mut self) {
+        if self.run.is_some() || self.finalize.is_some() || !self.state.is_live() {
+            return;
+        }
+        let Some(stopped) = self.stopped.clone() else { return };
+        if self.state.kill_switches.recording {
+            return;
+        }
+        let reason = match stopped {
+            Stopped::KillSwitch => "kill_switch".to_string(),
+            Stopped::Failed(r) => r.split(':').next().unwrap_or("recorder_failed").to_string(),
+        };
+        match self.ctx.recorders.prepare(self.session(), self.next_index).await {
+            Ok(p) => {
+                if !self.start_run(p, Some(reason)).await {
+                    tracing::warn!("re-armed recorder could not log; stopping it");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "recorder not re-armed yet"),
+        }
+    }
+}
+
+fn index_of(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("seg")?.split('.').next()?.parse().ok()
+}
+
+async fn fetch_page(http: &reqwest::Client, url: &str, dir: &Path, key: (DeckId, u32)) -> anyhow::Result<gst::Buffer> {
+    let resp = http.get(url).send().await?.error_for_status()?;
+    let bytes = resp.bytes().await?;
+    tokio::fs::create_dir_all(dir).await?;
+    let file = dir.join(format!("{}-{}.png", key.0, key.1));
+    tokio::fs::write(&file, &bytes).await?;
+    let frame = tokio::task::spawn_blocking(move || super::pipeline::png_to_i420(&file)).await??;
+    Ok(gst::Buffer::from_mut_slice(frame))
+}
+
+/// Seals, uploads and logs segments in index order; at the end writes the
+/// manifest and logs `recording.finalized`.
+async fn uploader(
+    recorders: Recorders,
+    handle: SessionHandle,
+    registry: Registry,
+    dir: PathBuf,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let tenant = handle.tenant;
+    let session = handle.id;
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Segment { part, meta } => {
+                if let Err(e) = publish_segment(&recorders, &handle, &part, &meta).await {
+                    alert(&handle, format!("segment {} not stored: {e}", meta.index)).await;
+                }
+            }
+            Job::Finalize { reply } => {
+                let r = finalize(&recorders, &handle, &registry, &dir, tenant, session).await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "recording not finalized");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn publish_segment(recorders: &Recorders, handle: &SessionHandle, part: &Path, meta: &Sidecar) -> anyhow::Result<()> {
+    let side = part.with_file_name(format!("seg{:05}.json", meta.index));
+    let part = part.to_path_buf();
+    let json = serde_json::to_vec(meta)?;
+    let finished = tokio::task::spawn_blocking(move || -> anyhow::Result<spool::Finished> {
+        std::fs::write(&side, json)?;
+        std::fs::File::open(&side)?.sync_all()?;
+        Ok(spool::seal(&part)?)
+    })
+    .await??;
+    upload_and_log(recorders, handle, &finished, meta).await
+}
+
+async fn upload_and_log(recorders: &Recorders, handle: &SessionHandle, f: &spool::Finished, meta: &Sidecar) -> anyhow::Result<()> {
+    let name = format!("seg{:05}.mp4", meta.index);
+    let key = object_key(handle.tenant, handle.id, &name);
+    spool::upload(recorders.store(), &f.path, &key).await?;
+    let ev = EventBody::RecordingSegment {
+        index: meta.index,
+        start_ms: meta.start_ms,
+        end_ms: meta.end_ms,
+        bytes: f.bytes,
+        sha256: f.sha256.clone(),
+        object_key: key,
+    };
+    if !log(handle, ev).await {
+        anyhow::bail!("the session did not take the segment event");
+    }
+    tracing::info!(index = meta.index, start_ms = meta.start_ms, end_ms = meta.end_ms, bytes = f.bytes, "segment stored");
+    Ok(())
+}
+
+/// The recording's manifest (`manifest.json` beside the segments).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub session_id: SessionId,
+    pub tenant_id: TenantId,
+    pub duration_ms: u64,
+    pub segments: Vec<ManifestSegment>,
+    pub gaps: Vec<ManifestGap>,
+    pub audio: Vec<ManifestAudio>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestSegment {
+    pub index: u32,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestGap {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestAudio {
+    pub participant_id: ParticipantId,
+    pub start_ms: u64,
+    pub object_key: String,
+}
+
+async fn finalize(
+    recorders: &Recorders,
+    handle: &SessionHandle,
+    registry: &Registry,
+    dir: &Path,
+    tenant: TenantId,
+    session: SessionId,
+) -> Result<(), String> {
+    let events = registry.log().read_session(tenant, session, Seq::ZERO).await.map_err(|e| e.to_string())?;
+    let mut segments = Vec::new();
+    let mut gaps = Vec::new();
+    for ev in &events {
+        match &ev.body {
+            EventBody::RecordingSegment { index, start_ms, end_ms, bytes, sha256, object_key } => {
+                segments.push(ManifestSegment {
+                    index: *index,
+                    start_ms: *start_ms,
+                    end_ms: *end_ms,
+                    bytes: *bytes,
+                    sha256: sha256.clone(),
+                    object_key: object_key.clone(),
+                })
+            }
+            EventBody::RecordingGap { from_ms, to_ms, reason } => {
+                gaps.push(ManifestGap { from_ms: *from_ms, to_ms: *to_ms, reason: reason.clone() })
+            }
+            _ => {}
+        }
+    }
+    segments.sort_by_key(|s| s.index);
+    // raw per-participant audio
+    let mut audio = Vec::new();
+    let adir = dir.join("audio");
+    if let Ok(mut rd) = tokio::fs::read_dir(&adir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let Ok(side) = tokio::fs::read(&p).await else { continue };
+            let Ok(side) = serde_json::from_slice::<RawAudio>(&side) else { continue };
+            let file = adir.join(&side.file);
+            if !file.exists() {
+                continue;
+            }
+            let key = object_key(tenant, session, &format!("audio/{}", side.file));
+            match spool::upload(recorders.store(), &file, &key).await {
+                Ok(()) => audio.push(ManifestAudio { participant_id: side.participant_id, start_ms: side.start_ms, object_key: key }),
+                Err(e) => tracing::warn!(file = %file.display(), error = %e, "raw audio not stored"),
+            }
+        }
+    }
+    audio.sort_by_key(|a| a.start_ms);
+    let duration_ms = segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
+    let manifest = Manifest { session_id: session, tenant_id: tenant, duration_ms, segments, gaps, audio };
+    let key = object_key(tenant, session, "manifest.json");
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    spool::upload_bytes(recorders.store(), &key, body).await.map_err(|e| e.to_string())?;
+    let ev = EventBody::RecordingFinalized { duration_ms, segments: manifest.segments.len() as u32, manifest_key: key };
+    if !log(handle, ev).await {
+        return Err("the session did not take recording.finalized".into());
+    }
+    tracing::info!(duration_ms, segments = manifest.segments.len(), "recording finalized");
+    // everything is in object storage now
+    let _ = tokio::fs::remove_dir_all(dir).await;
+    Ok(())
+}
+
+pub(super) struct Salvaged {
+    pub next_index: u32,
+    pub recorded_to_ms: u64,
+}
+
+/// After a restart: finished segments not yet logged are uploaded and
+/// logged; torn open segments are removed (the gap event covers them).
+pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state: &SessionState, dir: &Path) -> Salvaged {
+    let mut next_index = state.recording.next_index;
+    let mut recorded_to_ms = state.recording.recorded_ms;
+    let mut finished = Vec::new();
+    if let Ok(mut rd) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            let p = e.path();
+            let Some(index) = index_of(&p) else { continue };
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if name.ends_with(".mp4.part") {
+                tracing::warn!(file = %p.display(), "torn segment from before the restart dropped");
+                let _ = tokio::fs::remove_file(&p).await;
+                next_index = next_index.max(index + 1);
+            } else if name.ends_with(".mp4") && index >= state.recording.next_index {
+                finished.push((index, p));
+            }
+        }
+    }
+    finished.sort();
+    for (index, p) in finished {
+        let side = p.with_file_name(format!("seg{index:05}.json"));
+        let meta = tokio::fs::read(&side).await.ok().and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok());
+        let Some(meta) = meta else { continue };
+        let f = tokio::task::spawn_blocking(move || spool::seal(&p)).await;
+        let Ok(Ok(f)) = f else { continue };
+        match upload_and_log(recorders, handle, &f, &meta).await {
+            Ok(()) => {
+                tracing::info!(index, "segment from before the restart stored");
+                next_index = next_index.max(index + 1);
+                recorded_to_ms = recorded_to_ms.max(meta.end_ms);
+            }
+            Err(e) => tracing::warn!(index, error = %e, "segment from before the restart not stored"),
+        }
+    }
+    Salvaged { next_index, recorded_to_ms }
+}

@@ -1,0 +1,159 @@
+//! Looks at recordings with ffmpeg/ffprobe: duration, clean decoding,
+//! loudness, and per-frame colours at chosen points (to see which layout
+//! each frame shows, and when).
+
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Runs a command, returns (success, stdout, stderr).
+async fn run(cmd: &str, args: &[&str]) -> anyhow::Result<(bool, Vec<u8>, String)> {
+    let out = tokio::process::Command::new(cmd)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {cmd}"))?;
+    Ok((
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// The container's duration in seconds, as ffprobe reads it.
+pub async fn duration_s(file: &Path) -> anyhow::Result<f64> {
+    let f = file.display().to_string();
+    let (ok, out, err) = run(
+        "ffprobe",
+        &["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", &f],
+    )
+    .await?;
+    anyhow::ensure!(ok, "ffprobe {f}: {err}");
+    Ok(String::from_utf8_lossy(&out).trim().parse()?)
+}
+
+/// The streams' codec names (e.g. ["h264", "aac"]).
+pub async fn codecs(file: &Path) -> anyhow::Result<Vec<String>> {
+    let f = file.display().to_string();
+    let (ok, out, err) = run(
+        "ffprobe",
+        &["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", &f],
+    )
+    .await?;
+    anyhow::ensure!(ok, "ffprobe {f}: {err}");
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').to_owned())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Everything ffmpeg complains about while decoding the whole file (empty
+/// when it decodes cleanly).
+pub async fn decode_errors(file: &Path) -> anyhow::Result<String> {
+    let f = file.display().to_string();
+    let (ok, _, err) = run("ffmpeg", &["-nostdin", "-v", "error", "-i", &f, "-f", "null", "-"]).await?;
+    if !ok && err.trim().is_empty() {
+        return Ok("ffmpeg failed without a message".into());
+    }
+    Ok(err.trim().to_owned())
+}
+
+/// The loudest sample of the audio, in dB (-91 is digital silence).
+pub async fn max_volume_db(file: &Path) -> anyhow::Result<f64> {
+    let f = file.display().to_string();
+    let (_, _, err) = run(
+        "ffmpeg",
+        &["-nostdin", "-hide_banner", "-i", &f, "-map", "0:a", "-af", "volumedetect", "-f", "null", "-"],
+    )
+    .await?;
+    let v = err
+        .lines()
+        .find_map(|l| l.split("max_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse::<f64>().ok())
+        .with_context(|| format!("no volume for {f}: {err}"))?;
+    Ok(v)
+}
+
+/// The picture is sampled on a 16x9 grid (each cell the average of an
+/// 80x80 block of the 1280x720 frame).
+pub const GRID_W: usize = 16;
+pub const GRID_H: usize = 9;
+
+/// One decoded frame: its time in the file and its 16x9 RGB thumbnail.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub pts_s: f64,
+    pub rgb: Vec<u8>,
+}
+
+impl Frame {
+    pub fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * GRID_W + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+}
+
+/// Every video frame of a file, in order, with its presentation time.
+pub async fn frames(file: &Path) -> anyhow::Result<Vec<Frame>> {
+    let f = file.display().to_string();
+    let (ok, out, err) = run(
+        "ffmpeg",
+        &[
+            "-nostdin", "-hide_banner", "-v", "info", "-i", &f, "-map", "0:v", "-fps_mode", "passthrough",
+            "-vf", "scale=16:9:flags=area,showinfo", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ],
+    )
+    .await?;
+    anyhow::ensure!(ok, "decoding {f}: {err}");
+    let times: Vec<f64> = err
+        .lines()
+        .filter(|l| l.contains("Parsed_showinfo") && l.contains("pts_time:"))
+        .filter_map(|l| l.split("pts_time:").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    let size = GRID_W * GRID_H * 3;
+    let n = out.len() / size;
+    anyhow::ensure!(n == times.len(), "{n} frames but {} times", times.len());
+    Ok(out
+        .chunks_exact(size)
+        .zip(times)
+        .map(|(c, t)| Frame { pts_s: t, rgb: c.to_vec() })
+        .collect())
+}
+
+/// The first presentation time of the video stream.
+pub async fn video_start_s(file: &Path) -> anyhow::Result<f64> {
+    let f = file.display().to_string();
+    let (ok, out, err) = run(
+        "ffprobe",
+        &["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=start_time", "-of", "csv=p=0", &f],
+    )
+    .await?;
+    anyhow::ensure!(ok, "ffprobe {f}: {err}");
+    Ok(String::from_utf8_lossy(&out).trim().trim_end_matches(',').parse().unwrap_or(0.0))
+}
+
+/// Squared distance between two colours.
+pub fn dist2(a: [u8; 3], b: [u8; 3]) -> u32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as i32 - y as i32).pow(2) as u32)
+        .sum()
+}
+
+/// The name of the nearest palette colour within `max` distance, or "other".
+pub fn classify(c: [u8; 3], palette: &[(&'static str, [u8; 3])], max: u32) -> &'static str {
+    palette
+        .iter()
+        .map(|(n, p)| (dist2(c, *p), *n))
+        .min()
+        .filter(|(d, _)| *d <= max * max)
+        .map(|(_, n)| n)
+        .unwrap_or("other")
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}

@@ -1,0 +1,258 @@
+//! The recording is the class of record: a class driven by headless
+//! Chromium (fake camera and microphone) with scene, slide and layout
+//! changes is composed and recorded on the edge; after the end its segments
+//! match their events' checksums, the joined file plays from start to end
+//! at the class's length, and every change lands within 100 ms of its event.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use classroom_tests::media_check::{self, Frame, classify};
+use classroom_tests::{Stack, StackOptions, pdf, wait_until, workspace_root};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The teacher's pacing between actions: the class's script, not a wait
+/// for anything (every wait for a condition below has a deadline).
+async fn hold(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+fn time_of(ev: &Value) -> DateTime<Utc> {
+    ev["occurred_at"].as_str().unwrap().parse().unwrap()
+}
+
+const PALETTE: &[(&str, [u8; 3])] = &[
+    ("red", [255, 0, 0]),
+    ("blue", [0, 0, 255]),
+    ("magenta", [255, 0, 255]),
+    ("white", [255, 255, 255]),
+    ("black", [0, 0, 0]),
+];
+
+/// Slides are red, blue and magenta; Chromium's fake camera is green, so
+/// anything outside the palette at the centre is the camera.
+///
+/// Which layout a frame shows, from two points: the centre (content) and
+/// the top right (content in a full layout, background beside it).
+fn label(f: &Frame) -> String {
+    let c = classify(f.at(8, 4), PALETTE, 60);
+    let r = classify(f.at(13, 1), PALETTE, 60);
+    match (c, r) {
+        ("other", _) => "camera".into(),
+        (c, r) if c == r => format!("{c}-full"),
+        (c, "black") => format!("{c}-side"),
+        (c, r) => format!("{c}/{r}"),
+    }
+}
+
+async fn download(http: &reqwest::Client, url: &str, to: &Path) -> Vec<u8> {
+    let r = http.get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    let bytes = r.bytes().await.unwrap().to_vec();
+    std::fs::write(to, &bytes).unwrap();
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_class_plays_with_every_scene_change_in_place() {
+    let stack = Stack::start(StackOptions {
+        recording: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = &stack.api;
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let deck = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
+    let (s, deck) = api
+        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{deck}");
+    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let path = |p: &str| format!("/sessions/{sid}{p}");
+
+    // the teacher's browser publishes camera and microphone
+    let mut browser = tokio::process::Command::new("node")
+        .arg("record.mjs")
+        .current_dir(workspace_root().join("tests/browser"))
+        .env("CORE_URL", &stack.core_url)
+        .env("SESSION", &sid)
+        .env("PASSWORD", classroom_tests::stack::PASSWORD)
+        .env("TIMEOUT_MS", "90000")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(browser.stdout.take().unwrap()).lines();
+    let published = tokio::time::timeout(Duration::from_secs(100), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("\"published\":true") {
+                return true;
+            }
+            if l.contains("\"ok\":false") {
+                panic!("the browser failed: {l}");
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(published, "the teacher's browser published\n{}", stack.logs());
+    // the recorder has the camera once its track is announced
+    wait_until("the teacher's video track", Duration::from_secs(30), || async {
+        let evs = api.events(&teacher, &sid).await.ok()?;
+        evs.iter()
+            .any(|e| e["type"] == "track.published" && e["payload"]["kind"] == "video")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+
+    // the class: a slide is readied in the camera scene, then the changes
+    let (s, v) = api
+        .post(&path("/slides"), &teacher, json!({ "deck_id": deck_id, "index": 0 }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    hold(Duration::from_secs(3)).await;
+    let script: Vec<(&str, Value, &str)> = vec![
+        ("/scene", json!({ "scene": "slides" }), "red-full"),
+        ("/slides", json!({ "deck_id": deck_id, "index": 1 }), "blue-full"),
+        ("/layout", json!({ "layout": "side_by_side" }), "blue-side"),
+        ("/scene", json!({ "scene": "whiteboard" }), "white-side"),
+        ("/layout", json!({ "layout": "pip" }), "white-full"),
+        ("/scene", json!({ "scene": "camera" }), "camera"),
+    ];
+    for (p, body, _) in &script {
+        let (s, v) = api.post(&path(p), &teacher, body.clone()).await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+        hold(Duration::from_millis(2500)).await;
+    }
+    let (s, v) = api.post(&path("/end"), &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let stdin = browser.stdin.as_mut().unwrap();
+    let _ = stdin.write_all(b"stop\n").await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), browser.wait()).await;
+
+    // the recording as core serves it
+    let rec = wait_until("the recording to be finalized in core", Duration::from_secs(30), || async {
+        let (s, v) = api.get(&path("/recording"), &teacher).await.ok()?;
+        (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let evs = api.events(&teacher, &sid).await.unwrap();
+    let of = |t: &'static str| evs.iter().filter(move |e| e["type"] == t);
+    let started = time_of(of("session.started").next().unwrap());
+    let ended = time_of(of("session.ended").next().unwrap());
+    let armed = of("recording.armed").next().expect("recording.armed");
+    let armed_at: DateTime<Utc> = armed["payload"]["started_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        armed["seq"].as_u64() < of("session.ended").next().unwrap()["seq"].as_u64(),
+        "armed during the class"
+    );
+    assert_eq!(of("recording.gap").count(), 0, "no gaps in a clean class");
+    let finalized = of("recording.finalized").next().expect("recording.finalized");
+    assert!(
+        finalized["seq"].as_u64() < of("session.ended").next().unwrap()["seq"].as_u64(),
+        "finalized before the class ended"
+    );
+    let seg_events: Vec<&Value> = of("recording.segment").collect();
+    let segments = rec["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), seg_events.len());
+    assert!(segments.len() >= 3, "{rec}");
+
+    // every uploaded segment is what its event says
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames: Vec<(f64, Frame)> = Vec::new();
+    for (s, e) in segments.iter().zip(&seg_events) {
+        let file = dir.path().join(format!("seg{}.mp4", s["index"]));
+        let bytes = download(&api.http, s["url"].as_str().unwrap(), &file).await;
+        assert_eq!(bytes.len() as u64, e["payload"]["bytes"].as_u64().unwrap());
+        assert_eq!(media_check::sha256_hex(&bytes), e["payload"]["sha256"].as_str().unwrap());
+        assert_eq!(s["sha256"], e["payload"]["sha256"]);
+        let start_ms = e["payload"]["start_ms"].as_u64().unwrap() as f64;
+        let v0 = media_check::video_start_s(&file).await.unwrap();
+        for f in media_check::frames(&file).await.unwrap() {
+            frames.push((start_ms / 1000.0 + (f.pts_s - v0), f));
+        }
+    }
+    // a forged or foreign segment URL does not open
+    let url = segments[0]["url"].as_str().unwrap();
+    let forged = url.replace("seg00000", "seg00001");
+    assert_eq!(api.http.get(&forged).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // the joined file: the class's length, clean from start to end
+    let joined = dir.path().join("recording.mp4");
+    download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
+    let duration = media_check::duration_s(&joined).await.unwrap();
+    let class = (ended - started).num_milliseconds() as f64 / 1000.0;
+    assert!((duration - class).abs() <= 1.0, "recording {duration:.2}s vs class {class:.2}s");
+    assert_eq!(media_check::decode_errors(&joined).await.unwrap(), "", "decodes cleanly");
+    let codecs = media_check::codecs(&joined).await.unwrap();
+    assert!(codecs.contains(&"h264".into()) && codecs.contains(&"aac".into()), "{codecs:?}");
+    let loudest = media_check::max_volume_db(&joined).await.unwrap();
+    assert!(loudest > -40.0, "the microphone is heard: max {loudest} dB");
+
+    // 30 fps without holes across segment boundaries
+    for w in frames.windows(2) {
+        let dt = w[1].0 - w[0].0;
+        assert!(dt > 0.0 && dt < 0.1, "frames at {:.3} and {:.3}", w[0].0, w[1].0);
+    }
+
+    // each change lands within 100 ms of its event, and holds until the next
+    let change_events: Vec<&Value> = evs
+        .iter()
+        .filter(|e| ["scene.changed", "slide.changed", "layout.changed"].contains(&e["type"].as_str().unwrap()))
+        .skip(1) // the first slide, shown under the camera
+        .collect();
+    assert_eq!(change_events.len(), script.len());
+    let at: Vec<f64> = change_events
+        .iter()
+        .map(|e| (time_of(e) - armed_at).num_milliseconds() as f64 / 1000.0)
+        .collect();
+    let mut report = Vec::new();
+    for (i, (_, _, want)) in script.iter().enumerate() {
+        let te = at[i];
+        let next = at.get(i + 1).copied().unwrap_or(f64::MAX);
+        let first = frames
+            .iter()
+            .find(|(t, f)| *t >= te - 0.034 && *t < next && label(f) == *want)
+            .map(|(t, _)| *t);
+        let Some(first) = first else {
+            let seen: Vec<String> = frames
+                .iter()
+                .filter(|(t, _)| *t >= te - 0.1 && *t < te + 0.5)
+                .map(|(t, f)| format!("{t:.3}:{} {:?}", label(f), f.at(8, 4)))
+                .collect();
+            panic!("{want} never shown after its event at {te:.3}: {seen:?}");
+        };
+        let lag_ms = (first - te) * 1000.0;
+        report.push(format!("{want}: {lag_ms:.0} ms"));
+        if lag_ms > 100.0 {
+            let seen: Vec<String> = frames
+                .iter()
+                .filter(|(t, _)| *t >= te - 0.1 && *t <= first)
+                .map(|(t, f)| format!("{t:.3}:{} {:?}/{:?}", label(f), f.at(8, 4), f.at(13, 1)))
+                .collect();
+            panic!("{want} landed {lag_ms:.0} ms after its event at {te:.3}: {seen:?}");
+        }
+        let wrong: Vec<String> = frames
+            .iter()
+            .filter(|(t, _)| *t >= first && *t < next - 0.034)
+            .filter(|(_, f)| label(f) != *want)
+            .map(|(t, f)| format!("{t:.3}:{}", label(f)))
+            .collect();
+        assert!(wrong.is_empty(), "{want} interrupted: {wrong:?}");
+    }
+    eprintln!("layout changes after their events: {}", report.join(", "));
+    stack.shutdown().await;
+}
