@@ -256,3 +256,234 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     eprintln!("layout changes after their events: {}", report.join(", "));
     stack.shutdown().await;
 }
+
+/// A class recorded without media: slides only (the composer still makes a
+/// 720p30 program of them).
+async fn slide_class(stack: &Stack) -> (String, String, String) {
+    let api = &stack.api;
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let deck = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
+    let (s, deck) = api
+        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{deck}");
+    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    for (p, body) in [
+        ("/slides", json!({ "deck_id": deck_id, "index": 0 })),
+        ("/scene", json!({ "scene": "slides" })),
+    ] {
+        let (s, v) = api.post(&format!("/sessions/{sid}{p}"), &teacher, body).await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+    }
+    (teacher, sid, deck_id)
+}
+
+/// The session's events of one type, as core has them.
+async fn events_of(stack: &Stack, token: &str, sid: &str, ty: &str) -> Vec<Value> {
+    let evs = stack.api.events(token, sid).await.unwrap_or_default();
+    evs.into_iter().filter(|e| e["type"] == ty).collect()
+}
+
+async fn wait_events(stack: &Stack, token: &str, sid: &str, ty: &'static str, n: usize, within: Duration) -> Vec<Value> {
+    wait_until(&format!("{n} × {ty}"), within, || async {
+        let evs = events_of(stack, token, sid, ty).await;
+        (evs.len() >= n).then_some(evs)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()))
+}
+
+/// Ends the class and checks what every recorded class must hold: each
+/// uploaded segment is what its event says and decodes cleanly, and the
+/// joined file (gaps filled) is the class's length and plays end to end.
+async fn end_and_check(stack: &Stack, teacher: &str, sid: &str) -> Value {
+    let api = &stack.api;
+    let (s, v) = api.post(&format!("/sessions/{sid}/end"), teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rec = wait_until("the recording to be finalized in core", Duration::from_secs(40), || async {
+        let (s, v) = api.get(&format!("/sessions/{sid}/recording"), teacher).await.ok()?;
+        (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let evs = api.events(teacher, sid).await.unwrap();
+    let seg_events: Vec<&Value> = evs.iter().filter(|e| e["type"] == "recording.segment").collect();
+    let segments = rec["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), seg_events.len(), "{rec}");
+    let dir = tempfile::tempdir().unwrap();
+    for (s, e) in segments.iter().zip(&seg_events) {
+        let file = dir.path().join(format!("seg{}.mp4", s["index"]));
+        let bytes = download(&api.http, s["url"].as_str().unwrap(), &file).await;
+        assert_eq!(media_check::sha256_hex(&bytes), e["payload"]["sha256"].as_str().unwrap());
+        assert_eq!(media_check::decode_errors(&file).await.unwrap(), "", "segment {} decodes", s["index"]);
+    }
+    let started = time_of(evs.iter().find(|e| e["type"] == "session.started").unwrap());
+    let ended = time_of(evs.iter().find(|e| e["type"] == "session.ended").unwrap());
+    let joined = dir.path().join("recording.mp4");
+    download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
+    let duration = media_check::duration_s(&joined).await.unwrap();
+    let class = (ended - started).num_milliseconds() as f64 / 1000.0;
+    assert!((duration - class).abs() <= 1.0, "recording {duration:.2}s vs class {class:.2}s\n{rec}");
+    assert_eq!(media_check::decode_errors(&joined).await.unwrap(), "", "the joined file decodes cleanly");
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_edge_keeps_its_recording_up_to_the_last_segment() {
+    let mut stack = Stack::start(StackOptions {
+        recording: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (teacher, sid, deck_id) = slide_class(&stack).await;
+    let before = wait_events(&stack, &teacher, &sid, "recording.segment", 2, Duration::from_secs(40)).await;
+
+    // kill -9 mid-segment, then the edge comes back with the same data
+    stack.edge("edge-a").kill().await;
+    stack.edge("edge-a").restart().await.unwrap();
+    let gaps = wait_events(&stack, &teacher, &sid, "recording.gap", 1, Duration::from_secs(30)).await;
+    assert_eq!(gaps[0]["payload"]["reason"], "edge_restart", "{}", gaps[0]);
+    let armed = wait_events(&stack, &teacher, &sid, "recording.armed", 2, Duration::from_secs(10)).await;
+    assert!(armed[1]["seq"].as_u64() > gaps[0]["seq"].as_u64(), "re-armed after the gap");
+    let recorded_to = before
+        .iter()
+        .map(|e| e["payload"]["end_ms"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        gaps[0]["payload"]["from_ms"].as_u64().unwrap() >= recorded_to,
+        "the gap starts after every segment finished before the crash: {}",
+        gaps[0]
+    );
+
+    // the class goes on and is recorded again
+    let (s, v) = stack
+        .api
+        .post(&format!("/sessions/{sid}/slides"), &teacher, json!({ "deck_id": deck_id, "index": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let n = events_of(&stack, &teacher, &sid, "recording.segment").await.len();
+    wait_events(&stack, &teacher, &sid, "recording.segment", n + 1, Duration::from_secs(30)).await;
+
+    let rec = end_and_check(&stack, &teacher, &sid).await;
+    // every segment finished before the crash is in the recording unchanged
+    let segments = rec["segments"].as_array().unwrap();
+    for e in &before {
+        let i = e["payload"]["index"].as_u64().unwrap();
+        let s = segments.iter().find(|s| s["index"].as_u64() == Some(i)).expect("segment kept");
+        assert_eq!(s["sha256"], e["payload"]["sha256"]);
+    }
+    let gaps = rec["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{rec}");
+    assert_eq!(gaps[0]["reason"], "edge_restart");
+    stack.shutdown().await;
+}
+
+/// A tmpfs the test mounts (and always unmounts) as the edge's spool.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, size_mb: u32) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs as the spool (needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { path }
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() {
+    let base = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(base.path().join("spool"), 16);
+    let stack = Stack::start(StackOptions {
+        recording: true,
+        edge_args: vec![
+            "--spool-dir".into(),
+            disk.path.display().to_string(),
+            "--spool-min-free-mb".into(),
+            "4".into(),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (teacher, sid, deck_id) = slide_class(&stack).await;
+    let before = wait_events(&stack, &teacher, &sid, "recording.segment", 1, Duration::from_secs(30)).await;
+
+    // something else fills the disk, leaving less than the spool's minimum
+    let filler = disk.path.join("filler");
+    let fill = disk.free_bytes().saturating_sub(2 << 20);
+    std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+    let alerts = wait_events(&stack, &teacher, &sid, "recording.alert", 1, Duration::from_secs(20)).await;
+    let reason = alerts[0]["payload"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("disk_full"), "{reason}");
+
+    // the class goes on: commands are taken and the live state moves
+    for (p, body) in [
+        ("/slides", json!({ "deck_id": deck_id, "index": 2 })),
+        ("/layout", json!({ "layout": "side_by_side" })),
+    ] {
+        let (s, v) = stack.api.post(&format!("/sessions/{sid}{p}"), &teacher, body).await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+    }
+    wait_until("the class state to move on", Duration::from_secs(10), || async {
+        let (s, state) = stack.api.get(&format!("/sessions/{sid}/state"), &teacher).await.ok()?;
+        (s == StatusCode::OK && state["slide"]["index"] == 2).then_some(())
+    })
+    .await
+    .unwrap();
+    // and the recording's alert is shown with it
+    let (_, rec) = stack.api.get(&format!("/sessions/{sid}/recording"), &teacher).await.unwrap();
+    assert!(rec["alerts"].to_string().contains("disk_full"), "{rec}");
+
+    // space comes back: the recorder re-arms by itself, the gap is explicit
+    std::fs::remove_file(&filler).unwrap();
+    let gaps = wait_events(&stack, &teacher, &sid, "recording.gap", 1, Duration::from_secs(20)).await;
+    assert_eq!(gaps[0]["payload"]["reason"], "disk_full", "{}", gaps[0]);
+    wait_events(&stack, &teacher, &sid, "recording.armed", 2, Duration::from_secs(10)).await;
+    let n = events_of(&stack, &teacher, &sid, "recording.segment").await.len();
+    wait_events(&stack, &teacher, &sid, "recording.segment", n + 1, Duration::from_secs(30)).await;
+
+    let rec = end_and_check(&stack, &teacher, &sid).await;
+    let segments = rec["segments"].as_array().unwrap();
+    for e in &before {
+        let i = e["payload"]["index"].as_u64().unwrap();
+        assert!(segments.iter().any(|s| s["index"].as_u64() == Some(i) && s["sha256"] == e["payload"]["sha256"]));
+    }
+    stack.shutdown().await;
+    drop(disk);
+}

@@ -233,7 +233,10 @@ async fn run_inner(
                     t.slide_ready(key, buf);
                 }
             },
-            _ = rearm.tick() => t.maybe_rearm().await,
+            _ = rearm.tick() => {
+                t.check_space().await;
+                t.maybe_rearm().await;
+            }
         }
     }
     t.ctx.recorders.forget(t.ctx.handle.id);
@@ -667,6 +670,25 @@ impl Task {
     fn send_finalize(&mut self) {
         let reply = self.finalize.take();
         let _ = self.jobs.send(Job::Finalize { reply });
+    }
+
+    /// Stops the run cleanly before the spool runs out: the open segment is
+    /// closed and kept, the stop is an alert, and the class goes on.
+    async fn check_space(&mut self) {
+        let Some(r) = self.run.as_ref() else { return };
+        if r.finishing {
+            return;
+        }
+        let free = super::free_mb(&self.ctx.spool);
+        let min = self.ctx.recorders.config().min_free_mb;
+        if free >= min {
+            return;
+        }
+        let reason = format!("disk_full: the recording stopped ({free} MB free in the spool, {min} MB needed)");
+        tracing::error!(session_id = %self.session(), free_mb = free, min_mb = min, "spool nearly full; stopping the recording");
+        self.stopped = Some(Stopped::Failed(reason.clone()));
+        self.finish_run();
+        alert(&self.ctx.handle, reason).await;
     }
 
     /// A stopped recorder starts again when it may (kill switch off) and can
