@@ -122,6 +122,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .collect();
     events::hub_stream::ensure(app.js(), &known).await?;
 
+    let relay_tokens = tokio::spawn(orchestration::relay_tokens::run(app.clone(), stop.clone()));
     let health = tokio::spawn(orchestration::edges::run_health_listener(
         app.clone(),
         stop.clone(),
@@ -141,6 +142,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .await?;
     stop.cancel();
     let _ = health.await;
+    let _ = relay_tokens.await;
     let _ = ingest.await;
     Ok(())
 }

@@ -83,6 +83,15 @@ pub struct Config {
     #[arg(long, env = "OBJECT_STORE_DIR")]
     pub object_store_dir: Option<PathBuf>,
 
+    /// The MoQ relay of the media mesh (`moqt://host:port`); unset, the edge
+    /// serves only its own students and publishes no program feed.
+    #[arg(long, env = "RELAY_URL")]
+    pub relay_url: Option<String>,
+
+    /// CA certificate(s) (PEM) the relay's certificate chains to.
+    #[arg(long, env = "RELAY_CA", requires = "relay_url")]
+    pub relay_ca: Option<PathBuf>,
+
     /// Per-participant rate limits on campus commands (off only for load tests).
     #[arg(long, env = "EDGE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rate_limits: bool,

@@ -70,6 +70,16 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .unwrap_or_else(|| config.data_dir.join("objects"));
     let store = recorder::spool::local_store(&objects)
         .with_context(|| format!("object storage at {}", objects.display()))?;
+    let uplink = match &config.relay_url {
+        Some(url) => {
+            let ca = match &config.relay_ca {
+                Some(path) => std::fs::read(path).with_context(|| format!("relay CA {}", path.display()))?,
+                None => Vec::new(),
+            };
+            mesh::Uplink::start(url.clone(), ca, config.edge_id.clone(), nats.clone())
+        }
+        None => mesh::Uplink::disabled(),
+    };
     registry.set_recorders(recorder::Recorders::new(
         recorder::RecorderConfig {
             enabled: config.recording,
@@ -81,6 +91,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         },
         store,
         sfu.clone(),
+        uplink,
     ));
     registry
         .recover()

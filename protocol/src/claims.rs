@@ -11,6 +11,10 @@ use crate::roles::{Permission, Role};
 
 pub const ISSUER: &str = "classroom-core";
 pub const ACCESS_AUDIENCE: &str = "classroom-api";
+/// The audience of tokens that let an edge (or relay) into the media mesh.
+pub const RELAY_AUDIENCE: &str = "relay";
+/// How long a relay token lives; holders fetch a new one before it ends.
+pub const RELAY_TTL_SECS: i64 = 60 * 60;
 
 /// Access tokens live this long (seconds).
 pub const ACCESS_TTL_SECS: i64 = 15 * 60;

@@ -55,6 +55,15 @@ pub fn edge_control_subject(edge: &EdgeId) -> String {
     format!("cls.edge.{edge}.control")
 }
 
+/// Where an edge asks core for a relay token (request/reply over its leaf
+/// link, the edge's trusted channel to core).
+pub const RELAY_TOKEN_REQUEST: &str = "cls.core.relay-token";
+
+/// The MoQ track of a session's composed program (H.264 access units).
+pub fn program_track_name(tenant: TenantId, session: SessionId) -> String {
+    format!("{tenant}/{session}/program/video")
+}
+
 pub fn edge_health_subject(edge: &EdgeId) -> String {
     format!("cls.edge.{edge}.health")
 }

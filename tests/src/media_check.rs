@@ -157,3 +157,36 @@ pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
 }
+
+/// A real VP8 clip (ffmpeg's moving test pattern) as frames, for clients
+/// that must send media a decoder accepts.
+pub async fn vp8_clip(dir: &Path, width: u32, height: u32, fps: u32, seconds: u32) -> anyhow::Result<Vec<Vec<u8>>> {
+    let file = dir.join(format!("clip-{width}x{height}-{fps}.ivf"));
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
+        .args(["-t", &seconds.to_string(), "-c:v", "libvpx", "-b:v", "1500k", "-g"])
+        .arg((fps * 2).to_string())
+        .args(["-deadline", "realtime", "-cpu-used", "8"])
+        .arg(&file)
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    read_ivf(&std::fs::read(&file)?)
+}
+
+/// The frames of an IVF file.
+pub fn read_ivf(data: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+    anyhow::ensure!(data.len() >= 32 && &data[..4] == b"DKIF", "not an IVF file");
+    let header = u16::from_le_bytes([data[6], data[7]]) as usize;
+    let mut at = header;
+    let mut frames = Vec::new();
+    while at + 12 <= data.len() {
+        let size = u32::from_le_bytes(data[at..at + 4].try_into()?) as usize;
+        at += 12;
+        anyhow::ensure!(at + size <= data.len(), "truncated IVF frame");
+        frames.push(data[at..at + size].to_vec());
+        at += size;
+    }
+    Ok(frames)
+}

@@ -72,6 +72,9 @@ pub struct PublishOptions {
     pub fps: u32,
     /// A keyframe every this many frames.
     pub gop: u32,
+    /// Real VP8 frames to send in a loop (first one a keyframe) instead of
+    /// synthetic payloads: what a decoder downstream must accept.
+    pub clip: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 impl Default for PublishOptions {
@@ -83,6 +86,7 @@ impl Default for PublishOptions {
             video_bps: 500_000,
             fps: 30,
             gop: 60,
+            clip: None,
         }
     }
 }
@@ -393,6 +397,7 @@ async fn run(
     let mut next_audio = start;
     let mut frame: u64 = 0;
     let mut audio_n: u64 = 0;
+    let mut clip_at: usize = 0;
     let mut channel = None;
     loop {
         // drain
@@ -413,9 +418,18 @@ async fn run(
             let now = Instant::now();
             if video.is_some() && now >= next_video {
                 frame += 1;
+                if opts.clip.is_some() {
+                    // a keyframe request restarts the clip at its keyframe
+                    if stats.lock().unwrap().keyframe_requested {
+                        clip_at = 0;
+                    }
+                }
                 let key = {
                     let mut s = stats.lock().unwrap();
-                    let key = frame % opts.gop as u64 == 1 || s.keyframe_requested;
+                    let key = match &opts.clip {
+                        Some(clip) => clip[clip_at % clip.len()].first().is_some_and(|b| b & 1 == 0),
+                        None => frame % opts.gop as u64 == 1 || s.keyframe_requested,
+                    };
                     s.keyframe_requested = false;
                     if key {
                         s.keyframes_sent += 1;
@@ -428,9 +442,15 @@ async fn run(
                     &[("", 1)]
                 };
                 for (rid, div) in layers {
-                    let size = (opts.video_bps / *div / 8 / opts.fps as u64).max(20) as usize;
-                    let mut data = vec![0x5au8; size];
-                    data[0] = if key { 0x10 } else { 0x11 };
+                    let data = match &opts.clip {
+                        Some(clip) => clip[clip_at % clip.len()].clone(),
+                        None => {
+                            let size = (opts.video_bps / *div / 8 / opts.fps as u64).max(20) as usize;
+                            let mut data = vec![0x5au8; size];
+                            data[0] = if key { 0x10 } else { 0x11 };
+                            data
+                        }
+                    };
                     let Some(mid) = video else { break };
                     let pt = rtc.writer(*mid).and_then(|w| {
                         w.payload_params()
@@ -450,6 +470,7 @@ async fn run(
                         let _ = w.write(pt, now, t, data);
                     }
                 }
+                clip_at += 1;
                 stats.lock().unwrap().frames_sent += 1;
                 next_video += Duration::from_secs(1) / opts.fps;
             }

@@ -26,6 +26,8 @@ pub struct StackOptions {
     /// Compose and record classes (GStreamer; costs a third of a core per
     /// class, so only the tests about recording turn it on).
     pub recording: bool,
+    /// Run a MoQ relay (dev CA, core's tokens) and point every edge at it.
+    pub relay: bool,
 }
 
 impl Default for StackOptions {
@@ -36,6 +38,7 @@ impl Default for StackOptions {
             students: 10,
             edge_args: Vec::new(),
             recording: false,
+            relay: false,
         }
     }
 }
@@ -71,8 +74,33 @@ impl EdgeProc {
     }
 }
 
+/// The stack's relay: `moqt://` URL and the CA its certificate chains to.
+pub struct RelayProc {
+    pub url: String,
+    pub ca_pem: PathBuf,
+    pub port: u16,
+    pub proc: Proc,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl RelayProc {
+    /// Kills the relay like a crash (SIGKILL).
+    pub async fn kill(&mut self) {
+        self.proc.kill().await;
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.proc.kill().await;
+        self.proc = Proc::spawn("relay", &bin_dir().join("relay"), &self.args, &[], self.log.clone())?;
+        wait_healthy("relay healthz", &format!("http://127.0.0.1:{}", self.port)).await
+    }
+}
+
 pub struct Stack {
     pub dir: TempDir,
+    pub relay: Option<RelayProc>,
     pub hub: NatsServer,
     pub edges: Vec<EdgeProc>,
     pub core: Proc,
@@ -169,6 +197,33 @@ impl Stack {
             anyhow::bail!("{e}\n{}", core.tail(40));
         }
 
+        let relay = if opts.relay {
+            let port = crate::free_udp_port();
+            let args = vec![
+                "--listen".to_owned(),
+                format!("127.0.0.1:{port}"),
+                "--dev-ca-dir".to_owned(),
+                dir.path().join("relay-ca").display().to_string(),
+                "--core-url".to_owned(),
+                core_url.clone(),
+            ];
+            let log = dir.path().join("relay.log");
+            let proc = Proc::spawn("relay", &bin_dir().join("relay"), &args, &[], log.clone())?;
+            if let Err(e) = wait_healthy("relay healthz", &format!("http://127.0.0.1:{port}")).await {
+                anyhow::bail!("{e}\n{}", proc.tail(40));
+            }
+            Some(RelayProc {
+                url: format!("moqt://127.0.0.1:{port}"),
+                ca_pem: dir.path().join("relay-ca").join("ca.pem"),
+                port,
+                proc,
+                args,
+                log,
+            })
+        } else {
+            None
+        };
+
         let mut edges = Vec::new();
         for id in &opts.edges {
             let proxied = opts.proxied_edge == Some(*id);
@@ -208,6 +263,14 @@ impl Stack {
                 "--object-store-dir".to_owned(),
                 dir.path().join("objects").display().to_string(),
             ];
+            if let Some(r) = &relay {
+                args.extend([
+                    "--relay-url".to_owned(),
+                    r.url.clone(),
+                    "--relay-ca".to_owned(),
+                    r.ca_pem.display().to_string(),
+                ]);
+            }
             args.extend(opts.edge_args.iter().cloned());
             let log = dir.path().join(format!("{id}.log"));
             let proc = Proc::spawn(id, &bin_dir().join("edge-node"), &args, &[], log.clone())?;
@@ -229,6 +292,7 @@ impl Stack {
         let api = Api::new(core_url.clone());
         let stack = Stack {
             dir,
+            relay,
             hub,
             edges,
             core,
@@ -329,6 +393,9 @@ impl Stack {
         for e in &self.edges {
             out += &format!("--- {}\n{}\n", e.id, e.proc.tail(60));
         }
+        if let Some(r) = &self.relay {
+            out += &format!("--- relay\n{}\n", r.proc.tail(30));
+        }
         out
     }
 
@@ -337,6 +404,9 @@ impl Stack {
         for e in &mut self.edges {
             e.proc.kill().await;
             e.leaf.proc.kill().await;
+        }
+        if let Some(r) = &mut self.relay {
+            r.proc.kill().await;
         }
         self.core.kill().await;
         self.hub.proc.kill().await;

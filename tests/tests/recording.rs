@@ -487,3 +487,91 @@ async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() 
     stack.shutdown().await;
     drop(disk);
 }
+
+/// Reads the program track from the relay as a far edge would, until `n`
+/// frames arrived; they must start at a keyframe. Returns the H.264 stream.
+async fn watch_program(stack: &Stack, track: &str, n: usize) -> Vec<u8> {
+    use edge_node::mesh::{MeshClient, MeshError, fetch_token};
+    let relay = stack.relay.as_ref().unwrap();
+    let ca = std::fs::read(&relay.ca_pem).unwrap();
+    let nats = stack.hub.client().await.unwrap();
+    let edge = protocol::ids::EdgeId::new("edge-a".to_owned()).unwrap();
+    let mut sub = wait_until("the program track on the relay", Duration::from_secs(30), || async {
+        let token = fetch_token(&nats, &edge).await.ok()?;
+        let client = MeshClient::connect(&relay.url, &ca, &token).await.ok()?;
+        match client.subscribe(track).await {
+            Ok(s) => Some((client, s)),
+            Err(MeshError::NotFound) => None,
+            Err(e) => {
+                eprintln!("subscribe: {e}");
+                None
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let mut stream = Vec::new();
+    let mut frames = 0;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while frames < n {
+            let p = sub.1.next().await.expect("program frames keep coming");
+            if frames == 0 {
+                assert!(p.packet.keyframe, "a new viewer starts at a keyframe");
+            }
+            stream.extend_from_slice(&p.packet.payload);
+            frames += 1;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {frames} of {n} program frames\n{}", stack.logs()));
+    stream
+}
+
+async fn check_h264(stream: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("program.h264");
+    std::fs::write(&file, stream).unwrap();
+    assert_eq!(media_check::decode_errors(&file).await.unwrap(), "", "the program decodes cleanly");
+    let frames = media_check::frames(&file).await.unwrap();
+    assert!(frames.len() >= 60, "{} frames decoded", frames.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
+    let mut stack = Stack::start(StackOptions {
+        recording: true,
+        relay: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (teacher, sid, deck_id) = slide_class(&stack).await;
+    let evs = stack.api.events(&teacher, &sid).await.unwrap();
+    let tenant = evs[0]["tenant_id"].as_str().unwrap().to_owned();
+    let track = format!("{tenant}/{sid}/program/video");
+
+    // core gives relay tokens only to edges it knows
+    let nats = stack.hub.client().await.unwrap();
+    let stranger = protocol::ids::EdgeId::new("edge-unknown".to_owned()).unwrap();
+    assert!(edge_node::mesh::fetch_token(&nats, &stranger).await.is_err());
+
+    let stream = watch_program(&stack, &track, 90).await;
+    check_h264(&stream).await;
+
+    // the relay dies and comes back: the class and its recording go on, and
+    // the program is on the relay again
+    stack.relay.as_mut().unwrap().kill().await;
+    let (s, v) = stack
+        .api
+        .post(&format!("/sessions/{sid}/slides"), &teacher, json!({ "deck_id": deck_id, "index": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    stack.relay.as_mut().unwrap().restart().await.unwrap();
+    let stream = watch_program(&stack, &track, 90).await;
+    check_h264(&stream).await;
+
+    let rec = end_and_check(&stack, &teacher, &sid).await;
+    assert_eq!(rec["gaps"].as_array().map(|g| g.len()), Some(0), "the relay's crash cost the recording nothing: {rec}");
+    stack.shutdown().await;
+}

@@ -112,6 +112,13 @@ impl SigningKeys {
         )?)
     }
 
+    /// Signs a relay token for an edge: lets it publish and subscribe in the
+    /// media mesh until `exp`.
+    pub fn sign_relay(&self, edge: &str, exp: i64) -> anyhow::Result<String> {
+        let claims = serde_json::json!({ "iss": ISSUER, "aud": protocol::claims::RELAY_AUDIENCE, "sub": edge, "exp": exp });
+        Ok(jsonwebtoken::encode(&self.header(), &claims, &self.encoding)?)
+    }
+
     /// Signs a capability for one asset (a deck page, a recording segment):
     /// a short EdDSA JWT whose audience is the asset's scope.
     pub fn sign_asset(&self, scope: &str, exp: i64) -> anyhow::Result<String> {

@@ -4,4 +4,5 @@
 pub mod courses;
 pub mod edge_link;
 pub mod edges;
+pub mod relay_tokens;
 pub mod sessions;

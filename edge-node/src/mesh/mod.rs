@@ -22,11 +22,13 @@ mod connection;
 mod publisher;
 mod reorder;
 mod subscriber;
+mod uplink;
 pub mod wire;
 
 pub use client::MeshClient;
 pub use publisher::TrackPublisher;
 pub use subscriber::{ReceivedPacket, TrackSubscriber};
+pub use uplink::{Uplink, fetch_token};
 pub use wire::MediaPacket;
 
 /// What went wrong, in terms of what the caller should do about it.

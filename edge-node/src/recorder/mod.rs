@@ -29,6 +29,7 @@ use protocol::state::SessionState;
 use protocol::{SessionId, TenantId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::mesh::Uplink;
 use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
 use crate::sfu::Sfu;
@@ -54,6 +55,8 @@ struct Inner {
     config: RecorderConfig,
     store: Arc<dyn ObjectStore>,
     sfu: Sfu,
+    /// Where the program feed goes (the relay), when there is one.
+    uplink: Uplink,
     http: reqwest::Client,
     live: Mutex<HashMap<SessionId, mpsc::Sender<Control>>>,
 }
@@ -87,12 +90,13 @@ pub enum ArmError {
 }
 
 impl Recorders {
-    pub fn new(config: RecorderConfig, store: Arc<dyn ObjectStore>, sfu: Sfu) -> Recorders {
+    pub fn new(config: RecorderConfig, store: Arc<dyn ObjectStore>, sfu: Sfu, uplink: Uplink) -> Recorders {
         Recorders {
             inner: Arc::new(Inner {
                 config,
                 store,
                 sfu,
+                uplink,
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
                     .build()
@@ -100,6 +104,10 @@ impl Recorders {
                 live: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    pub fn uplink(&self) -> &Uplink {
+        &self.inner.uplink
     }
 
     pub fn config(&self) -> &RecorderConfig {

@@ -119,6 +119,17 @@ pub struct Program {
     inputs: HashMap<u64, Input>,
     next_input: u64,
     spool: PathBuf,
+    feed: Option<tokio::sync::mpsc::Receiver<ProgramFrame>>,
+}
+
+/// One encoded frame of the program (H.264 Annex B access unit; keyframes
+/// carry SPS/PPS), for the mesh.
+#[derive(Debug, Clone)]
+pub struct ProgramFrame {
+    /// Running time, ns.
+    pub pts_ns: u64,
+    pub keyframe: bool,
+    pub data: bytes::Bytes,
 }
 
 fn ensure_init() -> Result<(), PipelineError> {
@@ -144,8 +155,11 @@ impl Program {
         let desc = format!(
             "compositor name=comp background=black emit-signals=true latency=100000000 \
                ! {out} ! queue max-size-buffers=8 \
-               ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=60 bitrate=2500 option-string=scenecut=0 \
-               ! video/x-h264,profile=high ! h264parse ! queue ! mux.video \
+               ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=30 bitrate=2500 option-string=scenecut=0 \
+               ! video/x-h264,profile=high ! h264parse ! tee name=vt ! queue ! mux.video \
+             vt. ! queue leaky=downstream max-size-buffers=90 max-size-bytes=0 max-size-time=0 \
+               ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+               ! appsink name=feed sync=false async=false drop=true max-buffers=90 \
              audiomixer name=amix emit-signals=true latency=100000000 \
                ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio_0 \
              videotestsrc is-live=true pattern=black ! {out} ! comp.sink_0 \
@@ -167,6 +181,30 @@ impl Program {
         let comp = pipeline.by_name("comp").ok_or_else(|| PipelineError::Gst("no compositor".into()))?;
         let amix = pipeline.by_name("amix").ok_or_else(|| PipelineError::Gst("no mixer".into()))?;
         let mux = pipeline.by_name("mux").ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?;
+        let feed_sink = pipeline
+            .by_name("feed")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| PipelineError::Gst("no program feed sink".into()))?;
+        // The program feed never holds up the recording: a full channel drops.
+        let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(90);
+        feed_sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(buf) = sample.buffer() {
+                        if let Ok(map) = buf.map_readable() {
+                            let frame = ProgramFrame {
+                                pts_ns: buf.pts().map(|t| t.nseconds()).unwrap_or(0),
+                                keyframe: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                                data: bytes::Bytes::copy_from_slice(map.as_slice()),
+                            };
+                            let _ = feed_tx.try_send(frame);
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
 
         let mut pads = HashMap::new();
         for (source, name) in [(Source::Slide, "sink_1"), (Source::Whiteboard, "sink_2")] {
@@ -250,7 +288,13 @@ impl Program {
             inputs: HashMap::new(),
             next_input: 1,
             spool: spool.to_path_buf(),
+            feed: Some(feed),
         })
+    }
+
+    /// The encoded program, frame by frame (once; later calls get `None`).
+    pub fn take_feed(&mut self) -> Option<tokio::sync::mpsc::Receiver<ProgramFrame>> {
+        self.feed.take()
     }
 
     pub fn play(&self) -> Result<(), PipelineError> {

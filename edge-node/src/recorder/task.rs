@@ -286,7 +286,7 @@ impl Task {
 
     /// Makes a prepared program the current run: logs the gap before it
     /// (if any) and `recording.armed`, then brings it up to date.
-    async fn start_run(&mut self, prepared: Prepared, gap_reason: Option<String>) -> bool {
+    async fn start_run(&mut self, mut prepared: Prepared, gap_reason: Option<String>) -> bool {
         let offset_ms = ms_between(self.armed_at, prepared.started_at);
         if let Some(reason) = gap_reason {
             let gap = EventBody::RecordingGap { from_ms: self.recorded_to_ms, to_ms: offset_ms, reason };
@@ -302,6 +302,11 @@ impl Task {
             return false;
         };
         tracing::info!(offset_ms, first_index = prepared.first_index, "recording armed");
+        if let Some(feed) = prepared.program.take_feed() {
+            let name = protocol::subjects::program_track_name(self.state.tenant_id, self.session());
+            let uplink = self.ctx.recorders.uplink().clone();
+            tokio::spawn(publish_program(uplink, name, feed).in_current_span());
+        }
         self.next_index = prepared.first_index;
         self.stopped = None;
         self.run = Some(Run {
@@ -940,4 +945,63 @@ pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state
         }
     }
     Salvaged { next_index, recorded_to_ms }
+}
+
+/// Publishes one run's program to the relay as a MoQ track: one object per
+/// frame, a group per keyframe. Follows the uplink: when the relay goes
+/// away frames are dropped, when it is back the track is published again
+/// from the next keyframe. Ends with the run (its feed closes).
+async fn publish_program(
+    mut uplink: crate::mesh::Uplink,
+    name: String,
+    mut feed: mpsc::Receiver<super::pipeline::ProgramFrame>,
+) {
+    use crate::mesh::{MediaPacket, TrackPublisher};
+    let mut publisher: Option<TrackPublisher> = None;
+    let mut sequence: u16 = 0;
+    let mut need_keyframe = true;
+    let mut stale = true;
+    loop {
+        let frame = tokio::select! {
+            f = feed.recv() => match f { Some(f) => f, None => break },
+            _ = uplink.changed() => { stale = true; continue; }
+        };
+        if stale {
+            stale = false;
+            publisher = None;
+            if let Some(client) = uplink.client() {
+                match client.publish_track(&name).await {
+                    Ok(p) => {
+                        tracing::info!(track = %name, "program published to the relay");
+                        publisher = Some(p);
+                        need_keyframe = true;
+                    }
+                    Err(e) => tracing::warn!(track = %name, error = %e, "program not published"),
+                }
+            }
+        }
+        let Some(p) = publisher.as_mut() else { continue };
+        if need_keyframe && !frame.keyframe {
+            continue;
+        }
+        need_keyframe = false;
+        let packet = MediaPacket {
+            payload_type: 102,
+            sequence,
+            // 90 kHz, like RTP video
+            timestamp: (frame.pts_ns / 100_000 * 9) as u32,
+            marker: true,
+            keyframe: frame.keyframe,
+            payload: frame.data,
+        };
+        sequence = sequence.wrapping_add(1);
+        if let Err(e) = p.push(&packet) {
+            tracing::warn!(track = %name, error = %e, "program feed interrupted");
+            publisher = None;
+            stale = true;
+        }
+    }
+    if let Some(p) = publisher {
+        p.finish();
+    }
 }

@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 /// The audience core puts in tokens meant for relays.
-pub const RELAY_AUDIENCE: &str = "relay";
+pub const RELAY_AUDIENCE: &str = protocol::claims::RELAY_AUDIENCE;
 
 /// The AUTHORIZATION TOKEN type (draft-18 §10.3.1.4) our JWT travels under in
 /// SETUP. 0 is the value the registry reserves for a type agreed out of band,
