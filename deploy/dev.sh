@@ -76,18 +76,22 @@ CORE_ARGS=(--listen "127.0.0.1:$CORE_PORT" --public-url "http://127.0.0.1:$CORE_
 start core "$BIN/core" "${CORE_ARGS[@]}"
 wait_http "http://127.0.0.1:$CORE_PORT/healthz" core
 
-start relay "$BIN/relay" --listen "127.0.0.1:$RELAY_PORT"
+# the relay's TLS certificate comes from a dev CA made on first run; edges
+# trust its ca.pem and present relay tokens core issues them
+start relay "$BIN/relay" --listen "127.0.0.1:$RELAY_PORT" --dev-ca-dir "$DATA/relay-ca" \
+  --core-url "http://127.0.0.1:$CORE_PORT"
+wait_http "http://127.0.0.1:$RELAY_PORT/healthz" relay
 
 for e in a b; do
   port_var="EDGE_${e^^}_PORT"; nats_var="NATS_LEAF_${e^^}_PORT"; udp_var="EDGE_${e^^}_UDP"
   start "edge-$e" "$BIN/edge-node" --edge-id "edge-$e" --listen "127.0.0.1:${!port_var}" \
     --public-url "http://127.0.0.1:${!port_var}" --nats-url "nats://127.0.0.1:${!nats_var}" \
     --core-url "http://127.0.0.1:$CORE_PORT" --data-dir "$DATA/edge-$e" --region "campus-$e" \
-    --media-udp "127.0.0.1:${!udp_var}" --object-store-dir "$DATA/objects"
+    --media-udp "127.0.0.1:${!udp_var}" --object-store-dir "$DATA/objects" \
+    --relay-url "moqt://127.0.0.1:$RELAY_PORT" --relay-ca "$DATA/relay-ca/ca.pem"
 done
 wait_http "http://127.0.0.1:$EDGE_A_PORT/healthz" edge-a
 wait_http "http://127.0.0.1:$EDGE_B_PORT/healthz" edge-b
-wait_http "http://127.0.0.1:$RELAY_PORT/healthz" relay
 
 cat <<TXT
 
