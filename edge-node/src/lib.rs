@@ -49,6 +49,20 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let registry = Registry::new(log, config.edge_id.clone());
 
 
+    let uplink = match &config.relay_url {
+        Some(url) => {
+            let ca = match &config.relay_ca {
+                Some(path) => std::fs::read(path).with_context(|| format!("relay CA {}", path.display()))?,
+                None => Vec::new(),
+            };
+            mesh::Uplink::start(url.clone(), ca, config.edge_id.clone(), nats.clone())
+        }
+        None => mesh::Uplink::disabled(),
+    };
+    let mesh_out = config.relay_url.as_ref().map(|_| sfu::MeshOut {
+        uplink: uplink.clone(),
+        nats: nats.clone(),
+    });
     let media_public = config.media_public.unwrap_or(config.media_udp);
     let sfu = sfu::Sfu::start(
         sfu::SfuConfig {
@@ -60,6 +74,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             connect_timeout: Duration::from_secs(15),
         },
         registry.clone(),
+        mesh_out,
     )
     .await
     .with_context(|| format!("binding the media socket {}", config.media_udp))?;
@@ -70,16 +85,6 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .unwrap_or_else(|| config.data_dir.join("objects"));
     let store = recorder::spool::local_store(&objects)
         .with_context(|| format!("object storage at {}", objects.display()))?;
-    let uplink = match &config.relay_url {
-        Some(url) => {
-            let ca = match &config.relay_ca {
-                Some(path) => std::fs::read(path).with_context(|| format!("relay CA {}", path.display()))?,
-                None => Vec::new(),
-            };
-            mesh::Uplink::start(url.clone(), ca, config.edge_id.clone(), nats.clone())
-        }
-        None => mesh::Uplink::disabled(),
-    };
     registry.set_recorders(recorder::Recorders::new(
         recorder::RecorderConfig {
             enabled: config.recording,
@@ -91,7 +96,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         },
         store,
         sfu.clone(),
-        uplink,
+        uplink.clone(),
     ));
     registry
         .recover()
@@ -119,10 +124,12 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         stop.clone(),
     ));
 
+    let remote_feeds = mesh::RemoteFeeds::new(sfu.clone(), uplink, nats.clone());
     let state = http::EdgeState {
         registry,
         tokens,
         limits: rate_limit::RateLimits::new(config.rate_limits),
+        remote_feeds,
         sfu,
         config: config.clone(),
         nats,

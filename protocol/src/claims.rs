@@ -55,6 +55,10 @@ pub struct JoinClaims {
     pub uid: Option<UserId>,
     pub role: Role,
     pub edge: EdgeId,
+    /// The session's home edge, when `edge` is another one: that edge
+    /// pulls the class's media from the relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<EdgeId>,
     /// Permissions when the token was minted; the edge checks the live set
     /// in the session state for every action, so a revoke acts at once.
     pub perms: BTreeSet<Permission>,

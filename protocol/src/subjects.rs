@@ -59,6 +59,30 @@ pub fn edge_control_subject(edge: &EdgeId) -> String {
 /// link, the edge's trusted channel to core).
 pub const RELAY_TOKEN_REQUEST: &str = "cls.core.relay-token";
 
+/// The MoQ track of one published source: camera → `video`, microphone →
+/// `audio`, screen → `screen`, program → `program`.
+pub fn moq_source_track_name(
+    tenant: TenantId,
+    session: SessionId,
+    participant: ParticipantId,
+    source: crate::event::TrackSource,
+) -> String {
+    use crate::event::TrackSource::*;
+    let kind = match source {
+        Camera => "video",
+        Microphone => "audio",
+        Screen => "screen",
+        Program => "program",
+    };
+    format!("{tenant}/{session}/{participant}/{kind}")
+}
+
+/// Where far edges ask the home edge for a keyframe of a relayed track
+/// (payload: the MoQ track name).
+pub fn keyframe_request_subject(session: SessionId) -> String {
+    format!("cls.media.{session}.keyframe")
+}
+
 /// The MoQ track of a session's composed program (H.264 access units).
 pub fn program_track_name(tenant: TenantId, session: SessionId) -> String {
     format!("{tenant}/{session}/program/video")

@@ -580,6 +580,7 @@ pub async fn join(
         uid: Some(auth.user_id),
         role: participant.role,
         edge: edge.clone(),
+        home: (edge != home).then(|| home.clone()),
         perms: participant.permissions.clone(),
         iat: now.timestamp(),
         exp: now.timestamp() + JOIN_TTL_SECS,

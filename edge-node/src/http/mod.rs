@@ -28,6 +28,8 @@ pub struct EdgeState {
     pub config: Config,
     pub nats: async_nats::Client,
     pub sfu: crate::sfu::Sfu,
+    /// Classes hosted on other edges, pulled from the relay for students here.
+    pub remote_feeds: crate::mesh::RemoteFeeds,
 }
 
 pub fn router(state: EdgeState) -> Router {

@@ -254,10 +254,22 @@ pub async fn subscribe(
 ) -> Result<Response, EdgeError> {
     let session = sid(&session)?;
     let sdp = sdp_body(&headers, &body)?;
-    if who.0.role != Role::Public {
-        standing(&st, &who, session).await?;
-    } else {
-        who.require_session(session)?;
+    let hosted = st.registry.get(session).await.is_some();
+    match (&who.0.home, hosted) {
+        // a class hosted on another edge: core sent the student here (the
+        // token is for this edge and names the home edge); its media comes
+        // from the relay
+        (Some(home), false) if home != st.registry.edge() => {
+            who.require_session(session)?;
+            if !st.remote_feeds.enabled() {
+                return Err(EdgeError::unavailable("no_relay", "this edge has no relay to reach the class's home edge"));
+            }
+            st.remote_feeds.ensure(who.0.tid, session, home.clone());
+        }
+        _ if who.0.role != Role::Public => {
+            standing(&st, &who, session).await?;
+        }
+        _ => who.require_session(session)?,
     }
     let (peer, answer) = st
         .sfu

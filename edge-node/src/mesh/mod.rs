@@ -17,6 +17,7 @@
 //! chaining; the two are kept separate because crates do not depend on each
 //! other).
 
+pub mod bridge;
 mod client;
 mod connection;
 mod publisher;
@@ -28,6 +29,7 @@ pub mod wire;
 pub use client::MeshClient;
 pub use publisher::TrackPublisher;
 pub use subscriber::{ReceivedPacket, TrackSubscriber};
+pub use bridge::RemoteFeeds;
 pub use uplink::{Uplink, fetch_token};
 pub use wire::MediaPacket;
 

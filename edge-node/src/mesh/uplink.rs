@@ -16,12 +16,13 @@ use super::{MeshClient, MeshError};
 #[derive(Clone)]
 pub struct Uplink {
     current: watch::Receiver<Option<Arc<MeshClient>>>,
+    enabled: bool,
 }
 
 impl Uplink {
     /// No relay configured: the edge serves only its own students.
     pub fn disabled() -> Uplink {
-        Uplink { current: watch::channel(None).1 }
+        Uplink { current: watch::channel(None).1, enabled: false }
     }
 
     /// Keeps a connection to `url` up for the edge's lifetime.
@@ -53,7 +54,12 @@ impl Uplink {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         });
-        Uplink { current: rx }
+        Uplink { current: rx, enabled: true }
+    }
+
+    /// Whether a relay is configured at all.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// The relay connection, if it is up now.

@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::forward::{self, Incoming, Layer, Outputs, PeerId, Room, TrackKey};
-use super::{Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats, TapCodec, TapMsg};
+use super::{Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats, TapCodec, TapKind, TapMsg};
+use tracing::Instrument;
 use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
 
@@ -83,6 +84,8 @@ struct Peer {
 /// continuous sequence numbers), whose packets go to a channel.
 struct Tap {
     peer: PeerId,
+    session: SessionId,
+    kind: TapKind,
     tx: mpsc::Sender<TapMsg>,
     tracks: HashMap<TrackKey, TapTrack>,
     next_track: u32,
@@ -114,9 +117,49 @@ struct Driver {
     self_tx: mpsc::Sender<SfuCommand>,
     dirty: VecDeque<PeerId>,
     out: Outputs,
-    taps: HashMap<SessionId, Tap>,
-    tap_peers: HashMap<PeerId, SessionId>,
+    taps: HashMap<PeerId, Tap>,
     last_tap_tick: Instant,
+    /// Tracks that come from the relay (this edge does not host the session).
+    remote: HashMap<TrackKey, RemoteTrack>,
+    remote_peers: HashMap<(SessionId, ParticipantId), PeerId>,
+    /// Where this edge publishes the tracks of the sessions it hosts.
+    mesh: Option<super::MeshOut>,
+    mesh_out: HashSet<SessionId>,
+}
+
+/// A track fed from the relay: packets arrive with 16-bit sequence numbers
+/// and 32-bit timestamps, extended here for the forwarding core.
+struct RemoteTrack {
+    session: SessionId,
+    codec: Codec,
+    kind: forward::Kind,
+    seq: Option<u64>,
+    ts: Option<u64>,
+    /// Keyframe requests go upstream through this.
+    keyframes: mpsc::Sender<()>,
+}
+
+/// Extends a wrapping counter (`bits` wide) against the last extended value.
+fn extend(last: &mut Option<u64>, v: u64, bits: u32) -> u64 {
+    let modulus = 1u64 << bits;
+    let e = match *last {
+        // start well above zero so a reordered earlier packet stays positive
+        None => v + modulus,
+        Some(l) => {
+            let half = (modulus / 2) as i64;
+            let mut d = v as i64 - (l % modulus) as i64;
+            if d > half {
+                d -= modulus as i64;
+            } else if d < -half {
+                d += modulus as i64;
+            }
+            (l as i64 + d).max(0) as u64
+        }
+    };
+    if last.is_none_or(|l| e > l) {
+        *last = Some(e);
+    }
+    e
 }
 
 pub(super) fn spawn(
@@ -126,6 +169,8 @@ pub(super) fn spawn(
     registry: Registry,
     stats: Arc<SfuStats>,
     self_tx: mpsc::Sender<SfuCommand>,
+    mesh: Option<super::MeshOut>,
+    remote_rx: mpsc::Receiver<(TrackKey, crate::mesh::MediaPacket)>,
 ) {
     let (events, events_rx) = mpsc::unbounded_channel();
     tokio::spawn(emit_events(events_rx));
@@ -145,10 +190,13 @@ pub(super) fn spawn(
         dirty: VecDeque::new(),
         out: Outputs::default(),
         taps: HashMap::new(),
-        tap_peers: HashMap::new(),
         last_tap_tick: Instant::now(),
+        remote: HashMap::new(),
+        remote_peers: HashMap::new(),
+        mesh,
+        mesh_out: HashSet::new(),
     };
-    tokio::spawn(driver.run(rx));
+    tokio::spawn(driver.run(rx, remote_rx));
 }
 
 /// Appends the SFU's events in the order they happened.
@@ -173,7 +221,11 @@ fn rtc_kind(k: MediaKind) -> Kind {
 }
 
 impl Driver {
-    async fn run(mut self, mut rx: mpsc::Receiver<SfuCommand>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SfuCommand>,
+        mut remote_rx: mpsc::Receiver<(TrackKey, crate::mesh::MediaPacket)>,
+    ) {
         let mut buf = vec![0u8; 2000];
         tracing::info!(addr = %self.config.public, "SFU listening");
         loop {
@@ -198,6 +250,7 @@ impl Driver {
                     Some(c) => self.on_command(c).await,
                     None => return,
                 },
+                Some((key, pkt)) = remote_rx.recv() => self.on_remote_packet(key, pkt, Instant::now()),
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
             }
             self.flush_dirty().await;
@@ -389,9 +442,22 @@ impl Driver {
                     self.close_peer(id, now).await;
                 }
             }
-            SfuCommand::Tap { session, tx } => self.add_tap(session, tx, Instant::now()),
-            SfuCommand::TapKeyframe { session, track } => {
-                let Some(tap) = self.taps.get(&session) else {
+            SfuCommand::Tap { session, kind, tx } => self.add_tap(session, kind, tx, Instant::now()),
+            SfuCommand::RemoteAdd { session, participant, source, codec, keyframes, reply } => {
+                let key = self.add_remote(session, participant, source, codec, keyframes, Instant::now());
+                let _ = reply.send(key);
+            }
+            SfuCommand::RemoteRemove { key } => self.remove_remote(key),
+            SfuCommand::Subscribers { session, reply } => {
+                let n = self
+                    .peers
+                    .values()
+                    .filter(|p| p.owner.session == session && p.direction == Direction::Subscribe)
+                    .count();
+                let _ = reply.send(n);
+            }
+            SfuCommand::TapKeyframe { session, kind, track } => {
+                let Some(tap) = self.taps.values().find(|t| t.session == session && t.kind == kind) else {
                     return;
                 };
                 let Some(mid) = tap.tracks.values().find(|t| t.id == track).map(|t| t.mid) else {
@@ -409,41 +475,60 @@ impl Driver {
 
     // ---- the recorder's tap ----------------------------------------------
 
-    fn add_tap(&mut self, session: SessionId, tx: mpsc::Sender<TapMsg>, now: Instant) {
-        if let Some(old) = self.taps.remove(&session) {
-            self.tap_peers.remove(&old.peer);
+    fn add_tap(&mut self, session: SessionId, kind: TapKind, tx: mpsc::Sender<TapMsg>, now: Instant) {
+        let old: Vec<PeerId> = self
+            .taps
+            .values()
+            .filter(|t| t.session == session && t.kind == kind)
+            .map(|t| t.peer)
+            .collect();
+        for peer in old {
+            self.taps.remove(&peer);
             if let Some(room) = self.rooms.get_mut(&session) {
-                room.remove_subscriber(old.peer);
+                room.remove_subscriber(peer);
             }
         }
         let peer = PeerId(self.next_id);
         self.next_id += 1;
         self.taps.insert(
-            session,
+            peer,
             Tap {
                 peer,
+                session,
+                kind,
                 tx,
                 tracks: HashMap::new(),
                 next_track: 1,
                 dropped: 0,
             },
         );
-        self.tap_peers.insert(peer, session);
         let keys: Vec<TrackKey> = self
             .rooms
             .get(&session)
             .map(|r| r.tracks().map(|(k, _)| *k).collect())
             .unwrap_or_default();
         for key in keys {
-            self.tap_subscribe(session, key, now);
+            self.tap_subscribe_one(peer, key, now);
         }
-        tracing::info!(session_id = %session, "recorder tap attached");
+        tracing::info!(session_id = %session, ?kind, "tap attached");
     }
 
     fn tap_subscribe(&mut self, session: SessionId, key: TrackKey, now: Instant) {
-        let Some(tap) = self.taps.get_mut(&session) else {
+        let peers: Vec<PeerId> = self.taps.values().filter(|t| t.session == session).map(|t| t.peer).collect();
+        for peer in peers {
+            self.tap_subscribe_one(peer, key, now);
+        }
+    }
+
+    fn tap_subscribe_one(&mut self, peer: PeerId, key: TrackKey, now: Instant) {
+        let Some(tap) = self.taps.get_mut(&peer) else {
             return;
         };
+        // the mesh carries only this edge's own publishers
+        if tap.kind == TapKind::Mesh && self.remote.contains_key(&key) {
+            return;
+        }
+        let session = tap.session;
         let id = tap.next_track;
         tap.next_track += 1;
         let mid = Mid::from(format!("t{id}").as_str());
@@ -455,7 +540,6 @@ impl Driver {
                 announced: false,
             },
         );
-        let peer = tap.peer;
         let mut out = std::mem::take(&mut self.out);
         let room = self.rooms.entry(session).or_default();
         room.subscribe(peer, key, mid, now, &mut out);
@@ -465,7 +549,7 @@ impl Driver {
     }
 
     fn tap_ended(&mut self, session: SessionId, key: TrackKey) {
-        if let Some(tap) = self.taps.get_mut(&session) {
+        for tap in self.taps.values_mut().filter(|t| t.session == session) {
             if let Some(t) = tap.tracks.remove(&key) {
                 let _ = tap.tx.try_send(TapMsg::Ended { track: t.id });
             }
@@ -479,22 +563,24 @@ impl Driver {
             return;
         }
         self.last_tap_tick = now;
-        let closed: Vec<SessionId> = self
+        let closed: Vec<PeerId> = self
             .taps
-            .iter()
-            .filter(|(_, t)| t.tx.is_closed())
-            .map(|(s, _)| *s)
+            .values()
+            .filter(|t| t.tx.is_closed())
+            .map(|t| t.peer)
             .collect();
-        for s in closed {
-            if let Some(t) = self.taps.remove(&s) {
-                self.tap_peers.remove(&t.peer);
-                if let Some(room) = self.rooms.get_mut(&s) {
+        for peer in closed {
+            if let Some(t) = self.taps.remove(&peer) {
+                if let Some(room) = self.rooms.get_mut(&t.session) {
                     room.remove_subscriber(t.peer);
                 }
-                tracing::info!(session_id = %s, dropped = t.dropped, "recorder tap detached");
+                if t.kind == TapKind::Mesh {
+                    self.mesh_out.remove(&t.session);
+                }
+                tracing::info!(session_id = %t.session, kind = ?t.kind, dropped = t.dropped, "tap detached");
             }
         }
-        let taps: Vec<(SessionId, PeerId)> = self.taps.iter().map(|(s, t)| (*s, t.peer)).collect();
+        let taps: Vec<(SessionId, PeerId)> = self.taps.values().map(|t| (t.session, t.peer)).collect();
         for (s, peer) in taps {
             let mut out = std::mem::take(&mut self.out);
             if let Some(room) = self.rooms.get_mut(&s) {
@@ -833,6 +919,7 @@ impl Driver {
                     layers.into_iter().map(|(r, l)| (l, r)).collect();
                 rids.sort();
                 if let Some(h) = self.registry.get(session).await {
+                    self.start_mesh_out(session, owner.tenant, now);
                     let codec = if kind == Kind::Audio { "opus" } else { "video" };
                     let body = EventBody::TrackPublished {
                         track_id,
@@ -1081,8 +1168,8 @@ impl Driver {
         self.room(session).on_packet(&incoming, &mut out);
         let marker = pkt.header.marker;
         for f in out.forward.drain(..) {
-            if self.tap_peers.contains_key(&f.subscriber) {
-                Self::to_tap(&mut self.taps, session, origin, codec, marker, &f, &pkt.payload);
+            if self.taps.contains_key(&f.subscriber) {
+                Self::to_tap(&mut self.taps, origin, codec, marker, &f, &pkt.payload);
                 continue;
             }
             let Some(sub) = self.peers.get_mut(&f.subscriber) else {
@@ -1096,25 +1183,140 @@ impl Driver {
             else {
                 continue;
             };
-            let mut api = sub.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(f.out_mid, None) else {
-                tracing::trace!(subscriber = f.subscriber.0, mid = %f.out_mid, "no send stream for the m-line");
+            if write_forward(sub, &f, codec, sub_pt, marker, nackable, &pkt.payload, now) {
+                self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+                self.dirty.push_back(f.subscriber);
+            }
+        }
+        self.out = out;
+        self.apply_outputs(session);
+    }
+
+    /// Publishes a hosted session's tracks to the relay: a tap of its own
+    /// (best layer, continuous numbering) feeds the mesh publisher.
+    fn start_mesh_out(&mut self, session: SessionId, tenant: protocol::TenantId, now: Instant) {
+        let Some(mesh) = self.mesh.clone() else { return };
+        if !self.mesh_out.insert(session) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(4096);
+        self.add_tap(session, TapKind::Mesh, tx, now);
+        let sfu_tx = self.self_tx.clone();
+        let registry = self.registry.clone();
+        tokio::spawn(
+            crate::mesh::bridge::publish_session(mesh, sfu_tx, registry, tenant, session, rx)
+                .instrument(tracing::info_span!("mesh_out", session_id = %session)),
+        );
+    }
+
+    /// A track from the relay joins the room like a local publisher's.
+    fn add_remote(
+        &mut self,
+        session: SessionId,
+        participant: ParticipantId,
+        source: TrackSource,
+        codec: TapCodec,
+        keyframes: mpsc::Sender<()>,
+        now: Instant,
+    ) -> TrackKey {
+        let publisher = match self.remote_peers.get(&(session, participant)) {
+            Some(p) => *p,
+            None => {
+                let p = PeerId(self.next_id);
+                self.next_id += 1;
+                self.remote_peers.insert((session, participant), p);
+                p
+            }
+        };
+        let (kind, clock, codec) = match codec {
+            TapCodec::Opus => (forward::Kind::Audio, 48_000, Codec::Opus),
+            TapCodec::Vp8 => (forward::Kind::Video, 90_000, Codec::Vp8),
+            TapCodec::H264 => (forward::Kind::Video, 90_000, Codec::H264),
+        };
+        let mid = Mid::from(format!("{source:?}-{kind:?}").to_lowercase().as_str());
+        let key = TrackKey { publisher, mid };
+        if let Some(old) = self.remote.remove(&key) {
+            drop(old);
+            self.drop_track_for_subscribers(session, key);
+        }
+        self.remote.insert(key, RemoteTrack { session, codec, kind, seq: None, ts: None, keyframes });
+        self.room(session).add_track(key, kind, clock, 1);
+        tracing::info!(session_id = %session, participant_id = %participant, ?source, ?codec, "relay track added");
+        let subs: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|q| q.owner.session == session && q.direction == Direction::Subscribe && q.connected)
+            .map(|q| q.id)
+            .collect();
+        for s in subs {
+            if let Some(q) = self.peers.get_mut(&s) {
+                q.wants_add.push(key);
+            }
+            self.assign_slots(s, now);
+            self.renegotiate(s);
+        }
+        key
+    }
+
+    fn remove_remote(&mut self, key: TrackKey) {
+        if let Some(rt) = self.remote.remove(&key) {
+            let session = rt.session;
+            self.drop_track_for_subscribers(session, key);
+            if !self.peers.values().any(|q| q.owner.session == session)
+                && !self.remote.values().any(|r| r.session == session)
+            {
+                self.rooms.remove(&session);
+                self.remote_peers.retain(|(s, _), _| *s != session);
+            }
+        }
+    }
+
+    /// Takes a track out of the room and off every subscriber.
+    fn drop_track_for_subscribers(&mut self, session: SessionId, key: TrackKey) {
+        let stopped = self.room(session).remove_track(key);
+        for (sub, mid) in stopped {
+            if let Some(q) = self.peers.get_mut(&sub) {
+                q.out.retain(|_, m| *m != mid);
+                q.wants_stop.push(mid);
+            }
+            self.renegotiate(sub);
+        }
+    }
+
+    /// One packet from the relay: forwarded like a local publisher's.
+    fn on_remote_packet(&mut self, key: TrackKey, pkt: crate::mesh::MediaPacket, now: Instant) {
+        let Some(rt) = self.remote.get_mut(&key) else {
+            return;
+        };
+        let seq = extend(&mut rt.seq, pkt.sequence as u64, 16);
+        let ts = extend(&mut rt.ts, pkt.timestamp as u64, 32);
+        let (codec, kind, session) = (rt.codec, rt.kind, rt.session);
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let incoming = Incoming {
+            track: key,
+            layer: Layer(0),
+            seq,
+            ts,
+            keyframe: kind == forward::Kind::Audio || super::codec::starts_keyframe(codec, &pkt.payload),
+            picture_id: super::codec::vp8_picture_id(codec, &pkt.payload),
+            bytes: pkt.payload.len(),
+            at: now,
+        };
+        let mut out = std::mem::take(&mut self.out);
+        out.forward.clear();
+        self.room(session).on_packet(&incoming, &mut out);
+        let payload: &[u8] = &pkt.payload;
+        for f in out.forward.drain(..) {
+            let Some(sub) = self.peers.get_mut(&f.subscriber) else {
                 continue;
             };
-            tracing::trace!(subscriber = f.subscriber.0, mid = %f.out_mid, pt = %sub_pt, seq = f.seq, ts = f.ts, ssrc = %tx.ssrc(), "rtp out");
-            let mut w = RtpWrite::new(sub_pt, SeqNo::from(f.seq), f.ts, now, pkt.payload.clone())
-                .marker(marker)
-                .nackable(nackable);
-            if let (Some(pic), Codec::Vp8) = (f.picture_id, codec) {
-                if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(&pkt.payload) {
-                    if let Ok(patch) = d.patch().picture_id(pic).build() {
-                        w = w.vp8_patch(patch);
-                    }
-                }
+            let Some(sub_pt) = sub.rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| p.pt()) else {
+                continue;
+            };
+            if write_forward(sub, &f, codec, sub_pt, pkt.marker, kind == forward::Kind::Video, payload, now) {
+                self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+                self.dirty.push_back(f.subscriber);
             }
-            tx.write_rtp(w);
-            self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
-            self.dirty.push_back(f.subscriber);
         }
         self.out = out;
         self.apply_outputs(session);
@@ -1122,15 +1324,14 @@ impl Driver {
 
     /// Hands one forwarded packet to the session's tap (never blocks).
     fn to_tap(
-        taps: &mut HashMap<SessionId, Tap>,
-        session: SessionId,
+        taps: &mut HashMap<PeerId, Tap>,
         (participant, direction, kind, key): (ParticipantId, Direction, Kind, TrackKey),
         codec: Codec,
         marker: bool,
         f: &forward::Forward,
         payload: &[u8],
     ) {
-        let Some(tap) = taps.get_mut(&session) else {
+        let Some(tap) = taps.get_mut(&f.subscriber) else {
             return;
         };
         let tap_codec = match codec {
@@ -1177,6 +1378,10 @@ impl Driver {
     fn apply_outputs(&mut self, _session: SessionId) {
         let reqs: Vec<_> = self.out.keyframes.drain(..).collect();
         for r in reqs {
+            if let Some(rt) = self.remote.get(&r.track) {
+                let _ = rt.keyframes.try_send(());
+                continue;
+            }
             let Some(p) = self.peers.get_mut(&r.track.publisher) else {
                 continue;
             };
@@ -1242,13 +1447,50 @@ impl Driver {
         if p.connected && !still {
             self.absent.insert((session, p.owner.participant), now);
         }
-        if !self.peers.values().any(|q| q.owner.session == session) {
+        // a far edge's room keeps its relay tracks until the feed drops them
+        if !self.peers.values().any(|q| q.owner.session == session)
+            && !self.remote.values().any(|r| r.session == session)
+        {
             self.rooms.remove(&session);
-            if let Some(tap) = self.taps.get_mut(&session) {
+            for tap in self.taps.values_mut().filter(|t| t.session == session) {
                 for (_, t) in tap.tracks.drain() {
                     let _ = tap.tx.try_send(TapMsg::Ended { track: t.id });
                 }
             }
+            self.remote_peers.retain(|(s, _), _| *s != session);
         }
     }
+}
+
+/// Writes one forwarded packet on a subscriber's m-line; false when the
+/// m-line has no send stream (yet).
+#[allow(clippy::too_many_arguments)]
+fn write_forward(
+    sub: &mut Peer,
+    f: &forward::Forward,
+    codec: Codec,
+    pt: str0m::media::Pt,
+    marker: bool,
+    nackable: bool,
+    payload: &[u8],
+    now: Instant,
+) -> bool {
+    let mut api = sub.rtc.direct_api();
+    let Some(tx) = api.stream_tx_by_mid(f.out_mid, None) else {
+        tracing::trace!(subscriber = f.subscriber.0, mid = %f.out_mid, "no send stream for the m-line");
+        return false;
+    };
+    tracing::trace!(subscriber = f.subscriber.0, mid = %f.out_mid, %pt, seq = f.seq, ts = f.ts, ssrc = %tx.ssrc(), "rtp out");
+    let mut w = RtpWrite::new(pt, SeqNo::from(f.seq), f.ts, now, payload.to_vec())
+        .marker(marker)
+        .nackable(nackable);
+    if let (Some(pic), Codec::Vp8) = (f.picture_id, codec) {
+        if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(payload) {
+            if let Ok(patch) = d.patch().picture_id(pic).build() {
+                w = w.vp8_patch(patch);
+            }
+        }
+    }
+    tx.write_rtp(w);
+    true
 }

@@ -84,13 +84,54 @@ pub(crate) enum SfuCommand {
         participant: Option<ParticipantId>,
         publishers_only: bool,
     },
-    /// The recorder's view of a session: every track, best layer.
+    /// A view of a session's media (the recorder's, the mesh's): every
+    /// track, best layer.
     Tap {
         session: SessionId,
+        kind: TapKind,
         tx: mpsc::Sender<TapMsg>,
     },
-    /// The recorder lost a picture of a tapped track.
-    TapKeyframe { session: SessionId, track: u32 },
+    /// A tap's reader lost a picture of a tapped track.
+    TapKeyframe { session: SessionId, kind: TapKind, track: u32 },
+    /// A track of a session hosted elsewhere, fed from the relay.
+    RemoteAdd {
+        session: SessionId,
+        participant: ParticipantId,
+        source: TrackSource,
+        codec: TapCodec,
+        keyframes: mpsc::Sender<()>,
+        reply: oneshot::Sender<forward::TrackKey>,
+    },
+    RemoteRemove { key: forward::TrackKey },
+    /// How many subscribers (WHEP peers) a session has here.
+    Subscribers { session: SessionId, reply: oneshot::Sender<usize> },
+}
+
+/// Who reads a tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapKind {
+    Recorder,
+    /// Publishes the session's tracks to the relay.
+    Mesh,
+}
+
+/// What the SFU needs to publish hosted sessions to the relay.
+#[derive(Clone)]
+pub struct MeshOut {
+    pub uplink: crate::mesh::Uplink,
+    pub nats: async_nats::Client,
+}
+
+impl TapCodec {
+    /// The codec of a payload type the tap stamps.
+    pub fn from_payload_type(pt: u8) -> Option<TapCodec> {
+        match pt {
+            96 => Some(TapCodec::Vp8),
+            102 => Some(TapCodec::H264),
+            111 => Some(TapCodec::Opus),
+            _ => None,
+        }
+    }
 }
 
 /// Codecs of tapped tracks (the RTP payload type the tap stamps).
@@ -142,19 +183,57 @@ pub struct SfuStats {
 #[derive(Clone)]
 pub struct Sfu {
     tx: mpsc::Sender<SfuCommand>,
+    remote_tx: mpsc::Sender<(forward::TrackKey, crate::mesh::MediaPacket)>,
     pub stats: Arc<SfuStats>,
     pub public: SocketAddr,
 }
 
 impl Sfu {
     /// Binds the UDP socket and starts the driver.
-    pub async fn start(config: SfuConfig, registry: Registry) -> anyhow::Result<Sfu> {
+    pub async fn start(config: SfuConfig, registry: Registry, mesh: Option<MeshOut>) -> anyhow::Result<Sfu> {
         let socket = tokio::net::UdpSocket::bind(config.bind).await?;
         let public = config.public;
         let stats = Arc::new(SfuStats::default());
         let (tx, rx) = mpsc::channel(1024);
-        driver::spawn(config, socket, rx, registry, stats.clone(), tx.clone());
-        Ok(Sfu { tx, stats, public })
+        let (remote_tx, remote_rx) = mpsc::channel(8192);
+        driver::spawn(config, socket, rx, registry, stats.clone(), tx.clone(), mesh, remote_rx);
+        Ok(Sfu { tx, remote_tx, stats, public })
+    }
+
+    /// Adds a track of a session hosted on another edge (from the relay);
+    /// its packets go through [`Sfu::remote_packet`].
+    pub async fn remote_add(
+        &self,
+        session: SessionId,
+        participant: ParticipantId,
+        source: TrackSource,
+        codec: TapCodec,
+        keyframes: mpsc::Sender<()>,
+    ) -> Result<forward::TrackKey, SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SfuCommand::RemoteAdd { session, participant, source, codec, keyframes, reply })
+            .await
+            .map_err(|_| SfuError::Down)?;
+        rx.await.map_err(|_| SfuError::Down)
+    }
+
+    pub async fn remote_remove(&self, key: forward::TrackKey) {
+        let _ = self.tx.send(SfuCommand::RemoteRemove { key }).await;
+    }
+
+    /// Hands a relay packet to the SFU; dropped when it is overloaded.
+    pub fn remote_packet(&self, key: forward::TrackKey, packet: crate::mesh::MediaPacket) -> bool {
+        self.remote_tx.try_send((key, packet)).is_ok()
+    }
+
+    /// How many WHEP subscribers a session has on this edge.
+    pub async fn subscribers(&self, session: SessionId) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(SfuCommand::Subscribers { session, reply }).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
     }
 
     pub async fn connect(
@@ -194,7 +273,7 @@ impl Sfu {
     pub async fn tap(&self, session: SessionId) -> Result<mpsc::Receiver<TapMsg>, SfuError> {
         let (tx, rx) = mpsc::channel(4096);
         self.tx
-            .send(SfuCommand::Tap { session, tx })
+            .send(SfuCommand::Tap { session, kind: TapKind::Recorder, tx })
             .await
             .map_err(|_| SfuError::Down)?;
         Ok(rx)
@@ -202,7 +281,7 @@ impl Sfu {
 
     /// Asks a tapped track's sender for a keyframe.
     pub fn tap_keyframe(&self, session: SessionId, track: u32) {
-        let _ = self.tx.try_send(SfuCommand::TapKeyframe { session, track });
+        let _ = self.tx.try_send(SfuCommand::TapKeyframe { session, kind: TapKind::Recorder, track });
     }
 
     /// Whether the driver loop has run recently.

@@ -1,0 +1,365 @@
+//! Between the SFU and the relay.
+//!
+//! * [`publish_session`] (home edge): reads the session's mesh tap and
+//!   publishes each track once to the relay as
+//!   `<tenant>/<session>/<participant>/<video|audio|screen>`: one object
+//!   per RTP packet, a group per keyframe. Far edges' keyframe requests
+//!   arrive on `cls.media.<session>.keyframe` and go to the publisher.
+//! * [`RemoteFeeds`] (far edge): when a student of a class hosted elsewhere
+//!   connects here, follows the home edge's track list, subscribes to each
+//!   track on the relay and feeds it into the local SFU, which forwards it
+//!   to every student here. It unsubscribes once the last of them leaves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use protocol::control::{EdgeReply, EdgeRequest};
+use protocol::event::TrackSource;
+use protocol::ids::EdgeId;
+use protocol::subjects::{edge_control_subject, keyframe_request_subject, moq_source_track_name};
+use protocol::{ParticipantId, SessionId, TenantId};
+use str0m::format::Codec;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::{MediaPacket, MeshError, TrackPublisher, Uplink};
+use crate::runtime::registry::Registry;
+use crate::sfu::forward::TrackKey;
+use crate::sfu::{MeshOut, Sfu, SfuCommand, TapCodec, TapKind, TapMsg};
+
+struct OutTrack {
+    name: String,
+    codec: Codec,
+    audio: bool,
+    publisher: Option<TrackPublisher>,
+    need_keyframe: bool,
+    retry_at: Instant,
+    last_kf_request: Option<Instant>,
+}
+
+fn codec_of(c: TapCodec) -> Codec {
+    match c {
+        TapCodec::Vp8 => Codec::Vp8,
+        TapCodec::H264 => Codec::H264,
+        TapCodec::Opus => Codec::Opus,
+    }
+}
+
+/// Splits a tap packet (12-byte RTP header, no CSRC or extensions).
+fn parse_rtp(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
+    if p.len() < 12 {
+        return None;
+    }
+    let pt = p[1] & 0x7f;
+    let marker = p[1] & 0x80 != 0;
+    let seq = u16::from_be_bytes([p[2], p[3]]);
+    let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+    Some((pt, marker, seq, ts, &p[12..]))
+}
+
+/// Publishes a hosted session's tracks to the relay until the session is
+/// no longer hosted here.
+pub(crate) async fn publish_session(
+    mesh: MeshOut,
+    sfu: mpsc::Sender<SfuCommand>,
+    registry: Registry,
+    tenant: TenantId,
+    session: SessionId,
+    mut tap: mpsc::Receiver<TapMsg>,
+) {
+    let mut uplink = mesh.uplink.clone();
+    let mut requests = match mesh.nats.subscribe(keyframe_request_subject(session)).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no keyframe requests from far edges");
+            None
+        }
+    };
+    let mut tracks: HashMap<u32, OutTrack> = HashMap::new();
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    let ask = |track: u32| {
+        let _ = sfu.try_send(SfuCommand::TapKeyframe { session, kind: TapKind::Mesh, track });
+    };
+    loop {
+        let request = async {
+            match requests.as_mut() {
+                Some(r) => r.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            m = tap.recv() => match m {
+                None => break,
+                Some(TapMsg::Track { track, participant, source, codec }) => {
+                    tracks.insert(track, OutTrack {
+                        name: moq_source_track_name(tenant, session, participant, source),
+                        codec: codec_of(codec),
+                        audio: codec == TapCodec::Opus,
+                        publisher: None,
+                        need_keyframe: true,
+                        retry_at: Instant::now(),
+                        last_kf_request: None,
+                    });
+                }
+                Some(TapMsg::Ended { track }) => {
+                    if let Some(p) = tracks.remove(&track).and_then(|t| t.publisher) {
+                        p.finish();
+                    }
+                }
+                Some(TapMsg::Rtp { track, packet }) => {
+                    let Some(t) = tracks.get_mut(&track) else { continue };
+                    let Some((pt, marker, sequence, timestamp, payload)) = parse_rtp(&packet) else { continue };
+                    let now = Instant::now();
+                    if t.publisher.is_none() && now >= t.retry_at {
+                        t.retry_at = now + Duration::from_secs(1);
+                        if let Some(client) = uplink.client() {
+                            match client.publish_track(&t.name).await {
+                                Ok(p) => {
+                                    tracing::info!(track = %t.name, "track published to the relay");
+                                    t.publisher = Some(p);
+                                    t.need_keyframe = !t.audio;
+                                }
+                                Err(e) => tracing::warn!(track = %t.name, error = %e, "track not published"),
+                            }
+                        }
+                    }
+                    let Some(p) = t.publisher.as_mut() else { continue };
+                    let keyframe = t.audio || crate::sfu::codec::starts_keyframe(t.codec, payload);
+                    if t.need_keyframe && !keyframe {
+                        if t.last_kf_request.is_none_or(|at| now.duration_since(at) > Duration::from_millis(500)) {
+                            t.last_kf_request = Some(now);
+                            ask(track);
+                        }
+                        continue;
+                    }
+                    t.need_keyframe = false;
+                    let packet = MediaPacket {
+                        payload_type: pt,
+                        sequence,
+                        timestamp,
+                        marker,
+                        keyframe,
+                        payload: bytes::Bytes::copy_from_slice(payload),
+                    };
+                    if let Err(e) = p.push(&packet) {
+                        tracing::warn!(track = %t.name, error = %e, "relay publish interrupted");
+                        t.publisher = None;
+                    }
+                }
+            },
+            _ = uplink.changed() => {
+                for t in tracks.values_mut() {
+                    t.publisher = None;
+                    t.retry_at = Instant::now();
+                }
+            }
+            Some(msg) = request => {
+                let name = String::from_utf8_lossy(&msg.payload).to_string();
+                if let Some((id, _)) = tracks.iter().find(|(_, t)| t.name == name) {
+                    ask(*id);
+                }
+            }
+            _ = check.tick() => {
+                if registry.get(session).await.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    for (_, t) in tracks {
+        if let Some(p) = t.publisher {
+            p.finish();
+        }
+    }
+    tracing::info!("relay publishing ended");
+}
+
+/// The relay feeds of sessions hosted on other edges, one per session.
+#[derive(Clone)]
+pub struct RemoteFeeds {
+    feeds: Arc<Mutex<HashMap<SessionId, JoinHandle<()>>>>,
+    sfu: Sfu,
+    uplink: Uplink,
+    nats: async_nats::Client,
+}
+
+impl RemoteFeeds {
+    pub fn new(sfu: Sfu, uplink: Uplink, nats: async_nats::Client) -> RemoteFeeds {
+        RemoteFeeds { feeds: Arc::default(), sfu, uplink, nats }
+    }
+
+    /// Whether this edge can carry classes hosted elsewhere (has a relay).
+    pub fn enabled(&self) -> bool {
+        self.uplink.is_enabled()
+    }
+
+    /// Makes sure the session's tracks are pulled from the relay.
+    pub fn ensure(&self, tenant: TenantId, session: SessionId, home: EdgeId) {
+        let Ok(mut feeds) = self.feeds.lock() else { return };
+        if feeds.get(&session).is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let feed = Feed {
+            sfu: self.sfu.clone(),
+            uplink: self.uplink.clone(),
+            nats: self.nats.clone(),
+            tenant,
+            session,
+            home: home.clone(),
+        };
+        let span = tracing::info_span!("remote_feed", session_id = %session, home = %home);
+        feeds.insert(session, tokio::spawn(feed.run().instrument(span)));
+    }
+}
+
+#[derive(Clone)]
+struct Feed {
+    sfu: Sfu,
+    uplink: Uplink,
+    nats: async_nats::Client,
+    tenant: TenantId,
+    session: SessionId,
+    home: EdgeId,
+}
+
+/// Polls of an empty room before the feed stops.
+const IDLE_POLLS: u32 = 3;
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+impl Feed {
+    async fn run(self) {
+        tracing::info!("pulling the class from the relay");
+        let mut pulls: HashMap<String, (JoinHandle<()>, Arc<Mutex<Option<TrackKey>>>)> = HashMap::new();
+        let mut idle = 0;
+        loop {
+            match self.published().await {
+                Ok(wanted) => {
+                    for (name, (participant, source)) in &wanted {
+                        if !pulls.contains_key(name) {
+                            let slot: Arc<Mutex<Option<TrackKey>>> = Arc::default();
+                            let task = tokio::spawn(
+                                self.clone()
+                                    .pull(*participant, *source, name.clone(), slot.clone())
+                                    .in_current_span(),
+                            );
+                            pulls.insert(name.clone(), (task, slot));
+                        }
+                    }
+                    let gone: Vec<String> = pulls.keys().filter(|n| !wanted.contains_key(*n)).cloned().collect();
+                    for name in gone {
+                        if let Some((task, slot)) = pulls.remove(&name) {
+                            task.abort();
+                            self.drop_track(&slot).await;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "home edge's track list unavailable"),
+            }
+            if self.sfu.subscribers(self.session).await == 0 {
+                idle += 1;
+                if idle >= IDLE_POLLS {
+                    break;
+                }
+            } else {
+                idle = 0;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+        for (_, (task, slot)) in pulls {
+            task.abort();
+            self.drop_track(&slot).await;
+        }
+        tracing::info!("no students here any more; relay feed stopped");
+    }
+
+    async fn drop_track(&self, slot: &Mutex<Option<TrackKey>>) {
+        let key = slot.lock().ok().and_then(|mut k| k.take());
+        if let Some(key) = key {
+            self.sfu.remote_remove(key).await;
+        }
+    }
+
+    /// The tracks the home edge has now, by relay track name.
+    async fn published(&self) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
+        let req = serde_json::to_vec(&EdgeRequest::State { session_id: self.session })?;
+        let msg = tokio::time::timeout(
+            Duration::from_secs(3),
+            self.nats.request(edge_control_subject(&self.home), req.into()),
+        )
+        .await??;
+        match serde_json::from_slice::<EdgeReply>(&msg.payload)? {
+            EdgeReply::State { state } => Ok(state
+                .tracks
+                .values()
+                .filter(|t| t.source != TrackSource::Program)
+                .map(|t| {
+                    let name = moq_source_track_name(self.tenant, self.session, t.participant_id, t.source);
+                    (name, (t.participant_id, t.source))
+                })
+                .collect()),
+            other => anyhow::bail!("home edge answered {other:?}"),
+        }
+    }
+
+    /// Pulls one track for as long as it is wanted: resubscribes after the
+    /// relay or the publisher went away; keyframe requests go upstream.
+    async fn pull(
+        mut self,
+        participant: ParticipantId,
+        source: TrackSource,
+        name: String,
+        slot: Arc<Mutex<Option<TrackKey>>>,
+    ) {
+        let (kf_tx, mut kf_rx) = mpsc::channel::<()>(4);
+        let kf_subject = keyframe_request_subject(self.session);
+        loop {
+            let Some(client) = self.uplink.client() else {
+                self.uplink.changed().await;
+                continue;
+            };
+            let mut sub = match client.subscribe(&name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if e != MeshError::NotFound {
+                        tracing::debug!(track = %name, error = %e, "subscribe failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            tracing::info!(track = %name, "subscribed on the relay");
+            loop {
+                tokio::select! {
+                    r = sub.next() => match r {
+                        Ok(r) => {
+                            let key = slot.lock().ok().and_then(|k| *k);
+                            let key = match key {
+                                Some(k) => k,
+                                None => {
+                                    let Some(codec) = TapCodec::from_payload_type(r.packet.payload_type) else { continue };
+                                    let Ok(k) = self.sfu.remote_add(self.session, participant, source, codec, kf_tx.clone()).await else { return };
+                                    if let Ok(mut s) = slot.lock() {
+                                        *s = Some(k);
+                                    }
+                                    k
+                                }
+                            };
+                            self.sfu.remote_packet(key, r.packet);
+                        }
+                        Err(e) => {
+                            tracing::warn!(track = %name, error = %e, "relay subscription ended; resubscribing");
+                            break;
+                        }
+                    },
+                    Some(()) = kf_rx.recv() => {
+                        let _ = self.nats.publish(kf_subject.clone(), name.clone().into()).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
