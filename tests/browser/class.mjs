@@ -10,6 +10,8 @@ const session = process.env.SESSION;
 const password = process.env.PASSWORD;
 const students = Number(process.env.STUDENTS || 3);
 const studentEmails = (process.env.STUDENT_EMAILS || '').split(',').filter(Boolean);
+// students join through this edge instead of the class's home edge
+const studentEdge = process.env.STUDENT_EDGE || '';
 const deadline = Date.now() + Number(process.env.TIMEOUT_MS || 60000);
 
 const browser = await chromium.launch({
@@ -48,7 +50,8 @@ try {
     const page = await ctx.newPage();
     const email = studentEmails[i] || `student${i + 1}@demo.test`;
     page.on('console', (m) => process.stderr.write(`[student${i + 1}] ${m.text()}\n`));
-    await page.goto(`${core}/app/student.html?auto=1&session=${session}&email=${email}&password=${password}`);
+    const via = studentEdge ? `&edge=${studentEdge}` : '';
+    await page.goto(`${core}/app/student.html?auto=1&session=${session}&email=${email}&password=${password}${via}`);
     pages.push(page);
   }
   for (const [i, page] of pages.entries()) {

@@ -197,8 +197,13 @@ impl Api {
     }
 
     pub async fn join(&self, token: &str, session: &str) -> anyhow::Result<Joined> {
+        self.join_with(token, session, json!({})).await
+    }
+
+    /// Joins with a body (e.g. `{"edge_id": ...}` to come in through another edge).
+    pub async fn join_with(&self, token: &str, session: &str, body: Value) -> anyhow::Result<Joined> {
         let (s, v) = self
-            .post(&format!("/sessions/{session}/join"), token, json!({}))
+            .post(&format!("/sessions/{session}/join"), token, body)
             .await?;
         anyhow::ensure!(s == StatusCode::OK, "join: {s} {v}");
         Ok(Joined {

@@ -1,0 +1,148 @@
+//! The relay mesh: a class hosted on `edge-a` reaches students who join
+//! through `edge-b`, whose media comes over the MoQ relay. Real binaries:
+//! core, two edges with their NATS leaves, the relay with its dev CA and
+//! core-issued tokens; Chromium for the teacher and the far students.
+
+use std::time::Duration;
+
+use classroom_tests::rtc_client::{self, PublishOptions};
+use classroom_tests::{Stack, StackOptions, wait_until, workspace_root};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn two_edges_and_a_relay() -> Stack {
+    Stack::start(StackOptions {
+        edges: vec!["edge-a", "edge-b"],
+        relay: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A class whose home is `edge-a`.
+async fn class_on_edge_a(stack: &Stack, teacher: &str) -> String {
+    let run = stack.api.lesson_run(teacher, json!({ "edge_id": "edge-a" })).await.unwrap();
+    let session = stack.api.start(teacher, &run).await.unwrap();
+    assert_eq!(session.edge_id, "edge-a");
+    session.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_students_on_another_edge_see_and_hear_the_class_through_the_relay() {
+    let stack = two_edges_and_a_relay().await;
+    let teacher = stack.api.login("teacher@demo.test").await.unwrap();
+    let sid = class_on_edge_a(&stack, &teacher).await;
+    let run = tokio::process::Command::new("node")
+        .arg("class.mjs")
+        .current_dir(workspace_root().join("tests/browser"))
+        .env("CORE_URL", &stack.core_url)
+        .env("SESSION", &sid)
+        .env("PASSWORD", classroom_tests::stack::PASSWORD)
+        .env("STUDENTS", "2")
+        .env("STUDENT_EDGE", "edge-b")
+        .env("TIMEOUT_MS", "90000")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("browsers finished")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let result: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no result\nstdout: {stdout}\nstderr: {stderr}\n{}", stack.logs()));
+    assert_eq!(result["ok"], true, "{result}\nstderr: {stderr}\n{}", stack.logs());
+    eprintln!("far students (through edge-b and the relay): {}", result["students"]);
+    let students = result["students"].as_array().unwrap();
+    assert_eq!(students.len(), 2);
+    for s in students {
+        assert!(s["framesDecoded"].as_u64().unwrap() >= 60, "{s}");
+        assert!(s["audioSamples"].as_u64().unwrap() >= 48_000, "{s}");
+        assert!(s["audioLevel"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    // the far students joined through edge-b, and their hand reached the class
+    wait_until("the far students' seats and hand in core's record", Duration::from_secs(10), || async {
+        let evs = stack.api.events(&teacher, &sid).await.ok()?;
+        let far = evs
+            .iter()
+            .filter(|e| e["type"] == "participant.joined" && e["payload"]["edge_id"] == "edge-b")
+            .count();
+        (far >= 2 && evs.iter().any(|e| e["type"] == "hand.raised")).then_some(())
+    })
+    .await
+    .unwrap();
+    // edge-b pulled the class from the relay; it hosts nothing itself
+    let health: Value = reqwest::get(format!("{}/healthz", stack.edge_url("edge-b")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(health["media"]["packets_in"].as_u64().unwrap_or(0) > 100, "{health}");
+    stack.shutdown().await;
+}
+
+fn video_frames(c: &rtc_client::Client) -> u64 {
+    c.snapshot().video_frames()
+}
+
+async fn frames_grow(what: &str, c: &rtc_client::Client, by: u64, within: Duration) {
+    let from = video_frames(c);
+    wait_until(what, within, || async { (video_frames(c) >= from + by).then_some(()) })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover() {
+    let mut stack = two_edges_and_a_relay().await;
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let sid = class_on_edge_a(&stack, &teacher).await;
+    let t = api.join(&teacher, &sid).await.unwrap();
+    let _publisher = rtc_client::publish(&t.edge_url, &sid, &t.join_token, PublishOptions::default())
+        .await
+        .unwrap();
+    let s1 = api.login("student1@demo.test").await.unwrap();
+    let local = api.join(&s1, &sid).await.unwrap();
+    assert_eq!(local.body["edge"]["id"], "edge-a");
+    let local = rtc_client::subscribe(&local.edge_url, &sid, &local.join_token).await.unwrap();
+    let s2 = api.login("student2@demo.test").await.unwrap();
+    let far = api.join_with(&s2, &sid, json!({ "edge_id": "edge-b" })).await.unwrap();
+    assert_eq!(far.body["edge"]["id"], "edge-b");
+    assert_eq!(far.body["home_edge_id"], "edge-a");
+    let far = rtc_client::subscribe(&far.edge_url, &sid, &far.join_token).await.unwrap();
+    frames_grow("the local student's video", &local, 60, Duration::from_secs(20)).await;
+    frames_grow("the far student's video (through the relay)", &far, 60, Duration::from_secs(30)).await;
+    assert!(far.snapshot().keyframes >= 1, "the far student started at a keyframe");
+
+    // the relay dies: the local class goes on untouched
+    stack.relay.as_mut().unwrap().kill().await;
+    frames_grow("the local student's video with the relay down", &local, 90, Duration::from_secs(20)).await;
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/chat"), &s1, json!({ "text": "still here" }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // it comes back: the far student's video resumes
+    stack.relay.as_mut().unwrap().restart().await.unwrap();
+    frames_grow("the far student's video after the relay returned", &far, 60, Duration::from_secs(40)).await;
+
+    // a student arriving on edge-b later starts at a keyframe (asked upstream)
+    let s3 = api.login("student3@demo.test").await.unwrap();
+    let late = api.join_with(&s3, &sid, json!({ "edge_id": "edge-b" })).await.unwrap();
+    let late = rtc_client::subscribe(&late.edge_url, &sid, &late.join_token).await.unwrap();
+    wait_until("the late far student's first keyframe", Duration::from_secs(20), || async {
+        let s = late.snapshot();
+        (s.keyframes >= 1 && s.first_keyframe.is_some()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    frames_grow("the late far student's video", &late, 30, Duration::from_secs(20)).await;
+    stack.shutdown().await;
+}
