@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod openapi;
 pub mod orchestration;
+pub mod public;
 pub mod recordings;
 pub mod seed;
 
@@ -41,6 +42,8 @@ struct Inner {
     edge_link: EdgeLink,
     config: Config,
     objects: Arc<dyn object_store::ObjectStore>,
+    /// Public viewers per edge and session, from the edges' heartbeats.
+    audience: std::sync::Mutex<public::AudienceBoard>,
 }
 
 impl AppState {
@@ -65,7 +68,11 @@ impl AppState {
             edge_link,
             config,
             objects,
+            audience: Default::default(),
         }))
+    }
+    pub fn audience(&self) -> std::sync::MutexGuard<'_, public::AudienceBoard> {
+        self.0.audience.lock().unwrap_or_else(|e| e.into_inner())
     }
     /// Where edges upload recordings (and core keeps what it derives).
     pub fn objects(&self) -> &Arc<dyn object_store::ObjectStore> {

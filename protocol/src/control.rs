@@ -90,4 +90,7 @@ pub struct EdgeHealth {
     /// False when the edge can't take new classes (event log or media down).
     pub accepting: bool,
     pub at: DateTime<Utc>,
+    /// Public viewers watching through this edge now, per session.
+    #[serde(default)]
+    pub public_viewers: std::collections::BTreeMap<crate::ids::SessionId, u32>,
 }

@@ -190,3 +190,41 @@ pub fn read_ivf(data: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
     }
     Ok(frames)
 }
+
+/// Reassembles H.264 RTP payloads (RFC 6184: single NAL units, STAP-A,
+/// FU-A) into an Annex B stream ffmpeg can read.
+pub fn h264_annexb(payloads: &[&[u8]]) -> Vec<u8> {
+    const START: [u8; 4] = [0, 0, 0, 1];
+    let mut out = Vec::new();
+    for p in payloads {
+        let Some(&first) = p.first() else { continue };
+        match first & 0x1f {
+            1..=23 => {
+                out.extend_from_slice(&START);
+                out.extend_from_slice(p);
+            }
+            24 => {
+                let mut at = 1;
+                while at + 2 <= p.len() {
+                    let n = u16::from_be_bytes([p[at], p[at + 1]]) as usize;
+                    at += 2;
+                    if at + n > p.len() {
+                        break;
+                    }
+                    out.extend_from_slice(&START);
+                    out.extend_from_slice(&p[at..at + n]);
+                    at += n;
+                }
+            }
+            28 if p.len() > 2 => {
+                if p[1] & 0x80 != 0 {
+                    out.extend_from_slice(&START);
+                    out.push((first & 0xe0) | (p[1] & 0x1f));
+                }
+                out.extend_from_slice(&p[2..]);
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -250,6 +250,9 @@ impl Stack {
                 dir.path().join(id).display().to_string(),
                 "--heartbeat-ms".to_owned(),
                 "500".to_owned(),
+                // each edge is its own campus: `campus-a` for `edge-a`
+                "--region".to_owned(),
+                format!("campus-{}", id.trim_start_matches("edge-")),
                 "--media-udp".to_owned(),
                 format!("127.0.0.1:{}", crate::free_udp_port()),
                 "--media-grace-ms".to_owned(),

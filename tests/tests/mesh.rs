@@ -133,9 +133,11 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     stack.relay.as_mut().unwrap().restart().await.unwrap();
     frames_grow("the far student's video after the relay returned", &far, 60, Duration::from_secs(40)).await;
 
-    // a student arriving on edge-b later starts at a keyframe (asked upstream)
+    // a student arriving later on campus b (join by region: the nearest
+    // edge) starts at a keyframe, asked for upstream
     let s3 = api.login("student3@demo.test").await.unwrap();
-    let late = api.join_with(&s3, &sid, json!({ "edge_id": "edge-b" })).await.unwrap();
+    let late = api.join_with(&s3, &sid, json!({ "region": "campus-b" })).await.unwrap();
+    assert_eq!(late.body["edge"]["id"], "edge-b", "{}", late.body);
     let late = rtc_client::subscribe(&late.edge_url, &sid, &late.join_token).await.unwrap();
     wait_until("the late far student's first keyframe", Duration::from_secs(20), || async {
         let s = late.snapshot();
@@ -144,5 +146,115 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     frames_grow("the late far student's video", &late, 30, Duration::from_secs(20)).await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_viewers_watch_the_program_through_their_nearest_edge_counted_and_anonymous() {
+    let stack = Stack::start(StackOptions {
+        edges: vec!["edge-a", "edge-b"],
+        relay: true,
+        recording: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = stack.api.clone();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let student = api.login("student1@demo.test").await.unwrap();
+    let sid = class_on_edge_a(&stack, &teacher).await;
+    let link = format!("/sessions/{sid}/public-link");
+
+    // off unless the tenant allows it
+    let (s, v) = api.post(&link, &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "public_viewing_off");
+    let db = stack.db().await.unwrap();
+    sqlx::query(
+        "UPDATE tenants SET settings = settings || '{\"public_viewing\": true}'::jsonb
+         WHERE id = (SELECT tenant_id FROM users WHERE email = 'teacher@demo.test')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    // settings are fixed when a class starts: a new class allows it
+    let sid = class_on_edge_a(&stack, &teacher).await;
+    let link = format!("/sessions/{sid}/public-link");
+    let (s, _) = api.post(&link, &student, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN, "students cannot hand out public links");
+    let (s, v) = api.post(&link, &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let url = v["url"].as_str().unwrap().to_owned();
+    let key = v["key"].as_str().unwrap().to_owned();
+
+    // a forged or foreign key opens nothing
+    let watch = format!("{}/public/sessions/{sid}/watch", stack.core_url);
+    let r = api.http.post(&watch).json(&json!({ "key": "forged" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let other = class_on_edge_a(&stack, &teacher).await;
+    let r = api
+        .http
+        .post(format!("{}/public/sessions/{other}/watch", stack.core_url))
+        .json(&json!({ "key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a link opens only its own class");
+
+    // a public viewer at the home edge: no seat, no actions, no identities
+    let v: Value = api.http.post(&watch).json(&json!({ "key": key })).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["edge"]["id"], "edge-a", "{v}");
+    let token = v["join_token"].as_str().unwrap().to_owned();
+    let viewer = rtc_client::subscribe(v["edge"]["url"].as_str().unwrap(), &sid, &token).await.unwrap();
+    let r = api
+        .http
+        .post(format!("{}/sessions/{sid}/chat", v["edge"]["url"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .json(&json!({ "text": "hello from nowhere" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a public viewer cannot chat");
+    wait_until("the public viewer counted", Duration::from_secs(15), || async {
+        let (_, a) = api.get(&format!("/sessions/{sid}/audience"), &teacher).await.ok()?;
+        (a["public_viewers"] == 1 && a["by_edge"]["edge-a"] == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    let evs = api.events(&teacher, &sid).await.unwrap();
+    assert!(
+        !evs.iter().any(|e| e["type"] == "participant.joined" && e["payload"]["role"] == "public"),
+        "a public viewer leaves no identity in the class's record"
+    );
+
+    // two viewers on campus b watch the program through edge-b (the relay)
+    let run = tokio::process::Command::new("node")
+        .arg("watch.mjs")
+        .current_dir(workspace_root().join("tests/browser"))
+        .env("LINK", &url)
+        .env("VIEWERS", "2")
+        .env("REGION", "campus-b")
+        .env("TIMEOUT_MS", "90000")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("browsers finished")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let result: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no result\nstdout: {stdout}\nstderr: {stderr}\n{}", stack.logs()));
+    assert_eq!(result["ok"], true, "{result}\nstderr: {stderr}\n{}", stack.logs());
+    eprintln!("public viewers on campus b: {}", result["viewers"]);
+    for v in result["viewers"].as_array().unwrap() {
+        assert_eq!(v["edge"], "edge-b", "{v}");
+        assert!(v["framesDecoded"].as_u64().unwrap() >= 60, "{v}");
+        assert_eq!(v["rendered"]["width"], 1280, "the program, not a camera: {v}");
+    }
+    viewer.stop().await;
     stack.shutdown().await;
 }

@@ -489,7 +489,8 @@ async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() 
 }
 
 /// Reads the program track from the relay as a far edge would, until `n`
-/// frames arrived; they must start at a keyframe. Returns the H.264 stream.
+/// frames arrived; they must start at a keyframe. Returns the H.264 stream
+/// (reassembled from its RTP payloads).
 async fn watch_program(stack: &Stack, track: &str, n: usize) -> Vec<u8> {
     use edge_node::mesh::{MeshClient, MeshError, fetch_token};
     let relay = stack.relay.as_ref().unwrap();
@@ -510,21 +511,24 @@ async fn watch_program(stack: &Stack, track: &str, n: usize) -> Vec<u8> {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
-    let mut stream = Vec::new();
+    let mut payloads = Vec::new();
     let mut frames = 0;
     tokio::time::timeout(Duration::from_secs(30), async {
         while frames < n {
-            let p = sub.1.next().await.expect("program frames keep coming");
-            if frames == 0 {
+            let p = sub.1.next().await.expect("program packets keep coming");
+            if payloads.is_empty() {
                 assert!(p.packet.keyframe, "a new viewer starts at a keyframe");
             }
-            stream.extend_from_slice(&p.packet.payload);
-            frames += 1;
+            if p.packet.marker {
+                frames += 1;
+            }
+            payloads.push(p.packet.payload);
         }
     })
     .await
     .unwrap_or_else(|_| panic!("only {frames} of {n} program frames\n{}", stack.logs()));
-    stream
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_ref()).collect();
+    media_check::h264_annexb(&refs)
 }
 
 async fn check_h264(stream: &[u8]) {

@@ -51,6 +51,9 @@ pub fn router(app: AppState) -> Router {
         .route("/sessions/{id}/leave", post(sessions::leave))
         .route("/sessions/{id}/permissions", post(sessions::permissions))
         .route("/sessions/{id}/recording", get(crate::recordings::get))
+        .route("/sessions/{id}/public-link", post(crate::public::link))
+        .route("/sessions/{id}/audience", get(crate::public::audience))
+        .route("/public/sessions/{id}/watch", post(crate::public::watch))
         .route("/sessions/{id}/recording.mp4", get(crate::recordings::mp4))
         .route("/objects/{*key}", get(crate::recordings::object))
         .route(

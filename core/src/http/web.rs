@@ -17,6 +17,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../web/student.html"),
     ),
     (
+        "watch.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web/watch.html"),
+    ),
+    (
         "common.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web/common.js"),

@@ -41,6 +41,7 @@ pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyh
             tracing::warn!(subject = %msg.subject, edge_id = %health.edge_id, "heartbeat on another edge's subject; ignored");
             continue;
         }
+        app.audience().report(&health.edge_id, health.public_viewers.clone());
         if let Err(e) = record(&app, &health).await {
             tracing::warn!(edge_id = %health.edge_id, error = %e, "recording heartbeat failed");
             continue;
@@ -145,6 +146,20 @@ pub async fn healthy(app: &AppState, id: &EdgeId) -> ApiResult<Option<String>> {
     .fetch_optional(app.db())
     .await?;
     Ok(row.map(|r| r.0))
+}
+
+/// The healthy edge of a region with the fewest participants, if any.
+pub async fn nearest_in(app: &AppState, region: &str) -> ApiResult<Option<EdgeId>> {
+    let stale = app.config().edge_stale_ms as f64 / 1000.0;
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM edges WHERE region = $1 AND accepting AND last_seen > now() - make_interval(secs => $2)
+         ORDER BY participants, id LIMIT 1",
+    )
+    .bind(region)
+    .bind(stale)
+    .fetch_optional(app.db())
+    .await?;
+    Ok(row.and_then(|(id,)| EdgeId::new(id).ok()))
 }
 
 pub async fn url_of(app: &AppState, id: &EdgeId) -> ApiResult<String> {

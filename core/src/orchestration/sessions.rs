@@ -509,8 +509,13 @@ pub async fn current_state(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct JoinBody {
+    /// Join through this edge (e.g. the student's campus).
     #[serde(default)]
     edge_id: Option<String>,
+    /// Or through the nearest healthy edge of this region (the class's
+    /// home edge when the region has none).
+    #[serde(default)]
+    region: Option<String>,
 }
 
 pub async fn join(
@@ -529,7 +534,13 @@ pub async fn join(
         Some(e) => {
             EdgeId::new(e).map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?
         }
-        None => home.clone(),
+        None => match &body.value.region {
+            Some(r) if r.len() > 64 => {
+                return Err(ApiError::bad_request("invalid_region", "a region name is at most 64 characters"));
+            }
+            Some(r) => edges::nearest_in(&app, r).await?.unwrap_or_else(|| home.clone()),
+            None => home.clone(),
+        },
     };
     let edge_url = match edges::healthy(&app, &edge).await? {
         Some(url) => url,

@@ -269,7 +269,20 @@ pub async fn subscribe(
         _ if who.0.role != Role::Public => {
             standing(&st, &who, session).await?;
         }
-        _ => who.require_session(session)?,
+        _ => {
+            // a public viewer: only while the class allows public viewing
+            who.require_session(session)?;
+            if let Some(h) = st.registry.get(session).await {
+                let state = h.state().await.map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))?;
+                if !state.settings.public_viewing {
+                    return Err(EdgeError::new(
+                        StatusCode::FORBIDDEN,
+                        "public_viewing_off",
+                        "public viewing is not allowed for this class",
+                    ));
+                }
+            }
+        }
     }
     let (peer, answer) = st
         .sfu

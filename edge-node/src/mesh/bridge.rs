@@ -18,7 +18,7 @@ use futures::StreamExt;
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::TrackSource;
 use protocol::ids::EdgeId;
-use protocol::subjects::{edge_control_subject, keyframe_request_subject, moq_source_track_name};
+use protocol::subjects::{edge_control_subject, keyframe_request_subject, moq_source_track_name, program_track_name};
 use protocol::{ParticipantId, SessionId, TenantId};
 use str0m::format::Codec;
 use tokio::sync::mpsc;
@@ -28,7 +28,12 @@ use tracing::Instrument;
 use super::{MediaPacket, MeshError, TrackPublisher, Uplink};
 use crate::runtime::registry::Registry;
 use crate::sfu::forward::TrackKey;
-use crate::sfu::{MeshOut, Sfu, SfuCommand, TapCodec, TapKind, TapMsg};
+use crate::sfu::{Audience, MeshOut, Sfu, SfuCommand, TapCodec, TapKind, TapMsg};
+
+/// The program's stand-in publisher in the SFU (no participant sends it).
+pub fn program_participant() -> ParticipantId {
+    ParticipantId::from_uuid(uuid::Uuid::nil())
+}
 
 struct OutTrack {
     name: String,
@@ -48,16 +53,26 @@ fn codec_of(c: TapCodec) -> Codec {
     }
 }
 
-/// Splits a tap packet (12-byte RTP header, no CSRC or extensions).
-fn parse_rtp(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
-    if p.len() < 12 {
+/// Splits an RTP packet: (payload type, marker, sequence, timestamp,
+/// payload), skipping CSRCs, a header extension and padding.
+pub(crate) fn parse_rtp(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
+    if p.len() < 12 || p[0] >> 6 != 2 {
         return None;
     }
     let pt = p[1] & 0x7f;
     let marker = p[1] & 0x80 != 0;
     let seq = u16::from_be_bytes([p[2], p[3]]);
     let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-    Some((pt, marker, seq, ts, &p[12..]))
+    let mut at = 12 + 4 * (p[0] & 0x0f) as usize;
+    if p[0] & 0x10 != 0 {
+        let ext = p.get(at + 2..at + 4)?;
+        at += 4 + 4 * u16::from_be_bytes([ext[0], ext[1]]) as usize;
+    }
+    let mut end = p.len();
+    if p[0] & 0x20 != 0 {
+        end = end.checked_sub(*p.last()? as usize)?;
+    }
+    Some((pt, marker, seq, ts, p.get(at..end)?))
 }
 
 /// Publishes a hosted session's tracks to the relay until the session is
@@ -235,7 +250,8 @@ impl Feed {
         let mut pulls: HashMap<String, (JoinHandle<()>, Arc<Mutex<Option<TrackKey>>>)> = HashMap::new();
         let mut idle = 0;
         loop {
-            match self.published().await {
+            let audience = self.sfu.audience_of(self.session).await;
+            match self.published(audience).await {
                 Ok(wanted) => {
                     for (name, (participant, source)) in &wanted {
                         if !pulls.contains_key(name) {
@@ -258,7 +274,7 @@ impl Feed {
                 }
                 Err(e) => tracing::warn!(error = %e, "home edge's track list unavailable"),
             }
-            if self.sfu.subscribers(self.session).await == 0 {
+            if audience.seated + audience.public == 0 {
                 idle += 1;
                 if idle >= IDLE_POLLS {
                     break;
@@ -282,8 +298,22 @@ impl Feed {
         }
     }
 
+    /// The tracks this edge's audience needs: the home edge's participant
+    /// tracks for seated students, the program for public viewers.
+    async fn published(&self, audience: Audience) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
+        let mut wanted = HashMap::new();
+        if audience.public > 0 {
+            let name = program_track_name(self.tenant, self.session);
+            wanted.insert(name, (program_participant(), TrackSource::Program));
+        }
+        if audience.seated > 0 {
+            wanted.extend(self.participant_tracks().await?);
+        }
+        Ok(wanted)
+    }
+
     /// The tracks the home edge has now, by relay track name.
-    async fn published(&self) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
+    async fn participant_tracks(&self) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
         let req = serde_json::to_vec(&EdgeRequest::State { session_id: self.session })?;
         let msg = tokio::time::timeout(
             Duration::from_secs(3),

@@ -106,6 +106,10 @@ impl Recorders {
         }
     }
 
+    pub fn sfu(&self) -> &Sfu {
+        &self.inner.sfu
+    }
+
     pub fn uplink(&self) -> &Uplink {
         &self.inner.uplink
     }

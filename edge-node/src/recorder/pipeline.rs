@@ -122,13 +122,10 @@ pub struct Program {
     feed: Option<tokio::sync::mpsc::Receiver<ProgramFrame>>,
 }
 
-/// One encoded frame of the program (H.264 Annex B access unit; keyframes
-/// carry SPS/PPS), for the mesh.
+/// One RTP packet of the encoded program (H.264, payload type 102; every
+/// IDR is preceded by SPS/PPS), for public viewers and the mesh.
 #[derive(Debug, Clone)]
 pub struct ProgramFrame {
-    /// Running time, ns.
-    pub pts_ns: u64,
-    pub keyframe: bool,
     pub data: bytes::Bytes,
 }
 
@@ -158,8 +155,8 @@ impl Program {
                ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=30 bitrate=2500 option-string=scenecut=0 \
                ! video/x-h264,profile=high ! h264parse ! tee name=vt ! queue ! mux.video \
              vt. ! queue leaky=downstream max-size-buffers=90 max-size-bytes=0 max-size-time=0 \
-               ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
-               ! appsink name=feed sync=false async=false drop=true max-buffers=90 \
+               ! rtph264pay config-interval=-1 mtu=1200 pt=102 aggregate-mode=zero-latency \
+               ! appsink name=feed sync=false async=false drop=true max-buffers=600 \
              audiomixer name=amix emit-signals=true latency=100000000 \
                ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio_0 \
              videotestsrc is-live=true pattern=black ! {out} ! comp.sink_0 \
@@ -186,18 +183,14 @@ impl Program {
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| PipelineError::Gst("no program feed sink".into()))?;
         // The program feed never holds up the recording: a full channel drops.
-        let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(90);
+        let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(600);
         feed_sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     if let Some(buf) = sample.buffer() {
                         if let Ok(map) = buf.map_readable() {
-                            let frame = ProgramFrame {
-                                pts_ns: buf.pts().map(|t| t.nseconds()).unwrap_or(0),
-                                keyframe: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
-                                data: bytes::Bytes::copy_from_slice(map.as_slice()),
-                            };
+                            let frame = ProgramFrame { data: bytes::Bytes::copy_from_slice(map.as_slice()) };
                             let _ = feed_tx.try_send(frame);
                         }
                     }

@@ -305,7 +305,8 @@ impl Task {
         if let Some(feed) = prepared.program.take_feed() {
             let name = protocol::subjects::program_track_name(self.state.tenant_id, self.session());
             let uplink = self.ctx.recorders.uplink().clone();
-            tokio::spawn(publish_program(uplink, name, feed).in_current_span());
+            let sfu = self.ctx.recorders.sfu().clone();
+            tokio::spawn(publish_program(uplink, sfu, self.session(), name, feed).in_current_span());
         }
         self.next_index = prepared.first_index;
         self.stopped = None;
@@ -947,25 +948,54 @@ pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state
     Salvaged { next_index, recorded_to_ms }
 }
 
-/// Publishes one run's program to the relay as a MoQ track: one object per
-/// frame, a group per keyframe. Follows the uplink: when the relay goes
-/// away frames are dropped, when it is back the track is published again
+/// Serves one run's program: to this edge's public viewers (a track of the
+/// session in the SFU) and to the relay as a MoQ track (one object per RTP
+/// packet, a group per keyframe). Follows the uplink: when the relay goes
+/// away the relay side waits, when it is back the track is published again
 /// from the next keyframe. Ends with the run (its feed closes).
 async fn publish_program(
     mut uplink: crate::mesh::Uplink,
+    sfu: crate::sfu::Sfu,
+    session: SessionId,
     name: String,
     mut feed: mpsc::Receiver<super::pipeline::ProgramFrame>,
 ) {
     use crate::mesh::{MediaPacket, TrackPublisher};
+    // keyframe requests need no answer: the program has a keyframe a second
+    let (kf_tx, mut kf_rx) = mpsc::channel::<()>(4);
+    let participant = crate::mesh::bridge::program_participant();
+    let key = sfu
+        .remote_add(session, participant, event::TrackSource::Program, crate::sfu::TapCodec::H264, kf_tx)
+        .await
+        .ok();
     let mut publisher: Option<TrackPublisher> = None;
-    let mut sequence: u16 = 0;
     let mut need_keyframe = true;
     let mut stale = true;
+    let mut last_key_ts: Option<u32> = None;
     loop {
         let frame = tokio::select! {
             f = feed.recv() => match f { Some(f) => f, None => break },
             _ = uplink.changed() => { stale = true; continue; }
+            Some(()) = kf_rx.recv() => continue,
         };
+        let Some((pt, marker, sequence, timestamp, payload)) = crate::mesh::bridge::parse_rtp(&frame.data) else { continue };
+        // a new group starts at the first packet of an access unit with SPS/IDR
+        let keyframe = crate::sfu::codec::starts_keyframe(str0m::format::Codec::H264, payload)
+            && last_key_ts != Some(timestamp);
+        if keyframe {
+            last_key_ts = Some(timestamp);
+        }
+        let packet = MediaPacket {
+            payload_type: pt,
+            sequence,
+            timestamp,
+            marker,
+            keyframe,
+            payload: bytes::Bytes::copy_from_slice(payload),
+        };
+        if let Some(key) = key {
+            sfu.remote_packet(key, packet.clone());
+        }
         if stale {
             stale = false;
             publisher = None;
@@ -981,20 +1011,10 @@ async fn publish_program(
             }
         }
         let Some(p) = publisher.as_mut() else { continue };
-        if need_keyframe && !frame.keyframe {
+        if need_keyframe && !keyframe {
             continue;
         }
         need_keyframe = false;
-        let packet = MediaPacket {
-            payload_type: 102,
-            sequence,
-            // 90 kHz, like RTP video
-            timestamp: (frame.pts_ns / 100_000 * 9) as u32,
-            marker: true,
-            keyframe: frame.keyframe,
-            payload: frame.data,
-        };
-        sequence = sequence.wrapping_add(1);
         if let Err(e) = p.push(&packet) {
             tracing::warn!(track = %name, error = %e, "program feed interrupted");
             publisher = None;
@@ -1003,5 +1023,8 @@ async fn publish_program(
     }
     if let Some(p) = publisher {
         p.finish();
+    }
+    if let Some(key) = key {
+        sfu.remote_remove(key).await;
     }
 }

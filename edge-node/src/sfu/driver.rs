@@ -131,6 +131,8 @@ struct Driver {
 /// and 32-bit timestamps, extended here for the forwarding core.
 struct RemoteTrack {
     session: SessionId,
+    /// The composed program: only public viewers get it (and no tap).
+    program: bool,
     codec: Codec,
     kind: forward::Kind,
     seq: Option<u64>,
@@ -448,13 +450,17 @@ impl Driver {
                 let _ = reply.send(key);
             }
             SfuCommand::RemoteRemove { key } => self.remove_remote(key),
-            SfuCommand::Subscribers { session, reply } => {
-                let n = self
-                    .peers
-                    .values()
-                    .filter(|p| p.owner.session == session && p.direction == Direction::Subscribe)
-                    .count();
-                let _ = reply.send(n);
+            SfuCommand::Audience { reply } => {
+                let mut all: HashMap<SessionId, super::Audience> = HashMap::new();
+                for p in self.peers.values().filter(|p| p.direction == Direction::Subscribe) {
+                    let a = all.entry(p.owner.session).or_default();
+                    if p.owner.role == protocol::Role::Public {
+                        a.public += 1;
+                    } else {
+                        a.seated += 1;
+                    }
+                }
+                let _ = reply.send(all);
             }
             SfuCommand::TapKeyframe { session, kind, track } => {
                 let Some(tap) = self.taps.values().find(|t| t.session == session && t.kind == kind) else {
@@ -524,9 +530,12 @@ impl Driver {
         let Some(tap) = self.taps.get_mut(&peer) else {
             return;
         };
-        // the mesh carries only this edge's own publishers
-        if tap.kind == TapKind::Mesh && self.remote.contains_key(&key) {
-            return;
+        // the mesh carries only this edge's own publishers; the recorder
+        // composes participants, never the program itself
+        match (tap.kind, self.remote.get(&key)) {
+            (TapKind::Mesh, Some(_)) => return,
+            (TapKind::Recorder, Some(r)) if r.program => return,
+            _ => {}
         }
         let session = tap.session;
         let id = tap.next_track;
@@ -831,8 +840,10 @@ impl Driver {
         let owner = p.owner.clone();
         tracing::info!(peer = id.0, participant_id = %owner.participant, session_id = %owner.session, "media connected");
         self.absent.remove(&(owner.session, owner.participant));
-        // media connecting is attendance: a participant who had dropped is back
-        if let Some(h) = self.registry.get(owner.session).await {
+        // media connecting is attendance: a participant who had dropped is
+        // back (a public viewer has no seat and leaves no trace)
+        let seated = owner.role != protocol::Role::Public;
+        if let Some(h) = self.registry.get(owner.session).await.filter(|_| seated) {
             let cmd = Command::Join {
                 participant_id: owner.participant,
                 user_id: owner.user,
@@ -849,9 +860,12 @@ impl Driver {
                 .get(&owner.session)
                 .map(|r| r.tracks().map(|(k, _)| *k).collect())
                 .unwrap_or_default();
+            let keys: Vec<TrackKey> = keys
+                .into_iter()
+                .filter(|k| k.publisher != id && self.visible(owner.role, k))
+                .collect();
             if let Some(p) = self.peers.get_mut(&id) {
-                p.wants_add
-                    .extend(keys.into_iter().filter(|k| k.publisher != id));
+                p.wants_add.extend(keys);
             }
             // the client's offered m-lines arrive as MediaAdded right after
             // this; what they cannot carry is offered once its data channel opens
@@ -945,6 +959,7 @@ impl Driver {
                         q.owner.session == session
                             && q.direction == Direction::Subscribe
                             && q.connected
+                            && q.owner.role != protocol::Role::Public
                     })
                     .map(|q| q.id)
                     .collect();
@@ -1239,13 +1254,15 @@ impl Driver {
             drop(old);
             self.drop_track_for_subscribers(session, key);
         }
-        self.remote.insert(key, RemoteTrack { session, codec, kind, seq: None, ts: None, keyframes });
+        let program = source == TrackSource::Program;
+        self.remote.insert(key, RemoteTrack { session, program, codec, kind, seq: None, ts: None, keyframes });
         self.room(session).add_track(key, kind, clock, 1);
         tracing::info!(session_id = %session, participant_id = %participant, ?source, ?codec, "relay track added");
         let subs: Vec<PeerId> = self
             .peers
             .values()
             .filter(|q| q.owner.session == session && q.direction == Direction::Subscribe && q.connected)
+            .filter(|q| (q.owner.role == protocol::Role::Public) == program)
             .map(|q| q.id)
             .collect();
         for s in subs {
@@ -1256,6 +1273,12 @@ impl Driver {
             self.renegotiate(s);
         }
         key
+    }
+
+    /// Public viewers see the program only; everyone else never sees it.
+    fn visible(&self, role: protocol::Role, key: &TrackKey) -> bool {
+        let program = self.remote.get(key).is_some_and(|r| r.program);
+        (role == protocol::Role::Public) == program
     }
 
     fn remove_remote(&mut self, key: TrackKey) {
@@ -1310,7 +1333,18 @@ impl Driver {
             let Some(sub) = self.peers.get_mut(&f.subscriber) else {
                 continue;
             };
-            let Some(sub_pt) = sub.rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| p.pt()) else {
+            // the payload type this m-line negotiated for the codec (H.264:
+            // packetization mode 1, which is what comes over the relay)
+            let negotiated: Vec<str0m::media::Pt> =
+                sub.rtc.media(f.out_mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
+            let sub_pt = sub
+                .rtc
+                .codec_config()
+                .iter()
+                .filter(|p| p.spec().codec == codec && negotiated.contains(&p.pt()))
+                .max_by_key(|p| p.spec().format.packetization_mode == Some(1))
+                .map(|p| p.pt());
+            let Some(sub_pt) = sub_pt else {
                 continue;
             };
             if write_forward(sub, &f, codec, sub_pt, pkt.marker, kind == forward::Kind::Video, payload, now) {
@@ -1444,7 +1478,7 @@ impl Driver {
             .peers
             .values()
             .any(|q| q.owner.session == session && q.owner.participant == p.owner.participant);
-        if p.connected && !still {
+        if p.connected && !still && p.owner.role != protocol::Role::Public {
             self.absent.insert((session, p.owner.participant), now);
         }
         // a far edge's room keeps its relay tracks until the feed drops them

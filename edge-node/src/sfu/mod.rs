@@ -103,8 +103,17 @@ pub(crate) enum SfuCommand {
         reply: oneshot::Sender<forward::TrackKey>,
     },
     RemoteRemove { key: forward::TrackKey },
-    /// How many subscribers (WHEP peers) a session has here.
-    Subscribers { session: SessionId, reply: oneshot::Sender<usize> },
+    /// Who watches (WHEP peers) each session here.
+    Audience { reply: oneshot::Sender<std::collections::HashMap<SessionId, Audience>> },
+}
+
+/// The subscribers of one session on this edge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// Participants with a seat (students, staff).
+    pub seated: u32,
+    /// Public viewers (they see only the program).
+    pub public: u32,
 }
 
 /// Who reads a tap.
@@ -227,13 +236,18 @@ impl Sfu {
         self.remote_tx.try_send((key, packet)).is_ok()
     }
 
-    /// How many WHEP subscribers a session has on this edge.
-    pub async fn subscribers(&self, session: SessionId) -> usize {
+    /// Who watches each session through this edge.
+    pub async fn audience(&self) -> std::collections::HashMap<SessionId, Audience> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(SfuCommand::Subscribers { session, reply }).await.is_err() {
-            return 0;
+        if self.tx.send(SfuCommand::Audience { reply }).await.is_err() {
+            return Default::default();
         }
-        rx.await.unwrap_or(0)
+        rx.await.unwrap_or_default()
+    }
+
+    /// Who watches one session through this edge.
+    pub async fn audience_of(&self, session: SessionId) -> Audience {
+        self.audience().await.get(&session).copied().unwrap_or_default()
     }
 
     pub async fn connect(

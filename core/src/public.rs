@@ -1,0 +1,187 @@
+//! Public viewing: a link the class's staff hand out (when the tenant allows
+//! public viewing) lets anyone without an account watch the program
+//! through the edge nearest them. A public viewer gets a join token with
+//! the `public` role and no seat: no identity is recorded for them, they
+//! see no one else's, and they cannot chat or act. Edges count them in
+//! their heartbeats; `GET /sessions/{id}/audience` adds the counts up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use protocol::claims::{ISSUER, JOIN_TTL_SECS, JoinClaims, TokenType, join_audience};
+use protocol::control::{EdgeReply, EdgeRequest};
+use protocol::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{JsonBody, PathIds};
+use crate::identity::Auth;
+use crate::orchestration::edges;
+use crate::orchestration::sessions::{current_state, load_session};
+
+/// How long a public link opens the class.
+const LINK_TTL_SECS: i64 = 12 * 60 * 60;
+
+/// Public viewers per edge, as each edge last reported them.
+#[derive(Default)]
+pub struct AudienceBoard {
+    by_edge: HashMap<EdgeId, (Instant, BTreeMap<SessionId, u32>)>,
+}
+
+impl AudienceBoard {
+    pub fn report(&mut self, edge: &EdgeId, viewers: BTreeMap<SessionId, u32>) {
+        self.by_edge.insert(edge.clone(), (Instant::now(), viewers));
+    }
+
+    /// Public viewers of a session on edges heard from within `fresh`.
+    pub fn of(&self, session: SessionId, fresh: Duration) -> (u32, BTreeMap<String, u32>) {
+        let mut by_edge = BTreeMap::new();
+        let mut total = 0;
+        for (edge, (at, viewers)) in &self.by_edge {
+            if at.elapsed() > fresh {
+                continue;
+            }
+            if let Some(n) = viewers.get(&session).copied().filter(|n| *n > 0) {
+                total += n;
+                by_edge.insert(edge.to_string(), n);
+            }
+        }
+        (total, by_edge)
+    }
+}
+
+fn scope(session: SessionId) -> String {
+    format!("public/{session}")
+}
+
+/// `POST /sessions/{id}/public-link`: the class's staff get a link anyone
+/// may watch with, if the tenant allows public viewing.
+pub async fn link(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+    auth.require_staff()?;
+    let id: SessionId = ids.get(0)?;
+    let row = load_session(&app, &auth, id).await?;
+    if !row.is_live() {
+        return Err(ApiError::conflict("session_ended", "the session has ended"));
+    }
+    let (state, _) = current_state(&app, &auth, &row).await?;
+    if !state.settings.public_viewing {
+        return Err(ApiError::forbidden(
+            "public_viewing_off",
+            "public viewing is not allowed for this class (tenant setting public_viewing)",
+        ));
+    }
+    let expires = Utc::now().timestamp() + LINK_TTL_SECS;
+    let key = app.keys().sign_asset(&scope(id), expires)?;
+    let url = format!(
+        "{}/app/watch.html?session={id}&key={key}",
+        app.config().public_url.trim_end_matches('/')
+    );
+    let mut tx = app.db().begin().await?;
+    crate::audit::record_tx(
+        &mut tx,
+        auth.tenant_id,
+        Some(auth.user_id),
+        "session.public_link",
+        "session",
+        &id.to_string(),
+        json!({ "expires_at": expires }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "url": url, "key": key, "expires_at": expires })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchBody {
+    key: String,
+    /// The viewer's region: they watch through its nearest edge.
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// `POST /public/sessions/{id}/watch` (no account): a public link's key
+/// buys a short `public` join token for the nearest edge.
+pub async fn watch(State(app): State<AppState>, ids: PathIds, body: JsonBody<WatchBody>) -> ApiResult<Json<Value>> {
+    let id: SessionId = ids.get(0)?;
+    let body = body.value;
+    if body.key.len() > 2048 || !app.keys().verify_asset(&body.key, &scope(id)) {
+        return Err(ApiError::unauthorized("invalid_link", "this public link is not valid for the class or has expired"));
+    }
+    let row: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT tenant_id, edge_id, status::text FROM sessions WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(app.db())
+            .await?;
+    let (tenant, home, status) = row.ok_or(ApiError::not_found("session"))?;
+    if status != "live" {
+        return Err(ApiError::conflict("session_ended", "the session has ended"));
+    }
+    let home = EdgeId::new(home).map_err(|e| anyhow::anyhow!(e))?;
+    // the class must still allow it (asked of its writer, the home edge)
+    match app
+        .edge_link()
+        .request_within(&home, &EdgeRequest::State { session_id: id }, Duration::from_secs(2))
+        .await
+    {
+        Ok(EdgeReply::State { state }) if state.settings.public_viewing => {}
+        Ok(EdgeReply::State { .. }) => {
+            return Err(ApiError::forbidden("public_viewing_off", "public viewing is not allowed for this class"));
+        }
+        _ => return Err(ApiError::unavailable("edge_unavailable", "the class's edge cannot be reached")),
+    }
+    let edge = match &body.region {
+        Some(r) if r.len() > 64 => {
+            return Err(ApiError::bad_request("invalid_region", "a region name is at most 64 characters"));
+        }
+        Some(r) => edges::nearest_in(&app, r).await?.unwrap_or_else(|| home.clone()),
+        None => home.clone(),
+    };
+    let url = match edges::healthy(&app, &edge).await? {
+        Some(url) => url,
+        None => edges::url_of(&app, &home).await?,
+    };
+    let now = Utc::now();
+    let claims = JoinClaims {
+        iss: ISSUER.to_owned(),
+        aud: join_audience(&edge),
+        sub: ParticipantId::from_uuid(Uuid::now_v7()),
+        tid: TenantId::from_uuid(tenant),
+        sid: id,
+        uid: None,
+        role: Role::Public,
+        edge: edge.clone(),
+        home: (edge != home).then(|| home.clone()),
+        perms: Default::default(),
+        iat: now.timestamp(),
+        exp: now.timestamp() + JOIN_TTL_SECS,
+        jti: Uuid::now_v7().to_string(),
+        typ: TokenType::Join,
+    };
+    let token = app.keys().sign_join(&claims)?;
+    tracing::info!(session_id = %id, edge_id = %edge, "public viewer admitted");
+    Ok(Json(json!({
+        "session_id": id,
+        "role": Role::Public,
+        "edge": { "id": edge, "url": url },
+        "home_edge_id": home,
+        "join_token": token,
+    })))
+}
+
+/// `GET /sessions/{id}/audience`: how many public viewers watch now, in
+/// all and per edge (staff).
+pub async fn audience(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+    auth.require_staff()?;
+    let id: SessionId = ids.get(0)?;
+    load_session(&app, &auth, id).await?;
+    let fresh = Duration::from_millis(app.config().edge_stale_ms.max(1000) * 2);
+    let (total, by_edge) = app.audience().of(id, fresh);
+    Ok(Json(json!({ "session_id": id, "public_viewers": total, "by_edge": by_edge })))
+}
