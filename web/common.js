@@ -78,6 +78,11 @@ class EdgeLink {
     const dc = pc.createDataChannel('signal');
     dc.onmessage = async (m) => {
       const msg = JSON.parse(m.data);
+      if (msg.type === 'upstream') {
+        // a far edge: the class's media is reconnecting through the relay, or back
+        if (this.onUpstream) this.onUpstream(msg.state);
+        return;
+      }
       if (msg.type === 'offer') {
         await pc.setRemoteDescription(msg);
         await pc.setLocalDescription(await pc.createAnswer());

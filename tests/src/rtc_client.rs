@@ -37,6 +37,9 @@ pub struct ClientStats {
     /// a keyframe was asked for (the next video frame will be one)
     pub keyframe_requested: bool,
     pub keyframes_sent: u64,
+    /// States the edge announced for the class's media upstream
+    /// (`reconnecting`, `live`), in order.
+    pub upstream: Vec<String>,
 }
 
 impl ClientStats {
@@ -572,6 +575,12 @@ fn on_event(
             let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&d.data) else {
                 return;
             };
+            if msg["type"] == "upstream" {
+                if let Some(state) = msg["state"].as_str() {
+                    stats.lock().unwrap().upstream.push(state.to_owned());
+                }
+                return;
+            }
             if msg["type"] == "offer" {
                 let Some(sdp) = msg["sdp"].as_str() else {
                     return;

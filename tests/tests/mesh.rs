@@ -120,9 +120,16 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     frames_grow("the far student's video (through the relay)", &far, 60, Duration::from_secs(30)).await;
     assert!(far.snapshot().keyframes >= 1, "the far student started at a keyframe");
 
-    // the relay dies: the local class goes on untouched
+    // the relay dies: the local class goes on untouched, far students are
+    // told the class is reconnecting
     stack.relay.as_mut().unwrap().kill().await;
     frames_grow("the local student's video with the relay down", &local, 90, Duration::from_secs(20)).await;
+    wait_until("the far student told the class is reconnecting", Duration::from_secs(30), || async {
+        (far.snapshot().upstream.last().map(String::as_str) == Some("reconnecting")).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    assert!(local.snapshot().upstream.is_empty(), "the home campus hears nothing of it");
     let (s, v) = api
         .post(&format!("/sessions/{sid}/chat"), &s1, json!({ "text": "still here" }))
         .await
@@ -132,6 +139,11 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     // it comes back: the far student's video resumes
     stack.relay.as_mut().unwrap().restart().await.unwrap();
     frames_grow("the far student's video after the relay returned", &far, 60, Duration::from_secs(40)).await;
+    wait_until("the far student told the class is live again", Duration::from_secs(10), || async {
+        (far.snapshot().upstream.last().map(String::as_str) == Some("live")).then_some(())
+    })
+    .await
+    .unwrap();
 
     // a student arriving later on campus b (join by region: the nearest
     // edge) starts at a keyframe, asked for upstream

@@ -249,6 +249,11 @@ impl Feed {
         tracing::info!("pulling the class from the relay");
         let mut pulls: HashMap<String, (JoinHandle<()>, Arc<Mutex<Option<TrackKey>>>)> = HashMap::new();
         let mut idle = 0;
+        // whether each pulled track is flowing; students hear when the class
+        // is reconnecting and when it is back
+        let (up_tx, mut up_rx) = mpsc::unbounded_channel::<(String, bool)>();
+        let mut up: HashMap<String, bool> = HashMap::new();
+        let mut told: Option<bool> = None;
         loop {
             let audience = self.sfu.audience_of(self.session).await;
             match self.published(audience).await {
@@ -258,7 +263,7 @@ impl Feed {
                             let slot: Arc<Mutex<Option<TrackKey>>> = Arc::default();
                             let task = tokio::spawn(
                                 self.clone()
-                                    .pull(*participant, *source, name.clone(), slot.clone())
+                                    .pull(*participant, *source, name.clone(), slot.clone(), up_tx.clone())
                                     .in_current_span(),
                             );
                             pulls.insert(name.clone(), (task, slot));
@@ -270,6 +275,7 @@ impl Feed {
                             task.abort();
                             self.drop_track(&slot).await;
                         }
+                        up.remove(&name);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "home edge's track list unavailable"),
@@ -282,7 +288,24 @@ impl Feed {
             } else {
                 idle = 0;
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            let next_poll = tokio::time::Instant::now() + POLL_EVERY;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next_poll) => break,
+                    Some((name, flowing)) = up_rx.recv() => {
+                        if pulls.contains_key(&name) {
+                            up.insert(name, flowing);
+                        }
+                        let live = !up.is_empty() && up.values().all(|f| *f);
+                        if told != Some(live) && (live || told.is_some()) {
+                            told = Some(live);
+                            let state = if live { "live" } else { "reconnecting" };
+                            tracing::info!(state, "class media upstream");
+                            self.sfu.notify(self.session, serde_json::json!({ "type": "upstream", "state": state })).await;
+                        }
+                    }
+                }
+            }
         }
         for (_, (task, slot)) in pulls {
             task.abort();
@@ -342,6 +365,7 @@ impl Feed {
         source: TrackSource,
         name: String,
         slot: Arc<Mutex<Option<TrackKey>>>,
+        up: mpsc::UnboundedSender<(String, bool)>,
     ) {
         let (kf_tx, mut kf_rx) = mpsc::channel::<()>(4);
         let kf_subject = keyframe_request_subject(self.session);
@@ -361,6 +385,7 @@ impl Feed {
                 }
             };
             tracing::info!(track = %name, "subscribed on the relay");
+            let mut flowing = false;
             loop {
                 tokio::select! {
                     r = sub.next() => match r {
@@ -378,9 +403,14 @@ impl Feed {
                                 }
                             };
                             self.sfu.remote_packet(key, r.packet);
+                            if !flowing {
+                                flowing = true;
+                                let _ = up.send((name.clone(), true));
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(track = %name, error = %e, "relay subscription ended; resubscribing");
+                            let _ = up.send((name.clone(), false));
                             break;
                         }
                     },

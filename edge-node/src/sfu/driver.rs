@@ -450,6 +450,22 @@ impl Driver {
                 let _ = reply.send(key);
             }
             SfuCommand::RemoteRemove { key } => self.remove_remote(key),
+            SfuCommand::Notify { session, message } => {
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .values()
+                    .filter(|p| p.owner.session == session && p.direction == Direction::Subscribe)
+                    .map(|p| p.id)
+                    .collect();
+                for id in ids {
+                    let Some(p) = self.peers.get_mut(&id) else { continue };
+                    let Some(cid) = p.channel else { continue };
+                    if let Some(mut ch) = p.rtc.channel(cid) {
+                        let _ = ch.write(false, message.as_bytes());
+                    }
+                    self.dirty.push_back(id);
+                }
+            }
             SfuCommand::Audience { reply } => {
                 let mut all: HashMap<SessionId, super::Audience> = HashMap::new();
                 for p in self.peers.values().filter(|p| p.direction == Direction::Subscribe) {

@@ -103,6 +103,8 @@ pub(crate) enum SfuCommand {
         reply: oneshot::Sender<forward::TrackKey>,
     },
     RemoteRemove { key: forward::TrackKey },
+    /// A message for every subscriber of a session, on its data channel.
+    Notify { session: SessionId, message: String },
     /// Who watches (WHEP peers) each session here.
     Audience { reply: oneshot::Sender<std::collections::HashMap<SessionId, Audience>> },
 }
@@ -234,6 +236,12 @@ impl Sfu {
     /// Hands a relay packet to the SFU; dropped when it is overloaded.
     pub fn remote_packet(&self, key: forward::TrackKey, packet: crate::mesh::MediaPacket) -> bool {
         self.remote_tx.try_send((key, packet)).is_ok()
+    }
+
+    /// Tells every subscriber of a session something (JSON on the data
+    /// channel), e.g. that the class's media is reconnecting.
+    pub async fn notify(&self, session: SessionId, message: serde_json::Value) {
+        let _ = self.tx.send(SfuCommand::Notify { session, message: message.to_string() }).await;
     }
 
     /// Who watches each session through this edge.
