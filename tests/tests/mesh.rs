@@ -158,6 +158,15 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     frames_grow("the late far student's video", &late, 30, Duration::from_secs(20)).await;
+
+    // the far edge crashes: only its own students lose the class
+    stack.edge("edge-b").kill().await;
+    frames_grow("the local student's video with edge-b gone", &local, 90, Duration::from_secs(20)).await;
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/chat"), &s1, json!({ "text": "campus a carries on" }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
     stack.shutdown().await;
 }
 
