@@ -40,6 +40,19 @@ pub struct ClientStats {
     /// States the edge announced for the class's media upstream
     /// (`reconnecting`, `live`), in order.
     pub upstream: Vec<String>,
+    /// Sender-to-here latency of synthetic video frames (ms), from the
+    /// send time the publisher stamps into each frame.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// Marks a synthetic frame that carries its send time (µs since the epoch).
+const STAMP: &[u8; 2] = b"TS";
+
+fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 impl ClientStats {
@@ -417,6 +430,14 @@ async fn run(
         let connected = stats.lock().unwrap().connected;
         let mut wake = timeout;
         if let (Some((video, audio, opts)), true) = (&sending, connected) {
+            // a kind not sent never falls due (else the loop spins)
+            let far = Instant::now() + Duration::from_secs(3600);
+            if video.is_none() {
+                next_video = next_video.max(far);
+            }
+            if audio.is_none() {
+                next_audio = next_audio.max(far);
+            }
             wake = wake.min(next_video).min(next_audio);
             let now = Instant::now();
             if video.is_some() && now >= next_video {
@@ -451,6 +472,11 @@ async fn run(
                             let size = (opts.video_bps / *div / 8 / opts.fps as u64).max(20) as usize;
                             let mut data = vec![0x5au8; size];
                             data[0] = if key { 0x10 } else { 0x11 };
+                            if data.len() >= 12 {
+                                // inside the frame, after the VP8 frame tag
+                                data[2..4].copy_from_slice(STAMP);
+                                data[4..12].copy_from_slice(&epoch_us().to_be_bytes());
+                            }
                             data
                         }
                     };
@@ -555,6 +581,15 @@ fn on_event(
             let e = s.frames.entry(d.mid.to_string()).or_insert((kind, 0));
             e.1 += 1;
             s.bytes += d.data.len() as u64;
+            // the frame as the publisher wrote it (str0m packetizes and
+            // depacketizes around it)
+            if kind == MediaKind::Video && std::env::var_os("RTC_CLIENT_DEBUG").is_some() {
+                eprintln!("frame {:02x?}", &d.data[..d.data.len().min(14)]);
+            }
+            if kind == MediaKind::Video && d.data.len() >= 12 && &d.data[2..4] == STAMP {
+                let sent = u64::from_be_bytes(d.data[4..12].try_into().unwrap_or_default());
+                s.latencies_ms.push(epoch_us().saturating_sub(sent) as f64 / 1000.0);
+            }
             if kind == MediaKind::Video {
                 if d.is_keyframe() {
                     s.keyframes += 1;
