@@ -62,10 +62,16 @@ pub async fn decode_errors(file: &Path) -> anyhow::Result<String> {
 
 /// The loudest sample of the audio, in dB (-91 is digital silence).
 pub async fn max_volume_db(file: &Path) -> anyhow::Result<f64> {
+    max_volume_db_between(file, 0.0, f64::MAX).await
+}
+
+/// The loudest sample between two times (s) of the file.
+pub async fn max_volume_db_between(file: &Path, from_s: f64, to_s: f64) -> anyhow::Result<f64> {
     let f = file.display().to_string();
+    let (ss, t) = (format!("{from_s:.3}"), format!("{:.3}", (to_s - from_s).min(1e6)));
     let (_, _, err) = run(
         "ffmpeg",
-        &["-nostdin", "-hide_banner", "-i", &f, "-map", "0:a", "-af", "volumedetect", "-f", "null", "-"],
+        &["-nostdin", "-hide_banner", "-ss", &ss, "-t", &t, "-i", &f, "-map", "0:a", "-af", "volumedetect", "-f", "null", "-"],
     )
     .await?;
     let v = err

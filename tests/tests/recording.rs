@@ -579,3 +579,92 @@ async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
     assert_eq!(rec["gaps"].as_array().map(|g| g.len()), Some(0), "the relay's crash cost the recording nothing: {rec}");
     stack.shutdown().await;
 }
+
+/// How much picture a frame has: the brightest cell of its 16x9 grid.
+fn brightest(f: &Frame) -> u32 {
+    (0..media_check::GRID_H)
+        .flat_map(|y| (0..media_check::GRID_W).map(move |x| (x, y)))
+        .map(|(x, y)| f.at(x, y).iter().map(|c| *c as u32).sum::<u32>())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_who_declined_recording_never_appears_in_it() {
+    let stack = Stack::start(StackOptions {
+        recording: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = &stack.api;
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let seat = api.join(&teacher, &sid).await.unwrap();
+    let consent = |recording: bool| {
+        let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
+        async move {
+            let (s, v) = api
+                .post(&format!("/sessions/{sid}/consent"), &teacher, json!({ "recording": recording }))
+                .await
+                .unwrap();
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    };
+    consent(false).await;
+    // a real camera (ffmpeg's moving test pattern) and a microphone
+    let dir = tempfile::tempdir().unwrap();
+    let clip = media_check::vp8_clip(dir.path(), 640, 360, 30, 4).await.unwrap();
+    let opts = classroom_tests::rtc_client::PublishOptions {
+        clip: Some(std::sync::Arc::new(clip)),
+        ..Default::default()
+    };
+    let publisher = classroom_tests::rtc_client::publish(&seat.edge_url, &sid, &seat.join_token, opts)
+        .await
+        .unwrap();
+    wait_until("the camera's track", Duration::from_secs(20), || async {
+        let evs = api.events(&teacher, &sid).await.ok()?;
+        evs.iter()
+            .any(|e| e["type"] == "track.published" && e["payload"]["kind"] == "video")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    hold(Duration::from_secs(5)).await;
+    consent(true).await;
+    hold(Duration::from_secs(5)).await;
+    let rec = end_and_check(&stack, &teacher, &sid).await;
+    publisher.stop().await;
+
+    let evs = api.events(&teacher, &sid).await.unwrap();
+    let armed: DateTime<Utc> = evs.iter().find(|e| e["type"] == "recording.armed").unwrap()["payload"]["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let given = evs
+        .iter()
+        .filter(|e| e["type"] == "consent.changed")
+        .find(|e| e["payload"]["recording"] == true)
+        .map(time_of)
+        .expect("consent given");
+    let given_s = (given - armed).num_milliseconds() as f64 / 1000.0;
+    let joined = dir.path().join("recording.mp4");
+    download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
+    let frames = media_check::frames(&joined).await.unwrap();
+    let v0 = media_check::video_start_s(&joined).await.unwrap();
+    let before: Vec<&Frame> = frames.iter().filter(|f| f.pts_s - v0 < given_s - 0.1).collect();
+    let after: Vec<&Frame> = frames.iter().filter(|f| f.pts_s - v0 > given_s + 1.0).collect();
+    assert!(before.len() > 60 && after.len() > 30, "{} frames before, {} after", before.len(), after.len());
+    let seen_before = before.iter().map(|f| brightest(f)).max().unwrap();
+    let seen_after = after.iter().map(|f| brightest(f)).max().unwrap();
+    assert!(seen_before < 60, "nothing of the declined camera is in the recording (brightest {seen_before})");
+    assert!(seen_after > 300, "the camera appears once consent is given (brightest {seen_after})");
+    let quiet = media_check::max_volume_db_between(&joined, 0.0, given_s - 0.2).await.unwrap();
+    let heard = media_check::max_volume_db_between(&joined, given_s + 0.5, f64::MAX).await.unwrap();
+    eprintln!("declined: brightest {seen_before}, max {quiet} dB; consenting: brightest {seen_after}, max {heard} dB");
+    assert!(quiet < -60.0, "the declined microphone is not heard: {quiet} dB");
+    assert!(heard > quiet + 20.0, "the microphone is heard once consent is given: {heard} dB");
+    stack.shutdown().await;
+}
