@@ -123,12 +123,12 @@ function params() { return new URLSearchParams(location.search); }
 
 /// Counts decoded video frames and received audio for tests and the UI.
 async function mediaStats(pc) {
-  const out = { framesDecoded: 0, audioSamples: 0, audioLevel: 0, videoTracks: 0 };
+  const out = { framesDecoded: 0, audioSamples: 0, audioPackets: 0, audioLevel: 0, videoTracks: 0 };
   if (!pc) return out;
   const stats = await pc.getStats();
   stats.forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video') { out.framesDecoded += s.framesDecoded || 0; if (s.framesDecoded) out.videoTracks++; }
-    if (s.type === 'inbound-rtp' && s.kind === 'audio') { out.audioSamples += s.totalSamplesReceived || 0; out.audioLevel = Math.max(out.audioLevel, s.audioLevel || 0); }
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') { out.audioSamples += s.totalSamplesReceived || 0; out.audioPackets += s.packetsReceived || 0; out.audioLevel = Math.max(out.audioLevel, s.audioLevel || 0); }
   });
   return out;
 }

@@ -83,9 +83,14 @@ pub fn keyframe_request_subject(session: SessionId) -> String {
     format!("cls.media.{session}.keyframe")
 }
 
-/// The MoQ track of a session's composed program (H.264 access units).
+/// The MoQ track of a session's composed program video (H.264 over RTP).
 pub fn program_track_name(tenant: TenantId, session: SessionId) -> String {
     format!("{tenant}/{session}/program/video")
+}
+
+/// The MoQ track of a session's program audio (the mix, Opus over RTP).
+pub fn program_audio_track_name(tenant: TenantId, session: SessionId) -> String {
+    format!("{tenant}/{session}/program/audio")
 }
 
 pub fn edge_health_subject(edge: &EdgeId) -> String {

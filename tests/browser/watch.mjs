@@ -42,7 +42,7 @@ try {
     const stats = await waitFor(page, `viewer ${i + 1} to decode the program`, async () => {
       if (window.classroomState.error) return { error: window.classroomState.error };
       const s = await mediaStats(window.edge && window.edge.pc);
-      return s.framesDecoded >= 60 ? { ...s, edge: window.classroomState.edge } : null;
+      return s.framesDecoded >= 60 && s.audioPackets >= 100 ? { ...s, edge: window.classroomState.edge } : null;
     });
     const rendered = await waitFor(page, `viewer ${i + 1}'s video element`, () => {
       const v = document.querySelector('video');

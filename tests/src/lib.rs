@@ -66,3 +66,11 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Tests that run browsers or media pipelines hold this while they run: on
+/// two cores they go one at a time (within a test binary), so none of them
+/// passes or fails by how loaded the machine happened to be.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}

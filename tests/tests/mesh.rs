@@ -30,6 +30,7 @@ async fn class_on_edge_a(stack: &Stack, teacher: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_students_on_another_edge_see_and_hear_the_class_through_the_relay() {
+    let _heavy = classroom_tests::heavy().await;
     let stack = two_edges_and_a_relay().await;
     let teacher = stack.api.login("teacher@demo.test").await.unwrap();
     let sid = class_on_edge_a(&stack, &teacher).await;
@@ -99,6 +100,7 @@ async fn frames_grow(what: &str, c: &rtc_client::Client, by: u64, within: Durati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover() {
+    let _heavy = classroom_tests::heavy().await;
     let mut stack = two_edges_and_a_relay().await;
     let api = stack.api.clone();
     let teacher = api.login("teacher@demo.test").await.unwrap();
@@ -172,6 +174,7 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_viewers_watch_the_program_through_their_nearest_edge_counted_and_anonymous() {
+    let _heavy = classroom_tests::heavy().await;
     let stack = Stack::start(StackOptions {
         edges: vec!["edge-a", "edge-b"],
         relay: true,
@@ -199,6 +202,8 @@ async fn public_viewers_watch_the_program_through_their_nearest_edge_counted_and
     .await
     .unwrap();
     // settings are fixed when a class starts: a new class allows it
+    let (s, _) = api.post(&format!("/sessions/{sid}/end"), &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
     let sid = class_on_edge_a(&stack, &teacher).await;
     let link = format!("/sessions/{sid}/public-link");
     let (s, _) = api.post(&link, &student, json!({})).await.unwrap();
@@ -221,6 +226,8 @@ async fn public_viewers_watch_the_program_through_their_nearest_edge_counted_and
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a link opens only its own class");
+    let (s, _) = api.post(&format!("/sessions/{other}/end"), &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
 
     // a public viewer at the home edge: no seat, no actions, no identities
     let v: Value = api.http.post(&watch).json(&json!({ "key": key })).send().await.unwrap().json().await.unwrap();
@@ -274,6 +281,7 @@ async fn public_viewers_watch_the_program_through_their_nearest_edge_counted_and
     for v in result["viewers"].as_array().unwrap() {
         assert_eq!(v["edge"], "edge-b", "{v}");
         assert!(v["framesDecoded"].as_u64().unwrap() >= 60, "{v}");
+        assert!(v["audioPackets"].as_u64().unwrap() >= 100, "the program's sound: {v}");
         assert_eq!(v["rendered"]["width"], 1280, "the program, not a camera: {v}");
     }
     viewer.stop().await;

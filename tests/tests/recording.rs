@@ -58,6 +58,7 @@ async fn download(http: &reqwest::Client, url: &str, to: &Path) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_class_plays_with_every_scene_change_in_place() {
+    let _heavy = classroom_tests::heavy().await;
     let stack = Stack::start(StackOptions {
         recording: true,
         ..Default::default()
@@ -333,6 +334,7 @@ async fn end_and_check(stack: &Stack, teacher: &str, sid: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_edge_keeps_its_recording_up_to_the_last_segment() {
+    let _heavy = classroom_tests::heavy().await;
     let mut stack = Stack::start(StackOptions {
         recording: true,
         ..Default::default()
@@ -427,6 +429,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() {
+    let _heavy = classroom_tests::heavy().await;
     let base = tempfile::tempdir().unwrap();
     let disk = SmallDisk::mount(base.path().join("spool"), 16);
     let stack = Stack::start(StackOptions {
@@ -542,6 +545,7 @@ async fn check_h264(stream: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
+    let _heavy = classroom_tests::heavy().await;
     let mut stack = Stack::start(StackOptions {
         recording: true,
         relay: true,
@@ -591,6 +595,7 @@ fn brightest(f: &Frame) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_who_declined_recording_never_appears_in_it() {
+    let _heavy = classroom_tests::heavy().await;
     let stack = Stack::start(StackOptions {
         recording: true,
         ..Default::default()

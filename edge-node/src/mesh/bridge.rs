@@ -18,7 +18,7 @@ use futures::StreamExt;
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::TrackSource;
 use protocol::ids::EdgeId;
-use protocol::subjects::{edge_control_subject, keyframe_request_subject, moq_source_track_name, program_track_name};
+use protocol::subjects::{edge_control_subject, keyframe_request_subject, moq_source_track_name, program_audio_track_name, program_track_name};
 use protocol::{ParticipantId, SessionId, TenantId};
 use str0m::format::Codec;
 use tokio::sync::mpsc;
@@ -326,8 +326,12 @@ impl Feed {
     async fn published(&self, audience: Audience) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
         let mut wanted = HashMap::new();
         if audience.public > 0 {
-            let name = program_track_name(self.tenant, self.session);
-            wanted.insert(name, (program_participant(), TrackSource::Program));
+            for name in [
+                program_track_name(self.tenant, self.session),
+                program_audio_track_name(self.tenant, self.session),
+            ] {
+                wanted.insert(name, (program_participant(), TrackSource::Program));
+            }
         }
         if audience.seated > 0 {
             wanted.extend(self.participant_tracks().await?);

@@ -126,6 +126,8 @@ pub struct Program {
 /// IDR is preceded by SPS/PPS), for public viewers and the mesh.
 #[derive(Debug, Clone)]
 pub struct ProgramFrame {
+    /// The mix (Opus, payload type 111) rather than the picture.
+    pub audio: bool,
     pub data: bytes::Bytes,
 }
 
@@ -158,7 +160,11 @@ impl Program {
                ! rtph264pay config-interval=-1 mtu=1200 pt=102 aggregate-mode=zero-latency \
                ! appsink name=feed sync=false async=false drop=true max-buffers=600 \
              audiomixer name=amix emit-signals=true latency=100000000 \
-               ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio_0 \
+               ! audio/x-raw,rate=48000,channels=2 ! tee name=at \
+               ! queue ! audioconvert ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio_0 \
+             at. ! queue leaky=downstream max-size-buffers=50 max-size-bytes=0 max-size-time=0 \
+               ! audioconvert ! opusenc bitrate=64000 frame-size=20 ! rtpopuspay pt=111 \
+               ! appsink name=afeed sync=false async=false drop=true max-buffers=200 \
              videotestsrc is-live=true pattern=black ! {out} ! comp.sink_0 \
              audiotestsrc is-live=true wave=silence ! audio/x-raw,rate=48000,channels=2 ! amix.sink_0 \
              appsrc name=slide format=time is-live=true caps={still} ! queue max-size-buffers=4 ! comp.sink_1 \
@@ -178,26 +184,29 @@ impl Program {
         let comp = pipeline.by_name("comp").ok_or_else(|| PipelineError::Gst("no compositor".into()))?;
         let amix = pipeline.by_name("amix").ok_or_else(|| PipelineError::Gst("no mixer".into()))?;
         let mux = pipeline.by_name("mux").ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?;
-        let feed_sink = pipeline
-            .by_name("feed")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| PipelineError::Gst("no program feed sink".into()))?;
         // The program feed never holds up the recording: a full channel drops.
-        let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(600);
-        feed_sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(buf) = sample.buffer() {
-                        if let Ok(map) = buf.map_readable() {
-                            let frame = ProgramFrame { data: bytes::Bytes::copy_from_slice(map.as_slice()) };
-                            let _ = feed_tx.try_send(frame);
+        let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(800);
+        for (name, audio) in [("feed", false), ("afeed", true)] {
+            let sink = pipeline
+                .by_name(name)
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or_else(|| PipelineError::Gst(format!("no program feed sink {name}")))?;
+            let feed_tx = feed_tx.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(buf) = sample.buffer() {
+                            if let Ok(map) = buf.map_readable() {
+                                let data = bytes::Bytes::copy_from_slice(map.as_slice());
+                                let _ = feed_tx.try_send(ProgramFrame { audio, data });
+                            }
                         }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
 
         let mut pads = HashMap::new();
         for (source, name) in [(Source::Slide, "sink_1"), (Source::Whiteboard, "sink_2")] {

@@ -303,10 +303,14 @@ impl Task {
         };
         tracing::info!(offset_ms, first_index = prepared.first_index, "recording armed");
         if let Some(feed) = prepared.program.take_feed() {
-            let name = protocol::subjects::program_track_name(self.state.tenant_id, self.session());
+            let tenant = self.state.tenant_id;
+            let names = [
+                protocol::subjects::program_track_name(tenant, self.session()),
+                protocol::subjects::program_audio_track_name(tenant, self.session()),
+            ];
             let uplink = self.ctx.recorders.uplink().clone();
             let sfu = self.ctx.recorders.sfu().clone();
-            tokio::spawn(publish_program(uplink, sfu, self.session(), name, feed).in_current_span());
+            tokio::spawn(publish_program(uplink, sfu, self.session(), names, feed).in_current_span());
         }
         self.next_index = prepared.first_index;
         self.stopped = None;
@@ -948,43 +952,68 @@ pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state
     Salvaged { next_index, recorded_to_ms }
 }
 
-/// Serves one run's program: to this edge's public viewers (a track of the
-/// session in the SFU) and to the relay as a MoQ track (one object per RTP
-/// packet, a group per keyframe). Follows the uplink: when the relay goes
-/// away the relay side waits, when it is back the track is published again
-/// from the next keyframe. Ends with the run (its feed closes).
+/// Serves one run's program (picture and mix): to this edge's public
+/// viewers (tracks of the session in the SFU) and to the relay as MoQ tracks
+/// (one object per RTP packet, a group per keyframe or second of audio).
+/// Follows the uplink: when the relay goes away the relay side waits, when
+/// it is back the tracks are published again (video from the next
+/// keyframe). Ends with the run (its feed closes).
 async fn publish_program(
     mut uplink: crate::mesh::Uplink,
     sfu: crate::sfu::Sfu,
     session: SessionId,
-    name: String,
+    names: [String; 2],
     mut feed: mpsc::Receiver<super::pipeline::ProgramFrame>,
 ) {
     use crate::mesh::{MediaPacket, TrackPublisher};
+    use crate::sfu::TapCodec;
+
+    struct Out {
+        name: String,
+        codec: TapCodec,
+        key: Option<crate::sfu::forward::TrackKey>,
+        publisher: Option<TrackPublisher>,
+        need_keyframe: bool,
+        stale: bool,
+        last_key_ts: Option<u32>,
+    }
     // keyframe requests need no answer: the program has a keyframe a second
     let (kf_tx, mut kf_rx) = mpsc::channel::<()>(4);
     let participant = crate::mesh::bridge::program_participant();
-    let key = sfu
-        .remote_add(session, participant, event::TrackSource::Program, crate::sfu::TapCodec::H264, kf_tx)
-        .await
-        .ok();
-    let mut publisher: Option<TrackPublisher> = None;
-    let mut need_keyframe = true;
-    let mut stale = true;
-    let mut last_key_ts: Option<u32> = None;
+    let [video_name, audio_name] = names;
+    let mut outs = Vec::new();
+    for (name, codec) in [(video_name, TapCodec::H264), (audio_name, TapCodec::Opus)] {
+        let key = sfu
+            .remote_add(session, participant, event::TrackSource::Program, codec, kf_tx.clone())
+            .await
+            .ok();
+        outs.push(Out { name, codec, key, publisher: None, need_keyframe: true, stale: true, last_key_ts: None });
+    }
     loop {
         let frame = tokio::select! {
             f = feed.recv() => match f { Some(f) => f, None => break },
-            _ = uplink.changed() => { stale = true; continue; }
+            _ = uplink.changed() => {
+                for o in outs.iter_mut() {
+                    o.stale = true;
+                }
+                continue;
+            }
             Some(()) = kf_rx.recv() => continue,
         };
+        let o = &mut outs[usize::from(frame.audio)];
         let Some((pt, marker, sequence, timestamp, payload)) = crate::mesh::bridge::parse_rtp(&frame.data) else { continue };
-        // a new group starts at the first packet of an access unit with SPS/IDR
-        let keyframe = crate::sfu::codec::starts_keyframe(str0m::format::Codec::H264, payload)
-            && last_key_ts != Some(timestamp);
-        if keyframe {
-            last_key_ts = Some(timestamp);
-        }
+        let keyframe = match o.codec {
+            TapCodec::Opus => true,
+            // a new group starts at the first packet of an access unit with SPS/IDR
+            _ => {
+                let k = crate::sfu::codec::starts_keyframe(str0m::format::Codec::H264, payload)
+                    && o.last_key_ts != Some(timestamp);
+                if k {
+                    o.last_key_ts = Some(timestamp);
+                }
+                k
+            }
+        };
         let packet = MediaPacket {
             payload_type: pt,
             sequence,
@@ -993,38 +1022,40 @@ async fn publish_program(
             keyframe,
             payload: bytes::Bytes::copy_from_slice(payload),
         };
-        if let Some(key) = key {
+        if let Some(key) = o.key {
             sfu.remote_packet(key, packet.clone());
         }
-        if stale {
-            stale = false;
-            publisher = None;
+        if o.stale {
+            o.stale = false;
+            o.publisher = None;
             if let Some(client) = uplink.client() {
-                match client.publish_track(&name).await {
+                match client.publish_track(&o.name).await {
                     Ok(p) => {
-                        tracing::info!(track = %name, "program published to the relay");
-                        publisher = Some(p);
-                        need_keyframe = true;
+                        tracing::info!(track = %o.name, "program published to the relay");
+                        o.publisher = Some(p);
+                        o.need_keyframe = true;
                     }
-                    Err(e) => tracing::warn!(track = %name, error = %e, "program not published"),
+                    Err(e) => tracing::warn!(track = %o.name, error = %e, "program not published"),
                 }
             }
         }
-        let Some(p) = publisher.as_mut() else { continue };
-        if need_keyframe && !keyframe {
+        let Some(p) = o.publisher.as_mut() else { continue };
+        if o.need_keyframe && !keyframe {
             continue;
         }
-        need_keyframe = false;
+        o.need_keyframe = false;
         if let Err(e) = p.push(&packet) {
-            tracing::warn!(track = %name, error = %e, "program feed interrupted");
-            publisher = None;
-            stale = true;
+            tracing::warn!(track = %o.name, error = %e, "program feed interrupted");
+            o.publisher = None;
+            o.stale = true;
         }
     }
-    if let Some(p) = publisher {
-        p.finish();
-    }
-    if let Some(key) = key {
-        sfu.remote_remove(key).await;
+    for o in outs {
+        if let Some(p) = o.publisher {
+            p.finish();
+        }
+        if let Some(key) = o.key {
+            sfu.remote_remove(key).await;
+        }
     }
 }
