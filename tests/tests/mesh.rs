@@ -152,6 +152,7 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     let s3 = api.login("student3@demo.test").await.unwrap();
     let late = api.join_with(&s3, &sid, json!({ "region": "campus-b" })).await.unwrap();
     assert_eq!(late.body["edge"]["id"], "edge-b", "{}", late.body);
+    let late_pid = late.participant_id.clone();
     let late = rtc_client::subscribe(&late.edge_url, &sid, &late.join_token).await.unwrap();
     wait_until("the late far student's first keyframe", Duration::from_secs(20), || async {
         let s = late.snapshot();
@@ -160,6 +161,24 @@ async fn a_relay_restart_leaves_the_local_class_alone_and_far_students_recover()
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     frames_grow("the late far student's video", &late, 30, Duration::from_secs(20)).await;
+
+    // the teacher removes the late student: the far edge cuts them too
+    let peers_b = || async {
+        let h: Value = reqwest::get(format!("{}/healthz", stack.edge_url("edge-b"))).await.ok()?.json().await.ok()?;
+        h["media"]["peers"].as_u64()
+    };
+    assert_eq!(peers_b().await, Some(2), "two far students on edge-b");
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/remove"), &teacher, json!({ "participant_id": late_pid }))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_until("edge-b to cut the removed student", Duration::from_secs(15), || async {
+        (peers_b().await == Some(1)).then_some(())
+    })
+    .await
+    .unwrap();
+    frames_grow("the other far student's video", &far, 30, Duration::from_secs(20)).await;
 
     // the far edge crashes: only its own students lose the class
     stack.edge("edge-b").kill().await;

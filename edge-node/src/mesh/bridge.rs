@@ -322,8 +322,22 @@ impl Feed {
     }
 
     /// The tracks this edge's audience needs: the home edge's participant
-    /// tracks for seated students, the program for public viewers.
+    /// tracks for seated students, the program for public viewers. The same
+    /// look at the class's state enforces its rules here: removed students
+    /// and (when public viewing is off) public viewers are cut, and an ended
+    /// class ends for everyone.
     async fn published(&self, audience: Audience) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
+        let state = self.state().await?;
+        if !state.is_live() {
+            self.sfu.cut(self.session, None, None).await;
+            anyhow::bail!("the class has ended");
+        }
+        for p in state.participants.values().filter(|p| p.removed) {
+            self.sfu.cut(self.session, Some(p.participant_id), None).await;
+        }
+        if !state.settings.public_viewing && audience.public > 0 {
+            self.sfu.cut(self.session, None, Some(protocol::Role::Public)).await;
+        }
         let mut wanted = HashMap::new();
         if audience.public > 0 {
             for name in [
@@ -334,13 +348,16 @@ impl Feed {
             }
         }
         if audience.seated > 0 {
-            wanted.extend(self.participant_tracks().await?);
+            wanted.extend(state.tracks.values().filter(|t| t.source != TrackSource::Program).map(|t| {
+                let name = moq_source_track_name(self.tenant, self.session, t.participant_id, t.source);
+                (name, (t.participant_id, t.source))
+            }));
         }
         Ok(wanted)
     }
 
-    /// The tracks the home edge has now, by relay track name.
-    async fn participant_tracks(&self) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
+    /// The class's state, from its writer (the home edge).
+    async fn state(&self) -> anyhow::Result<Box<protocol::state::SessionState>> {
         let req = serde_json::to_vec(&EdgeRequest::State { session_id: self.session })?;
         let msg = tokio::time::timeout(
             Duration::from_secs(3),
@@ -348,15 +365,7 @@ impl Feed {
         )
         .await??;
         match serde_json::from_slice::<EdgeReply>(&msg.payload)? {
-            EdgeReply::State { state } => Ok(state
-                .tracks
-                .values()
-                .filter(|t| t.source != TrackSource::Program)
-                .map(|t| {
-                    let name = moq_source_track_name(self.tenant, self.session, t.participant_id, t.source);
-                    (name, (t.participant_id, t.source))
-                })
-                .collect()),
+            EdgeReply::State { state } => Ok(state),
             other => anyhow::bail!("home edge answered {other:?}"),
         }
     }

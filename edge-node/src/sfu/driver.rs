@@ -450,6 +450,19 @@ impl Driver {
                 let _ = reply.send(key);
             }
             SfuCommand::RemoteRemove { key } => self.remove_remote(key),
+            SfuCommand::CutRole { session, role } => {
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .values()
+                    .filter(|p| p.owner.session == session && p.owner.role == role)
+                    .map(|p| p.id)
+                    .collect();
+                let now = Instant::now();
+                for id in ids {
+                    tracing::info!(peer = id.0, ?role, "media cut");
+                    self.close_peer(id, now).await;
+                }
+            }
             SfuCommand::Notify { session, message } => {
                 let ids: Vec<PeerId> = self
                     .peers

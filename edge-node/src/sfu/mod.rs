@@ -84,6 +84,8 @@ pub(crate) enum SfuCommand {
         participant: Option<ParticipantId>,
         publishers_only: bool,
     },
+    /// Close every peer of a session held by this role (e.g. public viewers).
+    CutRole { session: SessionId, role: protocol::Role },
     /// A view of a session's media (the recorder's, the mesh's): every
     /// track, best layer.
     Tap {
@@ -236,6 +238,15 @@ impl Sfu {
     /// Hands a relay packet to the SFU; dropped when it is overloaded.
     pub fn remote_packet(&self, key: forward::TrackKey, packet: crate::mesh::MediaPacket) -> bool {
         self.remote_tx.try_send((key, packet)).is_ok()
+    }
+
+    /// Closes a session's peers here: one participant's, one role's, or all.
+    pub async fn cut(&self, session: SessionId, participant: Option<ParticipantId>, role: Option<protocol::Role>) {
+        let cmd = match role {
+            Some(role) => SfuCommand::CutRole { session, role },
+            None => SfuCommand::Cut { session, participant, publishers_only: false },
+        };
+        let _ = self.tx.send(cmd).await;
     }
 
     /// Tells every subscriber of a session something (JSON on the data
