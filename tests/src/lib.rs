@@ -5,6 +5,8 @@
 #![warn(unreachable_pub)]
 
 pub mod api;
+pub mod benchutil;
+pub mod browser;
 pub mod feed;
 pub mod media_check;
 pub mod nats;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use classroom_tests::rtc_client::{self, PublishOptions};
-use classroom_tests::{Stack, StackOptions, wait_until, workspace_root};
+use classroom_tests::{Stack, StackOptions, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -34,29 +34,14 @@ async fn chromium_students_on_another_edge_see_and_hear_the_class_through_the_re
     let stack = two_edges_and_a_relay().await;
     let teacher = stack.api.login("teacher@demo.test").await.unwrap();
     let sid = class_on_edge_a(&stack, &teacher).await;
-    let run = tokio::process::Command::new("node")
-        .arg("class.mjs")
-        .current_dir(workspace_root().join("tests/browser"))
-        .env("CORE_URL", &stack.core_url)
-        .env("SESSION", &sid)
-        .env("PASSWORD", classroom_tests::stack::PASSWORD)
-        .env("STUDENTS", "2")
-        .env("STUDENT_EDGE", "edge-b")
-        .env("TIMEOUT_MS", "90000")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("browsers finished")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result\nstdout: {stdout}\nstderr: {stderr}\n{}", stack.logs()));
-    assert_eq!(result["ok"], true, "{result}\nstderr: {stderr}\n{}", stack.logs());
+    let env = [
+        ("CORE_URL", stack.core_url.clone()),
+        ("SESSION", sid.clone()),
+        ("PASSWORD", classroom_tests::stack::PASSWORD.to_owned()),
+        ("STUDENTS", "2".to_owned()),
+        ("STUDENT_EDGE", "edge-b".to_owned()),
+    ];
+    let result = classroom_tests::browser::run(&stack, "class.mjs", &env).await;
     eprintln!("far students (through edge-b and the relay): {}", result["students"]);
     let students = result["students"].as_array().unwrap();
     assert_eq!(students.len(), 2);
@@ -275,27 +260,8 @@ async fn public_viewers_watch_the_program_through_their_nearest_edge_counted_and
     );
 
     // two viewers on campus b watch the program through edge-b (the relay)
-    let run = tokio::process::Command::new("node")
-        .arg("watch.mjs")
-        .current_dir(workspace_root().join("tests/browser"))
-        .env("LINK", &url)
-        .env("VIEWERS", "2")
-        .env("REGION", "campus-b")
-        .env("TIMEOUT_MS", "90000")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("browsers finished")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result\nstdout: {stdout}\nstderr: {stderr}\n{}", stack.logs()));
-    assert_eq!(result["ok"], true, "{result}\nstderr: {stderr}\n{}", stack.logs());
+    let env = [("LINK", url.clone()), ("VIEWERS", "2".to_owned()), ("REGION", "campus-b".to_owned())];
+    let result = classroom_tests::browser::run(&stack, "watch.mjs", &env).await;
     eprintln!("public viewers on campus b: {}", result["viewers"]);
     for v in result["viewers"].as_array().unwrap() {
         assert_eq!(v["edge"], "edge-b", "{v}");

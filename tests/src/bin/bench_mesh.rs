@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use classroom_tests::benchutil::{pct};
 use classroom_tests::rtc_client::{self, Client, PublishOptions};
 use classroom_tests::{Stack, StackOptions, wait_until};
 use serde_json::json;
@@ -27,13 +28,6 @@ struct Args {
     video_bps: u64,
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn latencies(clients: &[Client], skip: &[usize]) -> Vec<f64> {
     clients

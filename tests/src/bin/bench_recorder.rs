@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use classroom_tests::benchutil::{cpu_secs, pin, pct};
 use classroom_tests::rtc_client::{self, PublishOptions};
 use classroom_tests::{Stack, StackOptions, media_check, pdf, wait_until};
 use serde_json::{Value, json};
@@ -37,28 +38,8 @@ struct Args {
     slide_every: u64,
 }
 
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let t: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    t / 100.0
-}
 
-fn pin(pid: u32, cpu: usize) {
-    let _ = std::process::Command::new("taskset")
-        .args(["-a", "-cp", &cpu.to_string(), &pid.to_string()])
-        .output();
-}
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn time_of(ev: &Value) -> DateTime<Utc> {
     ev["occurred_at"].as_str().and_then(|t| t.parse().ok()).unwrap_or_default()

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use classroom_tests::benchutil::{cpu_secs, pin, pct};
 use classroom_tests::rtc_client::{self, Client, PublishOptions, Signal};
 use classroom_tests::{Stack, StackOptions};
 
@@ -40,28 +41,8 @@ struct Args {
     chat_ip: Option<IpAddr>,
 }
 
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let t: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    t / 100.0
-}
 
-fn pin(pid: u32, cpu: usize) {
-    let _ = std::process::Command::new("taskset")
-        .args(["-a", "-cp", &cpu.to_string(), &pid.to_string()])
-        .output();
-}
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 struct Target {
     name: &'static str,
