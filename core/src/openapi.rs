@@ -199,7 +199,10 @@ fn ops() -> Vec<Op> {
             path: "/sessions/{id}/join",
             summary: "Join: a seat and an edge join token",
             auth: true,
-            body: Some(obj(&[], json!({ "edge_id": s("string"), "region": s("string") }))),
+            body: Some(obj(
+                &[],
+                json!({ "edge_id": s("string"), "region": s("string") }),
+            )),
             ok: 200,
             errors: &[400, 401, 403, 404, 409, 503],
         },

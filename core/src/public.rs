@@ -94,7 +94,9 @@ pub async fn link(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiR
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "url": url, "key": key, "expires_at": expires })))
+    Ok(Json(
+        json!({ "url": url, "key": key, "expires_at": expires }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -108,11 +110,18 @@ pub struct WatchBody {
 
 /// `POST /public/sessions/{id}/watch` (no account): a public link's key
 /// buys a short `public` join token for the nearest edge.
-pub async fn watch(State(app): State<AppState>, ids: PathIds, body: JsonBody<WatchBody>) -> ApiResult<Json<Value>> {
+pub async fn watch(
+    State(app): State<AppState>,
+    ids: PathIds,
+    body: JsonBody<WatchBody>,
+) -> ApiResult<Json<Value>> {
     let id: SessionId = ids.get(0)?;
     let body = body.value;
     if body.key.len() > 2048 || !app.keys().verify_asset(&body.key, &scope(id)) {
-        return Err(ApiError::unauthorized("invalid_link", "this public link is not valid for the class or has expired"));
+        return Err(ApiError::unauthorized(
+            "invalid_link",
+            "this public link is not valid for the class or has expired",
+        ));
     }
     let row: Option<(Uuid, String, String)> =
         sqlx::query_as("SELECT tenant_id, edge_id, status::text FROM sessions WHERE id = $1")
@@ -127,20 +136,37 @@ pub async fn watch(State(app): State<AppState>, ids: PathIds, body: JsonBody<Wat
     // the class must still allow it (asked of its writer, the home edge)
     match app
         .edge_link()
-        .request_within(&home, &EdgeRequest::State { session_id: id }, Duration::from_secs(2))
+        .request_within(
+            &home,
+            &EdgeRequest::State { session_id: id },
+            Duration::from_secs(2),
+        )
         .await
     {
         Ok(EdgeReply::State { state }) if state.settings.public_viewing => {}
         Ok(EdgeReply::State { .. }) => {
-            return Err(ApiError::forbidden("public_viewing_off", "public viewing is not allowed for this class"));
+            return Err(ApiError::forbidden(
+                "public_viewing_off",
+                "public viewing is not allowed for this class",
+            ));
         }
-        _ => return Err(ApiError::unavailable("edge_unavailable", "the class's edge cannot be reached")),
+        _ => {
+            return Err(ApiError::unavailable(
+                "edge_unavailable",
+                "the class's edge cannot be reached",
+            ));
+        }
     }
     let edge = match &body.region {
         Some(r) if r.len() > 64 => {
-            return Err(ApiError::bad_request("invalid_region", "a region name is at most 64 characters"));
+            return Err(ApiError::bad_request(
+                "invalid_region",
+                "a region name is at most 64 characters",
+            ));
         }
-        Some(r) => edges::nearest_in(&app, r).await?.unwrap_or_else(|| home.clone()),
+        Some(r) => edges::nearest_in(&app, r)
+            .await?
+            .unwrap_or_else(|| home.clone()),
         None => home.clone(),
     };
     let url = match edges::healthy(&app, &edge).await? {
@@ -177,11 +203,17 @@ pub async fn watch(State(app): State<AppState>, ids: PathIds, body: JsonBody<Wat
 
 /// `GET /sessions/{id}/audience`: how many public viewers watch now, in
 /// all and per edge (staff).
-pub async fn audience(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+pub async fn audience(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Value>> {
     auth.require_staff()?;
     let id: SessionId = ids.get(0)?;
     load_session(&app, &auth, id).await?;
     let fresh = Duration::from_millis(app.config().edge_stale_ms.max(1000) * 2);
     let (total, by_edge) = app.audience().of(id, fresh);
-    Ok(Json(json!({ "session_id": id, "public_viewers": total, "by_edge": by_edge })))
+    Ok(Json(
+        json!({ "session_id": id, "public_viewers": total, "by_edge": by_edge }),
+    ))
 }

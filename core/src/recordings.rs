@@ -29,85 +29,22 @@ use crate::orchestration::sessions::{load_session, seat_of};
 /// Signed recording URLs live this long.
 const URL_TTL_SECS: i64 = 6 * 3600;
 
-#[derive(Debug, Clone)]
-pub struct Segment {
-    pub index: u32,
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub bytes: u64,
-    pub sha256: String,
-    pub object_key: String,
+pub use protocol::recording::{Gap, Recording, Segment};
+
+/// What a playable file is made of, in order: segments and fillers.
+pub trait Timeline {
+    fn timeline(&self) -> Vec<Piece>;
 }
 
-#[derive(Debug, Clone)]
-pub struct Gap {
-    pub from_ms: u64,
-    pub to_ms: u64,
-    pub reason: String,
-}
-
-/// A recording as its events tell it.
-#[derive(Debug, Clone, Default)]
-pub struct Recording {
-    pub armed: bool,
-    pub finalized: Option<(u64, String)>,
-    pub segments: Vec<Segment>,
-    pub gaps: Vec<Gap>,
-    pub alerts: Vec<String>,
-}
-
-impl Recording {
-    pub fn from_events(events: &[Envelope]) -> Recording {
-        let mut r = Recording::default();
-        for ev in events {
-            match &ev.body {
-                EventBody::RecordingArmed { .. } => r.armed = true,
-                EventBody::RecordingSegment { index, start_ms, end_ms, bytes, sha256, object_key } => {
-                    r.segments.push(Segment {
-                        index: *index,
-                        start_ms: *start_ms,
-                        end_ms: *end_ms,
-                        bytes: *bytes,
-                        sha256: sha256.clone(),
-                        object_key: object_key.clone(),
-                    })
-                }
-                EventBody::RecordingGap { from_ms, to_ms, reason } => {
-                    r.gaps.push(Gap { from_ms: *from_ms, to_ms: *to_ms, reason: reason.clone() })
-                }
-                EventBody::RecordingAlert { reason } => r.alerts.push(reason.clone()),
-                EventBody::RecordingFinalized { duration_ms, manifest_key, .. } => {
-                    r.finalized = Some((*duration_ms, manifest_key.clone()))
-                }
-                _ => {}
-            }
-        }
-        r.segments.sort_by_key(|s| s.index);
-        r
-    }
-
-    pub fn status(&self) -> &'static str {
-        match (self.armed, &self.finalized) {
-            (_, Some(_)) => "finalized",
-            (true, None) => "recording",
-            (false, None) => "off",
-        }
-    }
-
-    pub fn duration_ms(&self) -> u64 {
-        match &self.finalized {
-            Some((d, _)) => *d,
-            None => self.segments.iter().map(|s| s.end_ms).max().unwrap_or(0),
-        }
-    }
-
-    /// What a playable file is made of, in order: segments and fillers.
-    pub fn timeline(&self) -> Vec<Piece> {
+impl Timeline for Recording {
+    fn timeline(&self) -> Vec<Piece> {
         let mut out = Vec::new();
         let mut at = 0u64;
         for s in &self.segments {
             if s.start_ms > at + 500 {
-                out.push(Piece::Filler { ms: s.start_ms - at });
+                out.push(Piece::Filler {
+                    ms: s.start_ms - at,
+                });
             }
             out.push(Piece::Segment(s.clone()));
             at = s.end_ms;
@@ -138,7 +75,10 @@ async fn may_watch(app: &AppState, auth: &Auth, session: SessionId) -> ApiResult
     if auth.role.is_staff() || seat_of(app, auth, session).await?.is_some() {
         Ok(())
     } else {
-        Err(ApiError::forbidden("not_a_participant", "only the class's staff and participants may watch its recording"))
+        Err(ApiError::forbidden(
+            "not_a_participant",
+            "only the class's staff and participants may watch its recording",
+        ))
     }
 }
 
@@ -168,7 +108,10 @@ pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
         Some(_) if !rec.segments.is_empty() => {
             let exp = Utc::now().timestamp() + URL_TTL_SECS;
             let sig = app.keys().sign_asset(&format!("recording/{id}"), exp)?;
-            Some(format!("{}/sessions/{id}/recording.mp4?sig={sig}", public(&app)))
+            Some(format!(
+                "{}/sessions/{id}/recording.mp4?sig={sig}",
+                public(&app)
+            ))
         }
         _ => None,
     };
@@ -205,11 +148,17 @@ pub async fn object(
     QueryParams(q): QueryParams<SigQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+    if key
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
         return Err(ApiError::bad_request("invalid_key", "not an object key"));
     }
     if !app.keys().verify_asset(&q.sig, &format!("object/{key}")) {
-        return Err(ApiError::unauthorized("invalid_signature", "the URL is not signed for this object or has expired"));
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "the URL is not signed for this object or has expired",
+        ));
     }
     serve(app.objects(), &key, &headers).await
 }
@@ -223,7 +172,10 @@ pub async fn mp4(
 ) -> ApiResult<Response> {
     let id: SessionId = ids.get(0)?;
     if !app.keys().verify_asset(&q.sig, &format!("recording/{id}")) {
-        return Err(ApiError::unauthorized("invalid_signature", "the URL is not signed for this recording or has expired"));
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "the URL is not signed for this recording or has expired",
+        ));
     }
     let row: Option<(uuid::Uuid,)> = sqlx::query_as("SELECT tenant_id FROM sessions WHERE id = $1")
         .bind(id.as_uuid())
@@ -233,10 +185,17 @@ pub async fn mp4(
     let tenant: TenantId = tenant.into();
     let rec = load(&app, tenant, id).await?;
     if rec.finalized.is_none() || rec.segments.is_empty() {
-        return Err(ApiError::conflict("not_finalized", "the recording is not finalized yet"));
+        return Err(ApiError::conflict(
+            "not_finalized",
+            "the recording is not finalized yet",
+        ));
     }
     let key = format!("recordings/{tenant}/{id}/recording.mp4");
-    let exists = app.objects().head(&ObjectPath::from(key.as_str())).await.is_ok();
+    let exists = app
+        .objects()
+        .head(&ObjectPath::from(key.as_str()))
+        .await
+        .is_ok();
     if !exists {
         join(&app, tenant, id, &rec, &key).await?;
     }
@@ -246,21 +205,36 @@ pub async fn mp4(
 static JOINING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Joins the segments (and fillers for gaps) into one MP4 and stores it.
-async fn join(app: &AppState, tenant: TenantId, session: SessionId, rec: &Recording, key: &str) -> ApiResult<()> {
+async fn join(
+    app: &AppState,
+    tenant: TenantId,
+    session: SessionId,
+    rec: &Recording,
+    key: &str,
+) -> ApiResult<()> {
     let _one_at_a_time = JOINING.lock().await;
     if app.objects().head(&ObjectPath::from(key)).await.is_ok() {
         return Ok(());
     }
-    let work = app.config().data_dir.join("tmp").join(format!("join-{session}"));
+    let work = app
+        .config()
+        .data_dir
+        .join("tmp")
+        .join(format!("join-{session}"));
     let _ = tokio::fs::remove_dir_all(&work).await;
-    tokio::fs::create_dir_all(&work).await.map_err(anyhow::Error::from)?;
+    tokio::fs::create_dir_all(&work)
+        .await
+        .map_err(anyhow::Error::from)?;
     let result = join_in(app.objects(), rec, &work).await;
     let out = match result {
         Ok(p) => p,
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&work).await;
             tracing::error!(session_id = %session, tenant_id = %tenant, error = %e, "joining the recording failed");
-            return Err(ApiError::unavailable("recording_unavailable", format!("the recording could not be assembled: {e}")));
+            return Err(ApiError::unavailable(
+                "recording_unavailable",
+                format!("the recording could not be assembled: {e}"),
+            ));
         }
     };
     let data = tokio::fs::read(&out).await.map_err(anyhow::Error::from)?;
@@ -281,7 +255,10 @@ async fn ffmpeg(args: &[&str]) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("running ffmpeg: {e}"))?;
     if !out.status.success() {
-        anyhow::bail!("ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        anyhow::bail!(
+            "ffmpeg failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -289,7 +266,11 @@ async fn ffmpeg(args: &[&str]) -> anyhow::Result<()> {
 /// Each piece becomes an MPEG-TS file (H.264 with its parameter sets in
 /// band, so pieces from different encoder runs join cleanly), then one copy
 /// into MP4.
-async fn join_in(objects: &Arc<dyn ObjectStore>, rec: &Recording, work: &Path) -> anyhow::Result<PathBuf> {
+async fn join_in(
+    objects: &Arc<dyn ObjectStore>,
+    rec: &Recording,
+    work: &Path,
+) -> anyhow::Result<PathBuf> {
     let mut list = String::new();
     for (i, piece) in rec.timeline().into_iter().enumerate() {
         let ts = work.join(format!("p{i:05}.ts"));
@@ -297,20 +278,56 @@ async fn join_in(objects: &Arc<dyn ObjectStore>, rec: &Recording, work: &Path) -
         match piece {
             Piece::Segment(s) => {
                 let mp4 = work.join(format!("s{:05}.mp4", s.index));
-                let bytes = objects.get(&ObjectPath::from(s.object_key.as_str())).await?.bytes().await?;
+                let bytes = objects
+                    .get(&ObjectPath::from(s.object_key.as_str()))
+                    .await?
+                    .bytes()
+                    .await?;
                 tokio::fs::write(&mp4, &bytes).await?;
-                ffmpeg(&["-i", &mp4.display().to_string(), "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "mpegts", &ts_s]).await?;
+                ffmpeg(&[
+                    "-i",
+                    &mp4.display().to_string(),
+                    "-c",
+                    "copy",
+                    "-bsf:v",
+                    "h264_mp4toannexb",
+                    "-f",
+                    "mpegts",
+                    &ts_s,
+                ])
+                .await?;
                 let _ = tokio::fs::remove_file(&mp4).await;
             }
             Piece::Filler { ms } => {
                 let secs = format!("{:.3}", ms as f64 / 1000.0);
                 ffmpeg(&[
-                    "-f", "lavfi", "-i", "color=c=black:s=1280x720:r=30",
-                    "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
-                    "-t", &secs,
-                    "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "60",
-                    "-c:a", "aac", "-b:a", "128k",
-                    "-f", "mpegts", &ts_s,
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "color=c=black:s=1280x720:r=30",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "anullsrc=r=48000:cl=stereo",
+                    "-t",
+                    &secs,
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-profile:v",
+                    "high",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-g",
+                    "60",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "128k",
+                    "-f",
+                    "mpegts",
+                    &ts_s,
                 ])
                 .await?;
             }
@@ -321,17 +338,33 @@ async fn join_in(objects: &Arc<dyn ObjectStore>, rec: &Recording, work: &Path) -
     tokio::fs::write(&list_path, list).await?;
     let out = work.join("recording.mp4");
     ffmpeg(&[
-        "-f", "concat", "-safe", "0", "-i", &list_path.display().to_string(),
-        "-c", "copy", "-movflags", "+faststart", &out.display().to_string(),
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        &list_path.display().to_string(),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        &out.display().to_string(),
     ])
     .await?;
     Ok(out)
 }
 
 /// Serves an object, honouring a single byte range (players seek with it).
-async fn serve(objects: &Arc<dyn ObjectStore>, key: &str, headers: &HeaderMap) -> ApiResult<Response> {
+async fn serve(
+    objects: &Arc<dyn ObjectStore>,
+    key: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let path = ObjectPath::from(key);
-    let meta = objects.head(&path).await.map_err(|_| ApiError::not_found("object"))?;
+    let meta = objects
+        .head(&path)
+        .await
+        .map_err(|_| ApiError::not_found("object"))?;
     let size = meta.size;
     let content_type = match key.rsplit('.').next() {
         Some("mp4") => "video/mp4",
@@ -361,7 +394,10 @@ async fn serve(objects: &Arc<dyn ObjectStore>, key: &str, headers: &HeaderMap) -
                 .into_response())
         }
         None => {
-            let got = objects.get(&path).await.map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
+            let got = objects
+                .get(&path)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
             Ok((
                 StatusCode::OK,
                 [
@@ -411,17 +447,30 @@ mod tests {
     }
 
     fn seg(index: u32, start_ms: u64, end_ms: u64) -> Segment {
-        Segment { index, start_ms, end_ms, bytes: 1, sha256: String::new(), object_key: format!("k{index}") }
+        Segment {
+            index,
+            start_ms,
+            end_ms,
+            bytes: 1,
+            sha256: String::new(),
+            object_key: format!("k{index}"),
+        }
     }
 
     #[test]
     fn gaps_become_fillers_on_the_timeline() {
-        let rec = Recording { segments: vec![seg(0, 0, 6000), seg(1, 6000, 12000), seg(3, 20000, 26000)], ..Default::default() };
+        let rec = Recording {
+            segments: vec![seg(0, 0, 6000), seg(1, 6000, 12000), seg(3, 20000, 26000)],
+            ..Default::default()
+        };
         let t = rec.timeline();
         assert_eq!(t.len(), 4);
         assert!(matches!(t[2], Piece::Filler { ms: 8000 }));
         // a late first segment is preceded by filler too; jitter is not a gap
-        let rec = Recording { segments: vec![seg(0, 200, 6000), seg(1, 6010, 12000)], ..Default::default() };
+        let rec = Recording {
+            segments: vec![seg(0, 200, 6000), seg(1, 6010, 12000)],
+            ..Default::default()
+        };
         assert_eq!(rec.timeline().len(), 2);
     }
 }

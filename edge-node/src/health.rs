@@ -44,7 +44,13 @@ pub async fn run(
             participants,
             accepting,
             at: Utc::now(),
-            public_viewers: sfu.audience().await.into_iter().filter(|(_, a)| a.public > 0).map(|(s, a)| (s, a.public)).collect(),
+            public_viewers: sfu
+                .audience()
+                .await
+                .into_iter()
+                .filter(|(_, a)| a.public > 0)
+                .map(|(s, a)| (s, a.public))
+                .collect(),
         };
         if let Ok(bytes) = serde_json::to_vec(&health) {
             if let Err(e) = nats.publish(subject.clone(), bytes.into()).await {

@@ -48,11 +48,12 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     };
     let registry = Registry::new(log, config.edge_id.clone());
 
-
     let uplink = match &config.relay_url {
         Some(url) => {
             let ca = match &config.relay_ca {
-                Some(path) => std::fs::read(path).with_context(|| format!("relay CA {}", path.display()))?,
+                Some(path) => {
+                    std::fs::read(path).with_context(|| format!("relay CA {}", path.display()))?
+                }
                 None => Vec::new(),
             };
             mesh::Uplink::start(url.clone(), ca, config.edge_id.clone(), nats.clone())
@@ -102,7 +103,6 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .recover()
         .await
         .context("recovering sessions from the event log")?;
-
 
     let tokens = JoinTokens::new(
         config.edge_id.clone(),

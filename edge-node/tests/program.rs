@@ -17,8 +17,22 @@ async fn a_slide_shown_at_a_time_is_in_the_segment_from_that_time() {
     let mut p = Program::new(dir.path(), 0).unwrap();
     let mut notes = Box::pin(p.notes().unwrap());
     p.play().unwrap();
-    let full = Place { x: 0, y: 0, w: 1280, h: 720, alpha: 1.0, zorder: 5 };
-    let hidden = Place { x: 0, y: 0, w: 16, h: 16, alpha: 0.0, zorder: 0 };
+    let full = Place {
+        x: 0,
+        y: 0,
+        w: 1280,
+        h: 720,
+        alpha: 1.0,
+        zorder: 5,
+    };
+    let hidden = Place {
+        x: 0,
+        y: 0,
+        w: 16,
+        h: 16,
+        alpha: 0.0,
+        zorder: 0,
+    };
     p.set_layout(0, vec![(Source::Slide, hidden)]);
     p.set_layout(1500, vec![(Source::Slide, full)]);
     let frame = gstreamer::Buffer::from_mut_slice(red_i420());
@@ -54,15 +68,34 @@ async fn a_slide_shown_at_a_time_is_in_the_segment_from_that_time() {
     let out = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(seg)
-        .args(["-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-vf",
+            "scale=1:1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let px: Vec<[u8; 3]> = out.stdout.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let px: Vec<[u8; 3]> = out
+        .stdout
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
     assert!(px.len() > 60, "{} frames", px.len());
     let red = |c: &[u8; 3]| c[0] > 200 && c[1] < 50 && c[2] < 50;
     let first_red = px.iter().position(red).expect("the slide shows");
     // 30 fps: the slide shown from 1.5 s is in frame 45 (frame 0 is dropped)
-    assert!((43..=46).contains(&first_red), "first red frame {first_red}");
+    assert!(
+        (43..=46).contains(&first_red),
+        "first red frame {first_red}"
+    );
     assert!(px[first_red..].iter().all(red));
 }

@@ -11,6 +11,7 @@ pub mod command;
 pub mod control;
 pub mod event;
 pub mod ids;
+pub mod recording;
 pub mod roles;
 pub mod state;
 pub mod subjects;

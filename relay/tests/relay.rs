@@ -100,6 +100,8 @@ async fn publish_groups(
     per_group: u64,
     gap: Duration,
 ) {
+    // the publisher's cadence: one object every `gap`
+    let mut pace = tokio::time::interval(gap);
     for g in groups {
         let mut group = track
             .create(Subgroup {
@@ -110,7 +112,7 @@ async fn publish_groups(
             .expect("group");
         for o in 0..per_group {
             group.write(payload(g, o)).expect("write");
-            tokio::time::sleep(gap).await;
+            pace.tick().await;
         }
         group.finish().expect("finish");
     }
@@ -411,11 +413,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    for _ in 0..50 {
+    // polls the condition until a 10 s deadline
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        poll.tick().await;
         if let Some(v) = f().await {
             return v;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(tokio::time::Instant::now() < deadline, "gave up after 10 s");
     }
-    panic!("gave up retrying")
 }

@@ -201,7 +201,12 @@ impl Api {
     }
 
     /// Joins with a body (e.g. `{"edge_id": ...}` to come in through another edge).
-    pub async fn join_with(&self, token: &str, session: &str, body: Value) -> anyhow::Result<Joined> {
+    pub async fn join_with(
+        &self,
+        token: &str,
+        session: &str,
+        body: Value,
+    ) -> anyhow::Result<Joined> {
         let (s, v) = self
             .post(&format!("/sessions/{session}/join"), token, body)
             .await?;

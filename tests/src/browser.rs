@@ -14,8 +14,14 @@ pub async fn run(stack: &Stack, script: &str, env: &[(&str, String)]) -> Value {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(script)
         .current_dir(workspace_root().join("tests/browser"))
-        .env("TIMEOUT_MS", std::env::var("BROWSER_TIMEOUT_MS").unwrap_or_else(|_| "90000".into()))
-        .env("DEBUG_STATS", std::env::var("DEBUG_STATS").unwrap_or_default())
+        .env(
+            "TIMEOUT_MS",
+            std::env::var("BROWSER_TIMEOUT_MS").unwrap_or_else(|_| "90000".into()),
+        )
+        .env(
+            "DEBUG_STATS",
+            std::env::var("DEBUG_STATS").unwrap_or_default(),
+        )
         .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
@@ -30,7 +36,17 @@ pub async fn run(stack: &Stack, script: &str, env: &[(&str, String)]) -> Value {
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no result from the browsers\nstdout: {stdout}\nstderr: {stderr}\n{}", stack.logs()));
-    assert_eq!(result["ok"], true, "{result}\nstderr: {stderr}\n{}", stack.logs());
+        .unwrap_or_else(|| {
+            panic!(
+                "no result from the browsers\nstdout: {stdout}\nstderr: {stderr}\n{}",
+                stack.logs()
+            )
+        });
+    assert_eq!(
+        result["ok"],
+        true,
+        "{result}\nstderr: {stderr}\n{}",
+        stack.logs()
+    );
     result
 }

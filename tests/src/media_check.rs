@@ -26,7 +26,15 @@ pub async fn duration_s(file: &Path) -> anyhow::Result<f64> {
     let f = file.display().to_string();
     let (ok, out, err) = run(
         "ffprobe",
-        &["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", &f],
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            &f,
+        ],
     )
     .await?;
     anyhow::ensure!(ok, "ffprobe {f}: {err}");
@@ -38,7 +46,15 @@ pub async fn codecs(file: &Path) -> anyhow::Result<Vec<String>> {
     let f = file.display().to_string();
     let (ok, out, err) = run(
         "ffprobe",
-        &["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", &f],
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+            &f,
+        ],
     )
     .await?;
     anyhow::ensure!(ok, "ffprobe {f}: {err}");
@@ -53,7 +69,11 @@ pub async fn codecs(file: &Path) -> anyhow::Result<Vec<String>> {
 /// when it decodes cleanly).
 pub async fn decode_errors(file: &Path) -> anyhow::Result<String> {
     let f = file.display().to_string();
-    let (ok, _, err) = run("ffmpeg", &["-nostdin", "-v", "error", "-i", &f, "-f", "null", "-"]).await?;
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &["-nostdin", "-v", "error", "-i", &f, "-f", "null", "-"],
+    )
+    .await?;
     if !ok && err.trim().is_empty() {
         return Ok("ffmpeg failed without a message".into());
     }
@@ -68,10 +88,29 @@ pub async fn max_volume_db(file: &Path) -> anyhow::Result<f64> {
 /// The loudest sample between two times (s) of the file.
 pub async fn max_volume_db_between(file: &Path, from_s: f64, to_s: f64) -> anyhow::Result<f64> {
     let f = file.display().to_string();
-    let (ss, t) = (format!("{from_s:.3}"), format!("{:.3}", (to_s - from_s).min(1e6)));
+    let (ss, t) = (
+        format!("{from_s:.3}"),
+        format!("{:.3}", (to_s - from_s).min(1e6)),
+    );
     let (_, _, err) = run(
         "ffmpeg",
-        &["-nostdin", "-hide_banner", "-ss", &ss, "-t", &t, "-i", &f, "-map", "0:a", "-af", "volumedetect", "-f", "null", "-"],
+        &[
+            "-nostdin",
+            "-hide_banner",
+            "-ss",
+            &ss,
+            "-t",
+            &t,
+            "-i",
+            &f,
+            "-map",
+            "0:a",
+            "-af",
+            "volumedetect",
+            "-f",
+            "null",
+            "-",
+        ],
     )
     .await?;
     let v = err
@@ -107,8 +146,23 @@ pub async fn frames(file: &Path) -> anyhow::Result<Vec<Frame>> {
     let (ok, out, err) = run(
         "ffmpeg",
         &[
-            "-nostdin", "-hide_banner", "-v", "info", "-i", &f, "-map", "0:v", "-fps_mode", "passthrough",
-            "-vf", "scale=16:9:flags=area,showinfo", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "info",
+            "-i",
+            &f,
+            "-map",
+            "0:v",
+            "-fps_mode",
+            "passthrough",
+            "-vf",
+            "scale=16:9:flags=area,showinfo",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
         ],
     )
     .await?;
@@ -116,7 +170,14 @@ pub async fn frames(file: &Path) -> anyhow::Result<Vec<Frame>> {
     let times: Vec<f64> = err
         .lines()
         .filter(|l| l.contains("Parsed_showinfo") && l.contains("pts_time:"))
-        .filter_map(|l| l.split("pts_time:").nth(1)?.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            l.split("pts_time:")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     let size = GRID_W * GRID_H * 3;
     let n = out.len() / size;
@@ -124,7 +185,10 @@ pub async fn frames(file: &Path) -> anyhow::Result<Vec<Frame>> {
     Ok(out
         .chunks_exact(size)
         .zip(times)
-        .map(|(c, t)| Frame { pts_s: t, rgb: c.to_vec() })
+        .map(|(c, t)| Frame {
+            pts_s: t,
+            rgb: c.to_vec(),
+        })
         .collect())
 }
 
@@ -133,11 +197,25 @@ pub async fn video_start_s(file: &Path) -> anyhow::Result<f64> {
     let f = file.display().to_string();
     let (ok, out, err) = run(
         "ffprobe",
-        &["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=start_time", "-of", "csv=p=0", &f],
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=start_time",
+            "-of",
+            "csv=p=0",
+            &f,
+        ],
     )
     .await?;
     anyhow::ensure!(ok, "ffprobe {f}: {err}");
-    Ok(String::from_utf8_lossy(&out).trim().trim_end_matches(',').parse().unwrap_or(0.0))
+    Ok(String::from_utf8_lossy(&out)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or(0.0))
 }
 
 /// Squared distance between two colours.
@@ -166,18 +244,36 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// A real VP8 clip (ffmpeg's moving test pattern) as frames, for clients
 /// that must send media a decoder accepts.
-pub async fn vp8_clip(dir: &Path, width: u32, height: u32, fps: u32, seconds: u32) -> anyhow::Result<Vec<Vec<u8>>> {
+pub async fn vp8_clip(
+    dir: &Path,
+    width: u32,
+    height: u32,
+    fps: u32,
+    seconds: u32,
+) -> anyhow::Result<Vec<Vec<u8>>> {
     let file = dir.join(format!("clip-{width}x{height}-{fps}.ivf"));
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
-        .args(["-t", &seconds.to_string(), "-c:v", "libvpx", "-b:v", "1500k", "-g"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "1500k",
+            "-g",
+        ])
         .arg((fps * 2).to_string())
         .args(["-deadline", "realtime", "-cpu-used", "8"])
         .arg(&file)
         .output()
         .await?;
-    anyhow::ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     read_ivf(&std::fs::read(&file)?)
 }
 

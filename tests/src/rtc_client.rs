@@ -451,7 +451,9 @@ async fn run(
                 let key = {
                     let mut s = stats.lock().unwrap();
                     let key = match &opts.clip {
-                        Some(clip) => clip[clip_at % clip.len()].first().is_some_and(|b| b & 1 == 0),
+                        Some(clip) => clip[clip_at % clip.len()]
+                            .first()
+                            .is_some_and(|b| b & 1 == 0),
                         None => frame % opts.gop as u64 == 1 || s.keyframe_requested,
                     };
                     s.keyframe_requested = false;
@@ -469,7 +471,8 @@ async fn run(
                     let data = match &opts.clip {
                         Some(clip) => clip[clip_at % clip.len()].clone(),
                         None => {
-                            let size = (opts.video_bps / *div / 8 / opts.fps as u64).max(20) as usize;
+                            let size =
+                                (opts.video_bps / *div / 8 / opts.fps as u64).max(20) as usize;
                             let mut data = vec![0x5au8; size];
                             data[0] = if key { 0x10 } else { 0x11 };
                             if data.len() >= 12 {
@@ -588,7 +591,8 @@ fn on_event(
             }
             if kind == MediaKind::Video && d.data.len() >= 12 && &d.data[2..4] == STAMP {
                 let sent = u64::from_be_bytes(d.data[4..12].try_into().unwrap_or_default());
-                s.latencies_ms.push(epoch_us().saturating_sub(sent) as f64 / 1000.0);
+                s.latencies_ms
+                    .push(epoch_us().saturating_sub(sent) as f64 / 1000.0);
             }
             if kind == MediaKind::Video {
                 if d.is_keyframe() {

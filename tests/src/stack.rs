@@ -93,7 +93,13 @@ impl RelayProc {
     /// Starts it again on the same port.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.proc.kill().await;
-        self.proc = Proc::spawn("relay", &bin_dir().join("relay"), &self.args, &[], self.log.clone())?;
+        self.proc = Proc::spawn(
+            "relay",
+            &bin_dir().join("relay"),
+            &self.args,
+            &[],
+            self.log.clone(),
+        )?;
         wait_healthy("relay healthz", &format!("http://127.0.0.1:{}", self.port)).await
     }
 }
@@ -209,7 +215,8 @@ impl Stack {
             ];
             let log = dir.path().join("relay.log");
             let proc = Proc::spawn("relay", &bin_dir().join("relay"), &args, &[], log.clone())?;
-            if let Err(e) = wait_healthy("relay healthz", &format!("http://127.0.0.1:{port}")).await {
+            if let Err(e) = wait_healthy("relay healthz", &format!("http://127.0.0.1:{port}")).await
+            {
                 anyhow::bail!("{e}\n{}", proc.tail(40));
             }
             Some(RelayProc {

@@ -106,27 +106,43 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     })
     .await
     .unwrap_or(false);
-    assert!(published, "the teacher's browser published\n{}", stack.logs());
+    assert!(
+        published,
+        "the teacher's browser published\n{}",
+        stack.logs()
+    );
     // the recorder has the camera once its track is announced
-    wait_until("the teacher's video track", Duration::from_secs(30), || async {
-        let evs = api.events(&teacher, &sid).await.ok()?;
-        evs.iter()
-            .any(|e| e["type"] == "track.published" && e["payload"]["kind"] == "video")
-            .then_some(())
-    })
+    wait_until(
+        "the teacher's video track",
+        Duration::from_secs(30),
+        || async {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            evs.iter()
+                .any(|e| e["type"] == "track.published" && e["payload"]["kind"] == "video")
+                .then_some(())
+        },
+    )
     .await
     .unwrap();
 
     // the class: a slide is readied in the camera scene, then the changes
     let (s, v) = api
-        .post(&path("/slides"), &teacher, json!({ "deck_id": deck_id, "index": 0 }))
+        .post(
+            &path("/slides"),
+            &teacher,
+            json!({ "deck_id": deck_id, "index": 0 }),
+        )
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
     hold(Duration::from_secs(3)).await;
     let script: Vec<(&str, Value, &str)> = vec![
         ("/scene", json!({ "scene": "slides" }), "red-full"),
-        ("/slides", json!({ "deck_id": deck_id, "index": 1 }), "blue-full"),
+        (
+            "/slides",
+            json!({ "deck_id": deck_id, "index": 1 }),
+            "blue-full",
+        ),
         ("/layout", json!({ "layout": "side_by_side" }), "blue-side"),
         ("/scene", json!({ "scene": "whiteboard" }), "white-side"),
         ("/layout", json!({ "layout": "pip" }), "white-full"),
@@ -144,10 +160,14 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     let _ = tokio::time::timeout(Duration::from_secs(30), browser.wait()).await;
 
     // the recording as core serves it
-    let rec = wait_until("the recording to be finalized in core", Duration::from_secs(30), || async {
-        let (s, v) = api.get(&path("/recording"), &teacher).await.ok()?;
-        (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
-    })
+    let rec = wait_until(
+        "the recording to be finalized in core",
+        Duration::from_secs(30),
+        || async {
+            let (s, v) = api.get(&path("/recording"), &teacher).await.ok()?;
+            (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let evs = api.events(&teacher, &sid).await.unwrap();
@@ -155,13 +175,19 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     let started = time_of(of("session.started").next().unwrap());
     let ended = time_of(of("session.ended").next().unwrap());
     let armed = of("recording.armed").next().expect("recording.armed");
-    let armed_at: DateTime<Utc> = armed["payload"]["started_at"].as_str().unwrap().parse().unwrap();
+    let armed_at: DateTime<Utc> = armed["payload"]["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         armed["seq"].as_u64() < of("session.ended").next().unwrap()["seq"].as_u64(),
         "armed during the class"
     );
     assert_eq!(of("recording.gap").count(), 0, "no gaps in a clean class");
-    let finalized = of("recording.finalized").next().expect("recording.finalized");
+    let finalized = of("recording.finalized")
+        .next()
+        .expect("recording.finalized");
     assert!(
         finalized["seq"].as_u64() < of("session.ended").next().unwrap()["seq"].as_u64(),
         "finalized before the class ended"
@@ -178,7 +204,10 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
         let file = dir.path().join(format!("seg{}.mp4", s["index"]));
         let bytes = download(&api.http, s["url"].as_str().unwrap(), &file).await;
         assert_eq!(bytes.len() as u64, e["payload"]["bytes"].as_u64().unwrap());
-        assert_eq!(media_check::sha256_hex(&bytes), e["payload"]["sha256"].as_str().unwrap());
+        assert_eq!(
+            media_check::sha256_hex(&bytes),
+            e["payload"]["sha256"].as_str().unwrap()
+        );
         assert_eq!(s["sha256"], e["payload"]["sha256"]);
         let start_ms = e["payload"]["start_ms"].as_u64().unwrap() as f64;
         let v0 = media_check::video_start_s(&file).await.unwrap();
@@ -189,30 +218,51 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     // a forged or foreign segment URL does not open
     let url = segments[0]["url"].as_str().unwrap();
     let forged = url.replace("seg00000", "seg00001");
-    assert_eq!(api.http.get(&forged).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.http.get(&forged).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // the joined file: the class's length, clean from start to end
     let joined = dir.path().join("recording.mp4");
     download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
     let duration = media_check::duration_s(&joined).await.unwrap();
     let class = (ended - started).num_milliseconds() as f64 / 1000.0;
-    assert!((duration - class).abs() <= 1.0, "recording {duration:.2}s vs class {class:.2}s");
-    assert_eq!(media_check::decode_errors(&joined).await.unwrap(), "", "decodes cleanly");
+    assert!(
+        (duration - class).abs() <= 1.0,
+        "recording {duration:.2}s vs class {class:.2}s"
+    );
+    assert_eq!(
+        media_check::decode_errors(&joined).await.unwrap(),
+        "",
+        "decodes cleanly"
+    );
     let codecs = media_check::codecs(&joined).await.unwrap();
-    assert!(codecs.contains(&"h264".into()) && codecs.contains(&"aac".into()), "{codecs:?}");
+    assert!(
+        codecs.contains(&"h264".into()) && codecs.contains(&"aac".into()),
+        "{codecs:?}"
+    );
     let loudest = media_check::max_volume_db(&joined).await.unwrap();
     assert!(loudest > -40.0, "the microphone is heard: max {loudest} dB");
 
     // 30 fps without holes across segment boundaries
     for w in frames.windows(2) {
         let dt = w[1].0 - w[0].0;
-        assert!(dt > 0.0 && dt < 0.1, "frames at {:.3} and {:.3}", w[0].0, w[1].0);
+        assert!(
+            dt > 0.0 && dt < 0.1,
+            "frames at {:.3} and {:.3}",
+            w[0].0,
+            w[1].0
+        );
     }
 
     // each change lands within 100 ms of its event, and holds until the next
     let change_events: Vec<&Value> = evs
         .iter()
-        .filter(|e| ["scene.changed", "slide.changed", "layout.changed"].contains(&e["type"].as_str().unwrap()))
+        .filter(|e| {
+            ["scene.changed", "slide.changed", "layout.changed"]
+                .contains(&e["type"].as_str().unwrap())
+        })
         .skip(1) // the first slide, shown under the camera
         .collect();
     assert_eq!(change_events.len(), script.len());
@@ -276,7 +326,10 @@ async fn slide_class(stack: &Stack) -> (String, String, String) {
         ("/slides", json!({ "deck_id": deck_id, "index": 0 })),
         ("/scene", json!({ "scene": "slides" })),
     ] {
-        let (s, v) = api.post(&format!("/sessions/{sid}{p}"), &teacher, body).await.unwrap();
+        let (s, v) = api
+            .post(&format!("/sessions/{sid}{p}"), &teacher, body)
+            .await
+            .unwrap();
         assert_eq!(s, StatusCode::OK, "{p}: {v}");
     }
     (teacher, sid, deck_id)
@@ -288,7 +341,14 @@ async fn events_of(stack: &Stack, token: &str, sid: &str, ty: &str) -> Vec<Value
     evs.into_iter().filter(|e| e["type"] == ty).collect()
 }
 
-async fn wait_events(stack: &Stack, token: &str, sid: &str, ty: &'static str, n: usize, within: Duration) -> Vec<Value> {
+async fn wait_events(
+    stack: &Stack,
+    token: &str,
+    sid: &str,
+    ty: &'static str,
+    n: usize,
+    within: Duration,
+) -> Vec<Value> {
     wait_until(&format!("{n} × {ty}"), within, || async {
         let evs = events_of(stack, token, sid, ty).await;
         (evs.len() >= n).then_some(evs)
@@ -302,24 +362,45 @@ async fn wait_events(stack: &Stack, token: &str, sid: &str, ty: &'static str, n:
 /// joined file (gaps filled) is the class's length and plays end to end.
 async fn end_and_check(stack: &Stack, teacher: &str, sid: &str) -> Value {
     let api = &stack.api;
-    let (s, v) = api.post(&format!("/sessions/{sid}/end"), teacher, json!({})).await.unwrap();
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/end"), teacher, json!({}))
+        .await
+        .unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
-    let rec = wait_until("the recording to be finalized in core", Duration::from_secs(40), || async {
-        let (s, v) = api.get(&format!("/sessions/{sid}/recording"), teacher).await.ok()?;
-        (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
-    })
+    let rec = wait_until(
+        "the recording to be finalized in core",
+        Duration::from_secs(40),
+        || async {
+            let (s, v) = api
+                .get(&format!("/sessions/{sid}/recording"), teacher)
+                .await
+                .ok()?;
+            (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let evs = api.events(teacher, sid).await.unwrap();
-    let seg_events: Vec<&Value> = evs.iter().filter(|e| e["type"] == "recording.segment").collect();
+    let seg_events: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["type"] == "recording.segment")
+        .collect();
     let segments = rec["segments"].as_array().unwrap();
     assert_eq!(segments.len(), seg_events.len(), "{rec}");
     let dir = tempfile::tempdir().unwrap();
     for (s, e) in segments.iter().zip(&seg_events) {
         let file = dir.path().join(format!("seg{}.mp4", s["index"]));
         let bytes = download(&api.http, s["url"].as_str().unwrap(), &file).await;
-        assert_eq!(media_check::sha256_hex(&bytes), e["payload"]["sha256"].as_str().unwrap());
-        assert_eq!(media_check::decode_errors(&file).await.unwrap(), "", "segment {} decodes", s["index"]);
+        assert_eq!(
+            media_check::sha256_hex(&bytes),
+            e["payload"]["sha256"].as_str().unwrap()
+        );
+        assert_eq!(
+            media_check::decode_errors(&file).await.unwrap(),
+            "",
+            "segment {} decodes",
+            s["index"]
+        );
     }
     let started = time_of(evs.iter().find(|e| e["type"] == "session.started").unwrap());
     let ended = time_of(evs.iter().find(|e| e["type"] == "session.ended").unwrap());
@@ -327,8 +408,15 @@ async fn end_and_check(stack: &Stack, teacher: &str, sid: &str) -> Value {
     download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
     let duration = media_check::duration_s(&joined).await.unwrap();
     let class = (ended - started).num_milliseconds() as f64 / 1000.0;
-    assert!((duration - class).abs() <= 1.0, "recording {duration:.2}s vs class {class:.2}s\n{rec}");
-    assert_eq!(media_check::decode_errors(&joined).await.unwrap(), "", "the joined file decodes cleanly");
+    assert!(
+        (duration - class).abs() <= 1.0,
+        "recording {duration:.2}s vs class {class:.2}s\n{rec}"
+    );
+    assert_eq!(
+        media_check::decode_errors(&joined).await.unwrap(),
+        "",
+        "the joined file decodes cleanly"
+    );
     rec
 }
 
@@ -342,15 +430,42 @@ async fn a_killed_edge_keeps_its_recording_up_to_the_last_segment() {
     .await
     .unwrap();
     let (teacher, sid, deck_id) = slide_class(&stack).await;
-    let before = wait_events(&stack, &teacher, &sid, "recording.segment", 2, Duration::from_secs(40)).await;
+    let before = wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.segment",
+        2,
+        Duration::from_secs(40),
+    )
+    .await;
 
     // kill -9 mid-segment, then the edge comes back with the same data
     stack.edge("edge-a").kill().await;
     stack.edge("edge-a").restart().await.unwrap();
-    let gaps = wait_events(&stack, &teacher, &sid, "recording.gap", 1, Duration::from_secs(30)).await;
+    let gaps = wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.gap",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(gaps[0]["payload"]["reason"], "edge_restart", "{}", gaps[0]);
-    let armed = wait_events(&stack, &teacher, &sid, "recording.armed", 2, Duration::from_secs(10)).await;
-    assert!(armed[1]["seq"].as_u64() > gaps[0]["seq"].as_u64(), "re-armed after the gap");
+    let armed = wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.armed",
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        armed[1]["seq"].as_u64() > gaps[0]["seq"].as_u64(),
+        "re-armed after the gap"
+    );
     let recorded_to = before
         .iter()
         .map(|e| e["payload"]["end_ms"].as_u64().unwrap())
@@ -365,19 +480,36 @@ async fn a_killed_edge_keeps_its_recording_up_to_the_last_segment() {
     // the class goes on and is recorded again
     let (s, v) = stack
         .api
-        .post(&format!("/sessions/{sid}/slides"), &teacher, json!({ "deck_id": deck_id, "index": 1 }))
+        .post(
+            &format!("/sessions/{sid}/slides"),
+            &teacher,
+            json!({ "deck_id": deck_id, "index": 1 }),
+        )
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
-    let n = events_of(&stack, &teacher, &sid, "recording.segment").await.len();
-    wait_events(&stack, &teacher, &sid, "recording.segment", n + 1, Duration::from_secs(30)).await;
+    let n = events_of(&stack, &teacher, &sid, "recording.segment")
+        .await
+        .len();
+    wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.segment",
+        n + 1,
+        Duration::from_secs(30),
+    )
+    .await;
 
     let rec = end_and_check(&stack, &teacher, &sid).await;
     // every segment finished before the crash is in the recording unchanged
     let segments = rec["segments"].as_array().unwrap();
     for e in &before {
         let i = e["payload"]["index"].as_u64().unwrap();
-        let s = segments.iter().find(|s| s["index"].as_u64() == Some(i)).expect("segment kept");
+        let s = segments
+            .iter()
+            .find(|s| s["index"].as_u64() == Some(i))
+            .expect("segment kept");
         assert_eq!(s["sha256"], e["payload"]["sha256"]);
     }
     let gaps = rec["gaps"].as_array().unwrap();
@@ -423,7 +555,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
     }
 }
 
@@ -445,13 +580,29 @@ async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() 
     .await
     .unwrap();
     let (teacher, sid, deck_id) = slide_class(&stack).await;
-    let before = wait_events(&stack, &teacher, &sid, "recording.segment", 1, Duration::from_secs(30)).await;
+    let before = wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.segment",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
 
     // something else fills the disk, leaving less than the spool's minimum
     let filler = disk.path.join("filler");
     let fill = disk.free_bytes().saturating_sub(2 << 20);
     std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
-    let alerts = wait_events(&stack, &teacher, &sid, "recording.alert", 1, Duration::from_secs(20)).await;
+    let alerts = wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.alert",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
     let reason = alerts[0]["payload"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("disk_full"), "{reason}");
 
@@ -460,32 +611,78 @@ async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() 
         ("/slides", json!({ "deck_id": deck_id, "index": 2 })),
         ("/layout", json!({ "layout": "side_by_side" })),
     ] {
-        let (s, v) = stack.api.post(&format!("/sessions/{sid}{p}"), &teacher, body).await.unwrap();
+        let (s, v) = stack
+            .api
+            .post(&format!("/sessions/{sid}{p}"), &teacher, body)
+            .await
+            .unwrap();
         assert_eq!(s, StatusCode::OK, "{p}: {v}");
     }
-    wait_until("the class state to move on", Duration::from_secs(10), || async {
-        let (s, state) = stack.api.get(&format!("/sessions/{sid}/state"), &teacher).await.ok()?;
-        (s == StatusCode::OK && state["slide"]["index"] == 2).then_some(())
-    })
+    wait_until(
+        "the class state to move on",
+        Duration::from_secs(10),
+        || async {
+            let (s, state) = stack
+                .api
+                .get(&format!("/sessions/{sid}/state"), &teacher)
+                .await
+                .ok()?;
+            (s == StatusCode::OK && state["slide"]["index"] == 2).then_some(())
+        },
+    )
     .await
     .unwrap();
     // and the recording's alert is shown with it
-    let (_, rec) = stack.api.get(&format!("/sessions/{sid}/recording"), &teacher).await.unwrap();
+    let (_, rec) = stack
+        .api
+        .get(&format!("/sessions/{sid}/recording"), &teacher)
+        .await
+        .unwrap();
     assert!(rec["alerts"].to_string().contains("disk_full"), "{rec}");
 
     // space comes back: the recorder re-arms by itself, the gap is explicit
     std::fs::remove_file(&filler).unwrap();
-    let gaps = wait_events(&stack, &teacher, &sid, "recording.gap", 1, Duration::from_secs(20)).await;
+    let gaps = wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.gap",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(gaps[0]["payload"]["reason"], "disk_full", "{}", gaps[0]);
-    wait_events(&stack, &teacher, &sid, "recording.armed", 2, Duration::from_secs(10)).await;
-    let n = events_of(&stack, &teacher, &sid, "recording.segment").await.len();
-    wait_events(&stack, &teacher, &sid, "recording.segment", n + 1, Duration::from_secs(30)).await;
+    wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.armed",
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+    let n = events_of(&stack, &teacher, &sid, "recording.segment")
+        .await
+        .len();
+    wait_events(
+        &stack,
+        &teacher,
+        &sid,
+        "recording.segment",
+        n + 1,
+        Duration::from_secs(30),
+    )
+    .await;
 
     let rec = end_and_check(&stack, &teacher, &sid).await;
     let segments = rec["segments"].as_array().unwrap();
     for e in &before {
         let i = e["payload"]["index"].as_u64().unwrap();
-        assert!(segments.iter().any(|s| s["index"].as_u64() == Some(i) && s["sha256"] == e["payload"]["sha256"]));
+        assert!(
+            segments
+                .iter()
+                .any(|s| s["index"].as_u64() == Some(i) && s["sha256"] == e["payload"]["sha256"])
+        );
     }
     stack.shutdown().await;
     drop(disk);
@@ -500,18 +697,22 @@ async fn watch_program(stack: &Stack, track: &str, n: usize) -> Vec<u8> {
     let ca = std::fs::read(&relay.ca_pem).unwrap();
     let nats = stack.hub.client().await.unwrap();
     let edge = protocol::ids::EdgeId::new("edge-a".to_owned()).unwrap();
-    let mut sub = wait_until("the program track on the relay", Duration::from_secs(30), || async {
-        let token = fetch_token(&nats, &edge).await.ok()?;
-        let client = MeshClient::connect(&relay.url, &ca, &token).await.ok()?;
-        match client.subscribe(track).await {
-            Ok(s) => Some((client, s)),
-            Err(MeshError::NotFound) => None,
-            Err(e) => {
-                eprintln!("subscribe: {e}");
-                None
+    let mut sub = wait_until(
+        "the program track on the relay",
+        Duration::from_secs(30),
+        || async {
+            let token = fetch_token(&nats, &edge).await.ok()?;
+            let client = MeshClient::connect(&relay.url, &ca, &token).await.ok()?;
+            match client.subscribe(track).await {
+                Ok(s) => Some((client, s)),
+                Err(MeshError::NotFound) => None,
+                Err(e) => {
+                    eprintln!("subscribe: {e}");
+                    None
+                }
             }
-        }
-    })
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let mut payloads = Vec::new();
@@ -538,7 +739,11 @@ async fn check_h264(stream: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("program.h264");
     std::fs::write(&file, stream).unwrap();
-    assert_eq!(media_check::decode_errors(&file).await.unwrap(), "", "the program decodes cleanly");
+    assert_eq!(
+        media_check::decode_errors(&file).await.unwrap(),
+        "",
+        "the program decodes cleanly"
+    );
     let frames = media_check::frames(&file).await.unwrap();
     assert!(frames.len() >= 60, "{} frames decoded", frames.len());
 }
@@ -561,7 +766,11 @@ async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
     // core gives relay tokens only to edges it knows
     let nats = stack.hub.client().await.unwrap();
     let stranger = protocol::ids::EdgeId::new("edge-unknown".to_owned()).unwrap();
-    assert!(edge_node::mesh::fetch_token(&nats, &stranger).await.is_err());
+    assert!(
+        edge_node::mesh::fetch_token(&nats, &stranger)
+            .await
+            .is_err()
+    );
 
     let stream = watch_program(&stack, &track, 90).await;
     check_h264(&stream).await;
@@ -571,7 +780,11 @@ async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
     stack.relay.as_mut().unwrap().kill().await;
     let (s, v) = stack
         .api
-        .post(&format!("/sessions/{sid}/slides"), &teacher, json!({ "deck_id": deck_id, "index": 1 }))
+        .post(
+            &format!("/sessions/{sid}/slides"),
+            &teacher,
+            json!({ "deck_id": deck_id, "index": 1 }),
+        )
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -580,7 +793,11 @@ async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
     check_h264(&stream).await;
 
     let rec = end_and_check(&stack, &teacher, &sid).await;
-    assert_eq!(rec["gaps"].as_array().map(|g| g.len()), Some(0), "the relay's crash cost the recording nothing: {rec}");
+    assert_eq!(
+        rec["gaps"].as_array().map(|g| g.len()),
+        Some(0),
+        "the relay's crash cost the recording nothing: {rec}"
+    );
     stack.shutdown().await;
 }
 
@@ -611,7 +828,11 @@ async fn a_participant_who_declined_recording_never_appears_in_it() {
         let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
         async move {
             let (s, v) = api
-                .post(&format!("/sessions/{sid}/consent"), &teacher, json!({ "recording": recording }))
+                .post(
+                    &format!("/sessions/{sid}/consent"),
+                    &teacher,
+                    json!({ "recording": recording }),
+                )
                 .await
                 .unwrap();
             assert_eq!(s, StatusCode::OK, "{v}");
@@ -620,14 +841,17 @@ async fn a_participant_who_declined_recording_never_appears_in_it() {
     consent(false).await;
     // a real camera (ffmpeg's moving test pattern) and a microphone
     let dir = tempfile::tempdir().unwrap();
-    let clip = media_check::vp8_clip(dir.path(), 640, 360, 30, 4).await.unwrap();
+    let clip = media_check::vp8_clip(dir.path(), 640, 360, 30, 4)
+        .await
+        .unwrap();
     let opts = classroom_tests::rtc_client::PublishOptions {
         clip: Some(std::sync::Arc::new(clip)),
         ..Default::default()
     };
-    let publisher = classroom_tests::rtc_client::publish(&seat.edge_url, &sid, &seat.join_token, opts)
-        .await
-        .unwrap();
+    let publisher =
+        classroom_tests::rtc_client::publish(&seat.edge_url, &sid, &seat.join_token, opts)
+            .await
+            .unwrap();
     wait_until("the camera's track", Duration::from_secs(20), || async {
         let evs = api.events(&teacher, &sid).await.ok()?;
         evs.iter()
@@ -643,11 +867,12 @@ async fn a_participant_who_declined_recording_never_appears_in_it() {
     publisher.stop().await;
 
     let evs = api.events(&teacher, &sid).await.unwrap();
-    let armed: DateTime<Utc> = evs.iter().find(|e| e["type"] == "recording.armed").unwrap()["payload"]["started_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let armed: DateTime<Utc> =
+        evs.iter().find(|e| e["type"] == "recording.armed").unwrap()["payload"]["started_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
     let given = evs
         .iter()
         .filter(|e| e["type"] == "consent.changed")
@@ -659,17 +884,46 @@ async fn a_participant_who_declined_recording_never_appears_in_it() {
     download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
     let frames = media_check::frames(&joined).await.unwrap();
     let v0 = media_check::video_start_s(&joined).await.unwrap();
-    let before: Vec<&Frame> = frames.iter().filter(|f| f.pts_s - v0 < given_s - 0.1).collect();
-    let after: Vec<&Frame> = frames.iter().filter(|f| f.pts_s - v0 > given_s + 1.0).collect();
-    assert!(before.len() > 60 && after.len() > 30, "{} frames before, {} after", before.len(), after.len());
+    let before: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| f.pts_s - v0 < given_s - 0.1)
+        .collect();
+    let after: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| f.pts_s - v0 > given_s + 1.0)
+        .collect();
+    assert!(
+        before.len() > 60 && after.len() > 30,
+        "{} frames before, {} after",
+        before.len(),
+        after.len()
+    );
     let seen_before = before.iter().map(|f| brightest(f)).max().unwrap();
     let seen_after = after.iter().map(|f| brightest(f)).max().unwrap();
-    assert!(seen_before < 60, "nothing of the declined camera is in the recording (brightest {seen_before})");
-    assert!(seen_after > 300, "the camera appears once consent is given (brightest {seen_after})");
-    let quiet = media_check::max_volume_db_between(&joined, 0.0, given_s - 0.2).await.unwrap();
-    let heard = media_check::max_volume_db_between(&joined, given_s + 0.5, f64::MAX).await.unwrap();
-    eprintln!("declined: brightest {seen_before}, max {quiet} dB; consenting: brightest {seen_after}, max {heard} dB");
-    assert!(quiet < -60.0, "the declined microphone is not heard: {quiet} dB");
-    assert!(heard > quiet + 20.0, "the microphone is heard once consent is given: {heard} dB");
+    assert!(
+        seen_before < 60,
+        "nothing of the declined camera is in the recording (brightest {seen_before})"
+    );
+    assert!(
+        seen_after > 300,
+        "the camera appears once consent is given (brightest {seen_after})"
+    );
+    let quiet = media_check::max_volume_db_between(&joined, 0.0, given_s - 0.2)
+        .await
+        .unwrap();
+    let heard = media_check::max_volume_db_between(&joined, given_s + 0.5, f64::MAX)
+        .await
+        .unwrap();
+    eprintln!(
+        "declined: brightest {seen_before}, max {quiet} dB; consenting: brightest {seen_after}, max {heard} dB"
+    );
+    assert!(
+        quiet < -60.0,
+        "the declined microphone is not heard: {quiet} dB"
+    );
+    assert!(
+        heard > quiet + 20.0,
+        "the microphone is heard once consent is given: {heard} dB"
+    );
     stack.shutdown().await;
 }

@@ -116,7 +116,11 @@ impl SigningKeys {
     /// media mesh until `exp`.
     pub fn sign_relay(&self, edge: &str, exp: i64) -> anyhow::Result<String> {
         let claims = serde_json::json!({ "iss": ISSUER, "aud": protocol::claims::RELAY_AUDIENCE, "sub": edge, "exp": exp });
-        Ok(jsonwebtoken::encode(&self.header(), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &self.header(),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Signs a capability for one asset (a deck page, a recording segment):

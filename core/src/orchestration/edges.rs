@@ -41,7 +41,8 @@ pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyh
             tracing::warn!(subject = %msg.subject, edge_id = %health.edge_id, "heartbeat on another edge's subject; ignored");
             continue;
         }
-        app.audience().report(&health.edge_id, health.public_viewers.clone());
+        app.audience()
+            .report(&health.edge_id, health.public_viewers.clone());
         if let Err(e) = record(&app, &health).await {
             tracing::warn!(edge_id = %health.edge_id, error = %e, "recording heartbeat failed");
             continue;

@@ -31,7 +31,9 @@ pub async fn run(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
             _ = stop.cancelled() => return Ok(()),
             m = sub.next() => match m { Some(m) => m, None => return Ok(()) },
         };
-        let Some(reply_to) = msg.reply.clone() else { continue };
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
         let reply = answer(&app, &msg.payload).await;
         let body = serde_json::to_vec(&reply).unwrap_or_default();
         if let Err(e) = app.nats().publish(reply_to, body.into()).await {
@@ -41,7 +43,9 @@ pub async fn run(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
 }
 
 async fn answer(app: &AppState, payload: &[u8]) -> RelayTokenReply {
-    let refused = |error: &str| RelayTokenReply::Refused { error: error.to_owned() };
+    let refused = |error: &str| RelayTokenReply::Refused {
+        error: error.to_owned(),
+    };
     let Ok(req) = serde_json::from_slice::<RelayTokenRequest>(payload) else {
         return refused("bad_request");
     };
@@ -67,7 +71,10 @@ async fn answer(app: &AppState, payload: &[u8]) -> RelayTokenReply {
     match app.keys().sign_relay(edge.as_str(), exp) {
         Ok(token) => {
             tracing::info!(edge_id = %edge, "relay token issued");
-            RelayTokenReply::Token { token, expires_in: RELAY_TTL_SECS }
+            RelayTokenReply::Token {
+                token,
+                expires_in: RELAY_TTL_SECS,
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "relay token not signed");

@@ -536,9 +536,14 @@ pub async fn join(
         }
         None => match &body.value.region {
             Some(r) if r.len() > 64 => {
-                return Err(ApiError::bad_request("invalid_region", "a region name is at most 64 characters"));
+                return Err(ApiError::bad_request(
+                    "invalid_region",
+                    "a region name is at most 64 characters",
+                ));
             }
-            Some(r) => edges::nearest_in(&app, r).await?.unwrap_or_else(|| home.clone()),
+            Some(r) => edges::nearest_in(&app, r)
+                .await?
+                .unwrap_or_else(|| home.clone()),
             None => home.clone(),
         },
     };

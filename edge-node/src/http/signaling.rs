@@ -262,7 +262,10 @@ pub async fn subscribe(
         (Some(home), false) if home != st.registry.edge() => {
             who.require_session(session)?;
             if !st.remote_feeds.enabled() {
-                return Err(EdgeError::unavailable("no_relay", "this edge has no relay to reach the class's home edge"));
+                return Err(EdgeError::unavailable(
+                    "no_relay",
+                    "this edge has no relay to reach the class's home edge",
+                ));
             }
             st.remote_feeds.ensure(who.0.tid, session, home.clone());
         }
@@ -273,7 +276,10 @@ pub async fn subscribe(
             // a public viewer: only while the class allows public viewing
             who.require_session(session)?;
             if let Some(h) = st.registry.get(session).await {
-                let state = h.state().await.map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))?;
+                let state = h
+                    .state()
+                    .await
+                    .map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))?;
                 if !state.settings.public_viewing {
                     return Err(EdgeError::new(
                         StatusCode::FORBIDDEN,

@@ -18,7 +18,10 @@ use futures::StreamExt;
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::TrackSource;
 use protocol::ids::EdgeId;
-use protocol::subjects::{edge_control_subject, keyframe_request_subject, moq_source_track_name, program_audio_track_name, program_track_name};
+use protocol::subjects::{
+    edge_control_subject, keyframe_request_subject, moq_source_track_name,
+    program_audio_track_name, program_track_name,
+};
 use protocol::{ParticipantId, SessionId, TenantId};
 use str0m::format::Codec;
 use tokio::sync::mpsc;
@@ -96,7 +99,11 @@ pub(crate) async fn publish_session(
     let mut tracks: HashMap<u32, OutTrack> = HashMap::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
     let ask = |track: u32| {
-        let _ = sfu.try_send(SfuCommand::TapKeyframe { session, kind: TapKind::Mesh, track });
+        let _ = sfu.try_send(SfuCommand::TapKeyframe {
+            session,
+            kind: TapKind::Mesh,
+            track,
+        });
     };
     loop {
         let request = async {
@@ -203,7 +210,12 @@ pub struct RemoteFeeds {
 
 impl RemoteFeeds {
     pub fn new(sfu: Sfu, uplink: Uplink, nats: async_nats::Client) -> RemoteFeeds {
-        RemoteFeeds { feeds: Arc::default(), sfu, uplink, nats }
+        RemoteFeeds {
+            feeds: Arc::default(),
+            sfu,
+            uplink,
+            nats,
+        }
     }
 
     /// Whether this edge can carry classes hosted elsewhere (has a relay).
@@ -213,7 +225,9 @@ impl RemoteFeeds {
 
     /// Makes sure the session's tracks are pulled from the relay.
     pub fn ensure(&self, tenant: TenantId, session: SessionId, home: EdgeId) {
-        let Ok(mut feeds) = self.feeds.lock() else { return };
+        let Ok(mut feeds) = self.feeds.lock() else {
+            return;
+        };
         if feeds.get(&session).is_some_and(|h| !h.is_finished()) {
             return;
         }
@@ -247,7 +261,8 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 impl Feed {
     async fn run(self) {
         tracing::info!("pulling the class from the relay");
-        let mut pulls: HashMap<String, (JoinHandle<()>, Arc<Mutex<Option<TrackKey>>>)> = HashMap::new();
+        let mut pulls: HashMap<String, (JoinHandle<()>, Arc<Mutex<Option<TrackKey>>>)> =
+            HashMap::new();
         let mut idle = 0;
         // whether each pulled track is flowing; students hear when the class
         // is reconnecting and when it is back
@@ -263,13 +278,23 @@ impl Feed {
                             let slot: Arc<Mutex<Option<TrackKey>>> = Arc::default();
                             let task = tokio::spawn(
                                 self.clone()
-                                    .pull(*participant, *source, name.clone(), slot.clone(), up_tx.clone())
+                                    .pull(
+                                        *participant,
+                                        *source,
+                                        name.clone(),
+                                        slot.clone(),
+                                        up_tx.clone(),
+                                    )
                                     .in_current_span(),
                             );
                             pulls.insert(name.clone(), (task, slot));
                         }
                     }
-                    let gone: Vec<String> = pulls.keys().filter(|n| !wanted.contains_key(*n)).cloned().collect();
+                    let gone: Vec<String> = pulls
+                        .keys()
+                        .filter(|n| !wanted.contains_key(*n))
+                        .cloned()
+                        .collect();
                     for name in gone {
                         if let Some((task, slot)) = pulls.remove(&name) {
                             task.abort();
@@ -326,17 +351,24 @@ impl Feed {
     /// look at the class's state enforces its rules here: removed students
     /// and (when public viewing is off) public viewers are cut, and an ended
     /// class ends for everyone.
-    async fn published(&self, audience: Audience) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
+    async fn published(
+        &self,
+        audience: Audience,
+    ) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
         let state = self.state().await?;
         if !state.is_live() {
             self.sfu.cut(self.session, None, None).await;
             anyhow::bail!("the class has ended");
         }
         for p in state.participants.values().filter(|p| p.removed) {
-            self.sfu.cut(self.session, Some(p.participant_id), None).await;
+            self.sfu
+                .cut(self.session, Some(p.participant_id), None)
+                .await;
         }
         if !state.settings.public_viewing && audience.public > 0 {
-            self.sfu.cut(self.session, None, Some(protocol::Role::Public)).await;
+            self.sfu
+                .cut(self.session, None, Some(protocol::Role::Public))
+                .await;
         }
         let mut wanted = HashMap::new();
         if audience.public > 0 {
@@ -348,20 +380,34 @@ impl Feed {
             }
         }
         if audience.seated > 0 {
-            wanted.extend(state.tracks.values().filter(|t| t.source != TrackSource::Program).map(|t| {
-                let name = moq_source_track_name(self.tenant, self.session, t.participant_id, t.source);
-                (name, (t.participant_id, t.source))
-            }));
+            wanted.extend(
+                state
+                    .tracks
+                    .values()
+                    .filter(|t| t.source != TrackSource::Program)
+                    .map(|t| {
+                        let name = moq_source_track_name(
+                            self.tenant,
+                            self.session,
+                            t.participant_id,
+                            t.source,
+                        );
+                        (name, (t.participant_id, t.source))
+                    }),
+            );
         }
         Ok(wanted)
     }
 
     /// The class's state, from its writer (the home edge).
     async fn state(&self) -> anyhow::Result<Box<protocol::state::SessionState>> {
-        let req = serde_json::to_vec(&EdgeRequest::State { session_id: self.session })?;
+        let req = serde_json::to_vec(&EdgeRequest::State {
+            session_id: self.session,
+        })?;
         let msg = tokio::time::timeout(
             Duration::from_secs(3),
-            self.nats.request(edge_control_subject(&self.home), req.into()),
+            self.nats
+                .request(edge_control_subject(&self.home), req.into()),
         )
         .await??;
         match serde_json::from_slice::<EdgeReply>(&msg.payload)? {

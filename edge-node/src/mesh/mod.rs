@@ -26,10 +26,10 @@ mod subscriber;
 mod uplink;
 pub mod wire;
 
+pub use bridge::RemoteFeeds;
 pub use client::MeshClient;
 pub use publisher::TrackPublisher;
 pub use subscriber::{ReceivedPacket, TrackSubscriber};
-pub use bridge::RemoteFeeds;
 pub use uplink::{Uplink, fetch_token};
 pub use wire::MediaPacket;
 

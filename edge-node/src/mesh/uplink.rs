@@ -22,7 +22,10 @@ pub struct Uplink {
 impl Uplink {
     /// No relay configured: the edge serves only its own students.
     pub fn disabled() -> Uplink {
-        Uplink { current: watch::channel(None).1, enabled: false }
+        Uplink {
+            current: watch::channel(None).1,
+            enabled: false,
+        }
     }
 
     /// Keeps a connection to `url` up for the edge's lifetime.
@@ -54,7 +57,10 @@ impl Uplink {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         });
-        Uplink { current: rx, enabled: true }
+        Uplink {
+            current: rx,
+            enabled: true,
+        }
     }
 
     /// Whether a relay is configured at all.
@@ -78,12 +84,15 @@ impl Uplink {
 /// A relay token for `edge`, from core.
 pub async fn fetch_token(nats: &async_nats::Client, edge: &EdgeId) -> Result<String, MeshError> {
     let body = serde_json::json!({ "edge_id": edge.as_str() }).to_string();
-    let reply = tokio::time::timeout(Duration::from_secs(5), nats.request(RELAY_TOKEN_REQUEST, body.into()))
-        .await
-        .map_err(|_| MeshError::Disconnected("core did not answer the relay token request".into()))?
-        .map_err(|e| MeshError::Disconnected(format!("relay token request: {e}")))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&reply.payload).map_err(|e| MeshError::Config(format!("relay token reply: {e}")))?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        nats.request(RELAY_TOKEN_REQUEST, body.into()),
+    )
+    .await
+    .map_err(|_| MeshError::Disconnected("core did not answer the relay token request".into()))?
+    .map_err(|e| MeshError::Disconnected(format!("relay token request: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| MeshError::Config(format!("relay token reply: {e}")))?;
     match v["token"].as_str() {
         Some(t) => Ok(t.to_owned()),
         None => {
@@ -93,7 +102,12 @@ pub async fn fetch_token(nats: &async_nats::Client, edge: &EdgeId) -> Result<Str
     }
 }
 
-async fn connect(url: &str, ca_pem: &[u8], edge: &EdgeId, nats: &async_nats::Client) -> Result<MeshClient, MeshError> {
+async fn connect(
+    url: &str,
+    ca_pem: &[u8],
+    edge: &EdgeId,
+    nats: &async_nats::Client,
+) -> Result<MeshClient, MeshError> {
     let token = fetch_token(nats, edge).await?;
     MeshClient::connect(url, ca_pem, &token).await
 }

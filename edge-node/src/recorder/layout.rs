@@ -30,12 +30,33 @@ pub struct Place {
 }
 
 impl Place {
-    const HIDDEN: Place = Place { x: 0, y: 0, w: 16, h: 16, alpha: 0.0, zorder: 0 };
+    const HIDDEN: Place = Place {
+        x: 0,
+        y: 0,
+        w: 16,
+        h: 16,
+        alpha: 0.0,
+        zorder: 0,
+    };
     const fn full(z: u32) -> Place {
-        Place { x: 0, y: 0, w: WIDTH, h: HEIGHT, alpha: 1.0, zorder: z }
+        Place {
+            x: 0,
+            y: 0,
+            w: WIDTH,
+            h: HEIGHT,
+            alpha: 1.0,
+            zorder: z,
+        }
     }
     const fn at(x: i32, y: i32, w: i32, h: i32, z: u32) -> Place {
-        Place { x, y, w, h, alpha: 1.0, zorder: z }
+        Place {
+            x,
+            y,
+            w,
+            h,
+            alpha: 1.0,
+            zorder: z,
+        }
     }
 }
 
@@ -52,14 +73,23 @@ pub struct Inputs {
 const PIP: Place = Place::at(WIDTH - 320 - 16, HEIGHT - 180 - 16, 320, 180, 10);
 
 /// Places every source; sources not shown are hidden.
-pub fn places(scene: Scene, layout: Layout, inputs: &Inputs, all: &[Source]) -> Vec<(Source, Place)> {
+pub fn places(
+    scene: Scene,
+    layout: Layout,
+    inputs: &Inputs,
+    all: &[Source],
+) -> Vec<(Source, Place)> {
     let presenter = inputs.cameras.first().copied();
     let content = |s: Source| match scene {
         Scene::Slides => s == Source::Slide,
         Scene::Screen => s == Source::Screen,
         Scene::Whiteboard => s == Source::Whiteboard,
         Scene::Split => {
-            if inputs.screen { s == Source::Screen } else { s == Source::Slide }
+            if inputs.screen {
+                s == Source::Screen
+            } else {
+                s == Source::Slide
+            }
         }
         Scene::Camera => false,
     };
@@ -68,30 +98,46 @@ pub fn places(scene: Scene, layout: Layout, inputs: &Inputs, all: &[Source]) -> 
             let place = match (scene, s) {
                 // camera scene: the presenter full frame, or everyone in a grid
                 (Scene::Camera, Source::Camera(slot)) => match layout {
-                    Layout::Grid if inputs.cameras.len() > 1 => grid(inputs.cameras.iter().position(|c| *c == slot)),
+                    Layout::Grid if inputs.cameras.len() > 1 => {
+                        grid(inputs.cameras.iter().position(|c| *c == slot))
+                    }
                     Layout::Grid | Layout::Speaker | Layout::Pip | Layout::SideBySide => {
-                        if Some(slot) == presenter { Place::full(1) } else { Place::HIDDEN }
+                        if Some(slot) == presenter {
+                            Place::full(1)
+                        } else {
+                            Place::HIDDEN
+                        }
                     }
                 },
                 (Scene::Camera, _) => Place::HIDDEN,
                 // split: content left, presenter right
                 (Scene::Split, Source::Camera(slot)) => {
-                    if Some(slot) == presenter { Place::at(WIDTH / 2, HEIGHT / 4, WIDTH / 2, HEIGHT / 2, 1) } else { Place::HIDDEN }
+                    if Some(slot) == presenter {
+                        Place::at(WIDTH / 2, HEIGHT / 4, WIDTH / 2, HEIGHT / 2, 1)
+                    } else {
+                        Place::HIDDEN
+                    }
                 }
-                (Scene::Split, other) if content(other) => Place::at(0, HEIGHT / 4, WIDTH / 2, HEIGHT / 2, 1),
+                (Scene::Split, other) if content(other) => {
+                    Place::at(0, HEIGHT / 4, WIDTH / 2, HEIGHT / 2, 1)
+                }
                 // content scenes: content full; the presenter in a corner or beside it
                 (_, Source::Camera(slot)) => {
                     if Some(slot) != presenter {
                         Place::HIDDEN
                     } else {
                         match layout {
-                            Layout::SideBySide => Place::at(WIDTH * 2 / 3, HEIGHT / 3, WIDTH / 3, HEIGHT / 3, 1),
+                            Layout::SideBySide => {
+                                Place::at(WIDTH * 2 / 3, HEIGHT / 3, WIDTH / 3, HEIGHT / 3, 1)
+                            }
                             Layout::Speaker | Layout::Grid | Layout::Pip => PIP,
                         }
                     }
                 }
                 (_, other) if content(other) => match layout {
-                    Layout::SideBySide => Place::at(0, HEIGHT / 6, WIDTH * 2 / 3, HEIGHT * 2 / 3, 1),
+                    Layout::SideBySide => {
+                        Place::at(0, HEIGHT / 6, WIDTH * 2 / 3, HEIGHT * 2 / 3, 1)
+                    }
                     Layout::Speaker | Layout::Grid | Layout::Pip => Place::full(1),
                 },
                 (_, _) => Place::HIDDEN,
@@ -115,7 +161,13 @@ fn grid(i: Option<usize>) -> Place {
 mod tests {
     use super::*;
 
-    const ALL: [Source; 5] = [Source::Camera(0), Source::Camera(1), Source::Screen, Source::Slide, Source::Whiteboard];
+    const ALL: [Source; 5] = [
+        Source::Camera(0),
+        Source::Camera(1),
+        Source::Screen,
+        Source::Slide,
+        Source::Whiteboard,
+    ];
 
     fn shown(scene: Scene, layout: Layout, inputs: &Inputs) -> Vec<(Source, (i32, i32, i32, i32))> {
         places(scene, layout, inputs, &ALL)
@@ -127,33 +179,76 @@ mod tests {
 
     #[test]
     fn scenes_place_their_sources() {
-        let two = Inputs { cameras: vec![0, 1], screen: true, slide: true };
-        assert_eq!(shown(Scene::Camera, Layout::Speaker, &two), vec![(Source::Camera(0), (0, 0, 1280, 720))]);
-        assert_eq!(shown(Scene::Camera, Layout::Grid, &two).len(), 2, "grid shows every camera");
+        let two = Inputs {
+            cameras: vec![0, 1],
+            screen: true,
+            slide: true,
+        };
+        assert_eq!(
+            shown(Scene::Camera, Layout::Speaker, &two),
+            vec![(Source::Camera(0), (0, 0, 1280, 720))]
+        );
+        assert_eq!(
+            shown(Scene::Camera, Layout::Grid, &two).len(),
+            2,
+            "grid shows every camera"
+        );
         assert_eq!(
             shown(Scene::Slides, Layout::Pip, &two),
-            vec![(Source::Camera(0), (944, 524, 320, 180)), (Source::Slide, (0, 0, 1280, 720))]
+            vec![
+                (Source::Camera(0), (944, 524, 320, 180)),
+                (Source::Slide, (0, 0, 1280, 720))
+            ]
         );
         assert_eq!(
             shown(Scene::Whiteboard, Layout::Speaker, &two),
-            vec![(Source::Camera(0), (944, 524, 320, 180)), (Source::Whiteboard, (0, 0, 1280, 720))]
+            vec![
+                (Source::Camera(0), (944, 524, 320, 180)),
+                (Source::Whiteboard, (0, 0, 1280, 720))
+            ]
         );
         let split = shown(Scene::Split, Layout::Speaker, &two);
-        assert!(split.contains(&(Source::Screen, (0, 180, 640, 360))), "split prefers a screen share");
-        let no_screen = Inputs { cameras: vec![0], screen: false, slide: true };
-        assert!(shown(Scene::Split, Layout::Speaker, &no_screen).contains(&(Source::Slide, (0, 180, 640, 360))));
+        assert!(
+            split.contains(&(Source::Screen, (0, 180, 640, 360))),
+            "split prefers a screen share"
+        );
+        let no_screen = Inputs {
+            cameras: vec![0],
+            screen: false,
+            slide: true,
+        };
+        assert!(
+            shown(Scene::Split, Layout::Speaker, &no_screen)
+                .contains(&(Source::Slide, (0, 180, 640, 360)))
+        );
         // with no camera at all the content is still shown
-        let none = Inputs { cameras: vec![], screen: false, slide: true };
-        assert_eq!(shown(Scene::Slides, Layout::Pip, &none), vec![(Source::Slide, (0, 0, 1280, 720))]);
+        let none = Inputs {
+            cameras: vec![],
+            screen: false,
+            slide: true,
+        };
+        assert_eq!(
+            shown(Scene::Slides, Layout::Pip, &none),
+            vec![(Source::Slide, (0, 0, 1280, 720))]
+        );
     }
 
     #[test]
     fn the_content_always_sits_under_the_presenter() {
-        let i = Inputs { cameras: vec![0], screen: true, slide: true };
+        let i = Inputs {
+            cameras: vec![0],
+            screen: true,
+            slide: true,
+        };
         for scene in [Scene::Slides, Scene::Screen, Scene::Whiteboard] {
             let p = places(scene, Layout::Pip, &i, &ALL);
             let cam = p.iter().find(|(s, _)| *s == Source::Camera(0)).unwrap().1;
-            let content = p.iter().filter(|(s, _)| !matches!(s, Source::Camera(_))).find(|(_, pl)| pl.alpha > 0.0).unwrap().1;
+            let content = p
+                .iter()
+                .filter(|(s, _)| !matches!(s, Source::Camera(_)))
+                .find(|(_, pl)| pl.alpha > 0.0)
+                .unwrap()
+                .1;
             assert!(cam.zorder > content.zorder, "{scene:?}");
         }
     }

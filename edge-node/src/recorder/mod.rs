@@ -90,7 +90,12 @@ pub enum ArmError {
 }
 
 impl Recorders {
-    pub fn new(config: RecorderConfig, store: Arc<dyn ObjectStore>, sfu: Sfu, uplink: Uplink) -> Recorders {
+    pub fn new(
+        config: RecorderConfig,
+        store: Arc<dyn ObjectStore>,
+        sfu: Sfu,
+        uplink: Uplink,
+    ) -> Recorders {
         Recorders {
             inner: Arc::new(Inner {
                 config,
@@ -127,24 +132,39 @@ impl Recorders {
     }
 
     /// Builds and starts a session's program. Nothing is logged yet.
-    pub async fn prepare(&self, session: SessionId, first_index: u32) -> Result<Prepared, ArmError> {
+    pub async fn prepare(
+        &self,
+        session: SessionId,
+        first_index: u32,
+    ) -> Result<Prepared, ArmError> {
         let config = &self.inner.config;
         if !config.enabled {
             return Err(ArmError::Disabled);
         }
         let dir = self.spool_of(session);
-        std::fs::create_dir_all(&dir).map_err(|e| ArmError::Pipeline(format!("spool {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ArmError::Pipeline(format!("spool {}: {e}", dir.display())))?;
         let free_mb = free_mb(&dir);
         if free_mb < config.min_free_mb {
-            return Err(ArmError::DiskFull { free_mb, min_mb: config.min_free_mb });
+            return Err(ArmError::DiskFull {
+                free_mb,
+                min_mb: config.min_free_mb,
+            });
         }
         let built = tokio::task::spawn_blocking(move || -> Result<Prepared, ArmError> {
-            let program = pipeline::Program::new(&dir, first_index).map_err(|e| ArmError::Pipeline(e.to_string()))?;
-            program.play().map_err(|e| ArmError::Pipeline(e.to_string()))?;
+            let program = pipeline::Program::new(&dir, first_index)
+                .map_err(|e| ArmError::Pipeline(e.to_string()))?;
+            program
+                .play()
+                .map_err(|e| ArmError::Pipeline(e.to_string()))?;
             // the wall-clock instant of running time 0
             let running = program.running_ms();
             let started_at = Utc::now() - chrono::Duration::milliseconds(running as i64);
-            Ok(Prepared { program, started_at, first_index })
+            Ok(Prepared {
+                program,
+                started_at,
+                first_index,
+            })
         })
         .await
         .map_err(|e| ArmError::Pipeline(e.to_string()))??;
@@ -153,7 +173,13 @@ impl Recorders {
 
     /// Attaches a prepared program to its session: the task logs
     /// `recording.armed` (after `recording.gap` when resuming).
-    pub async fn launch(&self, prepared: Prepared, handle: SessionHandle, registry: Registry, resume: Option<Resume>) {
+    pub async fn launch(
+        &self,
+        prepared: Prepared,
+        handle: SessionHandle,
+        registry: Registry,
+        resume: Option<Resume>,
+    ) {
         let (tx, rx) = mpsc::channel(64);
         if let Ok(mut live) = self.inner.live.lock() {
             live.insert(handle.id, tx);
@@ -208,7 +234,12 @@ impl Recorders {
     /// left and logs `recording.finalized`. Bounded: a stuck pipeline never
     /// holds up the end of a class.
     pub async fn finalize(&self, session: SessionId, within: Duration) -> Result<(), String> {
-        let tx = self.inner.live.lock().ok().and_then(|mut l| l.remove(&session));
+        let tx = self
+            .inner
+            .live
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(&session));
         let Some(tx) = tx else { return Ok(()) };
         let (reply, rx) = oneshot::channel();
         if tx.send(Control::Finalize { reply }).await.is_err() {
@@ -223,7 +254,12 @@ impl Recorders {
 
     /// Throws a session's recording away (its start was aborted).
     pub async fn discard(&self, session: SessionId) {
-        let tx = self.inner.live.lock().ok().and_then(|mut l| l.remove(&session));
+        let tx = self
+            .inner
+            .live
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(&session));
         if let Some(tx) = tx {
             let _ = tx.send(Control::Discard).await;
         }

@@ -38,7 +38,11 @@ struct Still {
 
 impl Still {
     fn new(src: gst_app::AppSrc, frame: Vec<u8>) -> Still {
-        Still { src, frame: gst::Buffer::from_mut_slice(frame), last_pts: None }
+        Still {
+            src,
+            frame: gst::Buffer::from_mut_slice(frame),
+            last_pts: None,
+        }
     }
 
     /// Sends the current frame stamped `at_ns` (kept monotonic).
@@ -82,10 +86,19 @@ impl From<gst::StateChangeError> for PipelineError {
 /// What the bus tells the recorder.
 #[derive(Debug)]
 pub enum Note {
-    SegmentOpened { path: PathBuf, running_ms: u64 },
-    SegmentClosed { path: PathBuf, running_ms: u64 },
+    SegmentOpened {
+        path: PathBuf,
+        running_ms: u64,
+    },
+    SegmentClosed {
+        path: PathBuf,
+        running_ms: u64,
+    },
     /// One input failed (e.g. undecodable media): drop it, keep recording.
-    InputError { input: u64, message: String },
+    InputError {
+        input: u64,
+        message: String,
+    },
     Error(String),
     Eos,
 }
@@ -136,7 +149,9 @@ fn ensure_init() -> Result<(), PipelineError> {
 }
 
 fn raw_caps(fps: i32) -> String {
-    format!("video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={fps}/1,pixel-aspect-ratio=1/1")
+    format!(
+        "video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={fps}/1,pixel-aspect-ratio=1/1"
+    )
 }
 
 fn appsrc(bin: &gst::Bin, name: &str) -> Result<gst_app::AppSrc, PipelineError> {
@@ -150,7 +165,8 @@ impl Program {
     /// `seg<first_index + n>.mp4`.
     pub fn new(spool: &Path, first_index: u32) -> Result<Program, PipelineError> {
         ensure_init()?;
-        std::fs::create_dir_all(spool).map_err(|e| PipelineError::Gst(format!("spool {}: {e}", spool.display())))?;
+        std::fs::create_dir_all(spool)
+            .map_err(|e| PipelineError::Gst(format!("spool {}: {e}", spool.display())))?;
         let desc = format!(
             "compositor name=comp background=black emit-signals=true latency=100000000 \
                ! {out} ! queue max-size-buffers=8 \
@@ -181,9 +197,15 @@ impl Program {
             .map_err(|_| PipelineError::Gst("not a pipeline".into()))?;
         let slide = appsrc(pipeline.upcast_ref(), "slide")?;
         let whiteboard = appsrc(pipeline.upcast_ref(), "wb")?;
-        let comp = pipeline.by_name("comp").ok_or_else(|| PipelineError::Gst("no compositor".into()))?;
-        let amix = pipeline.by_name("amix").ok_or_else(|| PipelineError::Gst("no mixer".into()))?;
-        let mux = pipeline.by_name("mux").ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?;
+        let comp = pipeline
+            .by_name("comp")
+            .ok_or_else(|| PipelineError::Gst("no compositor".into()))?;
+        let amix = pipeline
+            .by_name("amix")
+            .ok_or_else(|| PipelineError::Gst("no mixer".into()))?;
+        let mux = pipeline
+            .by_name("mux")
+            .ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?;
         // The program feed never holds up the recording: a full channel drops.
         let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(800);
         for (name, audio) in [("feed", false), ("afeed", true)] {
@@ -231,9 +253,14 @@ impl Program {
             let pads = pads.clone();
             let layouts = layouts.clone();
             comp.connect("samples-selected", false, move |vals| {
-                let pts = vals.get(2).and_then(|v| v.get::<gst::ClockTime>().ok()).map(|t| t.nseconds());
+                let pts = vals
+                    .get(2)
+                    .and_then(|v| v.get::<gst::ClockTime>().ok())
+                    .map(|t| t.nseconds());
                 let Some(pts) = pts else { return None };
-                let Ok(mut q) = layouts.lock() else { return None };
+                let Ok(mut q) = layouts.lock() else {
+                    return None;
+                };
                 while q.front().is_some_and(|(t, _)| *t <= pts) {
                     if let Some((_, places)) = q.pop_front() {
                         if let Ok(pads) = pads.lock() {
@@ -267,7 +294,9 @@ impl Program {
                 if pts.is_some_and(|p| p > cutoff.load(Ordering::Relaxed)) {
                     return gst::PadProbeReturn::Drop;
                 }
-                let Ok(mut last) = last.lock() else { return gst::PadProbeReturn::Ok };
+                let Ok(mut last) = last.lock() else {
+                    return gst::PadProbeReturn::Ok;
+                };
                 match (pts, *last) {
                     (Some(p), Some(l)) if p <= l => gst::PadProbeReturn::Drop,
                     (Some(p), _) => {
@@ -306,7 +335,10 @@ impl Program {
 
     /// The pipeline's running time now, in ms (media time of this run).
     pub fn running_ms(&self) -> u64 {
-        self.pipeline.current_running_time().map(|t| t.mseconds()).unwrap_or(0)
+        self.pipeline
+            .current_running_time()
+            .map(|t| t.mseconds())
+            .unwrap_or(0)
     }
 
     /// A stream of bus notes for the recorder task.
@@ -318,11 +350,18 @@ impl Program {
                 gst::MessageView::Element(e) => {
                     let s = e.structure()?;
                     let path = PathBuf::from(s.get::<&str>("location").ok()?);
-                    let running_ms = s.get::<gst::ClockTime>("running-time").map(|t| t.mseconds()).ok()
+                    let running_ms = s
+                        .get::<gst::ClockTime>("running-time")
+                        .map(|t| t.mseconds())
+                        .ok()
                         .or_else(|| s.get::<u64>("running-time").ok().map(|n| n / MS))?;
                     match s.name().as_str() {
-                        "splitmuxsink-fragment-opened" => Some(Note::SegmentOpened { path, running_ms }),
-                        "splitmuxsink-fragment-closed" => Some(Note::SegmentClosed { path, running_ms }),
+                        "splitmuxsink-fragment-opened" => {
+                            Some(Note::SegmentOpened { path, running_ms })
+                        }
+                        "splitmuxsink-fragment-closed" => {
+                            Some(Note::SegmentClosed { path, running_ms })
+                        }
                         _ => None,
                     }
                 }
@@ -360,7 +399,11 @@ impl Program {
 
     /// Re-sends the stills (call `STILL_FPS` times a second).
     pub fn tick_stills(&mut self) {
-        let now = self.pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
+        let now = self
+            .pipeline
+            .current_running_time()
+            .map(|t| t.nseconds())
+            .unwrap_or(0);
         self.slide.push(now);
         self.whiteboard.push(now);
     }
@@ -380,17 +423,23 @@ impl Program {
     ) -> Result<u64, PipelineError> {
         let (caps, chain, video) = match codec {
             Codec::Vp8 => (
-                format!("application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload={pt}"),
+                format!(
+                    "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload={pt}"
+                ),
                 "rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec max-errors=-1 ! videoconvert ! queue max-size-buffers=3",
                 true,
             ),
             Codec::H264 => (
-                format!("application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload={pt}"),
+                format!(
+                    "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload={pt}"
+                ),
                 "rtph264depay request-keyframe=true wait-for-keyframe=true ! h264parse ! avdec_h264 max-errors=-1 ! videoconvert ! queue max-size-buffers=3",
                 true,
             ),
             Codec::Opus => (
-                format!("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload={pt}"),
+                format!(
+                    "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload={pt}"
+                ),
                 "rtpopusdepay ! opusdec plc=true max-errors=-1 ! audioconvert ! audioresample ! queue",
                 false,
             ),
@@ -416,7 +465,10 @@ impl Program {
         if let Some(pad) = src.static_pad("src") {
             pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 if let Some(ev) = info.event() {
-                    if ev.structure().is_some_and(|s| s.name() == "GstForceKeyUnit") {
+                    if ev
+                        .structure()
+                        .is_some_and(|s| s.name() == "GstForceKeyUnit")
+                    {
                         on_keyframe();
                     }
                 }
@@ -434,8 +486,11 @@ impl Program {
                 pad.set_property("zorder", stacking(s));
             }
         }
-        let out = bin.static_pad("src").ok_or_else(|| PipelineError::Gst("input without src pad".into()))?;
-        out.link(&pad).map_err(|e| PipelineError::Gst(format!("linking input: {e:?}")))?;
+        let out = bin
+            .static_pad("src")
+            .ok_or_else(|| PipelineError::Gst("input without src pad".into()))?;
+        out.link(&pad)
+            .map_err(|e| PipelineError::Gst(format!("linking input: {e:?}")))?;
         bin.sync_state_with_parent()?;
         if let (true, Some(s)) = (video, source) {
             if let Ok(mut pads) = self.pads.lock() {
@@ -456,7 +511,9 @@ impl Program {
     /// Ends an input (its track ended or its owner withdrew consent): it is
     /// hidden or muted at once and never fed again.
     pub fn remove_input(&mut self, input: u64) {
-        let Some(i) = self.inputs.remove(&input) else { return };
+        let Some(i) = self.inputs.remove(&input) else {
+            return;
+        };
         if i.pad.has_property("mute") {
             i.pad.set_property("mute", true);
         } else {
@@ -473,8 +530,13 @@ impl Program {
     /// segment is closed properly. `Note::Eos` follows once it drained;
     /// then call `stop`.
     pub fn begin_finish(&self) {
-        let now = self.pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
-        self.cutoff.store(now.saturating_sub(END_MARGIN_MS * MS), Ordering::Relaxed);
+        let now = self
+            .pipeline
+            .current_running_time()
+            .map(|t| t.nseconds())
+            .unwrap_or(0);
+        self.cutoff
+            .store(now.saturating_sub(END_MARGIN_MS * MS), Ordering::Relaxed);
         // one EOS to every source at once: ending inputs one by one would
         // leave the last frames without them
         self.pipeline.send_event(gst::event::Eos::new());
@@ -542,11 +604,17 @@ pub fn png_to_i420(png: &Path) -> Result<Vec<u8>, PipelineError> {
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| PipelineError::Gst("no appsink".into()))?;
     p.set_state(gst::State::Playing)?;
-    let sample = sink.pull_sample().map_err(|_| PipelineError::Gst("the PNG gave no frame".into()));
+    let sample = sink
+        .pull_sample()
+        .map_err(|_| PipelineError::Gst("the PNG gave no frame".into()));
     let _ = p.set_state(gst::State::Null);
     let sample = sample?;
-    let buf = sample.buffer().ok_or_else(|| PipelineError::Gst("empty sample".into()))?;
-    let map = buf.map_readable().map_err(|_| PipelineError::Gst("unreadable frame".into()))?;
+    let buf = sample
+        .buffer()
+        .ok_or_else(|| PipelineError::Gst("empty sample".into()))?;
+    let map = buf
+        .map_readable()
+        .map_err(|_| PipelineError::Gst("unreadable frame".into()))?;
     Ok(map.as_slice().to_vec())
 }
 
@@ -566,7 +634,10 @@ mod tests {
         .unwrap();
         p.set_state(gst::State::Playing).unwrap();
         let bus = p.bus().unwrap();
-        bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos, gst::MessageType::Error]);
+        bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
         p.set_state(gst::State::Null).unwrap();
         let frame = png_to_i420(&png).unwrap();
         let (w, h) = (WIDTH as usize, HEIGHT as usize);
@@ -575,6 +646,9 @@ mod tests {
         let y = frame[w * (h / 2) + w / 2];
         let u = frame[w * h + (w / 2) * (h / 4) + w / 4];
         let v = frame[w * h + w * h / 4 + (w / 2) * (h / 4) + w / 4];
-        assert!((y as i32 - 81).abs() < 8 && (u as i32 - 90).abs() < 8 && (v as i32 - 240).abs() < 8, "{y} {u} {v}");
+        assert!(
+            (y as i32 - 81).abs() < 8 && (u as i32 - 90).abs() < 8 && (v as i32 - 240).abs() < 8,
+            "{y} {u} {v}"
+        );
     }
 }

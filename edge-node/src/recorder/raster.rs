@@ -31,7 +31,11 @@ fn yuv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
 
 fn parse_color(hex: &str) -> (u8, u8, u8) {
     let h = hex.trim_start_matches('#');
-    let byte = |i: usize| h.get(i..i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
+    let byte = |i: usize| {
+        h.get(i..i + 2)
+            .and_then(|s| u8::from_str_radix(s, 16).ok())
+            .unwrap_or(0)
+    };
     (byte(0), byte(2), byte(4))
 }
 
@@ -44,18 +48,29 @@ pub fn whiteboard(strokes: &[Stroke]) -> Vec<u8> {
             yuv(r, g, b)
         };
         let radius = (s.width as f32 / 2.0).max(1.0);
-        let pts: Vec<(f32, f32)> =
-            s.points.iter().map(|[x, y]| (*x as f32 / BOARD * W as f32, *y as f32 / BOARD * H as f32)).collect();
+        let pts: Vec<(f32, f32)> = s
+            .points
+            .iter()
+            .map(|[x, y]| (*x as f32 / BOARD * W as f32, *y as f32 / BOARD * H as f32))
+            .collect();
         let segs: Vec<((f32, f32), (f32, f32))> = if pts.len() == 1 {
             vec![(pts[0], pts[0])]
         } else {
             pts.windows(2).map(|w| (w[0], w[1])).collect()
         };
         for (a, b) in segs {
-            let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) / (radius / 2.0).max(0.5)).ceil().max(1.0) as usize;
+            let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) / (radius / 2.0).max(0.5))
+                .ceil()
+                .max(1.0) as usize;
             for i in 0..=steps {
                 let t = i as f32 / steps as f32;
-                dot(&mut f, a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t, radius, (y, u, v));
+                dot(
+                    &mut f,
+                    a.0 + (b.0 - a.0) * t,
+                    a.1 + (b.1 - a.1) * t,
+                    radius,
+                    (y, u, v),
+                );
             }
         }
     }
@@ -63,8 +78,14 @@ pub fn whiteboard(strokes: &[Stroke]) -> Vec<u8> {
 }
 
 fn dot(f: &mut [u8], cx: f32, cy: f32, r: f32, (y, u, v): (u8, u8, u8)) {
-    let (x0, x1) = ((cx - r).floor().max(0.0) as usize, ((cx + r).ceil() as usize).min(W - 1));
-    let (y0, y1) = ((cy - r).floor().max(0.0) as usize, ((cy + r).ceil() as usize).min(H - 1));
+    let (x0, x1) = (
+        (cx - r).floor().max(0.0) as usize,
+        ((cx + r).ceil() as usize).min(W - 1),
+    );
+    let (y0, y1) = (
+        (cy - r).floor().max(0.0) as usize,
+        ((cy + r).ceil() as usize).min(H - 1),
+    );
     for py in y0..=y1 {
         for px in x0..=x1 {
             let (dx, dy) = (px as f32 - cx, py as f32 - cy);
@@ -114,7 +135,12 @@ mod tests {
     #[test]
     fn rtp_headers() {
         let p = rtp_packet(96, true, 0x1234, 0xdead_beef, 7, &[1, 2]);
-        assert_eq!(p, vec![0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 1, 2]);
+        assert_eq!(
+            p,
+            vec![
+                0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 1, 2
+            ]
+        );
         assert_eq!(solid_i420(16, 128, 128).len(), 1280 * 720 * 3 / 2);
     }
 }

@@ -45,12 +45,22 @@ pub fn seal(part: &Path) -> Result<Finished, SpoolError> {
         }
     }
     let data = std::fs::read(&done).map_err(|e| SpoolError::Io(done.clone(), e))?;
-    Ok(Finished { bytes: data.len() as u64, sha256: hex::encode(Sha256::digest(&data)), path: done })
+    Ok(Finished {
+        bytes: data.len() as u64,
+        sha256: hex::encode(Sha256::digest(&data)),
+        path: done,
+    })
 }
 
 /// Uploads a file to `key`, retrying with backoff for about a minute.
-pub async fn upload(store: &Arc<dyn ObjectStore>, file: &Path, key: &str) -> Result<(), SpoolError> {
-    let data = tokio::fs::read(file).await.map_err(|e| SpoolError::Io(file.to_path_buf(), e))?;
+pub async fn upload(
+    store: &Arc<dyn ObjectStore>,
+    file: &Path,
+    key: &str,
+) -> Result<(), SpoolError> {
+    let data = tokio::fs::read(file)
+        .await
+        .map_err(|e| SpoolError::Io(file.to_path_buf(), e))?;
     let path = ObjectPath::from(key);
     let mut delay = Duration::from_millis(200);
     let mut last = String::new();
@@ -68,14 +78,23 @@ pub async fn upload(store: &Arc<dyn ObjectStore>, file: &Path, key: &str) -> Res
     Err(SpoolError::Store(last))
 }
 
-pub async fn upload_bytes(store: &Arc<dyn ObjectStore>, key: &str, data: Vec<u8>) -> Result<(), SpoolError> {
-    store.put(&ObjectPath::from(key), data.into()).await.map(|_| ()).map_err(|e| SpoolError::Store(e.to_string()))
+pub async fn upload_bytes(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    data: Vec<u8>,
+) -> Result<(), SpoolError> {
+    store
+        .put(&ObjectPath::from(key), data.into())
+        .await
+        .map(|_| ())
+        .map_err(|e| SpoolError::Store(e.to_string()))
 }
 
 /// The store: a local directory (object_store's local file system).
 pub fn local_store(dir: &Path) -> Result<Arc<dyn ObjectStore>, SpoolError> {
     std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io(dir.to_path_buf(), e))?;
-    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| SpoolError::Store(e.to_string()))?;
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| SpoolError::Store(e.to_string()))?;
     Ok(Arc::new(fs))
 }
 
@@ -94,7 +113,9 @@ mod tests {
         assert_eq!(f.bytes, 17);
         assert_eq!(f.sha256, hex::encode(Sha256::digest(b"not really an mp4")));
         let store = local_store(&dir.path().join("objects")).unwrap();
-        upload(&store, &f.path, "recordings/t/s/seg00003.mp4").await.unwrap();
+        upload(&store, &f.path, "recordings/t/s/seg00003.mp4")
+            .await
+            .unwrap();
         let got = std::fs::read(dir.path().join("objects/recordings/t/s/seg00003.mp4")).unwrap();
         assert_eq!(got, b"not really an mp4");
     }

@@ -34,7 +34,9 @@ const SLIDE_CACHE: usize = 24;
 const REARM_EVERY: Duration = Duration::from_secs(5);
 
 pub enum Control {
-    Finalize { reply: oneshot::Sender<Result<(), String>> },
+    Finalize {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Discard,
 }
 
@@ -63,8 +65,13 @@ struct RawAudio {
 }
 
 enum Job {
-    Segment { part: PathBuf, meta: Sidecar },
-    Finalize { reply: Option<oneshot::Sender<Result<(), String>>> },
+    Segment {
+        part: PathBuf,
+        meta: Sidecar,
+    },
+    Finalize {
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
 }
 
 struct Run {
@@ -117,7 +124,9 @@ pub(super) async fn run(
     media: mpsc::Receiver<TapMsg>,
 ) {
     let span = tracing::info_span!("recorder", session_id = %ctx.handle.id);
-    run_inner(ctx, prepared, resume, control, media).instrument(span).await
+    run_inner(ctx, prepared, resume, control, media)
+        .instrument(span)
+        .await
 }
 
 async fn run_inner(
@@ -138,11 +147,20 @@ async fn run_inner(
     };
     let mut live = sub.live;
     let state = sub.state;
-    let armed_at = resume.as_ref().map(|r| r.armed_at).unwrap_or(prepared.started_at);
+    let armed_at = resume
+        .as_ref()
+        .map(|r| r.armed_at)
+        .unwrap_or(prepared.started_at);
     let (jobs, job_rx) = mpsc::unbounded_channel();
     tokio::spawn(
-        uploader(ctx.recorders.clone(), ctx.handle.clone(), ctx.registry.clone(), ctx.spool.clone(), job_rx)
-            .in_current_span(),
+        uploader(
+            ctx.recorders.clone(),
+            ctx.handle.clone(),
+            ctx.registry.clone(),
+            ctx.spool.clone(),
+            job_rx,
+        )
+        .in_current_span(),
     );
     let mut t = Task {
         recorded_to_ms: resume.as_ref().map(|r| r.recorded_to_ms).unwrap_or(0),
@@ -246,7 +264,10 @@ async fn run_inner(
 /// Logs one recording event as the platform.
 async fn log(handle: &SessionHandle, event: EventBody) -> bool {
     let name = event.event_type();
-    match handle.command(Actor::System, Command::System { event }).await {
+    match handle
+        .command(Actor::System, Command::System { event })
+        .await
+    {
         Ok(protocol::control::EdgeReply::Done { .. }) => true,
         Ok(other) => {
             tracing::warn!(event = name, reply = ?other, "recording event not logged");
@@ -277,7 +298,9 @@ impl Task {
 
     /// Running time (of the current run) of a media time; `None` without a run.
     fn running_at(&self, media_ms: u64) -> Option<u64> {
-        self.run.as_ref().map(|r| media_ms.saturating_sub(r.offset_ms))
+        self.run
+            .as_ref()
+            .map(|r| media_ms.saturating_sub(r.offset_ms))
     }
 
     fn now_running(&self) -> Option<u64> {
@@ -289,10 +312,17 @@ impl Task {
     async fn start_run(&mut self, mut prepared: Prepared, gap_reason: Option<String>) -> bool {
         let offset_ms = ms_between(self.armed_at, prepared.started_at);
         if let Some(reason) = gap_reason {
-            let gap = EventBody::RecordingGap { from_ms: self.recorded_to_ms, to_ms: offset_ms, reason };
+            let gap = EventBody::RecordingGap {
+                from_ms: self.recorded_to_ms,
+                to_ms: offset_ms,
+                reason,
+            };
             log(&self.ctx.handle, gap).await;
         }
-        let armed = EventBody::RecordingArmed { started_at: prepared.started_at, offset_ms };
+        let armed = EventBody::RecordingArmed {
+            started_at: prepared.started_at,
+            offset_ms,
+        };
         if !log(&self.ctx.handle, armed).await {
             prepared.program.stop();
             return false;
@@ -301,7 +331,11 @@ impl Task {
             prepared.program.stop();
             return false;
         };
-        tracing::info!(offset_ms, first_index = prepared.first_index, "recording armed");
+        tracing::info!(
+            offset_ms,
+            first_index = prepared.first_index,
+            "recording armed"
+        );
         if let Some(feed) = prepared.program.take_feed() {
             let tenant = self.state.tenant_id;
             let names = [
@@ -310,7 +344,9 @@ impl Task {
             ];
             let uplink = self.ctx.recorders.uplink().clone();
             let sfu = self.ctx.recorders.sfu().clone();
-            tokio::spawn(publish_program(uplink, sfu, self.session(), names, feed).in_current_span());
+            tokio::spawn(
+                publish_program(uplink, sfu, self.session(), names, feed).in_current_span(),
+            );
         }
         self.next_index = prepared.first_index;
         self.stopped = None;
@@ -336,7 +372,9 @@ impl Task {
 
     /// Applies the whole studio state now (after a start or a resync).
     fn resync(&mut self) {
-        let Some(now) = self.now_running() else { return };
+        let Some(now) = self.now_running() else {
+            return;
+        };
         self.relayout_at(now);
         if let Some(s) = self.state.slide.clone() {
             self.show_slide((s.deck_id, s.index), now);
@@ -350,14 +388,20 @@ impl Task {
     fn on_event(&mut self, ev: &Envelope) {
         let at = self.media_ms(ev.occurred_at);
         let Some(running) = self.running_at(at) else {
-            if let EventBody::KillSwitchChanged { switch: event::KillSwitch::Recording, engaged: false } = ev.body {
+            if let EventBody::KillSwitchChanged {
+                switch: event::KillSwitch::Recording,
+                engaged: false,
+            } = ev.body
+            {
                 // picked up by the next re-arm tick
             }
             return;
         };
         tracing::trace!(event = ev.body.event_type(), running, "studio event");
         match &ev.body {
-            EventBody::SceneChanged { .. } | EventBody::LayoutChanged { .. } => self.relayout_at(running),
+            EventBody::SceneChanged { .. } | EventBody::LayoutChanged { .. } => {
+                self.relayout_at(running)
+            }
             EventBody::SlideChanged { deck_id, index, .. } => {
                 self.show_slide((*deck_id, *index), running);
                 self.relayout_at(running);
@@ -368,7 +412,10 @@ impl Task {
                     r.program.set_whiteboard(frame, running);
                 }
             }
-            EventBody::ConsentChanged { participant_id, recording } => {
+            EventBody::ConsentChanged {
+                participant_id,
+                recording,
+            } => {
                 let ids: Vec<u32> = self
                     .tracks
                     .iter()
@@ -386,14 +433,24 @@ impl Task {
             }
             EventBody::ParticipantJoined { .. } => {
                 // tracks that arrived before their owner's join are admitted now
-                let ids: Vec<u32> = self.tracks.iter().filter(|(_, t)| t.input.is_none()).map(|(id, _)| *id).collect();
+                let ids: Vec<u32> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.input.is_none())
+                    .map(|(id, _)| *id)
+                    .collect();
                 for id in ids {
                     self.admit(id);
                 }
                 self.relayout_at(running);
             }
-            EventBody::ParticipantLeft { .. } | EventBody::PermissionChanged { .. } => self.relayout_at(running),
-            EventBody::KillSwitchChanged { switch: event::KillSwitch::Recording, engaged: true } => {
+            EventBody::ParticipantLeft { .. } | EventBody::PermissionChanged { .. } => {
+                self.relayout_at(running)
+            }
+            EventBody::KillSwitchChanged {
+                switch: event::KillSwitch::Recording,
+                engaged: true,
+            } => {
                 self.stopped = Some(Stopped::KillSwitch);
                 self.finish_run();
             }
@@ -403,16 +460,33 @@ impl Task {
 
     fn on_media(&mut self, m: TapMsg) {
         match m {
-            TapMsg::Track { track, participant, source, codec } => {
+            TapMsg::Track {
+                track,
+                participant,
+                source,
+                codec,
+            } => {
                 tracing::debug!(track, %participant, ?source, ?codec, "tapped track");
-                self.tracks.insert(track, TrackInfo { participant, source, codec, input: None, slot: None });
+                self.tracks.insert(
+                    track,
+                    TrackInfo {
+                        participant,
+                        source,
+                        codec,
+                        input: None,
+                        slot: None,
+                    },
+                );
                 self.admit(track);
                 if let Some(now) = self.now_running() {
                     self.relayout_at(now);
                 }
             }
             TapMsg::Rtp { track, packet } => {
-                if let (Some(r), Some(input)) = (self.run.as_ref(), self.tracks.get(&track).and_then(|t| t.input)) {
+                if let (Some(r), Some(input)) = (
+                    self.run.as_ref(),
+                    self.tracks.get(&track).and_then(|t| t.input),
+                ) {
                     r.program.push_rtp(input, packet);
                 }
             }
@@ -429,8 +503,12 @@ impl Task {
     /// Gives a track an input in the program, if its owner consents.
     fn admit(&mut self, id: u32) {
         let session = self.session();
-        let Some(run) = self.run.as_mut().filter(|r| !r.finishing) else { return };
-        let Some(t) = self.tracks.get(&id) else { return };
+        let Some(run) = self.run.as_mut().filter(|r| !r.finishing) else {
+            return;
+        };
+        let Some(t) = self.tracks.get(&id) else {
+            return;
+        };
         if t.input.is_some() {
             return;
         }
@@ -462,16 +540,24 @@ impl Task {
             let _ = std::fs::create_dir_all(&dir);
             let name = format!("{}-{}.ogg", t.participant, self.audio_n);
             let start_ms = run.offset_ms + run.program.running_ms();
-            let side = RawAudio { participant_id: t.participant, start_ms, file: name.clone() };
+            let side = RawAudio {
+                participant_id: t.participant,
+                start_ms,
+                file: name.clone(),
+            };
             if let Ok(json) = serde_json::to_vec(&side) {
                 let _ = std::fs::write(dir.join(format!("{name}.json")), json);
             }
             dir.join(name)
         });
         let sfu = self.ctx.recorders.inner.sfu.clone();
-        let input = run.program.add_input(codec, t.codec.payload_type(), source, raw.as_deref(), move || {
-            sfu.tap_keyframe(session, id)
-        });
+        let input = run.program.add_input(
+            codec,
+            t.codec.payload_type(),
+            source,
+            raw.as_deref(),
+            move || sfu.tap_keyframe(session, id),
+        );
         match input {
             Ok(input) => {
                 if let Some(t) = self.tracks.get_mut(&id) {
@@ -488,7 +574,9 @@ impl Task {
 
     /// Takes a track out of the program at once (consent withdrawn, ended).
     fn evict(&mut self, id: u32) {
-        let Some(t) = self.tracks.get_mut(&id) else { return };
+        let Some(t) = self.tracks.get_mut(&id) else {
+            return;
+        };
         t.slot = None;
         if let (Some(input), Some(r)) = (t.input.take(), self.run.as_mut()) {
             r.program.remove_input(input);
@@ -503,14 +591,20 @@ impl Task {
             .filter(|t| t.input.is_some())
             .filter_map(|t| t.slot.map(|s| (t.participant, s)))
             .map(|(p, s)| {
-                let teacher = self.state.participants.get(&p).is_some_and(|p| p.role == Role::Teacher);
+                let teacher = self
+                    .state
+                    .participants
+                    .get(&p)
+                    .is_some_and(|p| p.role == Role::Teacher);
                 (!teacher, s)
             })
             .collect();
         cams.sort();
         let inputs = layout::Inputs {
             cameras: cams.iter().map(|(_, s)| *s).collect(),
-            screen: self.tracks.values().any(|t| t.input.is_some() && t.source == TrackSource::Screen && t.codec != TapCodec::Opus),
+            screen: self.tracks.values().any(|t| {
+                t.input.is_some() && t.source == TrackSource::Screen && t.codec != TapCodec::Opus
+            }),
             slide: self.state.slide.is_some(),
         };
         let mut all: Vec<Source> = cams.iter().map(|(_, s)| Source::Camera(*s)).collect();
@@ -541,16 +635,32 @@ impl Task {
         if self.slides.contains_key(&key) {
             return;
         }
-        if key.1 >= self.ctx.registry.deck_pages(self.state.tenant_id, key.0).unwrap_or(u32::MAX) {
+        if key.1
+            >= self
+                .ctx
+                .registry
+                .deck_pages(self.state.tenant_id, key.0)
+                .unwrap_or(u32::MAX)
+        {
             return;
         }
-        let Some(url) = self.ctx.registry.deck_page_url(self.state.tenant_id, key.0, key.1) else {
+        let Some(url) = self
+            .ctx
+            .registry
+            .deck_page_url(self.state.tenant_id, key.0, key.1)
+        else {
             tracing::warn!(deck_id = %key.0, page = key.1, "no URL for a slide page; the program shows none");
             return;
         };
         if self.slides.len() >= SLIDE_CACHE {
             let current = self.state.slide.as_ref().map(|s| (s.deck_id, s.index));
-            let drop: Vec<(DeckId, u32)> = self.slides.keys().filter(|k| Some(**k) != current).copied().take(4).collect();
+            let drop: Vec<(DeckId, u32)> = self
+                .slides
+                .keys()
+                .filter(|k| Some(**k) != current)
+                .copied()
+                .take(4)
+                .collect();
             for k in drop {
                 self.slides.remove(&k);
             }
@@ -591,16 +701,33 @@ impl Task {
                 self.opened.insert(path, running_ms);
             }
             Note::SegmentClosed { path, running_ms } => {
-                let Some(run) = self.run.as_ref() else { return false };
+                let Some(run) = self.run.as_ref() else {
+                    return false;
+                };
                 let start = self.opened.remove(&path).unwrap_or(0);
-                let Some(index) = index_of(&path) else { return false };
-                let meta = Sidecar { index, start_ms: run.offset_ms + start, end_ms: run.offset_ms + running_ms };
+                let Some(index) = index_of(&path) else {
+                    return false;
+                };
+                let meta = Sidecar {
+                    index,
+                    start_ms: run.offset_ms + start,
+                    end_ms: run.offset_ms + running_ms,
+                };
                 self.recorded_to_ms = self.recorded_to_ms.max(meta.end_ms);
-                tracing::debug!(index, start_ms = meta.start_ms, end_ms = meta.end_ms, "segment closed");
+                tracing::debug!(
+                    index,
+                    start_ms = meta.start_ms,
+                    end_ms = meta.end_ms,
+                    "segment closed"
+                );
                 let _ = self.jobs.send(Job::Segment { part: path, meta });
             }
             Note::InputError { input, message } => {
-                let track = self.tracks.iter().find(|(_, t)| t.input == Some(input)).map(|(id, _)| *id);
+                let track = self
+                    .tracks
+                    .iter()
+                    .find(|(_, t)| t.input == Some(input))
+                    .map(|(id, _)| *id);
                 tracing::warn!(input, ?track, error = %message, "a participant's media cannot be recorded; dropped from the program");
                 if let Some(track) = track {
                     self.evict(track);
@@ -694,7 +821,9 @@ impl Task {
         if free >= min {
             return;
         }
-        let reason = format!("disk_full: the recording stopped ({free} MB free in the spool, {min} MB needed)");
+        let reason = format!(
+            "disk_full: the recording stopped ({free} MB free in the spool, {min} MB needed)"
+        );
         tracing::error!(session_id = %self.session(), free_mb = free, min_mb = min, "spool nearly full; stopping the recording");
         self.stopped = Some(Stopped::Failed(reason.clone()));
         self.finish_run();
@@ -707,7 +836,9 @@ impl Task {
         if self.run.is_some() || self.finalize.is_some() || !self.state.is_live() {
             return;
         }
-        let Some(stopped) = self.stopped.clone() else { return };
+        let Some(stopped) = self.stopped.clone() else {
+            return;
+        };
         if self.state.kill_switches.recording {
             return;
         }
@@ -715,7 +846,12 @@ impl Task {
             Stopped::KillSwitch => "kill_switch".to_string(),
             Stopped::Failed(r) => r.split(':').next().unwrap_or("recorder_failed").to_string(),
         };
-        match self.ctx.recorders.prepare(self.session(), self.next_index).await {
+        match self
+            .ctx
+            .recorders
+            .prepare(self.session(), self.next_index)
+            .await
+        {
             Ok(p) => {
                 if !self.start_run(p, Some(reason)).await {
                     tracing::warn!("re-armed recorder could not log; stopping it");
@@ -731,7 +867,12 @@ fn index_of(path: &Path) -> Option<u32> {
     name.strip_prefix("seg")?.split('.').next()?.parse().ok()
 }
 
-async fn fetch_page(http: &reqwest::Client, url: &str, dir: &Path, key: (DeckId, u32)) -> anyhow::Result<gst::Buffer> {
+async fn fetch_page(
+    http: &reqwest::Client,
+    url: &str,
+    dir: &Path,
+    key: (DeckId, u32),
+) -> anyhow::Result<gst::Buffer> {
     let resp = http.get(url).send().await?.error_for_status()?;
     let bytes = resp.bytes().await?;
     tokio::fs::create_dir_all(dir).await?;
@@ -773,7 +914,12 @@ async fn uploader(
     }
 }
 
-async fn publish_segment(recorders: &Recorders, handle: &SessionHandle, part: &Path, meta: &Sidecar) -> anyhow::Result<()> {
+async fn publish_segment(
+    recorders: &Recorders,
+    handle: &SessionHandle,
+    part: &Path,
+    meta: &Sidecar,
+) -> anyhow::Result<()> {
     let side = part.with_file_name(format!("seg{:05}.json", meta.index));
     let part = part.to_path_buf();
     let json = serde_json::to_vec(meta)?;
@@ -786,7 +932,12 @@ async fn publish_segment(recorders: &Recorders, handle: &SessionHandle, part: &P
     upload_and_log(recorders, handle, &finished, meta).await
 }
 
-async fn upload_and_log(recorders: &Recorders, handle: &SessionHandle, f: &spool::Finished, meta: &Sidecar) -> anyhow::Result<()> {
+async fn upload_and_log(
+    recorders: &Recorders,
+    handle: &SessionHandle,
+    f: &spool::Finished,
+    meta: &Sidecar,
+) -> anyhow::Result<()> {
     let name = format!("seg{:05}.mp4", meta.index);
     let key = object_key(handle.tenant, handle.id, &name);
     spool::upload(recorders.store(), &f.path, &key).await?;
@@ -801,7 +952,13 @@ async fn upload_and_log(recorders: &Recorders, handle: &SessionHandle, f: &spool
     if !log(handle, ev).await {
         anyhow::bail!("the session did not take the segment event");
     }
-    tracing::info!(index = meta.index, start_ms = meta.start_ms, end_ms = meta.end_ms, bytes = f.bytes, "segment stored");
+    tracing::info!(
+        index = meta.index,
+        start_ms = meta.start_ms,
+        end_ms = meta.end_ms,
+        bytes = f.bytes,
+        "segment stored"
+    );
     Ok(())
 }
 
@@ -816,22 +973,9 @@ pub struct Manifest {
     pub audio: Vec<ManifestAudio>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ManifestSegment {
-    pub index: u32,
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub bytes: u64,
-    pub sha256: String,
-    pub object_key: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ManifestGap {
-    pub from_ms: u64,
-    pub to_ms: u64,
-    pub reason: String,
-}
+/// A manifest's segment and gap: as the recording's events say.
+pub type ManifestSegment = protocol::recording::Segment;
+pub type ManifestGap = protocol::recording::Gap;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ManifestAudio {
@@ -848,28 +992,13 @@ async fn finalize(
     tenant: TenantId,
     session: SessionId,
 ) -> Result<(), String> {
-    let events = registry.log().read_session(tenant, session, Seq::ZERO).await.map_err(|e| e.to_string())?;
-    let mut segments = Vec::new();
-    let mut gaps = Vec::new();
-    for ev in &events {
-        match &ev.body {
-            EventBody::RecordingSegment { index, start_ms, end_ms, bytes, sha256, object_key } => {
-                segments.push(ManifestSegment {
-                    index: *index,
-                    start_ms: *start_ms,
-                    end_ms: *end_ms,
-                    bytes: *bytes,
-                    sha256: sha256.clone(),
-                    object_key: object_key.clone(),
-                })
-            }
-            EventBody::RecordingGap { from_ms, to_ms, reason } => {
-                gaps.push(ManifestGap { from_ms: *from_ms, to_ms: *to_ms, reason: reason.clone() })
-            }
-            _ => {}
-        }
-    }
-    segments.sort_by_key(|s| s.index);
+    let events = registry
+        .log()
+        .read_session(tenant, session, Seq::ZERO)
+        .await
+        .map_err(|e| e.to_string())?;
+    let protocol::recording::Recording { segments, gaps, .. } =
+        protocol::recording::Recording::from_events(&events);
     // raw per-participant audio
     let mut audio = Vec::new();
     let adir = dir.join("audio");
@@ -879,30 +1008,57 @@ async fn finalize(
             if p.extension().is_none_or(|x| x != "json") {
                 continue;
             }
-            let Ok(side) = tokio::fs::read(&p).await else { continue };
-            let Ok(side) = serde_json::from_slice::<RawAudio>(&side) else { continue };
+            let Ok(side) = tokio::fs::read(&p).await else {
+                continue;
+            };
+            let Ok(side) = serde_json::from_slice::<RawAudio>(&side) else {
+                continue;
+            };
             let file = adir.join(&side.file);
             if !file.exists() {
                 continue;
             }
             let key = object_key(tenant, session, &format!("audio/{}", side.file));
             match spool::upload(recorders.store(), &file, &key).await {
-                Ok(()) => audio.push(ManifestAudio { participant_id: side.participant_id, start_ms: side.start_ms, object_key: key }),
-                Err(e) => tracing::warn!(file = %file.display(), error = %e, "raw audio not stored"),
+                Ok(()) => audio.push(ManifestAudio {
+                    participant_id: side.participant_id,
+                    start_ms: side.start_ms,
+                    object_key: key,
+                }),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "raw audio not stored")
+                }
             }
         }
     }
     audio.sort_by_key(|a| a.start_ms);
     let duration_ms = segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
-    let manifest = Manifest { session_id: session, tenant_id: tenant, duration_ms, segments, gaps, audio };
+    let manifest = Manifest {
+        session_id: session,
+        tenant_id: tenant,
+        duration_ms,
+        segments,
+        gaps,
+        audio,
+    };
     let key = object_key(tenant, session, "manifest.json");
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-    spool::upload_bytes(recorders.store(), &key, body).await.map_err(|e| e.to_string())?;
-    let ev = EventBody::RecordingFinalized { duration_ms, segments: manifest.segments.len() as u32, manifest_key: key };
+    spool::upload_bytes(recorders.store(), &key, body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ev = EventBody::RecordingFinalized {
+        duration_ms,
+        segments: manifest.segments.len() as u32,
+        manifest_key: key,
+    };
     if !log(handle, ev).await {
         return Err("the session did not take recording.finalized".into());
     }
-    tracing::info!(duration_ms, segments = manifest.segments.len(), "recording finalized");
+    tracing::info!(
+        duration_ms,
+        segments = manifest.segments.len(),
+        "recording finalized"
+    );
     // everything is in object storage now
     let _ = tokio::fs::remove_dir_all(dir).await;
     Ok(())
@@ -915,7 +1071,12 @@ pub(super) struct Salvaged {
 
 /// After a restart: finished segments not yet logged are uploaded and
 /// logged; torn open segments are removed (the gap event covers them).
-pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state: &SessionState, dir: &Path) -> Salvaged {
+pub(super) async fn salvage(
+    recorders: &Recorders,
+    handle: &SessionHandle,
+    state: &SessionState,
+    dir: &Path,
+) -> Salvaged {
     let mut next_index = state.recording.next_index;
     let mut recorded_to_ms = state.recording.recorded_ms;
     let mut finished = Vec::new();
@@ -923,7 +1084,11 @@ pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state
         while let Ok(Some(e)) = rd.next_entry().await {
             let p = e.path();
             let Some(index) = index_of(&p) else { continue };
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if name.ends_with(".mp4.part") {
                 tracing::warn!(file = %p.display(), "torn segment from before the restart dropped");
                 let _ = tokio::fs::remove_file(&p).await;
@@ -936,7 +1101,10 @@ pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state
     finished.sort();
     for (index, p) in finished {
         let side = p.with_file_name(format!("seg{index:05}.json"));
-        let meta = tokio::fs::read(&side).await.ok().and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok());
+        let meta = tokio::fs::read(&side)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok());
         let Some(meta) = meta else { continue };
         let f = tokio::task::spawn_blocking(move || spool::seal(&p)).await;
         let Ok(Ok(f)) = f else { continue };
@@ -946,10 +1114,15 @@ pub(super) async fn salvage(recorders: &Recorders, handle: &SessionHandle, state
                 next_index = next_index.max(index + 1);
                 recorded_to_ms = recorded_to_ms.max(meta.end_ms);
             }
-            Err(e) => tracing::warn!(index, error = %e, "segment from before the restart not stored"),
+            Err(e) => {
+                tracing::warn!(index, error = %e, "segment from before the restart not stored")
+            }
         }
     }
-    Salvaged { next_index, recorded_to_ms }
+    Salvaged {
+        next_index,
+        recorded_to_ms,
+    }
 }
 
 /// Serves one run's program (picture and mix): to this edge's public
@@ -984,10 +1157,24 @@ async fn publish_program(
     let mut outs = Vec::new();
     for (name, codec) in [(video_name, TapCodec::H264), (audio_name, TapCodec::Opus)] {
         let key = sfu
-            .remote_add(session, participant, event::TrackSource::Program, codec, kf_tx.clone())
+            .remote_add(
+                session,
+                participant,
+                event::TrackSource::Program,
+                codec,
+                kf_tx.clone(),
+            )
             .await
             .ok();
-        outs.push(Out { name, codec, key, publisher: None, need_keyframe: true, stale: true, last_key_ts: None });
+        outs.push(Out {
+            name,
+            codec,
+            key,
+            publisher: None,
+            need_keyframe: true,
+            stale: true,
+            last_key_ts: None,
+        });
     }
     loop {
         let frame = tokio::select! {
@@ -1001,7 +1188,11 @@ async fn publish_program(
             Some(()) = kf_rx.recv() => continue,
         };
         let o = &mut outs[usize::from(frame.audio)];
-        let Some((pt, marker, sequence, timestamp, payload)) = crate::mesh::bridge::parse_rtp(&frame.data) else { continue };
+        let Some((pt, marker, sequence, timestamp, payload)) =
+            crate::mesh::bridge::parse_rtp(&frame.data)
+        else {
+            continue;
+        };
         let keyframe = match o.codec {
             TapCodec::Opus => true,
             // a new group starts at the first packet of an access unit with SPS/IDR
@@ -1039,7 +1230,9 @@ async fn publish_program(
                 }
             }
         }
-        let Some(p) = o.publisher.as_mut() else { continue };
+        let Some(p) = o.publisher.as_mut() else {
+            continue;
+        };
         if o.need_keyframe && !keyframe {
             continue;
         }

@@ -108,7 +108,9 @@ impl Registry {
                 continue;
             }
             let recording = state.recording.status == protocol::state::RecordingStatus::Armed;
-            if let Some(h) = session::spawn(state.clone(), &events, self.log.clone(), self.edge.clone()) {
+            if let Some(h) =
+                session::spawn(state.clone(), &events, self.log.clone(), self.edge.clone())
+            {
                 if recording {
                     resume.push((h.clone(), state));
                 }
@@ -239,7 +241,9 @@ impl Registry {
                 None if unarmed.is_some() => {
                     let reason = format!("recording_unavailable: {}", unarmed.unwrap_or_default());
                     let body = EventBody::RecordingAlert { reason };
-                    let _ = h.command(Actor::System, Command::System { event: body }).await;
+                    let _ = h
+                        .command(Actor::System, Command::System { event: body })
+                        .await;
                 }
                 None => {}
             }
@@ -282,15 +286,21 @@ impl Registry {
     /// Before a class ends, its recording is finalized (when the end will be
     /// accepted: a refused end must not stop the recording).
     async fn finalize_recording(&self, h: &SessionHandle, actor: &Actor) {
-        let Some(rec) = self.recorders.get() else { return };
+        let Some(rec) = self.recorders.get() else {
+            return;
+        };
         let Ok(state) = h.state().await else { return };
         if protocol::decide(&state, actor, &Command::End).is_err() {
             return;
         }
         if let Err(e) = rec.finalize(h.id, std::time::Duration::from_secs(30)).await {
             tracing::error!(session_id = %h.id, error = %e, "recording not finalized before the end");
-            let body = EventBody::RecordingAlert { reason: format!("finalize_failed: {e}") };
-            let _ = h.command(Actor::System, Command::System { event: body }).await;
+            let body = EventBody::RecordingAlert {
+                reason: format!("finalize_failed: {e}"),
+            };
+            let _ = h
+                .command(Actor::System, Command::System { event: body })
+                .await;
         }
     }
 

@@ -29,10 +29,12 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::forward::{self, Incoming, Layer, Outputs, PeerId, Room, TrackKey};
-use super::{Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats, TapCodec, TapKind, TapMsg};
-use tracing::Instrument;
+use super::{
+    Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats, TapCodec, TapKind, TapMsg,
+};
 use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
+use tracing::Instrument;
 
 pub(super) fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
@@ -444,9 +446,25 @@ impl Driver {
                     self.close_peer(id, now).await;
                 }
             }
-            SfuCommand::Tap { session, kind, tx } => self.add_tap(session, kind, tx, Instant::now()),
-            SfuCommand::RemoteAdd { session, participant, source, codec, keyframes, reply } => {
-                let key = self.add_remote(session, participant, source, codec, keyframes, Instant::now());
+            SfuCommand::Tap { session, kind, tx } => {
+                self.add_tap(session, kind, tx, Instant::now())
+            }
+            SfuCommand::RemoteAdd {
+                session,
+                participant,
+                source,
+                codec,
+                keyframes,
+                reply,
+            } => {
+                let key = self.add_remote(
+                    session,
+                    participant,
+                    source,
+                    codec,
+                    keyframes,
+                    Instant::now(),
+                );
                 let _ = reply.send(key);
             }
             SfuCommand::RemoteRemove { key } => self.remove_remote(key),
@@ -471,7 +489,9 @@ impl Driver {
                     .map(|p| p.id)
                     .collect();
                 for id in ids {
-                    let Some(p) = self.peers.get_mut(&id) else { continue };
+                    let Some(p) = self.peers.get_mut(&id) else {
+                        continue;
+                    };
                     let Some(cid) = p.channel else { continue };
                     if let Some(mut ch) = p.rtc.channel(cid) {
                         let _ = ch.write(false, message.as_bytes());
@@ -481,7 +501,11 @@ impl Driver {
             }
             SfuCommand::Audience { reply } => {
                 let mut all: HashMap<SessionId, super::Audience> = HashMap::new();
-                for p in self.peers.values().filter(|p| p.direction == Direction::Subscribe) {
+                for p in self
+                    .peers
+                    .values()
+                    .filter(|p| p.direction == Direction::Subscribe)
+                {
                     let a = all.entry(p.owner.session).or_default();
                     if p.owner.role == protocol::Role::Public {
                         a.public += 1;
@@ -491,8 +515,16 @@ impl Driver {
                 }
                 let _ = reply.send(all);
             }
-            SfuCommand::TapKeyframe { session, kind, track } => {
-                let Some(tap) = self.taps.values().find(|t| t.session == session && t.kind == kind) else {
+            SfuCommand::TapKeyframe {
+                session,
+                kind,
+                track,
+            } => {
+                let Some(tap) = self
+                    .taps
+                    .values()
+                    .find(|t| t.session == session && t.kind == kind)
+                else {
                     return;
                 };
                 let Some(mid) = tap.tracks.values().find(|t| t.id == track).map(|t| t.mid) else {
@@ -510,7 +542,13 @@ impl Driver {
 
     // ---- the recorder's tap ----------------------------------------------
 
-    fn add_tap(&mut self, session: SessionId, kind: TapKind, tx: mpsc::Sender<TapMsg>, now: Instant) {
+    fn add_tap(
+        &mut self,
+        session: SessionId,
+        kind: TapKind,
+        tx: mpsc::Sender<TapMsg>,
+        now: Instant,
+    ) {
         let old: Vec<PeerId> = self
             .taps
             .values()
@@ -549,7 +587,12 @@ impl Driver {
     }
 
     fn tap_subscribe(&mut self, session: SessionId, key: TrackKey, now: Instant) {
-        let peers: Vec<PeerId> = self.taps.values().filter(|t| t.session == session).map(|t| t.peer).collect();
+        let peers: Vec<PeerId> = self
+            .taps
+            .values()
+            .filter(|t| t.session == session)
+            .map(|t| t.peer)
+            .collect();
         for peer in peers {
             self.tap_subscribe_one(peer, key, now);
         }
@@ -618,7 +661,8 @@ impl Driver {
                 tracing::info!(session_id = %t.session, kind = ?t.kind, dropped = t.dropped, "tap detached");
             }
         }
-        let taps: Vec<(SessionId, PeerId)> = self.taps.values().map(|t| (t.session, t.peer)).collect();
+        let taps: Vec<(SessionId, PeerId)> =
+            self.taps.values().map(|t| (t.session, t.peer)).collect();
         for (s, peer) in taps {
             let mut out = std::mem::take(&mut self.out);
             if let Some(room) = self.rooms.get_mut(&s) {
@@ -1239,7 +1283,9 @@ impl Driver {
     /// Publishes a hosted session's tracks to the relay: a tap of its own
     /// (best layer, continuous numbering) feeds the mesh publisher.
     fn start_mesh_out(&mut self, session: SessionId, tenant: protocol::TenantId, now: Instant) {
-        let Some(mesh) = self.mesh.clone() else { return };
+        let Some(mesh) = self.mesh.clone() else {
+            return;
+        };
         if !self.mesh_out.insert(session) {
             return;
         }
@@ -1284,13 +1330,26 @@ impl Driver {
             self.drop_track_for_subscribers(session, key);
         }
         let program = source == TrackSource::Program;
-        self.remote.insert(key, RemoteTrack { session, program, codec, kind, seq: None, ts: None, keyframes });
+        self.remote.insert(
+            key,
+            RemoteTrack {
+                session,
+                program,
+                codec,
+                kind,
+                seq: None,
+                ts: None,
+                keyframes,
+            },
+        );
         self.room(session).add_track(key, kind, clock, 1);
         tracing::info!(session_id = %session, participant_id = %participant, ?source, ?codec, "relay track added");
         let subs: Vec<PeerId> = self
             .peers
             .values()
-            .filter(|q| q.owner.session == session && q.direction == Direction::Subscribe && q.connected)
+            .filter(|q| {
+                q.owner.session == session && q.direction == Direction::Subscribe && q.connected
+            })
             .filter(|q| (q.owner.role == protocol::Role::Public) == program)
             .map(|q| q.id)
             .collect();
@@ -1349,7 +1408,8 @@ impl Driver {
             layer: Layer(0),
             seq,
             ts,
-            keyframe: kind == forward::Kind::Audio || super::codec::starts_keyframe(codec, &pkt.payload),
+            keyframe: kind == forward::Kind::Audio
+                || super::codec::starts_keyframe(codec, &pkt.payload),
             picture_id: super::codec::vp8_picture_id(codec, &pkt.payload),
             bytes: pkt.payload.len(),
             at: now,
@@ -1364,8 +1424,11 @@ impl Driver {
             };
             // the payload type this m-line negotiated for the codec (H.264:
             // packetization mode 1, which is what comes over the relay)
-            let negotiated: Vec<str0m::media::Pt> =
-                sub.rtc.media(f.out_mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
+            let negotiated: Vec<str0m::media::Pt> = sub
+                .rtc
+                .media(f.out_mid)
+                .map(|m| m.remote_pts().to_vec())
+                .unwrap_or_default();
             let sub_pt = sub
                 .rtc
                 .codec_config()
@@ -1376,7 +1439,16 @@ impl Driver {
             let Some(sub_pt) = sub_pt else {
                 continue;
             };
-            if write_forward(sub, &f, codec, sub_pt, pkt.marker, kind == forward::Kind::Video, payload, now) {
+            if write_forward(
+                sub,
+                &f,
+                codec,
+                sub_pt,
+                pkt.marker,
+                kind == forward::Kind::Video,
+                payload,
+                now,
+            ) {
                 self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
                 self.dirty.push_back(f.subscriber);
             }
@@ -1432,7 +1504,14 @@ impl Driver {
             t.id,
             payload,
         );
-        if tap.tx.try_send(TapMsg::Rtp { track: t.id, packet }).is_err() {
+        if tap
+            .tx
+            .try_send(TapMsg::Rtp {
+                track: t.id,
+                packet,
+            })
+            .is_err()
+        {
             tap.dropped += 1;
         }
     }

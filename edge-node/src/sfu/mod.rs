@@ -85,7 +85,10 @@ pub(crate) enum SfuCommand {
         publishers_only: bool,
     },
     /// Close every peer of a session held by this role (e.g. public viewers).
-    CutRole { session: SessionId, role: protocol::Role },
+    CutRole {
+        session: SessionId,
+        role: protocol::Role,
+    },
     /// A view of a session's media (the recorder's, the mesh's): every
     /// track, best layer.
     Tap {
@@ -94,7 +97,11 @@ pub(crate) enum SfuCommand {
         tx: mpsc::Sender<TapMsg>,
     },
     /// A tap's reader lost a picture of a tapped track.
-    TapKeyframe { session: SessionId, kind: TapKind, track: u32 },
+    TapKeyframe {
+        session: SessionId,
+        kind: TapKind,
+        track: u32,
+    },
     /// A track of a session hosted elsewhere, fed from the relay.
     RemoteAdd {
         session: SessionId,
@@ -104,11 +111,18 @@ pub(crate) enum SfuCommand {
         keyframes: mpsc::Sender<()>,
         reply: oneshot::Sender<forward::TrackKey>,
     },
-    RemoteRemove { key: forward::TrackKey },
+    RemoteRemove {
+        key: forward::TrackKey,
+    },
     /// A message for every subscriber of a session, on its data channel.
-    Notify { session: SessionId, message: String },
+    Notify {
+        session: SessionId,
+        message: String,
+    },
     /// Who watches (WHEP peers) each session here.
-    Audience { reply: oneshot::Sender<std::collections::HashMap<SessionId, Audience>> },
+    Audience {
+        reply: oneshot::Sender<std::collections::HashMap<SessionId, Audience>>,
+    },
 }
 
 /// The subscribers of one session on this edge.
@@ -203,14 +217,32 @@ pub struct Sfu {
 
 impl Sfu {
     /// Binds the UDP socket and starts the driver.
-    pub async fn start(config: SfuConfig, registry: Registry, mesh: Option<MeshOut>) -> anyhow::Result<Sfu> {
+    pub async fn start(
+        config: SfuConfig,
+        registry: Registry,
+        mesh: Option<MeshOut>,
+    ) -> anyhow::Result<Sfu> {
         let socket = tokio::net::UdpSocket::bind(config.bind).await?;
         let public = config.public;
         let stats = Arc::new(SfuStats::default());
         let (tx, rx) = mpsc::channel(1024);
         let (remote_tx, remote_rx) = mpsc::channel(8192);
-        driver::spawn(config, socket, rx, registry, stats.clone(), tx.clone(), mesh, remote_rx);
-        Ok(Sfu { tx, remote_tx, stats, public })
+        driver::spawn(
+            config,
+            socket,
+            rx,
+            registry,
+            stats.clone(),
+            tx.clone(),
+            mesh,
+            remote_rx,
+        );
+        Ok(Sfu {
+            tx,
+            remote_tx,
+            stats,
+            public,
+        })
     }
 
     /// Adds a track of a session hosted on another edge (from the relay);
@@ -225,7 +257,14 @@ impl Sfu {
     ) -> Result<forward::TrackKey, SfuError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(SfuCommand::RemoteAdd { session, participant, source, codec, keyframes, reply })
+            .send(SfuCommand::RemoteAdd {
+                session,
+                participant,
+                source,
+                codec,
+                keyframes,
+                reply,
+            })
             .await
             .map_err(|_| SfuError::Down)?;
         rx.await.map_err(|_| SfuError::Down)
@@ -241,10 +280,19 @@ impl Sfu {
     }
 
     /// Closes a session's peers here: one participant's, one role's, or all.
-    pub async fn cut(&self, session: SessionId, participant: Option<ParticipantId>, role: Option<protocol::Role>) {
+    pub async fn cut(
+        &self,
+        session: SessionId,
+        participant: Option<ParticipantId>,
+        role: Option<protocol::Role>,
+    ) {
         let cmd = match role {
             Some(role) => SfuCommand::CutRole { session, role },
-            None => SfuCommand::Cut { session, participant, publishers_only: false },
+            None => SfuCommand::Cut {
+                session,
+                participant,
+                publishers_only: false,
+            },
         };
         let _ = self.tx.send(cmd).await;
     }
@@ -252,7 +300,13 @@ impl Sfu {
     /// Tells every subscriber of a session something (JSON on the data
     /// channel), e.g. that the class's media is reconnecting.
     pub async fn notify(&self, session: SessionId, message: serde_json::Value) {
-        let _ = self.tx.send(SfuCommand::Notify { session, message: message.to_string() }).await;
+        let _ = self
+            .tx
+            .send(SfuCommand::Notify {
+                session,
+                message: message.to_string(),
+            })
+            .await;
     }
 
     /// Who watches each session through this edge.
@@ -266,7 +320,11 @@ impl Sfu {
 
     /// Who watches one session through this edge.
     pub async fn audience_of(&self, session: SessionId) -> Audience {
-        self.audience().await.get(&session).copied().unwrap_or_default()
+        self.audience()
+            .await
+            .get(&session)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub async fn connect(
@@ -306,7 +364,11 @@ impl Sfu {
     pub async fn tap(&self, session: SessionId) -> Result<mpsc::Receiver<TapMsg>, SfuError> {
         let (tx, rx) = mpsc::channel(4096);
         self.tx
-            .send(SfuCommand::Tap { session, kind: TapKind::Recorder, tx })
+            .send(SfuCommand::Tap {
+                session,
+                kind: TapKind::Recorder,
+                tx,
+            })
             .await
             .map_err(|_| SfuError::Down)?;
         Ok(rx)
@@ -314,7 +376,11 @@ impl Sfu {
 
     /// Asks a tapped track's sender for a keyframe.
     pub fn tap_keyframe(&self, session: SessionId, track: u32) {
-        let _ = self.tx.try_send(SfuCommand::TapKeyframe { session, kind: TapKind::Recorder, track });
+        let _ = self.tx.try_send(SfuCommand::TapKeyframe {
+            session,
+            kind: TapKind::Recorder,
+            track,
+        });
     }
 
     /// Whether the driver loop has run recently.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use classroom_tests::benchutil::{cpu_secs, pin, pct};
+use classroom_tests::benchutil::{cpu_secs, pct, pin};
 use classroom_tests::rtc_client::{self, PublishOptions};
 use classroom_tests::{Stack, StackOptions, media_check, pdf, wait_until};
 use serde_json::{Value, json};
@@ -38,11 +38,11 @@ struct Args {
     slide_every: u64,
 }
 
-
-
-
 fn time_of(ev: &Value) -> DateTime<Utc> {
-    ev["occurred_at"].as_str().and_then(|t| t.parse().ok()).unwrap_or_default()
+    ev["occurred_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default()
 }
 
 struct Class {
@@ -61,7 +61,10 @@ async fn measure(stack: &Stack, teacher: &str, classes: &[Class], args: &Args, p
         index = (index + 1) % 3;
         for c in classes {
             let body = json!({ "deck_id": c.deck, "index": index });
-            let _ = stack.api.post(&format!("/sessions/{}/slides", c.sid), teacher, body).await;
+            let _ = stack
+                .api
+                .post(&format!("/sessions/{}/slides", c.sid), teacher, body)
+                .await;
         }
         let next = last + Duration::from_secs(args.slide_every);
         tokio::time::sleep_until(next.into()).await;
@@ -90,7 +93,9 @@ async fn main() -> anyhow::Result<()> {
     let api = stack.api.clone();
     let teacher = api.login("teacher@demo.test").await?;
     let pages = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
-    let (_, deck) = api.post_raw("/decks", Some(&teacher), "application/pdf", pages).await?;
+    let (_, deck) = api
+        .post_raw("/decks", Some(&teacher), "application/pdf", pages)
+        .await?;
     let deck = deck["id"].as_str().unwrap_or_default().to_owned();
 
     let mut rows = Vec::new();
@@ -113,26 +118,64 @@ async fn main() -> anyhow::Result<()> {
                 ("/scene", json!({ "scene": "slides" })),
                 ("/layout", json!({ "layout": "side_by_side" })),
             ] {
-                api.post(&format!("/sessions/{sid}{p}"), &teacher, body).await?;
+                api.post(&format!("/sessions/{sid}{p}"), &teacher, body)
+                    .await?;
             }
-            classes.push(Class { sid, deck: deck.clone(), _client: client });
+            classes.push(Class {
+                sid,
+                deck: deck.clone(),
+                _client: client,
+            });
         }
         for c in &classes {
-            wait_until("the class's camera and a first segment", Duration::from_secs(60), || async {
-                let evs = api.events(&teacher, &c.sid).await.ok()?;
-                let video = evs.iter().any(|e| e["type"] == "track.published" && e["payload"]["kind"] == "video");
-                let seg = evs.iter().any(|e| e["type"] == "recording.segment");
-                (video && seg).then_some(())
-            })
+            wait_until(
+                "the class's camera and a first segment",
+                Duration::from_secs(60),
+                || async {
+                    let evs = api.events(&teacher, &c.sid).await.ok()?;
+                    let video = evs
+                        .iter()
+                        .any(|e| e["type"] == "track.published" && e["payload"]["kind"] == "video");
+                    let seg = evs.iter().any(|e| e["type"] == "recording.segment");
+                    (video && seg).then_some(())
+                },
+            )
             .await?;
         }
         println!("  recording:");
         let with = measure(&stack, &teacher, &classes, &args, pid).await;
         for c in &classes {
             let body = json!({ "switch": { "kind": "recording" }, "engaged": true });
-            api.post(&format!("/sessions/{}/kill-switch", c.sid), &teacher, body).await?;
+            api.post(&format!("/sessions/{}/kill-switch", c.sid), &teacher, body)
+                .await?;
         }
-        tokio::time::sleep(Duration::from_secs(3)).await; // the open segments close
+        // the segment open at the kill switch is closed and stored before
+        // the baseline is measured
+        for c in &classes {
+            wait_until(
+                "the open segment stored",
+                Duration::from_secs(30),
+                || async {
+                    let evs = api.events(&teacher, &c.sid).await.ok()?;
+                    let armed: DateTime<Utc> = evs
+                        .iter()
+                        .find(|e| e["type"] == "recording.armed")?["payload"]["started_at"]
+                        .as_str()?
+                        .parse()
+                        .ok()?;
+                    let killed = evs
+                        .iter()
+                        .rfind(|e| e["type"] == "kill_switch.changed")
+                        .map(time_of)?;
+                    let killed_ms = (killed - armed).num_milliseconds().max(0) as u64;
+                    evs.iter()
+                        .filter(|e| e["type"] == "recording.segment")
+                        .any(|e| e["payload"]["end_ms"].as_u64().unwrap_or(0) + 500 >= killed_ms)
+                        .then_some(())
+                },
+            )
+            .await?;
+        }
         println!("  same classes, recording kill switch engaged:");
         let without = measure(&stack, &teacher, &classes, &args, pid).await;
 
@@ -141,8 +184,13 @@ async fn main() -> anyhow::Result<()> {
         let mut event_to_store = Vec::new();
         for c in &classes {
             let evs = api.events(&teacher, &c.sid).await?;
-            let Some(armed) = evs.iter().find(|e| e["type"] == "recording.armed") else { continue };
-            let armed_at: DateTime<Utc> = armed["payload"]["started_at"].as_str().unwrap_or_default().parse()?;
+            let Some(armed) = evs.iter().find(|e| e["type"] == "recording.armed") else {
+                continue;
+            };
+            let armed_at: DateTime<Utc> = armed["payload"]["started_at"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()?;
             let segs: Vec<(u64, DateTime<Utc>)> = evs
                 .iter()
                 .filter(|e| e["type"] == "recording.segment")
@@ -159,7 +207,8 @@ async fn main() -> anyhow::Result<()> {
                     event_to_store.push((*stored - at).num_milliseconds() as f64);
                 }
             }
-            api.post(&format!("/sessions/{}/end", c.sid), &teacher, json!({})).await?;
+            api.post(&format!("/sessions/{}/end", c.sid), &teacher, json!({}))
+                .await?;
         }
         let rtf = (with - without) / k as f64;
         let row = format!(

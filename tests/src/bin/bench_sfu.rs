@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use classroom_tests::benchutil::{cpu_secs, pin, pct};
+use classroom_tests::benchutil::{cpu_secs, pct, pin};
 use classroom_tests::rtc_client::{self, Client, PublishOptions, Signal};
 use classroom_tests::{Stack, StackOptions};
 
@@ -40,9 +40,6 @@ struct Args {
     #[arg(long)]
     chat_ip: Option<IpAddr>,
 }
-
-
-
 
 struct Target {
     name: &'static str,
@@ -76,7 +73,11 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("publisher: {e}"))?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    classroom_tests::wait_until("the publisher sending", Duration::from_secs(15), || async {
+        let s = publisher.snapshot();
+        (s.connected && s.frames_sent >= 30).then_some(())
+    })
+    .await?;
     let mut subs: Vec<Client> = Vec::new();
     let mut ttff_all: Vec<f64> = Vec::new();
     let mut results = Vec::new();
@@ -96,7 +97,11 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
         }
         // every new subscriber decodes its first frame (or we give up on it)
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && joins.iter().any(|&i| subs[i].snapshot().first_keyframe.is_none()) {
+        while Instant::now() < deadline
+            && joins
+                .iter()
+                .any(|&i| subs[i].snapshot().first_keyframe.is_none())
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for &i in &joins {
