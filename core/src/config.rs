@@ -55,6 +55,24 @@ pub struct Config {
     #[arg(long, env = "CORE_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 
+    /// Run the artifact pipeline (transcripts, chapters, highlights, search)
+    /// after classes end.
+    #[arg(long, env = "CORE_ARTIFACTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub artifacts: bool,
+
+    /// The Whisper model (ggml) for recordings' transcripts; default
+    /// `ggml-base.bin` where `deploy/asr-models.sh` puts it.
+    #[arg(long, env = "CORE_ASR_MODEL", default_value_os_t = asr::model_path("ggml-base.bin"))]
+    pub asr_model: PathBuf,
+
+    /// CPU threads for one transcription.
+    #[arg(long, env = "CORE_ASR_THREADS", default_value_t = 2)]
+    pub asr_threads: u32,
+
+    /// Longest wait between retries of a failed artifact stage.
+    #[arg(long, env = "CORE_ARTIFACT_RETRY_MAX_MS", default_value_t = 300_000)]
+    pub artifact_retry_max_ms: u64,
+
     #[command(subcommand)]
     pub command: Option<CoreCommand>,
 }

@@ -2,6 +2,7 @@
 //! and (later) artifacts, replay and distribution.
 #![warn(unreachable_pub)]
 
+pub mod artifacts;
 pub mod audit;
 pub mod classroom;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod openapi;
 pub mod orchestration;
 pub mod public;
 pub mod recordings;
+pub mod replays;
 pub mod seed;
 
 use std::sync::Arc;
@@ -44,6 +46,8 @@ struct Inner {
     objects: Arc<dyn object_store::ObjectStore>,
     /// Public viewers per edge and session, from the edges' heartbeats.
     audience: std::sync::Mutex<public::AudienceBoard>,
+    /// The replay search index, opened on first use.
+    search: std::sync::OnceLock<Arc<classroom_search::Index>>,
 }
 
 impl AppState {
@@ -69,10 +73,25 @@ impl AppState {
             config,
             objects,
             audience: Default::default(),
+            search: Default::default(),
         }))
     }
     pub fn audience(&self) -> std::sync::MutexGuard<'_, public::AudienceBoard> {
         self.0.audience.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// The replay search index (`<data-dir>/search`).
+    pub fn search(&self) -> anyhow::Result<Arc<classroom_search::Index>> {
+        if let Some(i) = self.0.search.get() {
+            return Ok(i.clone());
+        }
+        let dir = self.0.config.data_dir.join("search");
+        std::fs::create_dir_all(&dir)?;
+        let index = Arc::new(
+            classroom_search::Index::open(&dir)
+                .map_err(|e| anyhow::anyhow!("opening the search index: {e}"))?,
+        );
+        // two first callers at once: one index wins, the other is dropped
+        Ok(self.0.search.get_or_init(|| index).clone())
     }
     /// Where edges upload recordings (and core keeps what it derives).
     pub fn objects(&self) -> &Arc<dyn object_store::ObjectStore> {
@@ -138,6 +157,21 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         events::ingest::Ingest::new(db.clone(), nats.clone()).run(app.js().clone(), stop.clone()),
     );
 
+    let (triggers, worker) = if config.artifacts {
+        (
+            Some(tokio::spawn(artifacts::pipeline::run_triggers(
+                app.clone(),
+                stop.clone(),
+            ))),
+            Some(tokio::spawn(artifacts::pipeline::run_worker(
+                app.clone(),
+                stop.clone(),
+            ))),
+        )
+    } else {
+        (None, None)
+    };
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -151,5 +185,8 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let _ = health.await;
     let _ = relay_tokens.await;
     let _ = ingest.await;
+    for t in [triggers, worker].into_iter().flatten() {
+        let _ = t.await;
+    }
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::classroom::{commands, decks};
 use crate::events;
 use crate::identity::routes as auth;
 use crate::orchestration::{courses, edges, sessions};
+use crate::{artifacts, replays};
 use error::ApiError;
 
 /// JSON bodies above this are refused with 413.
@@ -56,6 +57,20 @@ pub fn router(app: AppState) -> Router {
         .route("/public/sessions/{id}/watch", post(crate::public::watch))
         .route("/sessions/{id}/recording.mp4", get(crate::recordings::mp4))
         .route("/objects/{*key}", get(crate::recordings::object))
+        .route("/sessions/{id}/artifacts", get(artifacts::status))
+        .route("/sessions/{id}/artifacts/rerun", post(artifacts::rerun))
+        .route("/sessions/{id}/transcript", get(artifacts::transcript))
+        .route("/sessions/{id}/chapters", get(artifacts::chapters))
+        .route("/sessions/{id}/highlights", get(artifacts::highlights))
+        .route("/sessions/{id}/summary", get(artifacts::summary))
+        .route("/sessions/{id}/timeline", get(artifacts::timeline))
+        .route("/sessions/{id}/publish", post(replays::publish))
+        .route("/replays/search", get(replays::search_all))
+        .route("/replays/{id}", get(replays::get))
+        .route("/replays/{id}/search", get(replays::search))
+        .route("/replays/{id}/transcript.vtt", get(replays::vtt))
+        .route("/public/replays/{id}", get(replays::public_get))
+        .route("/public/replays/{id}/search", get(replays::public_search))
         .route(
             "/decks",
             post(decks::upload).layer(DefaultBodyLimit::max(decks::MAX_PDF_BYTES)),

@@ -22,6 +22,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../web/watch.html"),
     ),
     (
+        "replay.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web/replay.html"),
+    ),
+    (
         "common.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web/common.js"),
