@@ -157,24 +157,41 @@ impl Index {
     /// Replaces every document of `replay_id` with `docs` and commits:
     /// running it twice with the same docs leaves the same index.
     pub fn replace_replay(&self, replay_id: Uuid, docs: &[Doc]) -> Result<(), SearchError> {
-        if let Some(d) = docs.iter().find(|d| d.replay_id != replay_id) {
-            // It would escape the next replace's deletion.
-            return Err(SearchError::Doc(format!(
-                "document of replay {} given for replay {replay_id}",
-                d.replay_id
-            )));
+        self.replace_replays([(replay_id, docs)])
+    }
+
+    /// `replace_replay` for many replays in one commit, all or none: a full
+    /// reindex. A commit costs tens of milliseconds (segment files, fsync),
+    /// which dominates indexing one replay at a time.
+    pub fn replace_replays<'a>(
+        &self,
+        replays: impl IntoIterator<Item = (Uuid, &'a [Doc])>,
+    ) -> Result<(), SearchError> {
+        let replays: Vec<(Uuid, &[Doc])> = replays.into_iter().collect();
+        for (replay_id, docs) in &replays {
+            if let Some(d) = docs.iter().find(|d| d.replay_id != *replay_id) {
+                // It would escape the next replace's deletion.
+                return Err(SearchError::Doc(format!(
+                    "document of replay {} given for replay {replay_id}",
+                    d.replay_id
+                )));
+            }
         }
         let mut writer = self.writer();
         let result = (|| {
-            writer.delete_term(self.replay_term(replay_id));
-            for d in docs {
-                writer.add_document(self.to_document(d))?;
+            for (replay_id, docs) in &replays {
+                writer.delete_term(self.replay_term(*replay_id));
+                for d in *docs {
+                    writer.add_document(self.to_document(d))?;
+                }
             }
             writer.commit()?;
             Ok(())
         })();
         self.settle(&mut writer, result)?;
-        tracing::debug!(%replay_id, docs = docs.len(), "replay indexed");
+        for (replay_id, docs) in &replays {
+            tracing::debug!(%replay_id, docs = docs.len(), "replay indexed");
+        }
         Ok(())
     }
 

@@ -480,6 +480,30 @@ fn replace_is_idempotent() {
 }
 
 #[test]
+fn replace_many_in_one_commit() {
+    let index = Index::in_memory().unwrap();
+    let mut names = Names(HashMap::new());
+    let all: Vec<(Uuid, Vec<Doc>)> = REPLAYS
+        .iter()
+        .map(|r| (names.id(r.name), replay_docs(&mut names, r)))
+        .collect();
+    let batch = || all.iter().map(|(id, docs)| (*id, docs.as_slice()));
+    index.replace_replays(batch()).unwrap();
+    assert_eq!(index.doc_count(), 11);
+    index.replace_replays(batch()).unwrap();
+    assert_eq!(index.doc_count(), 11);
+    // One bad replay and none is applied.
+    let calc1 = names.id("calc1");
+    let bio1 = names.id("bio1");
+    let wrong = [(calc1, &[][..]), (bio1, all[0].1.as_slice())];
+    match index.replace_replays(wrong) {
+        Err(SearchError::Doc(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(index.doc_count(), 11);
+}
+
+#[test]
 fn replace_swaps_the_documents() {
     let mut fx = fixture();
     let calc1 = fx.names.id("calc1");

@@ -2,10 +2,18 @@
 
 use std::time::Duration;
 
+/// What one query returned.
+pub(crate) struct Counted {
+    pub(crate) hits: usize,
+    /// Of which hold every word of the query.
+    pub(crate) every: usize,
+}
+
 #[derive(Default)]
 pub(crate) struct Samples {
     took: Vec<Duration>,
     hits: Vec<usize>,
+    every: Vec<usize>,
 }
 
 pub(crate) struct Summary {
@@ -16,17 +24,21 @@ pub(crate) struct Summary {
     /// Share of queries with at least one hit.
     pub(crate) found: f64,
     pub(crate) mean_hits: f64,
+    /// Mean hits holding every word of the query.
+    pub(crate) mean_every: f64,
 }
 
 impl Samples {
-    pub(crate) fn push(&mut self, took: Duration, hits: usize) {
+    pub(crate) fn push(&mut self, took: Duration, hits: Counted) {
         self.took.push(took);
-        self.hits.push(hits);
+        self.hits.push(hits.hits);
+        self.every.push(hits.every);
     }
 
     pub(crate) fn extend(&mut self, other: &Samples) {
         self.took.extend_from_slice(&other.took);
         self.hits.extend_from_slice(&other.hits);
+        self.every.extend_from_slice(&other.every);
     }
 
     pub(crate) fn summary(&self) -> Option<Summary> {
@@ -46,6 +58,7 @@ impl Samples {
             mean: total / n as u32,
             found: self.hits.iter().filter(|&&h| h > 0).count() as f64 / n as f64,
             mean_hits: self.hits.iter().sum::<usize>() as f64 / n as f64,
+            mean_every: self.every.iter().sum::<usize>() as f64 / n as f64,
         })
     }
 }

@@ -10,6 +10,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 
 use crate::corpus::Corpus;
+use crate::latency::Counted;
 use crate::query_mix::BenchQuery;
 
 pub(crate) struct Scratch {
@@ -173,7 +174,7 @@ impl Scratch {
     }
 
     /// Hits of one query, fetched whole (text included, as the API returns).
-    pub(crate) async fn search(&mut self, q: &BenchQuery) -> anyhow::Result<usize> {
+    pub(crate) async fn search(&mut self, q: &BenchQuery) -> anyhow::Result<Counted> {
         let rows = match q.replay_id {
             None => {
                 sqlx::query(SEARCH)
@@ -200,7 +201,11 @@ impl Scratch {
                 row.try_get("rank")?,
             );
         }
-        Ok(rows.len())
+        // websearch_to_tsquery: every word (and phrase) is required.
+        Ok(Counted {
+            hits: rows.len(),
+            every: rows.len(),
+        })
     }
 
     pub(crate) async fn drop_database(self) -> anyhow::Result<()> {
