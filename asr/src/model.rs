@@ -36,6 +36,10 @@ pub struct Options {
     pub beam: Option<u32>,
     /// e.g. "en"; `None` = detect.
     pub language: Option<String>,
+    /// Compute threads. Default 1: ggml's threads wait for each other by
+    /// spinning, so on a box whose cores are busy with anything else (an edge
+    /// running live classes, cargo) two threads measured 3 to 8 times slower
+    /// than one while burning both cores. Raise it only on an idle machine.
     pub threads: u32,
     /// Shortened encoder context (streaming), `None` = full 30 s.
     pub audio_ctx: Option<u32>,
@@ -53,7 +57,7 @@ impl Default for Options {
         Options {
             beam: Some(5),
             language: Some("en".into()),
-            threads: 2,
+            threads: 1,
             audio_ctx: None,
             temperature_fallback: true,
             word_timestamps: true,

@@ -22,7 +22,7 @@ use clap::Parser;
 #[command(about = "RTF and WER of the asr crate on a synthesized lecture")]
 struct Config {
     /// Whisper threads.
-    #[arg(long, env = "BENCH_ASR_THREADS", default_value_t = 2)]
+    #[arg(long, env = "BENCH_ASR_THREADS", default_value_t = 1)]
     threads: u32,
     /// Pause between the lecture's paragraphs, ms.
     #[arg(long, env = "BENCH_ASR_GAP_MS", default_value_t = 700)]
@@ -30,6 +30,15 @@ struct Config {
     /// Run only these: base-beam5, base-greedy, tiny-stream (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Captioner: shortest window a pause may end, ms.
+    #[arg(long, env = "BENCH_ASR_MIN_WINDOW_MS", default_value_t = asr::CaptionerOptions::default().min_window_ms)]
+    min_window_ms: u64,
+    /// Captioner: longest window, ms.
+    #[arg(long, env = "BENCH_ASR_MAX_WINDOW_MS", default_value_t = asr::CaptionerOptions::default().max_window_ms)]
+    max_window_ms: u64,
+    /// Captioner: silence that counts as a pause, ms.
+    #[arg(long, env = "BENCH_ASR_PAUSE_MS", default_value_t = asr::CaptionerOptions::default().pause_ms)]
+    pause_ms: u64,
     /// Seconds between progress lines.
     #[arg(long, env = "BENCH_ASR_PROGRESS_S", default_value_t = 10)]
     progress_s: u64,
@@ -38,8 +47,23 @@ struct Config {
 struct Row {
     name: &'static str,
     took: Duration,
+    /// CPU time of the whole process over the run (all threads): on a
+    /// shared machine wall time also counts other people's work.
+    cpu: Duration,
     wer: f64,
     extra: String,
+}
+
+/// User + system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn main() -> Result<()> {
@@ -56,9 +80,16 @@ fn main() -> Result<()> {
     let reference = speech::lecture_text();
     let audio = Duration::from_secs_f64(pcm.len() as f64 / f64::from(SAMPLE_RATE));
     println!(
-        "lecture: {:.1} s of audio, {} words",
+        "lecture: {:.1} s of audio, {} words; {} thread(s); load average {}",
         audio.as_secs_f64(),
-        reference.split_whitespace().count()
+        reference.split_whitespace().count(),
+        config.threads,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 
     let wanted = |key: &str| config.only.is_empty() || config.only.iter().any(|o| o == key);
@@ -84,6 +115,7 @@ fn main() -> Result<()> {
         };
         println!("{name}: transcribing…");
         let started = Instant::now();
+        let cpu_before = cpu_time();
         let segments = with_ticker(name, config.progress_s, || base.transcribe(&pcm, &opts))?;
         let took = started.elapsed();
         let text: Vec<&str> = segments.iter().map(|s| s.text.as_str()).collect();
@@ -91,6 +123,7 @@ fn main() -> Result<()> {
         let row = Row {
             name,
             took,
+            cpu: cpu_time() - cpu_before,
             wer: asr::wer(&reference, &text.join(" ")),
             extra: format!("{} segments, {words} words", segments.len()),
         };
@@ -104,13 +137,14 @@ fn main() -> Result<()> {
     }
 
     println!();
-    println!("| engine | RTF | WER | notes |");
-    println!("|---|---|---|---|");
+    println!("| engine | RTF (wall) | RTF (CPU) | WER | notes |");
+    println!("|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.3} | {:.1} % | {} |",
+            "| {} | {:.3} | {:.3} | {:.1} % | {} |",
             r.name,
             r.took.as_secs_f64() / audio.as_secs_f64(),
+            r.cpu.as_secs_f64() / audio.as_secs_f64(),
             r.wer * 100.0,
             r.extra
         );
@@ -126,6 +160,9 @@ fn bench_streaming(config: &Config, pcm: &[f32], reference: &str, audio: Duratio
         tiny,
         asr::CaptionerOptions {
             threads: config.threads,
+            min_window_ms: config.min_window_ms,
+            max_window_ms: config.max_window_ms,
+            pause_ms: config.pause_ms,
             ..Default::default()
         },
     );
@@ -133,6 +170,7 @@ fn bench_streaming(config: &Config, pcm: &[f32], reference: &str, audio: Duratio
     let mut slowest = Duration::ZERO;
     let mut windows = 0u32;
     let started = Instant::now();
+    let cpu_before = cpu_time();
     let mut next_progress = Duration::from_secs(config.progress_s);
     for (i, chunk) in pcm.chunks(SAMPLE_RATE as usize / 10).enumerate() {
         let t = Instant::now();
@@ -143,13 +181,15 @@ fn bench_streaming(config: &Config, pcm: &[f32], reference: &str, audio: Duratio
             slowest = slowest.max(took);
         }
         captions.extend(out);
-        let elapsed = started.elapsed();
-        if elapsed >= next_progress {
+        // Progress every `progress_s` seconds of audio pushed (the stream
+        // runs several times faster than real time).
+        let pushed = Duration::from_millis((i as u64 + 1) * 100);
+        if pushed >= next_progress {
             println!(
                 "  {name}: {:.0} s of audio pushed, {} captions, {:.1} s elapsed",
-                (i + 1) as f64 / 10.0,
+                pushed.as_secs_f64(),
                 captions.len(),
-                elapsed.as_secs_f64()
+                started.elapsed().as_secs_f64()
             );
             next_progress += Duration::from_secs(config.progress_s);
         }
@@ -160,6 +200,7 @@ fn bench_streaming(config: &Config, pcm: &[f32], reference: &str, audio: Duratio
     let row = Row {
         name,
         took,
+        cpu: cpu_time() - cpu_before,
         wer: asr::wer(reference, &text.join(" ")),
         extra: format!(
             "{} captions, {windows} windows before flush, slowest push {} ms",
@@ -185,9 +226,10 @@ fn load(name: &str) -> Result<Model> {
 
 fn print_row(r: &Row, audio: Duration) {
     println!(
-        "{}: {:.1} s for {:.1} s of audio, RTF {:.3}, WER {:.1} % ({})",
+        "{}: {:.1} s ({:.1} s CPU) for {:.1} s of audio, RTF {:.3}, WER {:.1} % ({})",
         r.name,
         r.took.as_secs_f64(),
+        r.cpu.as_secs_f64(),
         audio.as_secs_f64(),
         r.took.as_secs_f64() / audio.as_secs_f64(),
         r.wer * 100.0,
