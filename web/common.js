@@ -132,3 +132,50 @@ async function mediaStats(pc) {
   });
   return out;
 }
+
+/// Live captions under the video: the latest `caption.segment` of the live
+/// feed, read out politely by screen readers, with a CC button to hide or
+/// show them (remembered on this device).
+class CaptionBar {
+  constructor(parent) {
+    if (!document.getElementById('caption-style')) {
+      const style = document.createElement('style');
+      style.id = 'caption-style';
+      style.textContent = '.captions{display:flex;gap:.5rem;align-items:flex-start;max-width:32rem;margin:.2rem}'
+        + '.captions p{flex:1;margin:0;min-height:2.6em;padding:.3rem .6rem;background:#111;color:#fff;font-size:1.1rem;line-height:1.3;border-radius:.25rem}'
+        + '.captions p:empty{visibility:hidden}.captions[data-on="false"] p{display:none}'
+        + '.captions button[aria-pressed="true"]{font-weight:bold}';
+      document.head.append(style);
+    }
+    this.box = document.createElement('div');
+    this.box.className = 'captions';
+    this.button = document.createElement('button');
+    this.button.id = 'cc';
+    this.button.textContent = 'CC';
+    this.button.title = 'Show or hide live captions';
+    this.text = document.createElement('p');
+    this.text.id = 'caption';
+    this.text.setAttribute('role', 'status');
+    this.text.setAttribute('aria-live', 'polite');
+    this.text.setAttribute('aria-label', 'Live captions');
+    this.box.append(this.button, this.text);
+    parent.append(this.box);
+    this.set(localStorage.getItem('captions') !== 'off');
+    this.button.onclick = () => this.set(!this.on);
+    this.timer = null;
+  }
+  set(on) {
+    this.on = on;
+    localStorage.setItem('captions', on ? 'on' : 'off');
+    this.button.setAttribute('aria-pressed', String(on));
+    this.box.dataset.on = String(on);
+  }
+  /// Shows a caption event (others are ignored); it fades after a silence.
+  show(e) {
+    if (e.type !== 'caption.segment') return false;
+    this.text.textContent = e.payload.text;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { this.text.textContent = ''; }, 10000);
+    return true;
+  }
+}

@@ -78,6 +78,16 @@ pub struct Config {
     #[arg(long, env = "EDGE_SPOOL_MIN_FREE_MB", default_value_t = 64)]
     pub spool_min_free_mb: u64,
 
+    /// Caption recorded classes live (whisper.cpp on the recorder's mix).
+    /// Without the model the edge warns once and classes run uncaptioned.
+    #[arg(long, env = "EDGE_CAPTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub captions: bool,
+
+    /// The caption model (whisper.cpp ggml, tiny.en); loaded on the first
+    /// captioned class.
+    #[arg(long, env = "EDGE_CAPTIONS_MODEL", default_value_os_t = asr::model_path("ggml-tiny.en.bin"))]
+    pub captions_model: PathBuf,
+
     /// Object storage (a local directory); default `<data-dir>/objects`.
     /// Core must read the same store to serve recordings.
     #[arg(long, env = "OBJECT_STORE_DIR")]

@@ -98,6 +98,10 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         store,
         sfu.clone(),
         uplink.clone(),
+        recorder::Captions::new(recorder::CaptionConfig {
+            enabled: config.captions && config.recording,
+            model: config.captions_model.clone(),
+        }),
     ));
     registry
         .recover()

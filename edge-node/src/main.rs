@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,async_nats=warn".into()),
+                .unwrap_or_else(|_| "info,async_nats=warn,whisper_rs=warn".into()),
         )
         .init();
     let config = Config::parse();

@@ -14,7 +14,7 @@ fn red_i420() -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slide_shown_at_a_time_is_in_the_segment_from_that_time() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = Program::new(dir.path(), 0).unwrap();
+    let mut p = Program::new(dir.path(), 0, false).unwrap();
     let mut notes = Box::pin(p.notes().unwrap());
     p.play().unwrap();
     let full = Place {
@@ -98,4 +98,90 @@ async fn a_slide_shown_at_a_time_is_in_the_segment_from_that_time() {
         "first red frame {first_red}"
     );
     assert!(px[first_red..].iter().all(red));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caption_branch_hands_over_the_mix_at_16_khz_on_the_running_clock() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let p = Program::new(dir.path(), 0, true).unwrap();
+    let mut notes = Box::pin(p.notes().unwrap());
+    let got: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, e) = (got.clone(), ended.clone());
+    assert!(p.caption_audio(
+        move |running_ns, pcm| g.lock().unwrap().push((running_ns, pcm.len())),
+        move || e.store(true, std::sync::atomic::Ordering::SeqCst),
+    ));
+    p.play().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut finishing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if !finishing && p.running_ms() >= 2_000 {
+                    p.begin_finish();
+                    finishing = true;
+                }
+            }
+            n = notes.next() => match n {
+                Some(Note::Eos) | None => break,
+                Some(Note::Error(e)) => panic!("{e}"),
+                Some(_) => {}
+            },
+            _ = tokio::time::sleep_until(deadline) => panic!("no EOS"),
+        }
+    }
+    p.stop();
+    let got = got.lock().unwrap().clone();
+    let samples: usize = got.iter().map(|(_, n)| n).sum();
+    // about 2 s at 16 kHz (the end is cut a little before the finish)
+    assert!((28_000..=34_000).contains(&samples), "{samples} samples");
+    assert!(got[0].0 < 50_000_000, "starts at running time 0: {got:?}");
+    // continuous: each buffer starts where the one before ended (give or
+    // take the resampler settling in)
+    for w in got.windows(2) {
+        let next = w[0].0 + w[0].1 as u64 * 62_500;
+        assert!(
+            w[1].0.abs_diff(next) < 5_000_000,
+            "{:?} then {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    assert!(
+        ended.load(std::sync::atomic::Ordering::SeqCst),
+        "EOS reached the branch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unattended_caption_branch_never_holds_up_the_end() {
+    // built with captions, but the captioner never came (no model): the
+    // branch fills up and must still let the recording end
+    let dir = tempfile::tempdir().unwrap();
+    let p = Program::new(dir.path(), 0, true).unwrap();
+    let mut notes = Box::pin(p.notes().unwrap());
+    p.play().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut finishing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if !finishing && p.running_ms() >= 3_000 {
+                    p.begin_finish();
+                    finishing = true;
+                }
+            }
+            n = notes.next() => match n {
+                Some(Note::Eos) | None => break,
+                Some(Note::Error(e)) => panic!("{e}"),
+                Some(_) => {}
+            },
+            _ = tokio::time::sleep_until(deadline) => panic!("no EOS"),
+        }
+    }
+    p.stop();
 }

@@ -1,6 +1,8 @@
 //! Looks at recordings with ffmpeg/ffprobe: duration, clean decoding,
 //! loudness, and per-frame colours at chosen points (to see which layout
-//! each frame shows, and when).
+//! each frame shows, and when). Also makes media for publishers to send:
+//! a real VP8 clip (`vp8_clip`) and speech as Opus (`speech_opus`,
+//! `speech_clip`: espeak-ng's voice, placed at exact offsets).
 
 use std::path::Path;
 
@@ -329,4 +331,246 @@ pub fn h264_annexb(payloads: &[&[u8]]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The length of one Opus packet of a speech clip.
+pub const OPUS_FRAME_MS: u64 = 20;
+
+/// Speech to publish: 48 kHz mono Opus, one packet per 20 ms, the way a
+/// browser's microphone sends it (`rtc_client::PublishOptions::audio_clip`).
+/// Packet `n` holds the clip's audio from `n * 20` ms (a receiver hears it
+/// 6.5 ms later: the encoder's lookahead, which only Ogg's pre-skip undoes).
+#[derive(Debug, Clone)]
+pub struct SpeechClip {
+    /// Raw Opus packets (no Ogg framing), 20 ms each, in order.
+    pub packets: Vec<Vec<u8>>,
+    /// Where each piece's voice is audible in the clip (ms from the clip's
+    /// start, espeak's own lead-in and trailing silence trimmed), with its
+    /// text, in the order given.
+    pub spoken: Vec<(u64, u64, String)>,
+    pub duration_ms: u64,
+}
+
+impl SpeechClip {
+    /// Every piece's text, joined: the reference transcript.
+    pub fn script(&self) -> String {
+        self.spoken
+            .iter()
+            .map(|(_, _, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `text` spoken by espeak-ng (en-us, 150 words a minute) as 20 ms Opus
+/// packets. Work files go to `dir`.
+pub async fn speech_opus(dir: &Path, text: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let pcm = espeak_pcm48(dir, 0, text).await?;
+    let ms = (pcm.len() as u64).div_ceil(48);
+    opus_packets(dir, &pcm, ms).await
+}
+
+/// A clip of `total_ms` with each `(offset_ms, text)` spoken from its
+/// offset (exact to the sample) and silence everywhere else, as 20 ms Opus
+/// packets. Pieces must be in order, must not overlap and must end within
+/// the clip. Work files go to `dir`.
+pub async fn speech_clip(
+    dir: &Path,
+    pieces: &[(u64, &str)],
+    total_ms: u64,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    Ok(speech_clip_timed(dir, pieces, total_ms).await?.packets)
+}
+
+/// `speech_clip`, also telling where each piece's voice is audible.
+pub async fn speech_clip_timed(
+    dir: &Path,
+    pieces: &[(u64, &str)],
+    total_ms: u64,
+) -> anyhow::Result<SpeechClip> {
+    let mut voices = Vec::new();
+    for (i, (offset_ms, text)) in pieces.iter().enumerate() {
+        voices.push((*offset_ms, *text, espeak_pcm48(dir, i, text).await?));
+    }
+    assemble(dir, &voices, total_ms).await
+}
+
+/// Sentences read one after another like a lecture: the first after
+/// `lead_ms` of silence, each next one `pause_ms` after the one before ends,
+/// and `pause_ms` of silence at the end.
+pub async fn speech_paced(
+    dir: &Path,
+    sentences: &[&str],
+    lead_ms: u64,
+    pause_ms: u64,
+) -> anyhow::Result<SpeechClip> {
+    let mut voices = Vec::new();
+    let mut at = lead_ms;
+    for (i, text) in sentences.iter().enumerate() {
+        let voice = espeak_pcm48(dir, i, text).await?;
+        let len_ms = (voice.len() as u64).div_ceil(48);
+        voices.push((at, *text, voice));
+        at += len_ms + pause_ms;
+    }
+    assemble(dir, &voices, at).await
+}
+
+/// Places each voice at its offset in `total_ms` of silence and encodes it.
+async fn assemble(
+    dir: &Path,
+    voices: &[(u64, &str, Vec<i16>)],
+    total_ms: u64,
+) -> anyhow::Result<SpeechClip> {
+    let mut pcm = vec![0i16; (total_ms * 48) as usize];
+    let mut spoken = Vec::new();
+    let mut free_from = 0usize;
+    for (i, (offset_ms, text, voice)) in voices.iter().enumerate() {
+        let at = (*offset_ms * 48) as usize;
+        anyhow::ensure!(
+            at >= free_from,
+            "piece {i} at {offset_ms} ms overlaps the one before (it ends at {} ms)",
+            free_from / 48
+        );
+        anyhow::ensure!(
+            at + voice.len() <= pcm.len(),
+            "piece {i} ({} ms from {offset_ms} ms) does not fit in {total_ms} ms",
+            voice.len() / 48
+        );
+        pcm[at..at + voice.len()].copy_from_slice(voice);
+        free_from = at + voice.len();
+        // where the voice is audible (above ~ -40 dBFS)
+        let loud = |s: &i16| s.unsigned_abs() > 330;
+        let first = voice.iter().position(loud).unwrap_or(0);
+        let last = voice.iter().rposition(loud).unwrap_or(0);
+        spoken.push((
+            ((at + first) / 48) as u64,
+            ((at + last) / 48) as u64,
+            text.to_string(),
+        ));
+    }
+    let packets = opus_packets(dir, &pcm, total_ms).await?;
+    Ok(SpeechClip {
+        packets,
+        spoken,
+        duration_ms: total_ms,
+    })
+}
+
+/// espeak-ng's voice for `text`, as 48 kHz mono 16-bit samples.
+async fn espeak_pcm48(dir: &Path, n: usize, text: &str) -> anyhow::Result<Vec<i16>> {
+    let wav = dir.join(format!("speech-piece{n}.wav"));
+    let raw = dir.join(format!("speech-piece{n}.s16"));
+    let out = tokio::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .output()
+        .await
+        .context("running espeak-ng")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "espeak-ng: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = wav.display().to_string();
+    let r = raw.display().to_string();
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-nostdin", "-v", "error", "-y", "-i", &w, "-ac", "1", "-ar", "48000", "-f", "s16le",
+            &r,
+        ],
+    )
+    .await?;
+    anyhow::ensure!(ok, "ffmpeg (resampling espeak's voice): {err}");
+    Ok(std::fs::read(&raw)?
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect())
+}
+
+/// Encodes 48 kHz mono samples as Opus (20 ms frames, VoIP) and returns the
+/// packets.
+async fn opus_packets(dir: &Path, pcm: &[i16], total_ms: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    let raw = dir.join("speech-clip.s16");
+    let ogg = dir.join("speech-clip.ogg");
+    std::fs::write(
+        &raw,
+        pcm.iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )?;
+    let (r, o) = (raw.display().to_string(), ogg.display().to_string());
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "s16le",
+            "-ar",
+            "48000",
+            "-ac",
+            "1",
+            "-i",
+            &r,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "32k",
+            "-frame_duration",
+            "20",
+            "-application",
+            "voip",
+            "-f",
+            "ogg",
+            &o,
+        ],
+    )
+    .await?;
+    anyhow::ensure!(ok, "ffmpeg (Opus): {err}");
+    let packets = ogg_opus_packets(&std::fs::read(&ogg)?)?;
+    let want = total_ms.div_ceil(OPUS_FRAME_MS) as usize;
+    anyhow::ensure!(
+        packets.len() >= want,
+        "{} Opus packets for {total_ms} ms",
+        packets.len()
+    );
+    Ok(packets)
+}
+
+/// The packets of an Ogg Opus stream (RFC 7845), without its OpusHead and
+/// OpusTags headers.
+pub fn ogg_opus_packets(data: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut packets = Vec::new();
+    let mut current = Vec::new();
+    let mut at = 0usize;
+    while at < data.len() {
+        anyhow::ensure!(
+            data.len() >= at + 27 && &data[at..at + 4] == b"OggS",
+            "no Ogg page at byte {at}"
+        );
+        let segments = data[at + 26] as usize;
+        let table = at + 27;
+        anyhow::ensure!(data.len() >= table + segments, "truncated Ogg page");
+        let mut body = table + segments;
+        for &lace in &data[table..table + segments] {
+            let lace = lace as usize;
+            anyhow::ensure!(data.len() >= body + lace, "truncated Ogg page");
+            current.extend_from_slice(&data[body..body + lace]);
+            body += lace;
+            // a lacing value below 255 ends the packet (255: it goes on,
+            // possibly on the next page)
+            if lace < 255 {
+                packets.push(std::mem::take(&mut current));
+            }
+        }
+        at = body;
+    }
+    Ok(packets
+        .into_iter()
+        .filter(|p| !p.starts_with(b"OpusHead") && !p.starts_with(b"OpusTags"))
+        .collect())
 }

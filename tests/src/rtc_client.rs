@@ -1,5 +1,6 @@
 //! A WebRTC client on str0m for tests and load: a publisher sending
-//! synthetic VP8 (optionally simulcast) and Opus, or a subscriber counting
+//! synthetic VP8 (optionally simulcast) and Opus, or real media (a VP8
+//! clip, speech as Opus packets at a chosen instant), or a subscriber counting
 //! the frames it receives. Each client has its own UDP socket (the SFU tells
 //! peers apart by address) and speaks WHIP/WHEP to the edge, answering the
 //! edge's renegotiation offers on its data channel.
@@ -43,10 +44,17 @@ pub struct ClientStats {
     /// Sender-to-here latency of synthetic video frames (ms), from the
     /// send time the publisher stamps into each frame.
     pub latencies_ms: Vec<f64>,
+    /// When the first packet of `PublishOptions::audio_clip` went out.
+    pub audio_clip_started_at: Option<std::time::SystemTime>,
+    /// When its last packet went out.
+    pub audio_clip_ended_at: Option<std::time::SystemTime>,
 }
 
 /// Marks a synthetic frame that carries its send time (µs since the epoch).
 const STAMP: &[u8; 2] = b"TS";
+
+/// A 20 ms Opus frame of silence (CELT, fullband), as WebRTC stacks send.
+const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 
 fn epoch_us() -> u64 {
     std::time::SystemTime::now()
@@ -91,6 +99,14 @@ pub struct PublishOptions {
     /// Real VP8 frames to send in a loop (first one a keyframe) instead of
     /// synthetic payloads: what a decoder downstream must accept.
     pub clip: Option<Arc<Vec<Vec<u8>>>>,
+    /// Real Opus packets (20 ms each, e.g. `media_check::speech_clip`) sent
+    /// once, in real time, instead of the synthetic audio; Opus silence
+    /// before and after.
+    pub audio_clip: Option<Arc<Vec<Vec<u8>>>>,
+    /// The clip starts at this instant (silence until then), or as soon as
+    /// the connection is up if that is later. The instant it actually
+    /// started is `ClientStats::audio_clip_started_at`.
+    pub audio_clip_start: Option<std::time::SystemTime>,
 }
 
 impl Default for PublishOptions {
@@ -103,6 +119,8 @@ impl Default for PublishOptions {
             fps: 30,
             gop: 60,
             clip: None,
+            audio_clip: None,
+            audio_clip_start: None,
         }
     }
 }
@@ -414,6 +432,8 @@ async fn run(
     let mut frame: u64 = 0;
     let mut audio_n: u64 = 0;
     let mut clip_at: usize = 0;
+    // packets of the audio clip sent so far
+    let mut audio_clip_at: usize = 0;
     let mut channel = None;
     loop {
         // drain
@@ -507,15 +527,43 @@ async fn run(
                 next_video += Duration::from_secs(1) / opts.fps;
             }
             if let (Some(mid), true) = (audio, now >= next_audio) {
+                if opts.audio_clip.is_some() && now > next_audio + Duration::from_millis(100) {
+                    // connecting took a while: real speech goes out in real
+                    // time from here, not as a burst of the missed frames
+                    next_audio = now;
+                }
                 audio_n += 1;
                 let pt = rtc.writer(*mid).and_then(|w| {
                     w.payload_params()
                         .find(|p| p.spec().codec == Codec::Opus)
                         .map(|p| p.pt())
                 });
+                let data = match &opts.audio_clip {
+                    None => vec![0xfcu8; 80],
+                    Some(clip) => {
+                        let due = opts
+                            .audio_clip_start
+                            .is_none_or(|at| std::time::SystemTime::now() >= at);
+                        match clip.get(audio_clip_at) {
+                            Some(p) if due => {
+                                let mut s = stats.lock().unwrap();
+                                let sent = std::time::SystemTime::now();
+                                if audio_clip_at == 0 {
+                                    s.audio_clip_started_at = Some(sent);
+                                }
+                                if audio_clip_at + 1 == clip.len() {
+                                    s.audio_clip_ended_at = Some(sent);
+                                }
+                                audio_clip_at += 1;
+                                p.clone()
+                            }
+                            _ => OPUS_SILENCE.to_vec(),
+                        }
+                    }
+                };
                 if let (Some(pt), Some(w)) = (pt, rtc.writer(*mid)) {
                     let t = MediaTime::new(audio_n * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ);
-                    let _ = w.write(pt, now, t, vec![0xfcu8; 80]);
+                    let _ = w.write(pt, now, t, data);
                 }
                 next_audio += Duration::from_millis(20);
             }

@@ -28,6 +28,10 @@ pub struct StackOptions {
     pub recording: bool,
     /// Run a MoQ relay (dev CA, core's tokens) and point every edge at it.
     pub relay: bool,
+    /// Caption recorded classes live (whisper on the edge: a model load and
+    /// a share of a core per class, so only the caption tests turn it on).
+    /// The model is the edge's default (`asr::model_path`).
+    pub captions: bool,
 }
 
 impl Default for StackOptions {
@@ -39,6 +43,7 @@ impl Default for StackOptions {
             edge_args: Vec::new(),
             recording: false,
             relay: false,
+            captions: false,
         }
     }
 }
@@ -270,6 +275,8 @@ impl Stack {
                 "2500".to_owned(),
                 "--recording".to_owned(),
                 opts.recording.to_string(),
+                "--captions".to_owned(),
+                opts.captions.to_string(),
                 "--object-store-dir".to_owned(),
                 dir.path().join("objects").display().to_string(),
             ];

@@ -11,7 +11,12 @@
 //!
 //! Arming happens before `session.started` is appended (`prepare`), so a
 //! session that requires recording never starts without it.
+//!
+//! The recorder also captions the class live (`captions.rs`): the mix it
+//! records, transcribed on the side, as `caption.segment` events on the same
+//! media clock.
 
+pub mod captions;
 pub mod layout;
 pub mod pipeline;
 pub mod raster;
@@ -34,6 +39,7 @@ use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
 use crate::sfu::Sfu;
 
+pub use captions::{CaptionConfig, Captions};
 pub use task::{Control, Manifest, ManifestAudio, ManifestGap, ManifestSegment};
 
 #[derive(Debug, Clone)]
@@ -59,6 +65,7 @@ struct Inner {
     uplink: Uplink,
     http: reqwest::Client,
     live: Mutex<HashMap<SessionId, mpsc::Sender<Control>>>,
+    captions: Captions,
 }
 
 /// A program built and playing, not yet attached to its session.
@@ -95,6 +102,7 @@ impl Recorders {
         store: Arc<dyn ObjectStore>,
         sfu: Sfu,
         uplink: Uplink,
+        captions: Captions,
     ) -> Recorders {
         Recorders {
             inner: Arc::new(Inner {
@@ -107,6 +115,7 @@ impl Recorders {
                     .build()
                     .unwrap_or_default(),
                 live: Mutex::new(HashMap::new()),
+                captions,
             }),
         }
     }
@@ -125,6 +134,10 @@ impl Recorders {
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.inner.store
+    }
+
+    pub fn captions(&self) -> &Captions {
+        &self.inner.captions
     }
 
     fn spool_of(&self, session: SessionId) -> PathBuf {
@@ -151,8 +164,9 @@ impl Recorders {
                 min_mb: config.min_free_mb,
             });
         }
+        let captions = self.inner.captions.wanted();
         let built = tokio::task::spawn_blocking(move || -> Result<Prepared, ArmError> {
-            let program = pipeline::Program::new(&dir, first_index)
+            let program = pipeline::Program::new(&dir, first_index, captions)
                 .map_err(|e| ArmError::Pipeline(e.to_string()))?;
             program
                 .play()

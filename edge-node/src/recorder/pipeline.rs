@@ -7,6 +7,10 @@
 //! frame, never torn. Segments are written fragmented (1 s fragments) as
 //! `*.mp4.part` and renamed once closed, so a crash loses at most the open
 //! segment and the spool only ever shows complete files.
+//!
+//! With captions on, the mix is also resampled to 16 kHz mono f32 for the
+//! captioner (`Program::caption_audio`), behind a leaky queue: a slow
+//! captioner loses its own audio, never the recording's.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -133,6 +137,8 @@ pub struct Program {
     next_input: u64,
     spool: PathBuf,
     feed: Option<tokio::sync::mpsc::Receiver<ProgramFrame>>,
+    /// The mix at 16 kHz mono for live captions (when asked for).
+    asr: Option<gst_app::AppSink>,
 }
 
 /// One RTP packet of the encoded program (H.264, payload type 102; every
@@ -162,8 +168,9 @@ fn appsrc(bin: &gst::Bin, name: &str) -> Result<gst_app::AppSrc, PipelineError> 
 
 impl Program {
     /// Builds the pipeline (not yet playing). Segments go to `spool` as
-    /// `seg<first_index + n>.mp4`.
-    pub fn new(spool: &Path, first_index: u32) -> Result<Program, PipelineError> {
+    /// `seg<first_index + n>.mp4`. `captions`: the mix also goes out as
+    /// 16 kHz mono PCM (see `caption_audio`).
+    pub fn new(spool: &Path, first_index: u32, captions: bool) -> Result<Program, PipelineError> {
         ensure_init()?;
         std::fs::create_dir_all(spool)
             .map_err(|e| PipelineError::Gst(format!("spool {}: {e}", spool.display())))?;
@@ -181,6 +188,7 @@ impl Program {
              at. ! queue leaky=downstream max-size-buffers=50 max-size-bytes=0 max-size-time=0 \
                ! audioconvert ! opusenc bitrate=64000 frame-size=20 ! rtpopuspay pt=111 \
                ! appsink name=afeed sync=false async=false drop=true max-buffers=200 \
+             {asr} \
              videotestsrc is-live=true pattern=black ! {out} ! comp.sink_0 \
              audiotestsrc is-live=true wave=silence ! audio/x-raw,rate=48000,channels=2 ! amix.sink_0 \
              appsrc name=slide format=time is-live=true caps={still} ! queue max-size-buffers=4 ! comp.sink_1 \
@@ -191,6 +199,17 @@ impl Program {
             out = raw_caps(30),
             still = raw_caps(STILL_FPS as i32),
             seg = SEGMENT_SECS * 1000 * MS,
+            // 2 s of slack, then the captioner's audio is dropped; at the
+            // end the sink never waits for its buffers to be taken (with no
+            // captioner attached, its EOS would hold up the recording's)
+            asr = if captions {
+                "at. ! queue leaky=downstream max-size-buffers=200 max-size-bytes=0 max-size-time=0 \
+                   ! audioconvert ! audioresample \
+                   ! audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved \
+                   ! appsink name=asr sync=false async=false drop=true max-buffers=200 wait-on-eos=false"
+            } else {
+                ""
+            },
         );
         let pipeline = gst::parse::launch(&desc)?
             .downcast::<gst::Pipeline>()
@@ -206,6 +225,15 @@ impl Program {
         let mux = pipeline
             .by_name("mux")
             .ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?;
+        let asr = match captions {
+            true => Some(
+                pipeline
+                    .by_name("asr")
+                    .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                    .ok_or_else(|| PipelineError::Gst("no caption audio sink".into()))?,
+            ),
+            false => None,
+        };
         // The program feed never holds up the recording: a full channel drops.
         let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(800);
         for (name, audio) in [("feed", false), ("afeed", true)] {
@@ -320,7 +348,58 @@ impl Program {
             next_input: 1,
             spool: spool.to_path_buf(),
             feed: Some(feed),
+            asr,
         })
+    }
+
+    /// Hands the mix, 16 kHz mono f32, buffer by buffer to `on_pcm` (the
+    /// running time of its first sample in ns, the samples) and calls
+    /// `on_end` when it ends (EOS). Both run on GStreamer's streaming
+    /// thread and must not block. False when the program was built without
+    /// captions.
+    pub fn caption_audio(
+        &self,
+        on_pcm: impl Fn(u64, Vec<f32>) + Send + Sync + 'static,
+        on_end: impl Fn() + Send + Sync + 'static,
+    ) -> bool {
+        let Some(sink) = self.asr.as_ref() else {
+            return false;
+        };
+        // the PCM of one sample, with the running time of its first sample
+        fn pcm_of(sample: &gst::Sample) -> Option<(u64, Vec<f32>)> {
+            let buf = sample.buffer()?;
+            let running = sample
+                .segment()?
+                .downcast_ref::<gst::ClockTime>()?
+                .to_running_time(buf.pts()?)?;
+            let map = buf.map_readable().ok()?;
+            let pcm = map
+                .as_slice()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            Some((running.nseconds(), pcm))
+        }
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some((running, pcm)) = pcm_of(&sample) {
+                        on_pcm(running, pcm);
+                    }
+                    // what queued up before the callbacks were set: taking
+                    // one sample per new one would keep that lag for ever
+                    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::ZERO) {
+                        if let Some((running, pcm)) = pcm_of(&sample) {
+                            on_pcm(running, pcm);
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .eos(move |_| on_end())
+                .build(),
+        );
+        true
     }
 
     /// The encoded program, frame by frame (once; later calls get `None`).

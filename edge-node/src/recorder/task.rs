@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::captions::{Caption, CaptionSession};
 use super::layout::{self, Source};
 use super::pipeline::{Codec, Note, Program, STILL_FPS};
 use super::{Prepared, Recorders, Resume, object_key, spool};
@@ -114,6 +115,8 @@ struct Task {
     wanted_slide: Option<((DeckId, u32), u64)>,
     finalize: Option<oneshot::Sender<Result<(), String>>>,
     audio_n: u32,
+    /// The session's caption thread (dropped with the task, which ends it).
+    captions: Option<CaptionSession>,
 }
 
 pub(super) async fn run(
@@ -162,7 +165,14 @@ async fn run_inner(
         )
         .in_current_span(),
     );
+    // live captions: a thread of their own, logged in order by a task here
+    let (caption_tx, caption_rx) = mpsc::channel(64);
+    let captions = ctx.recorders.captions().start(ctx.handle.id, caption_tx);
+    if captions.is_some() {
+        tokio::spawn(log_captions(ctx.handle.clone(), caption_rx).in_current_span());
+    }
     let mut t = Task {
+        captions,
         recorded_to_ms: resume.as_ref().map(|r| r.recorded_to_ms).unwrap_or(0),
         ctx,
         state,
@@ -277,6 +287,31 @@ async fn log(handle: &SessionHandle, event: EventBody) -> bool {
     }
 }
 
+/// Logs each caption as it comes (as the platform); stops when the caption
+/// thread does or the session is gone.
+async fn log_captions(handle: SessionHandle, mut captions: mpsc::Receiver<Caption>) {
+    while let Some(c) = captions.recv().await {
+        let (start_ms, end_ms, chars) = (c.start_ms, c.end_ms, c.text.len());
+        let event = EventBody::CaptionSegment {
+            start_ms: c.start_ms,
+            end_ms: c.end_ms,
+            text: c.text,
+            speaker: None,
+        };
+        match handle
+            .command(Actor::System, Command::System { event })
+            .await
+        {
+            Ok(protocol::control::EdgeReply::Done { .. }) => {
+                tracing::debug!(start_ms, end_ms, chars, "caption logged")
+            }
+            // the class has ended: late captions have nowhere to go
+            Ok(other) => tracing::debug!(start_ms, end_ms, reply = ?other, "caption not logged"),
+            Err(_) => return,
+        }
+    }
+}
+
 pub(super) async fn alert(handle: &SessionHandle, reason: String) {
     tracing::warn!(%reason, "recording alert");
     log(handle, EventBody::RecordingAlert { reason }).await;
@@ -346,6 +381,13 @@ impl Task {
             let sfu = self.ctx.recorders.sfu().clone();
             tokio::spawn(
                 publish_program(uplink, sfu, self.session(), names, feed).in_current_span(),
+            );
+        }
+        if let Some(c) = &self.captions {
+            let (feed, end) = (c.feed(), c.feed());
+            prepared.program.caption_audio(
+                move |running_ns, pcm| feed.push(offset_ms, running_ns, pcm),
+                move || end.flush(),
             );
         }
         self.next_index = prepared.first_index;
