@@ -32,6 +32,11 @@ pub struct StackOptions {
     /// a share of a core per class, so only the caption tests turn it on).
     /// The model is the edge's default (`asr::model_path`).
     pub captions: bool,
+    /// Run core's artifact pipeline (Whisper over every recording: only the
+    /// tests about artifacts turn it on).
+    pub artifacts: bool,
+    /// Extra command-line arguments for core.
+    pub core_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -44,6 +49,8 @@ impl Default for StackOptions {
             recording: false,
             relay: false,
             captions: false,
+            artifacts: false,
+            core_args: Vec::new(),
         }
     }
 }
@@ -181,6 +188,9 @@ impl Stack {
             "--object-store-dir".to_owned(),
             dir.path().join("objects").display().to_string(),
         ];
+        let mut core_args = core_args;
+        core_args.extend(["--artifacts".to_owned(), opts.artifacts.to_string()]);
+        core_args.extend(opts.core_args.iter().cloned());
         let core_bin = bin_dir().join("core");
         let mut seed_args = core_args.clone();
         seed_args.extend([
