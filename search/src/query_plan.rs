@@ -80,10 +80,10 @@ pub(crate) fn plan(fields: Fields, q: &SearchQuery) -> Result<Plan, SearchError>
     let mut include: Vec<Clause> = Vec::new();
     let mut seen = HashSet::new();
     for part in &parsed.include {
-        if let Some(c) = clause(part, &mut stemmed, &mut words) {
-            if seen.insert(c.clone()) {
-                include.push(c);
-            }
+        if let Some(c) = clause(part, &mut stemmed, &mut words)
+            && seen.insert(c.clone())
+        {
+            include.push(c);
         }
     }
     if include.is_empty() {
