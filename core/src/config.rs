@@ -65,8 +65,9 @@ pub struct Config {
     #[arg(long, env = "CORE_ASR_MODEL", default_value_os_t = asr::model_path("ggml-base.bin"))]
     pub asr_model: PathBuf,
 
-    /// CPU threads for one transcription.
-    #[arg(long, env = "CORE_ASR_THREADS", default_value_t = 2)]
+    /// CPU threads for one transcription (ggml spins at its barriers, so on
+    /// a busy two-core box one thread is faster than two).
+    #[arg(long, env = "CORE_ASR_THREADS", default_value_t = 1)]
     pub asr_threads: u32,
 
     /// Longest wait between retries of a failed artifact stage.
