@@ -592,7 +592,7 @@ async fn stages(app: &AppState, ctx: &Ctx) -> anyhow::Result<()> {
                 let t0 = Instant::now();
                 let t = transcribe::transcribe(model, pcm, threads).await?;
                 let secs = t0.elapsed().as_secs_f64();
-                let rtf = secs / (audio_ms.max(1) as f64 / 1000.0);
+                let rtf = (audio_ms >= 1000).then(|| secs / (audio_ms as f64 / 1000.0));
                 let detail = json!({
                     "model": t.model,
                     "audio_ms": audio_ms,
@@ -600,7 +600,12 @@ async fn stages(app: &AppState, ctx: &Ctx) -> anyhow::Result<()> {
                     "rtf": rtf,
                     "words": t.words().count(),
                 });
-                tracing::info!(audio_ms, rtf, words = t.words().count(), "transcribed");
+                tracing::info!(
+                    audio_ms,
+                    rtf = rtf.unwrap_or(0.0),
+                    words = t.words().count(),
+                    "transcribed"
+                );
                 Ok((
                     vec![("transcript".to_owned(), serde_json::to_value(&t)?)],
                     detail,

@@ -172,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
             minute = m + 1;
         }
     }
+    let teacher = api.login("teacher@demo.test").await?;
     api.post(&path("/end"), &teacher, json!({})).await?;
     publisher.stop().await;
     eprintln!("class ended; waiting for the pipeline…");
@@ -180,6 +181,8 @@ async fn main() -> anyhow::Result<()> {
         "the pipeline",
         Duration::from_secs(class_ms / 1000 * 3 + 600),
         || async {
+            // access tokens live 15 minutes: log in again for each look
+            let teacher = api.login("teacher@demo.test").await.ok()?;
             let (_, v) = api.get(&path("/artifacts"), &teacher).await.ok()?;
             if t_wait.elapsed().as_secs() % 30 == 0 {
                 eprintln!(
@@ -192,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
+    let teacher = api.login("teacher@demo.test").await?;
     let evs = api.events(&teacher, &sid).await?;
     let finalized = evs
         .iter()
