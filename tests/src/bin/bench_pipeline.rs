@@ -240,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_default();
     println!(
-        "transcription RTF     {:.3} (Whisper base, beam 5, 2 threads, nice 10)",
+        "transcription RTF     {:.3} (Whisper base, beam 5, core's --asr-threads, nice 10)",
         tr["detail"]["rtf"].as_f64().unwrap_or(f64::NAN)
     );
     let (_, t) = api.get(&path("/transcript"), &teacher).await?;
