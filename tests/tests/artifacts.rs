@@ -66,11 +66,17 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
 }
 
-/// Waits until the media clock (from the recorder's start) reaches `ms`.
+/// Waits until the class's media clock (from the recorder's start) reaches
+/// `ms`: the script's cue for its next step.
 async fn at_media(armed: DateTime<Utc>, ms: u64) {
     let when = armed + chrono::Duration::milliseconds(ms as i64);
-    let left = (when - Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(left).await;
+    wait_until(
+        "the media clock to reach the next cue",
+        Duration::from_millis(ms + 30_000),
+        || async { (Utc::now() >= when).then_some(()) },
+    )
+    .await
+    .unwrap();
 }
 
 async fn ok(api: &Api, token: &str, path: &str, body: Value) -> Value {
@@ -481,8 +487,9 @@ async fn a_recorded_class_becomes_a_searchable_replay_with_aligned_chapters() {
         (at - phrase_media_ms as i64).abs() <= 1_000,
         "hit at {at} ms, said at {phrase_media_ms} ms"
     );
-    // stemming and typos: "stomatas" and "photosynthsis"
-    for q in ["stomatas", "photosynthsis"] {
+    // stemming and typos: "chloroplast" (the poll says "chloroplasts") and
+    // "photosynthsis" (the slide and the question say "photosynthesis")
+    for q in ["chloroplast", "photosynthsis"] {
         let (s, v) = api
             .get(&format!("/replays/{rid}/search?q={q}"), &student)
             .await
@@ -528,7 +535,7 @@ async fn a_recorded_class_becomes_a_searchable_replay_with_aligned_chapters() {
         "{v}"
     );
     let (s, v) = api
-        .get("/replays/search?q=stomata", &outsider)
+        .get("/replays/search?q=photosynthesis", &outsider)
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK);

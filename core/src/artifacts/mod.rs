@@ -211,15 +211,20 @@ pub fn transcript_response(body: Value, format: Option<&str>) -> ApiResult<Respo
     }
 }
 
+/// One derived artifact of a session, as stored.
+async fn derived(app: &AppState, auth: &Auth, ids: &PathIds, kind: &str) -> ApiResult<Json<Value>> {
+    let id: SessionId = ids.get(0)?;
+    may_read(app, auth, id).await?;
+    Ok(Json(require(app, id, kind).await?))
+}
+
 /// `GET /sessions/{id}/chapters`
 pub async fn chapters(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
 ) -> ApiResult<Json<Value>> {
-    let id: SessionId = ids.get(0)?;
-    may_read(&app, &auth, id).await?;
-    Ok(Json(require(&app, id, "chapters").await?))
+    derived(&app, &auth, &ids, "chapters").await
 }
 
 /// `GET /sessions/{id}/highlights`
@@ -228,9 +233,7 @@ pub async fn highlights(
     auth: Auth,
     ids: PathIds,
 ) -> ApiResult<Json<Value>> {
-    let id: SessionId = ids.get(0)?;
-    may_read(&app, &auth, id).await?;
-    Ok(Json(require(&app, id, "highlights").await?))
+    derived(&app, &auth, &ids, "highlights").await
 }
 
 /// `GET /sessions/{id}/summary`
@@ -239,9 +242,7 @@ pub async fn summary(
     auth: Auth,
     ids: PathIds,
 ) -> ApiResult<Json<Value>> {
-    let id: SessionId = ids.get(0)?;
-    may_read(&app, &auth, id).await?;
-    Ok(Json(require(&app, id, "summary").await?))
+    derived(&app, &auth, &ids, "summary").await
 }
 
 /// `GET /sessions/{id}/timeline`: every class event on the media clock.
@@ -250,7 +251,5 @@ pub async fn timeline(
     auth: Auth,
     ids: PathIds,
 ) -> ApiResult<Json<Value>> {
-    let id: SessionId = ids.get(0)?;
-    may_read(&app, &auth, id).await?;
-    Ok(Json(require(&app, id, "timeline").await?))
+    derived(&app, &auth, &ids, "timeline").await
 }
