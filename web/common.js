@@ -4,10 +4,11 @@
 
 const core = {
   token: null,
-  async call(method, path, body) {
-    const headers = { 'content-type': 'application/json' };
+  async call(method, path, body, contentType = 'application/json') {
+    const headers = { 'content-type': contentType };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const raw = body === undefined || typeof body === 'string' ? body : JSON.stringify(body);
+    const r = await fetch(path, { method, headers, body: raw });
     const text = await r.text();
     const json = text ? JSON.parse(text) : null;
     if (!r.ok) throw new Error(`${r.status} ${json && json.error ? json.error.code + ': ' + json.error.message : text}`);

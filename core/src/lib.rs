@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod classroom;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod events;
 pub mod http;
@@ -48,6 +49,8 @@ struct Inner {
     audience: std::sync::Mutex<public::AudienceBoard>,
     /// The replay search index, opened on first use.
     search: std::sync::OnceLock<Arc<classroom_search::Index>>,
+    /// Token buckets for the console's writes.
+    console_limits: console::rate_limit::ConsoleLimits,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             objects,
             audience: Default::default(),
             search: Default::default(),
+            console_limits: Default::default(),
         }))
     }
     pub fn audience(&self) -> std::sync::MutexGuard<'_, public::AudienceBoard> {
@@ -96,6 +100,9 @@ impl AppState {
     /// Where edges upload recordings (and core keeps what it derives).
     pub fn objects(&self) -> &Arc<dyn object_store::ObjectStore> {
         &self.0.objects
+    }
+    pub fn console_limits(&self) -> &console::rate_limit::ConsoleLimits {
+        &self.0.console_limits
     }
     pub fn db(&self) -> &PgPool {
         &self.0.db

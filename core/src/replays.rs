@@ -4,8 +4,8 @@
 //! its own or across the tenant (tantivy). Every opening and search is
 //! logged in `replay_access_log`.
 //!
-//! Visibility: `enrolled` (staff, and students who sat in a class of the
-//! same course), `tenant` (anyone of the tenant), `public` (also anyone with
+//! Visibility: `enrolled` (admins, the course's roster, and anyone who sat
+//! in a class of the course), `tenant` (anyone of the tenant), `public` (also anyone with
 //! the replay's public link).
 
 use axum::Json;
@@ -291,11 +291,15 @@ async fn may_open(app: &AppState, auth: &Auth, r: &ReplayRow) -> ApiResult<()> {
     if r.tenant_id != auth.tenant_id.as_uuid() {
         return Err(ApiError::not_found("replay"));
     }
-    if auth.role.is_staff() || r.visibility == "tenant" || r.visibility == "public" {
+    if auth.role == protocol::Role::Admin || r.visibility == "tenant" || r.visibility == "public" {
         return Ok(());
     }
+    // the course's roster, and anyone who sat in one of its classes
     let (enrolled,): (bool,) = sqlx::query_as(
         "SELECT EXISTS (
+           SELECT 1 FROM course_members m
+            WHERE m.user_id = $1 AND m.tenant_id = $2 AND m.course_id = $3)
+         OR EXISTS (
            SELECT 1 FROM participants p
              JOIN sessions s ON s.id = p.session_id
              JOIN lesson_runs lr ON lr.id = s.lesson_run_id
@@ -668,7 +672,7 @@ pub async fn search_all(
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     // a student's hits are limited to what they may open: ask for more and
     // keep those
-    let want = if auth.role.is_staff() {
+    let want = if auth.role == protocol::Role::Admin {
         limit
     } else {
         limit * 5

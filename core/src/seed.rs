@@ -1,5 +1,6 @@
 //! Demo data for the dev stack: tenant `demo` with an admin, a teacher, an
-//! assistant and students, a course with a lesson and a lesson run; tenant
+//! assistant and students, a course (every one of them on its roster) with a
+//! lesson and a lesson run; tenant
 //! `other` with a teacher and a student, to show tenants never meet.
 //! Idempotent: running it twice changes nothing. Never used in production.
 
@@ -145,6 +146,21 @@ pub async fn seed(db: &PgPool, password: &str, students: u32) -> anyhow::Result<
         .fetch_one(&mut *tx)
         .await?,
     };
+    // the demo course's roster: its teacher, the assistant, every student
+    sqlx::query(
+        "INSERT INTO course_members (tenant_id, course_id, user_id, role, added_by)
+         SELECT u.tenant_id, $2, u.id,
+                CASE rb.role WHEN 'teacher' THEN 'teacher' WHEN 'assistant' THEN 'assistant'
+                             ELSE 'student' END::course_role, $3
+           FROM users u JOIN role_bindings rb ON rb.user_id = u.id AND rb.tenant_id = u.tenant_id
+          WHERE u.tenant_id = $1 AND (rb.role <> 'teacher' OR u.id = $3) AND rb.role <> 'admin'
+         ON CONFLICT (course_id, user_id) DO NOTHING",
+    )
+    .bind(demo)
+    .bind(course.0)
+    .bind(teacher)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await.context("committing seed")?;
     Ok(Seeded {
         demo_lesson_run: run.0,

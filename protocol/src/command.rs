@@ -297,7 +297,7 @@ fn standing<'a>(state: &'a SessionState, actor: &Actor) -> Result<Standing<'a>, 
         Actor::Person {
             participant_id: Some(pid),
             role,
-            ..
+            user_id,
         } => match state.participants.get(pid) {
             Some(p) if p.removed => Err(Rejection::forbidden(
                 "removed",
@@ -308,21 +308,64 @@ fn standing<'a>(state: &'a SessionState, actor: &Actor) -> Result<Standing<'a>, 
                 role: p.role,
                 permissions: &p.permissions,
             }),
-            Some(_) | None if role.is_staff() => Ok(Standing::Staff { role: *role }),
+            Some(_) | None if role.is_staff() => unseated_staff(state, *user_id, *role),
             Some(_) | None => Err(Rejection::forbidden("not_joined", "join the session first")),
         },
         Actor::Person {
             participant_id: None,
             role,
-            ..
+            user_id,
         } => {
             if role.is_staff() {
-                Ok(Standing::Staff { role: *role })
+                unseated_staff(state, *user_id, *role)
             } else {
                 Err(Rejection::forbidden("not_joined", "join the session first"))
             }
         }
     }
+}
+
+/// Staff acting on a class without a seat (through core's API): admins act
+/// on any class of their tenant; a teacher only on a class of a course they
+/// teach, once the roster says who that is.
+fn unseated_staff<'a>(
+    state: &SessionState,
+    user_id: Option<UserId>,
+    role: Role,
+) -> Result<Standing<'a>, Rejection> {
+    if role == Role::Admin {
+        return Ok(Standing::Staff { role });
+    }
+    match &state.roster {
+        None => Ok(Standing::Staff { role }),
+        Some(roster) => match user_id.and_then(|u| roster.get(&u)) {
+            Some(Role::Teacher) => Ok(Standing::Staff { role }),
+            Some(_) | None => Err(Rejection::forbidden(
+                "not_course_staff",
+                "you do not teach this course",
+            )),
+        },
+    }
+}
+
+/// The role a joiner takes in the class: an admin stays an admin and a
+/// public viewer stays public; everyone else needs a place on the roster
+/// (when the class has one) and takes the role it gives them there.
+fn enrolled_role(
+    state: &SessionState,
+    user_id: Option<UserId>,
+    role: Role,
+) -> Result<Role, Rejection> {
+    match role {
+        Role::Admin | Role::Public => return Ok(role),
+        Role::Teacher | Role::Assistant | Role::Student => {}
+    }
+    let Some(roster) = &state.roster else {
+        return Ok(role);
+    };
+    user_id
+        .and_then(|u| roster.get(&u).copied())
+        .ok_or_else(|| Rejection::forbidden("not_enrolled", "you are not enrolled in this course"))
 }
 
 fn text_field(text: &str, what: &str, max: usize) -> Result<String, Rejection> {
@@ -1006,6 +1049,7 @@ fn decide_join(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
         ));
     }
     let name = text_field(display_name, "a display name", MAX_LABEL_CHARS)?;
+    let role = &enrolled_role(state, *user_id, *role)?;
     match state.participant(*participant_id) {
         Some(p) if p.removed => Err(Rejection::forbidden(
             "removed",

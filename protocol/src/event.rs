@@ -6,7 +6,7 @@
 //! `question.asked`; `payload` is that type's fields. `v` is the envelope's
 //! schema version: a reader that meets a newer `v` keeps the raw JSON.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -466,6 +466,16 @@ pub enum EventBody {
         replay_id: ReplayId,
         visibility: String,
     },
+
+    // --- enrollment (sent by core as the platform) --------------------------
+    /// The course's roster when the class started: who may join, in which
+    /// role. Staff-only in the live feed (it lists every member).
+    #[serde(rename = "roster.set")]
+    RosterSet { members: BTreeMap<UserId, Role> },
+    /// One member added, changed (`role`) or removed (`role: null`) while
+    /// the class runs.
+    #[serde(rename = "roster.changed")]
+    RosterChanged { user_id: UserId, role: Option<Role> },
 }
 
 impl EventBody {
@@ -514,6 +524,8 @@ impl EventBody {
             DestinationStatus { .. } => "destination.status",
             ArtifactReady { .. } => "artifact.ready",
             SessionPublished { .. } => "session.published",
+            RosterSet { .. } => "roster.set",
+            RosterChanged { .. } => "roster.changed",
         }
     }
 

@@ -233,6 +233,10 @@ pub struct SessionState {
     pub captions: u32,
     pub notes: BTreeMap<ParticipantId, Vec<Note>>,
     pub published: Option<ReplayId>,
+    /// The course's roster (user → role in the class), once core has sent
+    /// it. `None` for a class whose roster never arrived: then only core's
+    /// own enrollment check guards joins.
+    pub roster: Option<BTreeMap<UserId, Role>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -334,6 +338,7 @@ impl SessionState {
             captions: 0,
             notes: BTreeMap::new(),
             published: None,
+            roster: None,
         })
     }
 
@@ -711,6 +716,18 @@ impl SessionState {
             }
             ArtifactReady { .. } => {}
             SessionPublished { replay_id, .. } => self.published = Some(*replay_id),
+            RosterSet { members } => self.roster = Some(members.clone()),
+            RosterChanged { user_id, role } => {
+                let roster = self.roster.get_or_insert_with(BTreeMap::new);
+                match role {
+                    Some(r) => {
+                        roster.insert(*user_id, *r);
+                    }
+                    None => {
+                        roster.remove(user_id);
+                    }
+                }
+            }
         }
     }
 }

@@ -270,6 +270,14 @@ pub fn event_visible_to(body: &EventBody, viewer: &Viewer) -> bool {
             Viewer::Staff | Viewer::Public => false,
         };
     }
+    if let EventBody::RosterSet { .. } | EventBody::RosterChanged { .. } = body {
+        // the roster names every member of the course: staff only
+        return match viewer {
+            Viewer::Staff => true,
+            Viewer::Participant { role, .. } => role.is_staff(),
+            Viewer::Public => false,
+        };
+    }
     match viewer {
         Viewer::Staff | Viewer::Participant { .. } => true,
         Viewer::Public => public_event(body),
@@ -320,6 +328,8 @@ fn public_event(body: &EventBody) -> bool {
         | RecordingFinalized { .. }
         | DestinationStatus { .. }
         | ArtifactReady { .. }
-        | SessionPublished { .. } => false,
+        | SessionPublished { .. }
+        | RosterSet { .. }
+        | RosterChanged { .. } => false,
     }
 }

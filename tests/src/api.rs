@@ -156,6 +156,8 @@ impl Api {
             .post("/courses", token, json!({ "title": "Chemistry" }))
             .await?;
         anyhow::ensure!(s == StatusCode::CREATED, "course: {s} {c}");
+        self.enroll_everyone(token, c["id"].as_str().unwrap_or_default())
+            .await?;
         let (s, l) = self
             .post(
                 "/lessons",
@@ -171,6 +173,49 @@ impl Api {
         let (s, r) = self.post("/lesson-runs", token, run).await?;
         anyhow::ensure!(s == StatusCode::CREATED, "lesson run: {s} {r}");
         Ok(r["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Puts every student (as student) and assistant (as assistant) of the
+    /// tenant on the course's roster, through the roster upload.
+    pub async fn enroll_everyone(&self, token: &str, course_id: &str) -> anyhow::Result<()> {
+        let mut csv = String::from("email,role\n");
+        for role in ["student", "assistant"] {
+            let mut after: Option<String> = None;
+            loop {
+                let mut path = format!("/users?role={role}&limit=500");
+                if let Some(a) = &after {
+                    path.push_str(&format!(
+                        "&after={}",
+                        a.replace('@', "%40").replace('+', "%2B")
+                    ));
+                }
+                let (s, v) = self.get(&path, token).await?;
+                anyhow::ensure!(s == StatusCode::OK, "users: {s} {v}");
+                for u in v["users"].as_array().into_iter().flatten() {
+                    csv.push_str(&format!(
+                        "{},{role}\n",
+                        u["email"].as_str().unwrap_or_default()
+                    ));
+                }
+                match v["next_after"].as_str() {
+                    Some(a) => after = Some(a.to_owned()),
+                    None => break,
+                }
+            }
+        }
+        let (s, v) = self
+            .post_raw(
+                &format!("/courses/{course_id}/members/import"),
+                Some(token),
+                "text/csv",
+                csv.into_bytes(),
+            )
+            .await?;
+        anyhow::ensure!(
+            s == StatusCode::OK && v["errors"].as_array().is_some_and(|e| e.is_empty()),
+            "roster upload: {s} {v}"
+        );
+        Ok(())
     }
 
     pub async fn start(&self, token: &str, lesson_run_id: &str) -> anyhow::Result<Session> {

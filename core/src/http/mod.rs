@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::classroom::{commands, decks};
+use crate::console;
 use crate::events;
 use crate::identity::routes as auth;
 use crate::orchestration::{courses, edges, sessions};
@@ -41,6 +42,37 @@ pub fn router(app: AppState) -> Router {
             post(courses::create_course).get(courses::list_courses),
         )
         .route("/courses/{id}", get(courses::get_course))
+        .route(
+            "/courses/{id}/members",
+            get(console::members::list).post(console::members::add),
+        )
+        .route(
+            "/courses/{id}/members/import",
+            post(console::members::import)
+                .layer(DefaultBodyLimit::max(console::users::MAX_IMPORT_BYTES)),
+        )
+        .route(
+            "/courses/{id}/members/{user_id}",
+            axum::routing::delete(console::members::remove),
+        )
+        .route(
+            "/users",
+            get(console::users::list).post(console::users::create),
+        )
+        .route("/users/{id}", axum::routing::patch(console::users::update))
+        .route(
+            "/users/import",
+            post(console::users::import)
+                .layer(DefaultBodyLimit::max(console::users::MAX_IMPORT_BYTES)),
+        )
+        .route("/me/classes", get(console::discovery::my_classes))
+        .route("/sessions", get(console::discovery::sessions))
+        .route("/replays", get(console::discovery::replays))
+        .route(
+            "/tenant/settings",
+            get(console::settings::get).patch(console::settings::update),
+        )
+        .route("/audit", get(console::audit_log::list))
         .route("/lessons", post(courses::create_lesson))
         .route("/lesson-runs", post(courses::create_lesson_run))
         .route("/edges", get(edges::list))
@@ -98,7 +130,13 @@ pub fn router(app: AppState) -> Router {
 
 fn cors_layer(origins: &str) -> CorsLayer {
     let base = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(Any)
         .max_age(std::time::Duration::from_secs(600));
     let list: Vec<HeaderValue> = origins

@@ -54,6 +54,16 @@ pub async fn create_course(
         .bind(auth.user_id.as_uuid())
         .fetch_one(&mut *tx)
         .await?;
+        // the course's creator is its first teacher
+        sqlx::query(
+            "INSERT INTO course_members (tenant_id, course_id, user_id, role, added_by)
+             VALUES ($1, $2, $3, 'teacher', $3)",
+        )
+        .bind(auth.tenant_id.as_uuid())
+        .bind(id)
+        .bind(auth.user_id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
         crate::audit::record_tx(&mut tx, auth.tenant_id, Some(auth.user_id), "course.created", "course", &id.to_string(), json!({"title": t}))
             .await?;
         tx.commit().await?;
@@ -63,15 +73,23 @@ pub async fn create_course(
 }
 
 pub async fn list_courses(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
-    let rows: Vec<(Uuid, String, Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, title, owner_id, created_at FROM courses WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 500",
+    // an admin sees the tenant's courses; anyone else the courses they are
+    // on the roster of, with their role there
+    let rows: Vec<(Uuid, String, Uuid, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+        "SELECT c.id, c.title, c.owner_id, c.created_at, m.role::text
+           FROM courses c
+           LEFT JOIN course_members m ON m.course_id = c.id AND m.user_id = $2
+          WHERE c.tenant_id = $1 AND ($3 OR m.user_id IS NOT NULL)
+          ORDER BY c.created_at DESC LIMIT 500",
     )
     .bind(auth.tenant_id.as_uuid())
+    .bind(auth.user_id.as_uuid())
+    .bind(auth.role == protocol::Role::Admin)
     .fetch_all(app.db())
     .await?;
     let courses: Vec<Value> = rows
         .into_iter()
-        .map(|(id, title, owner, at)| json!({"id": id, "title": title, "owner_id": owner, "created_at": at}))
+        .map(|(id, title, owner, at, role)| json!({"id": id, "title": title, "owner_id": owner, "created_at": at, "my_role": role}))
         .collect();
     Ok(Json(json!({ "courses": courses })))
 }
@@ -82,6 +100,13 @@ pub async fn get_course(
     ids: PathIds,
 ) -> ApiResult<Json<Value>> {
     let id: CourseId = ids.get(0)?;
+    let my_role = crate::console::course_role(&app, &auth, id).await?;
+    if my_role.is_none() && auth.role != protocol::Role::Admin {
+        return Err(ApiError::forbidden(
+            "not_enrolled",
+            "you are not on this course's roster",
+        ));
+    }
     let row: Option<(String, Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT title, owner_id, created_at FROM courses WHERE id = $1 AND tenant_id = $2",
     )
@@ -99,6 +124,7 @@ pub async fn get_course(
     .await?;
     Ok(Json(json!({
         "id": id, "title": title, "owner_id": owner, "created_at": at,
+        "my_role": my_role,
         "lessons": lessons.into_iter().map(|(id, t)| json!({"id": id, "title": t})).collect::<Vec<_>>(),
     })))
 }
@@ -120,15 +146,7 @@ pub async fn create_lesson(
     let t = title(&body.value.title)?;
     let course = body.value.course_id;
     idempotency::run(&app, &auth, key, "POST /lessons", &body.raw, || async {
-        let exists: Option<(Uuid,)> =
-            sqlx::query_as("SELECT id FROM courses WHERE id = $1 AND tenant_id = $2")
-                .bind(course.as_uuid())
-                .bind(auth.tenant_id.as_uuid())
-                .fetch_optional(app.db())
-                .await?;
-        if exists.is_none() {
-            return Err(ApiError::not_found("course"));
-        }
+        crate::console::require_course_teacher(&app, &auth, course).await?;
         let id = Uuid::now_v7();
         let mut tx = app.db().begin().await?;
         sqlx::query(
@@ -198,14 +216,13 @@ pub async fn create_lesson_run(
         ));
     }
     idempotency::run(&app, &auth, key, "POST /lesson-runs", &body.raw, || async {
-        let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM lessons WHERE id = $1 AND tenant_id = $2")
+        let course: Option<(Uuid,)> = sqlx::query_as("SELECT course_id FROM lessons WHERE id = $1 AND tenant_id = $2")
             .bind(lesson_id.as_uuid())
             .bind(auth.tenant_id.as_uuid())
             .fetch_optional(app.db())
             .await?;
-        if exists.is_none() {
-            return Err(ApiError::not_found("lesson"));
-        }
+        let (course,) = course.ok_or(ApiError::not_found("lesson"))?;
+        crate::console::require_course_teacher(&app, &auth, course.into()).await?;
         let id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO lesson_runs (id, tenant_id, lesson_id, scheduled_start, edge_id, region, created_by)

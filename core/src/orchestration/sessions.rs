@@ -234,6 +234,8 @@ async fn start_inner(
     .await?;
     let (lesson_id, course_id, lesson_title, course_title, edge_pref, region, tenant_settings) =
         run.ok_or(ApiError::not_found("lesson_run"))?;
+    // a teacher runs the classes of the courses they teach; admins any
+    crate::console::require_course_teacher(app, &auth, course_id.into()).await?;
     let live: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM sessions WHERE lesson_run_id = $1 AND status = 'live'")
             .bind(run_id.as_uuid())
@@ -358,6 +360,13 @@ async fn start_inner(
         ));
     }
     tracing::info!("session started");
+    // The writer learns the roster before anyone can join through core; if
+    // the edge misses it, core's own check still guards every join.
+    if let Err(e) =
+        crate::console::members::send_roster(app, &placed.id, session_id, course_id.into()).await
+    {
+        tracing::warn!(error = %e, "the class started without its roster on the edge");
+    }
     Ok((
         StatusCode::CREATED,
         json!({
@@ -529,6 +538,19 @@ pub async fn join(
     if !row.is_live() {
         return Err(ApiError::conflict("session_ended", "the session has ended"));
     }
+    // Only the course's roster joins (admins too); the role in the class is
+    // the role on the roster. The edge's writer checks the same roster.
+    let course = crate::console::course_of_session(&app, row.id).await?;
+    let role = match crate::console::course_role(&app, &auth, course).await? {
+        _ if auth.role == Role::Admin => Role::Admin,
+        Some(r) => r,
+        None => {
+            return Err(ApiError::forbidden(
+                "not_enrolled",
+                "you are not enrolled in this class's course",
+            ));
+        }
+    };
     let home = row.edge()?;
     let edge = match body.value.edge_id {
         Some(e) => {
@@ -571,12 +593,12 @@ pub async fn join(
     let actor = Actor::Person {
         user_id: Some(auth.user_id),
         participant_id: Some(pid),
-        role: auth.role,
+        role,
     };
     let cmd = Command::Join {
         participant_id: pid,
         user_id: Some(auth.user_id),
-        role: auth.role,
+        role,
         display_name,
         edge_id: edge.clone(),
     };
