@@ -512,11 +512,14 @@ pub(crate) fn csv_records(
     }
     let mut out = Vec::new();
     for (i, rec) in reader.records().enumerate() {
+        // The reader's own line count skips blank lines, and a record's
+        // position is where the blank lines before it begin: count the
+        // newlines up to its first character.
         let line = rec
             .as_ref()
             .ok()
             .and_then(|r| r.position())
-            .map_or(i + 2, |p| p.line() as usize);
+            .map_or(i + 2, |p| line_at(text.as_bytes(), p.byte() as usize));
         if i >= MAX_IMPORT_LINES {
             return Err(ApiError::bad_request(
                 "too_many_lines",
@@ -537,6 +540,17 @@ pub(crate) fn csv_records(
         out.push((line, fields));
     }
     Ok(out)
+}
+
+/// The 1-based line of the first non-blank character at or after `byte`.
+fn line_at(text: &[u8], byte: usize) -> usize {
+    let start = text
+        .iter()
+        .enumerate()
+        .skip(byte)
+        .find(|(_, b)| !matches!(b, b'\n' | b'\r'))
+        .map_or(text.len(), |(i, _)| i);
+    1 + text[..start].iter().filter(|b| **b == b'\n').count()
 }
 
 /// The body of a CSV upload: `text/csv`, at most `MAX_IMPORT_BYTES`.
