@@ -5,16 +5,15 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Utc;
-use clap::Parser;
-use classroom_core::config::Config;
 use classroom_core::identity::refresh_family;
-use classroom_core::identity::signing_keys::SigningKeys;
-use classroom_core::{AppState, http, seed};
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use classroom_core::seed;
+use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
 use uuid::Uuid;
+
+mod common;
+use common::{app, call};
 
 async fn tenant_and_user(db: &PgPool, slug: &str) -> (Uuid, Uuid) {
     let t = Uuid::now_v7();
@@ -255,46 +254,6 @@ async fn refresh_families_rotate_and_reuse_revokes(db: PgPool) {
     .unwrap();
     tx.commit().await.unwrap();
     assert!(refresh_family::rotate(&db, &old, now).await.is_err());
-}
-
-fn app(db: PgPool) -> axum::Router {
-    let config = Config::parse_from(["core"]);
-    let keys = SigningKeys::from_key(&ed25519_dalek::SigningKey::from_bytes(&[3u8; 32])).unwrap();
-    // Identity routes never touch NATS; a client that is not connected is enough.
-    let nats = futures::executor::block_on(
-        async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect("nats://127.0.0.1:1"),
-    )
-    .unwrap();
-    http::router(AppState::new(db, keys, nats, config))
-}
-
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 #[sqlx::test(migrator = "classroom_core::db::MIGRATOR")]
