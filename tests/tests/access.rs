@@ -212,6 +212,7 @@ async fn students_cannot_run_a_class_and_tenants_never_meet() {
         types,
         vec![
             "session.started",
+            "roster.set",
             "participant.joined",
             "permission.changed",
             "permission.changed"
@@ -527,7 +528,7 @@ async fn malformed_and_oversize_bodies_change_nothing() {
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "route_not_found"));
 
     let events = api.events(&teacher, &session.id).await.unwrap();
-    assert_eq!(events.len(), 1, "only session.started: {events:?}");
+    assert_eq!(events.len(), 2, "only session.started and roster.set: {events:?}");
 
     // the OpenAPI document lists the contract's routes
     let (s, doc) = api.get("/openapi.json", &teacher).await.unwrap();

@@ -370,17 +370,17 @@ async fn a_crashed_edge_resumes_its_live_classes_from_its_log() {
     .await
     .unwrap();
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["seq"], 4, "session.started, joined, chat, chat");
-    let events = wait_until("core to have all four", Duration::from_secs(30), || {
+    assert_eq!(v["seq"], 5, "session.started, roster.set, joined, chat, chat");
+    let events = wait_until("core to have all five", Duration::from_secs(30), || {
         let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
         async move {
             let evs = api.events(&teacher, &sid).await.ok()?;
-            (evs.len() == 4).then_some(evs)
+            (evs.len() == 5).then_some(evs)
         }
     })
     .await
     .unwrap();
-    assert_eq!(events[3]["payload"]["text"], "after the crash");
+    assert_eq!(events[4]["payload"]["text"], "after the crash");
     stack.shutdown().await;
 }
 
@@ -546,20 +546,20 @@ async fn concurrent_commands_commit_together_and_a_refused_append_changes_nothin
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK, "{st}");
-    assert_eq!(st["seq"], 101, "no refused command was applied");
+    assert_eq!(st["seq"], 102, "no refused command was applied");
     assert!(st["questions"].as_array().unwrap().is_empty());
     let messages = stream.info().await.unwrap().state.messages;
-    assert_eq!(messages, 101);
-    let events = wait_until("core to hold all 101", Duration::from_secs(30), || {
+    assert_eq!(messages, 102);
+    let events = wait_until("core to hold all 102", Duration::from_secs(30), || {
         let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
         async move {
             let evs = api.events(&teacher, &sid).await.ok()?;
-            (evs.len() == 101).then_some(evs)
+            (evs.len() == 102).then_some(evs)
         }
     })
     .await
     .unwrap();
     let got: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(got, (1..=101).collect::<Vec<_>>());
+    assert_eq!(got, (1..=102).collect::<Vec<_>>());
     stack.shutdown().await;
 }

@@ -67,7 +67,7 @@ async fn a_class_runs_from_start_to_end_and_every_event_lands_in_postgres() {
         .unwrap();
     assert_eq!(s, StatusCode::OK, "{state}");
     assert_eq!(state["status"], "live");
-    assert_eq!(state["seq"], 1);
+    assert_eq!(state["seq"], 2, "session.started, roster.set");
 
     let joined = api.join(&student, &sid).await.unwrap();
     assert_eq!(joined.body["role"], "student");
@@ -144,6 +144,7 @@ async fn a_class_runs_from_start_to_end_and_every_event_lands_in_postgres() {
         types,
         vec![
             "session.started",
+            "roster.set",
             "participant.joined",
             "chat.message",
             "participant.left",
