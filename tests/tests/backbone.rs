@@ -399,7 +399,8 @@ async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
     wait_until(
         "core to hold the joins",
         Duration::from_secs(20),
-        || async { (api.events(&teacher, &sid).await.ok()?.len() == 4).then_some(()) },
+        // session.started, roster.set, three joins
+        || async { (api.events(&teacher, &sid).await.ok()?.len() == 5).then_some(()) },
     )
     .await
     .unwrap();
@@ -422,13 +423,13 @@ async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
     let js = jetstream::with_domain(hub, "core");
     let mut stream = js.get_stream("CLASS_EVENTS").await.unwrap();
     wait_until(
-        "the hub stream to source all seven",
+        "the hub stream to source all eight",
         Duration::from_secs(20),
         || {
             let js = js.clone();
             async move {
                 let mut s = js.get_stream("CLASS_EVENTS").await.ok()?;
-                (s.info().await.ok()?.state.messages >= 7).then_some(())
+                (s.info().await.ok()?.state.messages >= 8).then_some(())
             }
         },
     )
@@ -451,14 +452,14 @@ async fn core_repairs_a_gap_in_its_hub_stream_from_the_edge() {
             let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
             async move {
                 let evs = api.events(&teacher, &sid).await.ok()?;
-                (evs.len() == 7).then_some(evs)
+                (evs.len() == 8).then_some(evs)
             }
         },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
     assert!(
         events.iter().any(|e| e["event_id"] == lost["event_id"]),
         "the lost event was recovered"
@@ -508,7 +509,8 @@ async fn concurrent_commands_commit_together_and_a_refused_append_changes_nothin
     seqs.sort();
     assert_eq!(
         seqs,
-        (22..22 + 80).collect::<Vec<i64>>(),
+        // session.started, roster.set, 20 joins, then the burst
+        (23..23 + 80).collect::<Vec<i64>>(),
         "each command its own seq, no gap"
     );
 
