@@ -523,8 +523,20 @@ async fn a_recorded_class_becomes_a_searchable_replay_with_aligned_chapters() {
     let (s, v) = api.get("/replays/search?q=", &teacher).await.unwrap();
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "empty_query"));
 
-    // who may open it: a student of another course may not; unknown is 404
-    let outsider = api.login("student9@demo.test").await.unwrap();
+    // who may open it: a student taken off the course's roster (and never
+    // in the class) may not; unknown is 404
+    let outsider_login = api.login_full("student9@demo.test").await.unwrap();
+    let outsider = outsider_login["access_token"].as_str().unwrap().to_owned();
+    let course = r["course_id"].as_str().unwrap().to_owned();
+    let outsider_id = outsider_login["user"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = api
+        .delete(
+            &format!("/courses/{course}/members/{outsider_id}"),
+            &teacher,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (s, v) = api
         .get(&format!("/replays/{rid}"), &outsider)
         .await
