@@ -14,16 +14,17 @@ use chrono::Utc;
 use protocol::claims::{ISSUER, JOIN_TTL_SECS, JoinClaims, TokenType, join_audience};
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::*;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{JsonBody, PathIds};
 use crate::identity::Auth;
 use crate::orchestration::edges;
-use crate::orchestration::sessions::{current_state, load_session};
+use crate::orchestration::sessions::{EdgeRef, current_state, load_session};
 
 /// How long a public link opens the class.
 const LINK_TTL_SECS: i64 = 12 * 60 * 60;
@@ -60,9 +61,35 @@ fn scope(session: SessionId) -> String {
     format!("public/{session}")
 }
 
+/// A public link to a live class.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicLink {
+    /// The watch page with the key.
+    pub url: String,
+    /// For `POST /public/sessions/{id}/watch`.
+    pub key: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// `POST /sessions/{id}/public-link`: the class's staff get a link anyone
 /// may watch with, if the tenant allows public viewing.
-pub async fn link(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/sessions/{id}/public-link", tag = "public", operation_id = "create_public_link",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "A link valid for 12 hours", body = PublicLink),
+        (status = 400, description = "Bad id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin or teacher, or public viewing is off for the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The session has ended", body = ApiErrorBody),
+    ))]
+pub async fn link(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<PublicLink>> {
     auth.require_staff()?;
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
@@ -94,27 +121,56 @@ pub async fn link(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiR
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(
-        json!({ "url": url, "key": key, "expires_at": expires }),
-    ))
+    Ok(Json(PublicLink {
+        url,
+        key,
+        expires_at: expires,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WatchBody {
+    /// The public link's key.
     key: String,
-    /// The viewer's region: they watch through its nearest edge.
+    /// The viewer's region: they watch through its nearest edge (at most 64
+    /// characters).
     #[serde(default)]
     region: Option<String>,
 }
 
+/// A public viewer's admission: a `public` join token for an edge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Watching {
+    pub session_id: SessionId,
+    /// Always `public`.
+    pub role: Role,
+    /// The edge to connect to.
+    pub edge: EdgeRef,
+    pub home_edge_id: EdgeId,
+    pub join_token: String,
+}
+
 /// `POST /public/sessions/{id}/watch` (no account): a public link's key
 /// buys a short `public` join token for the nearest edge.
+#[utoipa::path(post, path = "/public/sessions/{id}/watch", tag = "public", operation_id = "watch_public_session",
+    request_body = WatchBody,
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Admitted", body = Watching),
+        (status = 400, description = "Bad id, body or region", body = ApiErrorBody),
+        (status = 401, description = "The key is not valid for the session or has expired", body = ApiErrorBody),
+        (status = 403, description = "Public viewing is off for the class", body = ApiErrorBody),
+        (status = 404, description = "No such session", body = ApiErrorBody),
+        (status = 409, description = "The session has ended", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 503, description = "The class's edge cannot be reached", body = ApiErrorBody),
+    ))]
 pub async fn watch(
     State(app): State<AppState>,
     ids: PathIds,
     body: JsonBody<WatchBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Watching>> {
     let id: SessionId = ids.get(0)?;
     let body = body.value;
     if body.key.len() > 2048 || !app.keys().verify_asset(&body.key, &scope(id)) {
@@ -192,28 +248,49 @@ pub async fn watch(
     };
     let token = app.keys().sign_join(&claims)?;
     tracing::info!(session_id = %id, edge_id = %edge, "public viewer admitted");
-    Ok(Json(json!({
-        "session_id": id,
-        "role": Role::Public,
-        "edge": { "id": edge, "url": url },
-        "home_edge_id": home,
-        "join_token": token,
-    })))
+    Ok(Json(Watching {
+        session_id: id,
+        role: Role::Public,
+        edge: EdgeRef { id: edge, url },
+        home_edge_id: home,
+        join_token: token,
+    }))
+}
+
+/// Public viewers of a session now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Audience {
+    pub session_id: SessionId,
+    pub public_viewers: u32,
+    /// Viewers per edge id (edges with none are left out).
+    pub by_edge: BTreeMap<String, u32>,
 }
 
 /// `GET /sessions/{id}/audience`: how many public viewers watch now, in
 /// all and per edge (staff).
+#[utoipa::path(get, path = "/sessions/{id}/audience", tag = "public", operation_id = "session_audience",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "The public audience", body = Audience),
+        (status = 400, description = "Bad id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin or teacher", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+    ))]
 pub async fn audience(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Audience>> {
     auth.require_staff()?;
     let id: SessionId = ids.get(0)?;
     load_session(&app, &auth, id).await?;
     let fresh = Duration::from_millis(app.config().edge_stale_ms.max(1000) * 2);
     let (total, by_edge) = app.audience().of(id, fresh);
-    Ok(Json(
-        json!({ "session_id": id, "public_viewers": total, "by_edge": by_edge }),
-    ))
+    Ok(Json(Audience {
+        session_id: id,
+        public_viewers: total,
+        by_edge,
+    }))
 }

@@ -16,12 +16,12 @@ use chrono::Utc;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use protocol::*;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::events::store;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{PathIds, QueryParams};
 use crate::identity::Auth;
 use crate::orchestration::sessions::{load_session, seat_of};
@@ -87,22 +87,75 @@ pub async fn load(app: &AppState, tenant: TenantId, session: SessionId) -> ApiRe
     Ok(Recording::from_events(&events))
 }
 
+/// A stored segment of a recording, with a signed URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentLink {
+    pub index: u32,
+    /// Signed; valid for 6 hours.
+    pub url: String,
+    /// Media time, in ms from the recording's start.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A stretch of media time no segment covers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GapView {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub reason: String,
+}
+
+/// A session's recording.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingView {
+    pub session_id: SessionId,
+    /// `off`, `recording` or `finalized`
+    pub status: String,
+    pub duration_ms: u64,
+    /// The whole recording as one MP4 (signed, 6 hours); null until it is
+    /// finalized with segments.
+    pub url: Option<String>,
+    /// The manifest object (signed); null until finalized.
+    pub manifest_url: Option<String>,
+    /// In index order.
+    pub segments: Vec<SegmentLink>,
+    pub gaps: Vec<GapView>,
+    pub alerts: Vec<String>,
+}
+
 /// `GET /sessions/{id}/recording`
-pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/sessions/{id}/recording", tag = "recordings", operation_id = "get_recording",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "The recording's status, segments and gaps", body = RecordingView),
+        (status = 400, description = "Bad id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+    ))]
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<RecordingView>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     may_watch(&app, &auth, id).await?;
     let rec = load(&app, row.tenant_id.into(), id).await?;
     let mut segments = Vec::new();
     for s in &rec.segments {
-        segments.push(json!({
-            "index": s.index,
-            "url": signed_object_url(&app, &s.object_key)?,
-            "start_ms": s.start_ms,
-            "end_ms": s.end_ms,
-            "bytes": s.bytes,
-            "sha256": s.sha256,
-        }));
+        segments.push(SegmentLink {
+            index: s.index,
+            url: signed_object_url(&app, &s.object_key)?,
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            bytes: s.bytes,
+            sha256: s.sha256.clone(),
+        });
     }
     let url = match &rec.finalized {
         Some(_) if !rec.segments.is_empty() => {
@@ -115,33 +168,56 @@ pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
         }
         _ => None,
     };
-    let gaps: Vec<Value> = rec
+    let gaps = rec
         .gaps
         .iter()
-        .map(|g| json!({ "from_ms": g.from_ms, "to_ms": g.to_ms, "reason": g.reason }))
+        .map(|g| GapView {
+            from_ms: g.from_ms,
+            to_ms: g.to_ms,
+            reason: g.reason.clone(),
+        })
         .collect();
     let manifest = match &rec.finalized {
         Some((_, key)) => Some(signed_object_url(&app, key)?),
         None => None,
     };
-    Ok(Json(json!({
-        "session_id": id,
-        "status": rec.status(),
-        "duration_ms": rec.duration_ms(),
-        "url": url,
-        "manifest_url": manifest,
-        "segments": segments,
-        "gaps": gaps,
-        "alerts": rec.alerts,
-    })))
+    Ok(Json(RecordingView {
+        session_id: id,
+        status: rec.status().to_owned(),
+        duration_ms: rec.duration_ms(),
+        url,
+        manifest_url: manifest,
+        segments,
+        gaps,
+        alerts: rec.alerts,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SigQuery {
+    /// The signature from the signed URL.
     sig: String,
 }
 
-/// `GET /objects/{*key}`: a stored object by signed URL.
+/// `GET /objects/{*key}`: a stored object by signed URL. The key may hold
+/// slashes: the route is a wildcard, so it is registered with `.route` and
+/// this description is not part of the document.
+#[utoipa::path(get, path = "/objects/{key}", tag = "recordings", operation_id = "get_object",
+    params(
+        ("key" = String, Path, description = "The object's key (may contain `/`)"),
+        SigQuery,
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+    ),
+    responses(
+        (status = 200, description = "The object; its type by the key's extension", content(
+            ("video/mp4"), ("application/json"), ("audio/ogg"), ("application/octet-stream"))),
+        (status = 206, description = "The requested byte range", content(
+            ("video/mp4"), ("application/json"), ("audio/ogg"), ("application/octet-stream"))),
+        (status = 400, description = "Not an object key, or no signature", body = ApiErrorBody),
+        (status = 401, description = "The URL is not signed for this object or has expired", body = ApiErrorBody),
+        (status = 404, description = "No such object", body = ApiErrorBody),
+    ))]
 pub async fn object(
     State(app): State<AppState>,
     axum::extract::Path(key): axum::extract::Path<String>,
@@ -163,7 +239,24 @@ pub async fn object(
     serve(app.objects(), &key, &headers).await
 }
 
-/// `GET /sessions/{id}/recording.mp4`: the whole recording as one file.
+/// `GET /sessions/{id}/recording.mp4`: the whole recording as one file
+/// (joined on first request), by the signed URL from
+/// `GET /sessions/{id}/recording`.
+#[utoipa::path(get, path = "/sessions/{id}/recording.mp4", tag = "recordings", operation_id = "get_recording_mp4",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The session"),
+        SigQuery,
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+    ),
+    responses(
+        (status = 200, description = "The recording", content_type = "video/mp4"),
+        (status = 206, description = "The requested byte range", content_type = "video/mp4"),
+        (status = 400, description = "Bad id, or no signature", body = ApiErrorBody),
+        (status = 401, description = "The URL is not signed for this recording or has expired", body = ApiErrorBody),
+        (status = 404, description = "No such session", body = ApiErrorBody),
+        (status = 409, description = "The recording is not finalized yet", body = ApiErrorBody),
+        (status = 503, description = "The recording could not be assembled", body = ApiErrorBody),
+    ))]
 pub async fn mp4(
     State(app): State<AppState>,
     ids: PathIds,

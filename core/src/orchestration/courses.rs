@@ -5,13 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use protocol::{CourseId, EdgeId, LessonId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use protocol::{CourseId, EdgeId, LessonId, LessonRunId, Role, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{IdempotencyKey, JsonBody, PathIds};
 use crate::idempotency;
 use crate::identity::Auth;
@@ -28,12 +29,35 @@ fn title(t: &str) -> ApiResult<String> {
     Ok(t.to_owned())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCourse {
+    /// 1 to 200 characters (trimmed).
     title: String,
 }
 
+/// A course as created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Course {
+    pub id: CourseId,
+    pub title: String,
+    pub owner_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates a course; its creator is its first teacher (admins and teachers).
+#[utoipa::path(post, path = "/courses", tag = "courses", operation_id = "create_course",
+    request_body = NewCourse,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    responses(
+        (status = 201, description = "Created", body = Course),
+        (status = 400, description = "Bad body, title or Idempotency-Key", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin or teacher", body = ApiErrorBody),
+        (status = 409, description = "The key was used with another body, or its first request is still running", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+    ))]
 pub async fn create_course(
     State(app): State<AppState>,
     auth: Auth,
@@ -67,12 +91,36 @@ pub async fn create_course(
         crate::audit::record_tx(&mut tx, auth.tenant_id, Some(auth.user_id), "course.created", "course", &id.to_string(), json!({"title": t}))
             .await?;
         tx.commit().await?;
-        Ok((StatusCode::CREATED, json!({ "id": id, "title": t, "owner_id": auth.user_id, "created_at": created_at })))
+        let course = Course { id: id.into(), title: t.clone(), owner_id: auth.user_id, created_at };
+        Ok((StatusCode::CREATED, serde_json::to_value(course).map_err(anyhow::Error::new)?))
     })
     .await
 }
 
-pub async fn list_courses(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+/// A course in the caller's list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CourseListItem {
+    pub id: CourseId,
+    pub title: String,
+    pub owner_id: UserId,
+    pub created_at: DateTime<Utc>,
+    /// teacher, assistant or student; null for an admin not on the roster.
+    pub my_role: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CourseList {
+    pub courses: Vec<CourseListItem>,
+}
+
+/// The caller's courses, newest first (an admin: every course of the tenant).
+#[utoipa::path(get, path = "/courses", tag = "courses", operation_id = "list_courses",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Up to 500 courses", body = CourseList),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+    ))]
+pub async fn list_courses(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<CourseList>> {
     // an admin sees the tenant's courses; anyone else the courses they are
     // on the roster of, with their role there
     let rows: Vec<(Uuid, String, Uuid, DateTime<Utc>, Option<String>)> = sqlx::query_as(
@@ -87,18 +135,54 @@ pub async fn list_courses(State(app): State<AppState>, auth: Auth) -> ApiResult<
     .bind(auth.role == protocol::Role::Admin)
     .fetch_all(app.db())
     .await?;
-    let courses: Vec<Value> = rows
+    let courses = rows
         .into_iter()
-        .map(|(id, title, owner, at, role)| json!({"id": id, "title": title, "owner_id": owner, "created_at": at, "my_role": role}))
+        .map(|(id, title, owner, at, role)| CourseListItem {
+            id: id.into(),
+            title,
+            owner_id: owner.into(),
+            created_at: at,
+            my_role: role,
+        })
         .collect();
-    Ok(Json(json!({ "courses": courses })))
+    Ok(Json(CourseList { courses }))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LessonRef {
+    pub id: LessonId,
+    pub title: String,
+}
+
+/// A course with its lessons.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CourseDetail {
+    pub id: CourseId,
+    pub title: String,
+    pub owner_id: UserId,
+    pub created_at: DateTime<Utc>,
+    /// The caller's role on the roster; null for an admin not on it.
+    pub my_role: Option<Role>,
+    /// In the order they were created.
+    pub lessons: Vec<LessonRef>,
+}
+
+/// A course and its lessons (its roster and admins).
+#[utoipa::path(get, path = "/courses/{id}", tag = "courses", operation_id = "get_course",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The course")),
+    responses(
+        (status = 200, description = "The course", body = CourseDetail),
+        (status = 400, description = "Bad id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not on the course's roster", body = ApiErrorBody),
+        (status = 404, description = "No such course in the tenant", body = ApiErrorBody),
+    ))]
 pub async fn get_course(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CourseDetail>> {
     let id: CourseId = ids.get(0)?;
     let my_role = crate::console::course_role(&app, &auth, id).await?;
     if my_role.is_none() && auth.role != protocol::Role::Admin {
@@ -122,20 +206,52 @@ pub async fn get_course(
     .bind(auth.tenant_id.as_uuid())
     .fetch_all(app.db())
     .await?;
-    Ok(Json(json!({
-        "id": id, "title": title, "owner_id": owner, "created_at": at,
-        "my_role": my_role,
-        "lessons": lessons.into_iter().map(|(id, t)| json!({"id": id, "title": t})).collect::<Vec<_>>(),
-    })))
+    Ok(Json(CourseDetail {
+        id,
+        title,
+        owner_id: owner.into(),
+        created_at: at,
+        my_role,
+        lessons: lessons
+            .into_iter()
+            .map(|(id, title)| LessonRef {
+                id: id.into(),
+                title,
+            })
+            .collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLesson {
     course_id: CourseId,
+    /// 1 to 200 characters (trimmed).
     title: String,
 }
 
+/// A lesson as created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Lesson {
+    pub id: LessonId,
+    pub course_id: CourseId,
+    pub title: String,
+}
+
+/// Adds a lesson to a course (admins and the course's teachers).
+#[utoipa::path(post, path = "/lessons", tag = "courses", operation_id = "create_lesson",
+    request_body = NewLesson,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    responses(
+        (status = 201, description = "Created", body = Lesson),
+        (status = 400, description = "Bad body, title or Idempotency-Key", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin or a teacher of the course", body = ApiErrorBody),
+        (status = 404, description = "No such course in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The key was used with another body, or its first request is still running", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+    ))]
 pub async fn create_lesson(
     State(app): State<AppState>,
     auth: Auth,
@@ -169,26 +285,58 @@ pub async fn create_lesson(
         )
         .await?;
         tx.commit().await?;
+        let lesson = Lesson {
+            id: id.into(),
+            course_id: course,
+            title: t.clone(),
+        };
         Ok((
             StatusCode::CREATED,
-            json!({ "id": id, "course_id": course, "title": t }),
+            serde_json::to_value(lesson).map_err(anyhow::Error::new)?,
         ))
     })
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLessonRun {
     lesson_id: LessonId,
     #[serde(default)]
     scheduled_start: Option<DateTime<Utc>>,
+    /// Start the class on this edge.
     #[serde(default)]
+    #[schema(value_type = Option<EdgeId>)]
     edge_id: Option<String>,
+    /// Or on an edge of this region (1 to 64 characters).
     #[serde(default)]
     region: Option<String>,
 }
 
+/// A lesson run as created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LessonRun {
+    pub id: LessonRunId,
+    pub lesson_id: LessonId,
+    pub scheduled_start: Option<DateTime<Utc>>,
+    pub edge_id: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Schedules a run of a lesson (admins and the course's teachers).
+#[utoipa::path(post, path = "/lesson-runs", tag = "courses", operation_id = "create_lesson_run",
+    request_body = NewLessonRun,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    responses(
+        (status = 201, description = "Created", body = LessonRun),
+        (status = 400, description = "Bad body, edge id, region or Idempotency-Key", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin or a teacher of the course", body = ApiErrorBody),
+        (status = 404, description = "No such lesson in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The key was used with another body, or its first request is still running", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+    ))]
 pub async fn create_lesson_run(
     State(app): State<AppState>,
     auth: Auth,
@@ -237,9 +385,16 @@ pub async fn create_lesson_run(
         .bind(auth.user_id.as_uuid())
         .execute(app.db())
         .await?;
+        let run = LessonRun {
+            id: id.into(),
+            lesson_id,
+            scheduled_start,
+            edge_id: edge_id.clone(),
+            region: region.clone(),
+        };
         Ok((
             StatusCode::CREATED,
-            json!({ "id": id, "lesson_id": lesson_id, "scheduled_start": scheduled_start, "edge_id": edge_id, "region": region }),
+            serde_json::to_value(run).map_err(anyhow::Error::new)?,
         ))
     })
     .await

@@ -12,12 +12,12 @@ use protocol::EdgeId;
 use protocol::control::EdgeHealth;
 use protocol::subjects::{EDGE_HEALTH_ALL, edge_health_subject};
 use serde::Serialize;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::events::hub_stream;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::identity::Auth;
 
 /// Listens to edge heartbeats, keeps `edges` current and makes sure the hub
@@ -171,8 +171,36 @@ pub async fn url_of(app: &AppState, id: &EdgeId) -> ApiResult<String> {
     Ok(row.map(|r| r.0).unwrap_or_default())
 }
 
+/// An edge as core last heard of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EdgeInfo {
+    pub id: String,
+    pub url: String,
+    pub region: Option<String>,
+    pub capacity: i32,
+    /// Live sessions on it.
+    pub sessions: i32,
+    pub participants: i32,
+    pub accepting: bool,
+    /// Accepting, and heard from recently.
+    pub healthy: bool,
+    pub last_seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EdgeList {
+    pub edges: Vec<EdgeInfo>,
+}
+
 /// `GET /edges`: every edge core knows, with its health (admins only).
-pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/edges", tag = "system", operation_id = "list_edges",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every edge, by id", body = EdgeList),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin", body = ApiErrorBody),
+    ))]
+pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<EdgeList>> {
     auth.require_admin()?;
     let stale = Duration::from_millis(app.config().edge_stale_ms);
     let rows: Vec<(String, String, Option<String>, i32, i32, i32, bool, DateTime<Utc>)> = sqlx::query_as(
@@ -181,7 +209,7 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Val
     .fetch_all(app.db())
     .await?;
     let now = Utc::now();
-    let edges: Vec<Value> = rows
+    let edges = rows
         .into_iter()
         .map(
             |(id, url, region, capacity, sessions, participants, accepting, last_seen)| {
@@ -189,13 +217,19 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Val
                     .to_std()
                     .map(|d| d < stale)
                     .unwrap_or(true);
-                json!({
-                    "id": id, "url": url, "region": region, "capacity": capacity,
-                    "sessions": sessions, "participants": participants,
-                    "accepting": accepting, "healthy": accepting && fresh, "last_seen": last_seen,
-                })
+                EdgeInfo {
+                    id,
+                    url,
+                    region,
+                    capacity,
+                    sessions,
+                    participants,
+                    accepting,
+                    healthy: accepting && fresh,
+                    last_seen,
+                }
             },
         )
         .collect();
-    Ok(Json(json!({ "edges": edges })))
+    Ok(Json(EdgeList { edges }))
 }

@@ -17,16 +17,18 @@ use protocol::api::PermissionsBody;
 use protocol::claims::{ISSUER, JOIN_TTL_SECS, JoinClaims, TokenType, join_audience};
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::SessionSettings;
-use protocol::state::{Participant, SessionState};
-use protocol::view::Viewer;
+use protocol::state::{Participant, SessionState, SessionStatus};
+use protocol::view::{SessionView, Viewer};
 use protocol::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::events::{ingest, store};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{IdempotencyKey, JsonBody, PathIds};
 use crate::idempotency;
 use crate::identity::Auth;
@@ -184,14 +186,54 @@ fn edge_failure(code: &str, message: String) -> ApiError {
     }
 }
 
+/// An edge a client connects to.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EdgeRef {
+    pub id: EdgeId,
+    /// Empty when core has not heard of the edge.
+    pub url: String,
+}
+
 // ---- start ------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     lesson_run_id: LessonRunId,
 }
 
+/// A class just started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartedSession {
+    pub id: SessionId,
+    /// Always `live`.
+    pub status: SessionStatus,
+    /// `course title: lesson title`
+    pub title: String,
+    pub lesson_run_id: LessonRunId,
+    /// The class's home edge.
+    pub edge: EdgeRef,
+    /// Always 1 (`session.started`).
+    pub seq: Seq,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Starts a lesson run's class on a healthy edge (admins and the course's
+/// teachers).
+#[utoipa::path(post, path = "/sessions/start", tag = "sessions", operation_id = "start_session",
+    request_body = StartBody,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    responses(
+        (status = 201, description = "Live", body = StartedSession),
+        (status = 400, description = "Bad body or Idempotency-Key", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin or a teacher of the course", body = ApiErrorBody),
+        (status = 404, description = "No such lesson run in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The run is already live, or the key was used with another body or is still running", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 503, description = "No healthy edge can take the class, it could not start it, or the session could not be recorded; nothing was started", body = ApiErrorBody),
+    ))]
 pub async fn start(
     State(app): State<AppState>,
     auth: Auth,
@@ -367,17 +409,21 @@ async fn start_inner(
     {
         tracing::warn!(error = %e, "the class started without its roster on the edge");
     }
+    let answer = StartedSession {
+        id: session_id,
+        status: SessionStatus::Live,
+        title,
+        lesson_run_id: run_id,
+        edge: EdgeRef {
+            id: placed.id,
+            url: placed.url,
+        },
+        seq: Seq::FIRST,
+        started_at: started.occurred_at,
+    };
     Ok((
         StatusCode::CREATED,
-        json!({
-            "id": session_id,
-            "status": "live",
-            "title": title,
-            "lesson_run_id": run_id,
-            "edge": { "id": placed.id, "url": placed.url },
-            "seq": 1,
-            "started_at": started.occurred_at,
-        }),
+        serde_json::to_value(answer).map_err(anyhow::Error::new)?,
     ))
 }
 
@@ -400,7 +446,36 @@ async fn abort_on_edge(app: &AppState, edge: &EdgeId, session: SessionId) {
 
 // ---- end --------------------------------------------------------------
 
-pub async fn end(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+/// A class just ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndedSession {
+    pub id: SessionId,
+    /// Always `ended`.
+    pub status: SessionStatus,
+    pub ended_at: DateTime<Utc>,
+    /// The seq of the last event (`session.ended`).
+    pub seq: Seq,
+}
+
+/// Ends a live class (who holds `end_session` in it: its staff).
+#[utoipa::path(post, path = "/sessions/{id}/end", tag = "sessions", operation_id = "end_session",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Ended", body = EndedSession),
+        (status = 400, description = "Bad id, or the edge refused the command as invalid", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "The caller lacks the permission (`missing_permission`)", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The session has already ended", body = ApiErrorBody),
+        (status = 429, description = "The edge is rate limiting the caller", body = ApiErrorBody),
+        (status = 503, description = "The class's edge or its event log is unavailable", body = ApiErrorBody),
+    ))]
+pub async fn end(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<EndedSession>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     if !row.is_live() {
@@ -435,27 +510,54 @@ pub async fn end(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(
-        json!({ "id": id, "status": "ended", "ended_at": ended_at, "seq": done.seq }),
-    ))
+    Ok(Json(EndedSession {
+        id,
+        status: SessionStatus::Ended,
+        ended_at,
+        seq: done.seq,
+    }))
 }
 
 // ---- state ------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
-    /// `core` folds core's own copy of the log even while the class is live
+    /// `edge` (the default: the live edge's state, else core's copy) or
+    /// `core`: fold core's own copy of the log even while the class is live
     /// (to audit that it matches the edge's).
     #[serde(default)]
+    #[param(pattern = "^(edge|core)$")]
     source: Option<String>,
 }
 
+/// The session's state as the caller may see it, with its home edge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionStateAnswer {
+    #[serde(flatten)]
+    pub view: SessionView,
+    /// The home edge.
+    pub edge: EdgeRef,
+    /// `edge` (asked of the live edge) or `core` (folded from core's copy).
+    pub state_source: String,
+}
+
+/// The session's state, seen as the caller may see it.
+#[utoipa::path(get, path = "/sessions/{id}/state", tag = "sessions", operation_id = "session_state",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session"), StateQuery),
+    responses(
+        (status = 200, description = "The state", body = SessionStateAnswer),
+        (status = 400, description = "Bad id or query", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+    ))]
 pub async fn state(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
     crate::http::extract::QueryParams(q): crate::http::extract::QueryParams<StateQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SessionStateAnswer>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     let viewer = viewer_for(&app, &auth, id).await?;
@@ -475,11 +577,14 @@ pub async fn state(
             ));
         }
     };
-    let mut view = serde_json::to_value(state.view(&viewer)).map_err(|e| anyhow::anyhow!(e))?;
+    let view = state.view(&viewer);
     let edge = row.edge()?;
-    view["edge"] = json!({ "id": edge, "url": edges::url_of(&app, &edge).await? });
-    view["state_source"] = json!(source);
-    Ok(Json(view))
+    let url = edges::url_of(&app, &edge).await?;
+    Ok(Json(SessionStateAnswer {
+        view,
+        edge: EdgeRef { id: edge, url },
+        state_source: source.to_owned(),
+    }))
 }
 
 /// The session's state: from its edge while live (the writer is the
@@ -515,24 +620,59 @@ pub async fn current_state(
 
 // ---- join / leave / permissions -----------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinBody {
     /// Join through this edge (e.g. the student's campus).
     #[serde(default)]
+    #[schema(value_type = Option<EdgeId>)]
     edge_id: Option<String>,
     /// Or through the nearest healthy edge of this region (the class's
-    /// home edge when the region has none).
+    /// home edge when the region has none); at most 64 characters.
     #[serde(default)]
     region: Option<String>,
 }
 
+/// A seat in the class and the token to take it on the edge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Joined {
+    pub session_id: SessionId,
+    /// The caller's seat; the same on a rejoin.
+    pub participant_id: ParticipantId,
+    pub role: Role,
+    pub permissions: BTreeSet<Permission>,
+    /// The edge to connect to.
+    pub edge: EdgeRef,
+    pub home_edge_id: EdgeId,
+    /// For the edge's WebSocket.
+    pub join_token: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub seq: Seq,
+}
+
+/// Joins a live class (its roster and admins); an empty body joins through
+/// the class's home edge.
+#[utoipa::path(post, path = "/sessions/{id}/join", tag = "sessions", operation_id = "join_session",
+    request_body(content = JoinBody, description = "Where to join through; an empty body (or none) is `{}`"),
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Joined", body = Joined),
+        (status = 400, description = "Bad id, body, edge id or region, or the edge refused the command as invalid", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not on the course's roster, or refused by the class (e.g. removed, locked room)", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The session has ended, or the class refused the join", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 429, description = "The edge is rate limiting the caller", body = ApiErrorBody),
+        (status = 503, description = "The chosen or home edge, or its event log, is unavailable", body = ApiErrorBody),
+    ))]
 pub async fn join(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
     body: JsonBody<JoinBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Joined>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     if !row.is_live() {
@@ -626,19 +766,37 @@ pub async fn join(
         typ: TokenType::Join,
     };
     let token = app.keys().sign_join(&claims)?;
-    Ok(Json(json!({
-        "session_id": id,
-        "participant_id": participant.participant_id,
-        "role": participant.role,
-        "permissions": participant.permissions,
-        "edge": { "id": edge, "url": edge_url },
-        "home_edge_id": home,
-        "join_token": token,
-        "expires_at": DateTime::<Utc>::from_timestamp(claims.exp, 0),
-        "seq": done.seq,
-    })))
+    Ok(Json(Joined {
+        session_id: id,
+        participant_id: participant.participant_id,
+        role: participant.role,
+        permissions: participant.permissions,
+        edge: EdgeRef {
+            id: edge,
+            url: edge_url,
+        },
+        home_edge_id: home,
+        join_token: token,
+        expires_at: DateTime::<Utc>::from_timestamp(claims.exp, 0),
+        seq: done.seq,
+    }))
 }
 
+/// Leaves the class (the seat is kept for a rejoin); nothing to do once it
+/// has ended.
+#[utoipa::path(post, path = "/sessions/{id}/leave", tag = "sessions", operation_id = "leave_session",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 400, description = "Bad id, or the edge refused the command as invalid", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Refused by the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant, or the class has no such seat", body = ApiErrorBody),
+        (status = 409, description = "The caller has not joined, or the session ended meanwhile", body = ApiErrorBody),
+        (status = 429, description = "The edge is rate limiting the caller", body = ApiErrorBody),
+        (status = 503, description = "The class's edge or its event log is unavailable", body = ApiErrorBody),
+    ))]
 pub async fn leave(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<StatusCode> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
@@ -669,12 +827,37 @@ pub async fn leave(State(app): State<AppState>, auth: Auth, ids: PathIds) -> Api
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A participant's permissions after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionsChanged {
+    pub participant_id: ParticipantId,
+    pub permissions: BTreeSet<Permission>,
+    pub seq: Seq,
+}
+
+/// Grants and revokes a participant's permissions (who holds
+/// `manage_permissions` in the class).
+#[utoipa::path(post, path = "/sessions/{id}/permissions", tag = "sessions", operation_id = "change_permissions",
+    request_body = PermissionsBody,
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "The participant's permissions now", body = PermissionsChanged),
+        (status = 400, description = "Bad id or body, or the edge refused the command as invalid", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "The caller lacks the permission (`missing_permission`)", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant, or no such participant", body = ApiErrorBody),
+        (status = 409, description = "The session has ended", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 429, description = "The edge is rate limiting the caller", body = ApiErrorBody),
+        (status = 503, description = "The class's edge or its event log is unavailable", body = ApiErrorBody),
+    ))]
 pub async fn permissions(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
     body: JsonBody<PermissionsBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PermissionsChanged>> {
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
     let PermissionsBody {
@@ -696,9 +879,9 @@ pub async fn permissions(
     let p = done.participant.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("edge answered without the participant"))
     })?;
-    Ok(Json(json!({
-        "participant_id": p.participant_id,
-        "permissions": p.permissions,
-        "seq": done.seq,
-    })))
+    Ok(Json(PermissionsChanged {
+        participant_id: p.participant_id,
+        permissions: p.permissions,
+        seq: done.seq,
+    }))
 }
