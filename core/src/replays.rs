@@ -15,13 +15,14 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use classroom_search::{Doc, Query};
 use protocol::{SessionId, TenantId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::artifacts::{self, derive, pipeline};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{JsonBody, PathIds, QueryParams};
 use crate::identity::Auth;
 use crate::orchestration::sessions::load_session;
@@ -182,15 +183,55 @@ pub async fn index_replay(app: &AppState, r: &ReplayRow) -> anyhow::Result<usize
     Ok(n)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
+    /// enrolled (the default), tenant or public
     #[serde(default)]
     visibility: Option<String>,
 }
 
+/// What publishing answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub replay_id: Uuid,
+    pub session_id: Uuid,
+    /// enrolled, tenant or public
+    pub visibility: String,
+    /// The replay in the API (`GET /replays/{id}`).
+    pub url: String,
+    /// The replay page.
+    pub page_url: String,
+    /// How many documents went into the search index now; null when the
+    /// pipeline indexes the replay later.
+    pub indexed_documents: Option<usize>,
+    /// A public replay's link key (`?key=`); absent unless public.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// `GET /public/replays/{id}?key=`; absent unless public.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// The replay page for anyone with the link; absent unless public.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_page_url: Option<String>,
+}
+
 /// `POST /sessions/{id}/publish` (staff): the ended class becomes a replay
 /// (one per class; publishing again changes its visibility).
+#[utoipa::path(post, path = "/sessions/{id}/publish", operation_id = "publish_session", tag = "replays",
+    request_body = PublishBody,
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session (ended)")),
+    responses(
+        (status = 200, description = "Published again: the visibility changed", body = Published),
+        (status = 201, description = "Published: the replay exists now", body = Published),
+        (status = 400, description = "Invalid session id, body or visibility", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not a teacher or admin", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The class is still live", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+    ))]
 pub async fn publish(
     State(app): State<AppState>,
     auth: Auth,
@@ -254,28 +295,31 @@ pub async fn publish(
         },
         None => None,
     };
-    let mut out = json!({
-        "replay_id": replay_id,
-        "session_id": id,
-        "visibility": visibility,
-        "url": format!("{}/replays/{replay_id}", base(&app)),
-        "page_url": format!("{}/app/replay.html?replay={replay_id}", base(&app)),
-        "indexed_documents": indexed,
-    });
-    if visibility == "public" {
+    let mut out = Published {
+        replay_id,
+        session_id: id.as_uuid(),
+        url: format!("{}/replays/{replay_id}", base(&app)),
+        page_url: format!("{}/app/replay.html?replay={replay_id}", base(&app)),
+        indexed_documents: indexed,
+        visibility,
+        public_key: None,
+        public_url: None,
+        public_page_url: None,
+    };
+    if out.visibility == "public" {
         let key = app.keys().sign_asset(
             &public_scope(replay_id),
             Utc::now().timestamp() + PUBLIC_LINK_TTL_SECS,
         )?;
-        out["public_key"] = json!(key);
-        out["public_url"] = json!(format!(
+        out.public_url = Some(format!(
             "{}/public/replays/{replay_id}?key={key}",
             base(&app)
         ));
-        out["public_page_url"] = json!(format!(
+        out.public_page_url = Some(format!(
             "{}/app/replay.html?replay={replay_id}&key={key}",
             base(&app)
         ));
+        out.public_key = Some(key);
     }
     let status = if created {
         axum::http::StatusCode::CREATED
@@ -347,8 +391,60 @@ fn replay_id(ids: &PathIds) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::bad_request("invalid_id", "not a replay id"))
 }
 
+/// The replay's media, under signed URLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayMedia {
+    /// The whole recording as one MP4; null until the recording is finalized.
+    pub mp4_url: Option<String>,
+    /// WebVTT captions; null until there is a transcript.
+    pub transcript_vtt_url: Option<String>,
+}
+
+/// A replay's transcript (its duration is the replay's).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayTranscript {
+    pub model: String,
+    pub segments: Vec<derive::TranscriptSegment>,
+}
+
+/// Where the artifact pipeline is for the replay's class.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayArtifacts {
+    /// The job's state, or `not_started`.
+    pub state: String,
+    pub stages: Vec<artifacts::ArtifactStage>,
+}
+
+/// Everything a player needs. The artifacts are null until the pipeline
+/// has made them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replay {
+    pub replay_id: Uuid,
+    pub session_id: Uuid,
+    pub title: String,
+    pub course_id: Uuid,
+    pub teacher_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub published_at: DateTime<Utc>,
+    /// enrolled, tenant or public
+    pub visibility: String,
+    pub duration_ms: u64,
+    pub media: ReplayMedia,
+    #[schema(value_type = Option<ReplayTranscript>)]
+    pub transcript: Option<Value>,
+    #[schema(value_type = Option<Vec<derive::Chapter>>)]
+    pub chapters: Option<Value>,
+    #[schema(value_type = Option<Vec<derive::Highlight>>)]
+    pub highlights: Option<Value>,
+    #[schema(value_type = Option<Vec<derive::Marker>>)]
+    pub markers: Option<Value>,
+    #[schema(value_type = Option<derive::Summary>)]
+    pub summary: Option<Value>,
+    pub artifacts: ReplayArtifacts,
+}
+
 /// Everything a player needs.
-async fn body_of(app: &AppState, r: &ReplayRow) -> ApiResult<Value> {
+async fn body_of(app: &AppState, r: &ReplayRow) -> ApiResult<Replay> {
     let session = SessionId::from_uuid(r.session_id);
     let art = |kind: &'static str| pipeline::artifact(app, session, kind);
     let transcript = art("transcript").await?;
@@ -381,28 +477,44 @@ async fn body_of(app: &AppState, r: &ReplayRow) -> ApiResult<Value> {
         None => None,
     };
     let status = artifacts::status_of(app, session).await?;
-    Ok(json!({
-        "replay_id": r.id,
-        "session_id": r.session_id,
-        "title": r.title,
-        "course_id": r.course_id,
-        "teacher_id": r.teacher_id,
-        "started_at": r.started_at,
-        "published_at": r.published_at,
-        "visibility": r.visibility,
-        "duration_ms": rec.duration_ms(),
-        "media": { "mp4_url": mp4, "transcript_vtt_url": vtt },
-        "transcript": transcript.map(|t| json!({ "model": t["model"], "segments": t["segments"] })),
-        "chapters": chapters.map(|c| c["chapters"].clone()),
-        "highlights": highlights.map(|h| h["highlights"].clone()),
-        "markers": timeline.map(|t| t["markers"].clone()),
-        "summary": summary,
-        "artifacts": { "state": status["state"], "stages": status["stages"] },
-    }))
+    Ok(Replay {
+        replay_id: r.id,
+        session_id: r.session_id,
+        title: r.title.clone(),
+        course_id: r.course_id,
+        teacher_id: r.teacher_id,
+        started_at: r.started_at,
+        published_at: r.published_at,
+        visibility: r.visibility.clone(),
+        duration_ms: rec.duration_ms(),
+        media: ReplayMedia {
+            mp4_url: mp4,
+            transcript_vtt_url: vtt,
+        },
+        transcript: transcript.map(|t| json!({ "model": t["model"], "segments": t["segments"] })),
+        chapters: chapters.map(|c| c["chapters"].clone()),
+        highlights: highlights.map(|h| h["highlights"].clone()),
+        markers: timeline.map(|t| t["markers"].clone()),
+        summary,
+        artifacts: ReplayArtifacts {
+            state: status.state,
+            stages: status.stages,
+        },
+    })
 }
 
 /// `GET /replays/{id}`
-pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/replays/{id}", operation_id = "get_replay", tag = "replays",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The replay")),
+    responses(
+        (status = 200, description = "The replay: media, transcript, chapters, highlights, markers, summary", body = Replay),
+        (status = 400, description = "Invalid replay id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "An enrolled-only replay of a course the caller is not on", body = ApiErrorBody),
+        (status = 404, description = "No such replay in the tenant", body = ApiErrorBody),
+    ))]
+pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Replay>> {
     let id = replay_id(&ids)?;
     let r = replay_by_id(&app, id)
         .await?
@@ -412,10 +524,13 @@ pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
     Ok(Json(body_of(&app, &r).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct KeyQuery {
+    /// The public link's key (`public_key` from publishing).
     key: String,
+    /// The search text (used by the search only).
     #[serde(default)]
     q: Option<String>,
 }
@@ -441,23 +556,42 @@ async fn public_replay(app: &AppState, ids: &PathIds, key: &str) -> ApiResult<Re
 }
 
 /// `GET /public/replays/{id}?key=` (no account): a public replay.
+#[utoipa::path(get, path = "/public/replays/{id}", operation_id = "get_public_replay", tag = "public",
+    params(("id" = String, Path, format = Uuid, description = "The replay"), KeyQuery),
+    responses(
+        (status = 200, description = "The replay", body = Replay),
+        (status = 400, description = "Invalid replay id, missing key or unknown query parameter", body = ApiErrorBody),
+        (status = 401, description = "The link is not valid, has expired, or the replay is no longer public", body = ApiErrorBody),
+        (status = 404, description = "No such replay", body = ApiErrorBody),
+    ))]
 pub async fn public_get(
     State(app): State<AppState>,
     ids: PathIds,
     QueryParams(q): QueryParams<KeyQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Replay>> {
     let r = public_replay(&app, &ids, &q.key).await?;
     log_access(&app, &r, None, "public_link", "open").await?;
     Ok(Json(body_of(&app, &r).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SigQuery {
+    /// The signature from the replay's `transcript_vtt_url`.
     sig: String,
 }
 
 /// `GET /replays/{id}/transcript.vtt?sig=`: captions for the player.
+#[utoipa::path(get, path = "/replays/{id}/transcript.vtt", operation_id = "replay_transcript_vtt", tag = "replays",
+    params(("id" = String, Path, format = Uuid, description = "The replay"), SigQuery),
+    responses(
+        (status = 200, description = "WebVTT captions", body = String, content_type = "text/vtt"),
+        (status = 400, description = "Invalid replay id, missing sig or unknown query parameter", body = ApiErrorBody),
+        (status = 401, description = "The URL is not signed for this replay or has expired", body = ApiErrorBody),
+        (status = 404, description = "No such replay", body = ApiErrorBody),
+        (status = 409, description = "The pipeline has not made the transcript yet", body = ApiErrorBody),
+    ))]
 pub async fn vtt(
     State(app): State<AppState>,
     ids: PathIds,
@@ -483,22 +617,44 @@ pub async fn vtt(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Words, `"exact phrases"`, `-excluded` words (1 to 500 characters).
     q: String,
+    /// Hits wanted, 1 to 100 (outside values are brought into range); 20 when absent.
     #[serde(default)]
     limit: Option<usize>,
+    /// Only this course's replays (across replays only; ignored in one replay).
     #[serde(default)]
     course_id: Option<Uuid>,
+    /// Only classes this teacher started (across replays only).
     #[serde(default)]
     teacher_id: Option<Uuid>,
+    /// Classes on or after this instant (across replays only; years 1678 to 2261).
     #[serde(default)]
     from: Option<DateTime<Utc>>,
+    /// Classes on or before this instant (across replays only; years 1678 to 2261).
     #[serde(default)]
     to: Option<DateTime<Utc>>,
+    /// Only hits of this kind: transcript, chapter, slide, question, poll, cta.
     #[serde(default)]
     kind: Option<String>,
+}
+
+/// A date filter must fall in the years 1678 to 2261: the search index
+/// keeps dates as nanoseconds in an i64 (1677-09-21 to 2262-04-11), and its
+/// conversion of a date outside that overflows (a panic, once a 500).
+fn search_date(d: Option<DateTime<Utc>>, name: &str) -> ApiResult<()> {
+    use chrono::Datelike;
+    match d {
+        Some(d) if !(1678..=2261).contains(&d.year()) => Err(ApiError::bad_request(
+            "date_out_of_range",
+            format!("{name} must be a date between the years 1678 and 2261"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_query(q: &str) -> ApiResult<()> {
@@ -598,25 +754,60 @@ async fn run_search(app: &AppState, q: Query, text: &str) -> ApiResult<Vec<class
     Ok(hits)
 }
 
-fn hit_json(h: &classroom_search::Hit) -> Value {
-    json!({
-        "start_ms": h.start_ms,
-        "end_ms": h.end_ms,
-        "text": h.text,
-        "kind": h.kind,
-        "score": h.score,
-    })
+/// A hit inside one replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHit {
+    /// Where it is said or shown, on the media clock (to the word for
+    /// transcript hits).
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// The text found (cut around the match when long).
+    pub text: String,
+    /// transcript, chapter, slide, question, poll or cta
+    pub kind: String,
+    pub score: f64,
+}
+
+fn hit_of(h: &classroom_search::Hit) -> SearchHit {
+    SearchHit {
+        start_ms: h.start_ms,
+        end_ms: h.end_ms,
+        text: h.text.clone(),
+        kind: h.kind.clone(),
+        // as the JSON always had it: the f32 score widened
+        score: f64::from(h.score),
+    }
+}
+
+/// The hits of a search inside one replay, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplaySearch {
+    pub replay_id: Uuid,
+    pub q: String,
+    pub hits: Vec<SearchHit>,
 }
 
 /// `GET /replays/{id}/search?q=`: hits inside one replay, each with its time.
+#[utoipa::path(get, path = "/replays/{id}/search", operation_id = "search_replay", tag = "replays",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The replay"), SearchQuery),
+    responses(
+        (status = 200, description = "Hits, best first", body = ReplaySearch),
+        (status = 400, description = "Invalid replay id, empty or too long q, nothing to search for, date out of range, or unknown query parameter", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "An enrolled-only replay of a course the caller is not on", body = ApiErrorBody),
+        (status = 404, description = "No such replay in the tenant", body = ApiErrorBody),
+    ))]
 pub async fn search(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
     QueryParams(q): QueryParams<SearchQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReplaySearch>> {
     let id = replay_id(&ids)?;
     check_query(&q.q)?;
+    search_date(q.from, "from")?;
+    search_date(q.to, "to")?;
     let r = replay_by_id(&app, id)
         .await?
         .ok_or(ApiError::not_found("replay"))?;
@@ -626,11 +817,19 @@ pub async fn search(
 }
 
 /// `GET /public/replays/{id}/search?key=&q=`
+#[utoipa::path(get, path = "/public/replays/{id}/search", operation_id = "search_public_replay", tag = "public",
+    params(("id" = String, Path, format = Uuid, description = "The replay"), KeyQuery),
+    responses(
+        (status = 200, description = "Hits, best first", body = ReplaySearch),
+        (status = 400, description = "Invalid replay id, missing key, empty or too long q, nothing to search for, or unknown query parameter", body = ApiErrorBody),
+        (status = 401, description = "The link is not valid, has expired, or the replay is no longer public", body = ApiErrorBody),
+        (status = 404, description = "No such replay", body = ApiErrorBody),
+    ))]
 pub async fn public_search(
     State(app): State<AppState>,
     ids: PathIds,
     QueryParams(q): QueryParams<KeyQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReplaySearch>> {
     let r = public_replay(&app, &ids, &q.key).await?;
     let text = q.q.unwrap_or_default();
     check_query(&text)?;
@@ -644,7 +843,7 @@ async fn search_one(
     text: &str,
     limit: Option<usize>,
     kind: Option<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReplaySearch>> {
     let query = Query {
         tenant_id: r.tenant_id,
         text: text.to_owned(),
@@ -654,21 +853,56 @@ async fn search_one(
         ..Default::default()
     };
     let hits = run_search(app, query, text).await?;
-    Ok(Json(json!({
-        "replay_id": r.id,
-        "q": text,
-        "hits": hits.iter().map(hit_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ReplaySearch {
+        replay_id: r.id,
+        q: text.to_owned(),
+        hits: hits.iter().map(hit_of).collect(),
+    }))
+}
+
+/// A hit in the replay library, with its replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LibraryHit {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+    /// transcript, chapter, slide, question, poll or cta
+    pub kind: String,
+    pub score: f64,
+    pub replay_id: Uuid,
+    pub session_id: Uuid,
+    /// The class's title.
+    pub title: String,
+    pub course_id: Uuid,
+    /// When the class started.
+    pub date: DateTime<Utc>,
+}
+
+/// The hits of a search across the replays the caller may open, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LibrarySearch {
+    pub q: String,
+    pub hits: Vec<LibraryHit>,
 }
 
 /// `GET /replays/search?q=`: every replay of the caller's tenant that the
 /// caller may open; filters `course_id`, `teacher_id`, `from`, `to`, `kind`.
+#[utoipa::path(get, path = "/replays/search", operation_id = "search_replays", tag = "replays",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "Hits in the replays the caller may open, best first", body = LibrarySearch),
+        (status = 400, description = "Empty or too long q, nothing to search for, date out of range, or unknown query parameter", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+    ))]
 pub async fn search_all(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<SearchQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LibrarySearch>> {
     check_query(&q.q)?;
+    search_date(q.from, "from")?;
+    search_date(q.to, "to")?;
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     // a student's hits are limited to what they may open: ask for more and
     // keep those
@@ -702,18 +936,24 @@ pub async fn search_all(
         let Some(r) = &allowed[&h.replay_id] else {
             continue;
         };
-        let mut j = hit_json(&h);
-        j["replay_id"] = json!(r.id);
-        j["session_id"] = json!(r.session_id);
-        j["title"] = json!(r.title);
-        j["course_id"] = json!(r.course_id);
-        j["date"] = json!(r.started_at);
-        out.push(j);
+        let hit = hit_of(&h);
+        out.push(LibraryHit {
+            start_ms: hit.start_ms,
+            end_ms: hit.end_ms,
+            text: hit.text,
+            kind: hit.kind,
+            score: hit.score,
+            replay_id: r.id,
+            session_id: r.session_id,
+            title: r.title.clone(),
+            course_id: r.course_id,
+            date: r.started_at,
+        });
         if out.len() >= limit {
             break;
         }
     }
-    Ok(Json(json!({ "q": q.q, "hits": out })))
+    Ok(Json(LibrarySearch { q: q.q, hits: out }))
 }
 
 #[cfg(test)]

@@ -71,14 +71,15 @@ impl Clock {
 
 // --- the transcript --------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TranscriptWord)]
 pub struct Word {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TranscriptSegment {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -87,7 +88,7 @@ pub struct TranscriptSegment {
     pub words: Vec<Word>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transcript {
     pub model: String,
     pub duration_ms: u64,
@@ -171,7 +172,8 @@ fn vtt_time(ms: u64) -> String {
 // --- the timeline ----------------------------------------------------------
 
 /// One class event placed on the media clock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TimelineMarker)]
 pub struct Marker {
     pub at_ms: u64,
     pub seq: u64,
@@ -318,7 +320,7 @@ pub fn markers(events: &[Envelope], clock: &Clock, slides: &SlideText) -> Vec<Ma
 
 // --- chapters --------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Chapter {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -589,7 +591,7 @@ fn key_terms_between(t: &Transcript, from: u64, to: u64, n: usize) -> Vec<String
 
 // --- highlights ------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Highlight {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -787,7 +789,7 @@ fn engagement(activity: &[u64], duration_ms: u64) -> Vec<Highlight> {
 
 // --- summary ---------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyTerm {
     pub term: String,
     pub count: u32,
@@ -795,7 +797,8 @@ pub struct KeyTerm {
     pub first_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ClassSummary)]
 pub struct Summary {
     pub duration_ms: u64,
     pub words: usize,

@@ -17,11 +17,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use protocol::SessionId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{PathIds, QueryParams};
 use crate::identity::Auth;
 use crate::orchestration::sessions::{load_session, seat_of};
@@ -52,18 +54,77 @@ pub async fn require(app: &AppState, session: SessionId, kind: &str) -> ApiResul
         })
 }
 
+/// The artifact job of a session.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ArtifactJob {
+    /// pending, running, done or failed
+    pub state: String,
+    /// The event seq that (last) triggered the job.
+    pub trigger_seq: i64,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One stage of the pipeline (transcript, slides, timeline, knowledge, index).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ArtifactStage {
+    pub stage: String,
+    pub version: i32,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    /// What the stage did (counts, timings, why it was skipped).
+    pub detail: Value,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One stored version of an artifact.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ArtifactVersion {
+    /// transcript, slides, timeline, chapters, highlights or summary
+    pub kind: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where the artifact pipeline is for a session.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ArtifactStatus {
+    pub session_id: Uuid,
+    /// The job's state, or `not_started`.
+    pub state: String,
+    /// Null before the class has ended.
+    pub job: Option<ArtifactJob>,
+    /// In pipeline order.
+    pub stages: Vec<ArtifactStage>,
+    pub artifacts: Vec<ArtifactVersion>,
+}
+
 /// `GET /sessions/{id}/artifacts`: the pipeline's state for the session.
+#[utoipa::path(get, path = "/sessions/{id}/artifacts", operation_id = "artifact_status", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "The pipeline's job, stages and stored artifacts", body = ArtifactStatus),
+        (status = 400, description = "Invalid session id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+    ))]
 pub async fn status(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ArtifactStatus>> {
     let id: SessionId = ids.get(0)?;
     may_read(&app, &auth, id).await?;
     Ok(Json(status_of(&app, id).await?))
 }
 
-pub async fn status_of(app: &AppState, id: SessionId) -> ApiResult<Value> {
+pub async fn status_of(app: &AppState, id: SessionId) -> ApiResult<ArtifactStatus> {
     type JobRow = (
         String,
         i64,
@@ -110,37 +171,62 @@ pub async fn status_of(app: &AppState, id: SessionId) -> ApiResult<Value> {
     };
     let mut stages = stages;
     stages.sort_by_key(|s| (order(&s.0), s.1));
-    let job = job.map(|j| {
-        json!({
-            "state": j.0,
-            "trigger_seq": j.1,
-            "attempts": j.2,
-            "next_attempt_at": j.3,
-            "last_error": j.4,
-            "updated_at": j.5,
-        })
+    let job = job.map(|j| ArtifactJob {
+        state: j.0,
+        trigger_seq: j.1,
+        attempts: j.2,
+        next_attempt_at: j.3,
+        last_error: j.4,
+        updated_at: j.5,
     });
-    Ok(json!({
-        "session_id": id,
-        "state": job.as_ref().map(|j| j["state"].clone()).unwrap_or(json!("not_started")),
-        "job": job,
-        "stages": stages.iter().map(|s| json!({
-            "stage": s.0, "version": s.1, "state": s.2, "attempts": s.3,
-            "last_error": s.4, "detail": s.5, "started_at": s.6, "finished_at": s.7,
-        })).collect::<Vec<_>>(),
-        "artifacts": artifacts.iter().map(|a| json!({
-            "kind": a.0, "version": a.1, "created_at": a.2,
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(ArtifactStatus {
+        session_id: id.as_uuid(),
+        state: job
+            .as_ref()
+            .map_or_else(|| "not_started".to_owned(), |j| j.state.clone()),
+        job,
+        stages: stages
+            .into_iter()
+            .map(|s| ArtifactStage {
+                stage: s.0,
+                version: s.1,
+                state: s.2,
+                attempts: s.3,
+                last_error: s.4,
+                detail: s.5,
+                started_at: s.6,
+                finished_at: s.7,
+            })
+            .collect(),
+        artifacts: artifacts
+            .into_iter()
+            .map(|a| ArtifactVersion {
+                kind: a.0,
+                version: a.1,
+                created_at: a.2,
+            })
+            .collect(),
+    })
 }
 
 /// `POST /sessions/{id}/artifacts/rerun` (staff): every stage runs again,
 /// even where its inputs did not change (a new model, a fixed bug).
+#[utoipa::path(post, path = "/sessions/{id}/artifacts/rerun", operation_id = "rerun_artifacts", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Queued; the pipeline's state", body = ArtifactStatus),
+        (status = 400, description = "Invalid session id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not a teacher or admin", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The class is still live", body = ApiErrorBody),
+    ))]
 pub async fn rerun(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ArtifactStatus>> {
     auth.require_staff()?;
     let id: SessionId = ids.get(0)?;
     let row = load_session(&app, &auth, id).await?;
@@ -166,14 +252,30 @@ pub async fn rerun(
     Ok(Json(status_of(&app, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TranscriptQuery {
+    /// json (the default) or vtt (WebVTT captions)
     #[serde(default)]
     format: Option<String>,
 }
 
 /// `GET /sessions/{id}/transcript` (`?format=vtt` for WebVTT).
+#[utoipa::path(get, path = "/sessions/{id}/transcript", operation_id = "session_transcript", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session"), TranscriptQuery),
+    responses(
+        (status = 200, description = "The transcript: JSON, or WebVTT with `format=vtt`", content(
+            (derive::Transcript = "application/json"),
+            (String = "text/vtt"),
+        )),
+        (status = 400, description = "Invalid session id, unknown query parameter or format", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The pipeline has not made the transcript yet", body = ApiErrorBody),
+    ))]
 pub async fn transcript(
     State(app): State<AppState>,
     auth: Auth,
@@ -190,12 +292,8 @@ pub fn transcript_response(body: Value, format: Option<&str>) -> ApiResult<Respo
     let t: derive::Transcript =
         serde_json::from_value(body).map_err(|e| anyhow::anyhow!("stored transcript: {e}"))?;
     match format {
-        None | Some("json") => Ok(Json(json!({
-            "model": t.model,
-            "duration_ms": t.duration_ms,
-            "segments": t.segments,
-        }))
-        .into_response()),
+        // the same keys as the stored transcript: model, duration_ms, segments
+        None | Some("json") => Ok(Json(t).into_response()),
         Some("vtt") => Ok((
             [(
                 header::CONTENT_TYPE,
@@ -211,6 +309,38 @@ pub fn transcript_response(body: Value, format: Option<&str>) -> ApiResult<Respo
     }
 }
 
+/// The chapters artifact, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChaptersBody {
+    pub chapters: Vec<derive::Chapter>,
+}
+
+/// The highlights artifact, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HighlightsBody {
+    pub highlights: Vec<derive::Highlight>,
+}
+
+/// A stretch of the recording with no media.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineGap {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub reason: String,
+}
+
+/// The timeline artifact, as stored: every class event on the media clock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub duration_ms: u64,
+    /// Always `recording media time, ms`.
+    pub clock: String,
+    pub markers: Vec<derive::Marker>,
+    /// How many words the transcript has.
+    pub words: u64,
+    pub gaps: Vec<TimelineGap>,
+}
+
 /// One derived artifact of a session, as stored.
 async fn derived(app: &AppState, auth: &Auth, ids: &PathIds, kind: &str) -> ApiResult<Json<Value>> {
     let id: SessionId = ids.get(0)?;
@@ -219,6 +349,17 @@ async fn derived(app: &AppState, auth: &Auth, ids: &PathIds, kind: &str) -> ApiR
 }
 
 /// `GET /sessions/{id}/chapters`
+#[utoipa::path(get, path = "/sessions/{id}/chapters", operation_id = "session_chapters", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "The class's chapters", body = ChaptersBody),
+        (status = 400, description = "Invalid session id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The pipeline has not made them yet", body = ApiErrorBody),
+    ))]
 pub async fn chapters(
     State(app): State<AppState>,
     auth: Auth,
@@ -228,6 +369,17 @@ pub async fn chapters(
 }
 
 /// `GET /sessions/{id}/highlights`
+#[utoipa::path(get, path = "/sessions/{id}/highlights", operation_id = "session_highlights", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Questions, polls, calls to action and lively moments", body = HighlightsBody),
+        (status = 400, description = "Invalid session id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The pipeline has not made them yet", body = ApiErrorBody),
+    ))]
 pub async fn highlights(
     State(app): State<AppState>,
     auth: Auth,
@@ -237,6 +389,17 @@ pub async fn highlights(
 }
 
 /// `GET /sessions/{id}/summary`
+#[utoipa::path(get, path = "/sessions/{id}/summary", operation_id = "session_summary", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Key terms, outline and counts", body = derive::Summary),
+        (status = 400, description = "Invalid session id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The pipeline has not made it yet", body = ApiErrorBody),
+    ))]
 pub async fn summary(
     State(app): State<AppState>,
     auth: Auth,
@@ -246,6 +409,17 @@ pub async fn summary(
 }
 
 /// `GET /sessions/{id}/timeline`: every class event on the media clock.
+#[utoipa::path(get, path = "/sessions/{id}/timeline", operation_id = "session_timeline", tag = "artifacts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The session")),
+    responses(
+        (status = 200, description = "Every class event on the media clock", body = Timeline),
+        (status = 400, description = "Invalid session id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
+        (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The pipeline has not made it yet", body = ApiErrorBody),
+    ))]
 pub async fn timeline(
     State(app): State<AppState>,
     auth: Auth,

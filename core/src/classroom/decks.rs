@@ -13,12 +13,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use protocol::{CourseId, DeckId, TenantId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{PathIds, QueryParams};
 use crate::identity::Auth;
 
@@ -29,10 +30,15 @@ pub const MAX_PAGES: usize = 400;
 /// Page images are rendered at this resolution (a 16:9 slide → ~1280 px wide).
 const RENDER_DPI: &str = "96";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// The course the deck belongs to; absent: every course of the tenant.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = Uuid)]
     course_id: Option<CourseId>,
+    /// The deck's title (at most 200 characters are kept); absent or blank:
+    /// the first line of the first page.
     #[serde(default)]
     title: Option<String>,
 }
@@ -67,9 +73,14 @@ async fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output, ApiError>
             "invalid_pdf",
             "rendering the PDF took too long",
         )),
-        Ok(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!(
-            "{cmd} could not run: {e}"
-        ))),
+        Ok(Err(e)) => {
+            // poppler is missing or broken on this host: nothing was kept
+            tracing::error!(error = %e, "{cmd} could not run");
+            Err(ApiError::unavailable(
+                "pdf_tools_unavailable",
+                "this server cannot read PDFs right now",
+            ))
+        }
         Ok(Ok(out)) => Ok(out),
     }
 }
@@ -87,7 +98,8 @@ async fn render(pdf: &Path, dir: &Path) -> ApiResult<Vec<String>> {
     // pdftotext ends every page with a form feed
     let mut pages: Vec<String> = String::from_utf8_lossy(&text.stdout)
         .split('\u{c}')
-        .map(|p| p.trim().to_owned())
+        // PostgreSQL text cannot hold NUL
+        .map(|p| p.trim().replace('\0', ""))
         .collect();
     if pages.last().is_some_and(|p| p.is_empty()) {
         pages.pop();
@@ -140,14 +152,79 @@ async fn render(pdf: &Path, dir: &Path) -> ApiResult<Vec<String>> {
     Ok(pages)
 }
 
+/// A PDF file (the body of an upload), for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct PdfFile(Vec<u8>);
+
+/// A PNG image (a rendered page), for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct PngImage(Vec<u8>);
+
+/// A page of a deck.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeckPage {
+    /// 0-based.
+    pub index: usize,
+    /// The page's text (from `pdftotext`).
+    pub text: String,
+    /// The page as a PNG, under a signed URL valid a week.
+    pub image_url: String,
+}
+
+/// A deck with its pages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deck {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DeckId,
+    pub title: String,
+    /// Null: a deck of every course of the tenant.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub course_id: Option<CourseId>,
+    pub page_count: usize,
+    pub pages: Vec<DeckPage>,
+}
+
+/// Uploads a PDF deck (staff): every page is rendered and its text kept.
+#[utoipa::path(post, path = "/decks", operation_id = "upload_deck", tag = "decks",
+    security(("bearer" = [])),
+    params(UploadQuery),
+    request_body(content = PdfFile, content_type = "application/pdf",
+        description = "The PDF, at most 50 MiB and 400 pages"),
+    responses(
+        (status = 201, description = "The deck, its pages rendered", body = Deck),
+        (status = 400, description = "Not application/pdf, not a readable PDF, too many pages, bad title or query", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not a teacher or admin", body = ApiErrorBody),
+        (status = 404, description = "No such course in the tenant", body = ApiErrorBody),
+        (status = 413, description = "The PDF is larger than 50 MiB", body = ApiErrorBody),
+        (status = 503, description = "The PDF tools are not available on this server", body = ApiErrorBody),
+    ))]
 pub async fn upload(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<UploadQuery>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     auth.require_staff()?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request("unreadable_body", e.body_text())
+        }
+    })?;
+    if q.title.as_deref().is_some_and(|t| t.contains('\0')) {
+        // PostgreSQL text cannot hold NUL
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "the title must not contain NUL characters",
+        ));
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -229,7 +306,7 @@ pub async fn upload(
     .await?;
     tx.commit().await?;
     announce(&app, auth.tenant_id, deck, texts.len() as u32).await;
-    let body = deck_json(&app, deck, &title, q.course_id, &texts)?;
+    let body = deck_json(&app, deck, &title, q.course_id, &texts);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -308,26 +385,46 @@ fn deck_json(
     title: &str,
     course: Option<CourseId>,
     texts: &[String],
-) -> ApiResult<Value> {
+) -> Deck {
     let exp = Utc::now().timestamp() + 7 * 24 * 3600;
-    let pages: Vec<Value> = texts
+    let pages: Vec<DeckPage> = texts
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            let sig = app.keys().sign_asset(&format!("deck/{deck}/{i}"), exp).unwrap_or_default();
-            json!({
-                "index": i,
-                "text": text,
-                "image_url": format!("{}/decks/{deck}/pages/{i}.png?sig={sig}", app.config().public_url.trim_end_matches('/')),
-            })
+            let sig = app
+                .keys()
+                .sign_asset(&format!("deck/{deck}/{i}"), exp)
+                .unwrap_or_default();
+            DeckPage {
+                index: i,
+                text: text.clone(),
+                image_url: format!(
+                    "{}/decks/{deck}/pages/{i}.png?sig={sig}",
+                    app.config().public_url.trim_end_matches('/')
+                ),
+            }
         })
         .collect();
-    Ok(
-        json!({ "id": deck, "title": title, "course_id": course, "page_count": texts.len(), "pages": pages }),
-    )
+    Deck {
+        id: deck,
+        title: title.to_owned(),
+        course_id: course,
+        page_count: texts.len(),
+        pages,
+    }
 }
 
-pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Value>> {
+/// A deck of the caller's tenant, with signed URLs of its page images.
+#[utoipa::path(get, path = "/decks/{id}", operation_id = "get_deck", tag = "decks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The deck")),
+    responses(
+        (status = 200, description = "The deck and its pages", body = Deck),
+        (status = 400, description = "Invalid deck id", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 404, description = "No such deck in the tenant", body = ApiErrorBody),
+    ))]
+pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Deck>> {
     let deck: DeckId = ids.get(0)?;
     let row: Option<(String, Option<Uuid>)> =
         sqlx::query_as("SELECT title, course_id FROM decks WHERE id = $1 AND tenant_id = $2")
@@ -348,15 +445,29 @@ pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
         &title,
         course.map(Into::into),
         &texts,
-    )?))
+    )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The signature from the page's `image_url`.
     sig: String,
 }
 
 /// A page image, by signed URL.
+#[utoipa::path(get, path = "/decks/{id}/pages/{page}", operation_id = "deck_page_image", tag = "decks",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The deck"),
+        ("page" = String, Path, description = "The 0-based page and `.png`, e.g. `0.png`"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "The page as a PNG", body = PngImage, content_type = "image/png"),
+        (status = 400, description = "Invalid deck id or page, or missing sig", body = ApiErrorBody),
+        (status = 401, description = "The URL is not signed for this page or has expired", body = ApiErrorBody),
+        (status = 404, description = "No such deck or page", body = ApiErrorBody),
+    ))]
 pub async fn page_image(
     State(app): State<AppState>,
     ids: PathIds,
