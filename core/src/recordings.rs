@@ -202,7 +202,7 @@ pub struct SigQuery {
 
 /// `GET /objects/{*key}`: a stored object by signed URL. The key may hold
 /// slashes: the route is a wildcard, so it is registered with `.route` and
-/// this description is not part of the document.
+/// this description joins the document through `openapi::Wildcards`.
 #[utoipa::path(get, path = "/objects/{key}", tag = "recordings", operation_id = "get_object",
     params(
         ("key" = String, Path, description = "The object's key (may contain `/`)"),
@@ -211,9 +211,9 @@ pub struct SigQuery {
     ),
     responses(
         (status = 200, description = "The object; its type by the key's extension", content(
-            ("video/mp4"), ("application/json"), ("audio/ogg"), ("application/octet-stream"))),
+            ("video/mp4"), (Object = "application/json"), ("audio/ogg"), ("application/octet-stream"))),
         (status = 206, description = "The requested byte range", content(
-            ("video/mp4"), ("application/json"), ("audio/ogg"), ("application/octet-stream"))),
+            ("video/mp4"), (Object = "application/json"), ("audio/ogg"), ("application/octet-stream"))),
         (status = 400, description = "Not an object key, or no signature", body = ApiErrorBody),
         (status = 401, description = "The URL is not signed for this object or has expired", body = ApiErrorBody),
         (status = 404, description = "No such object", body = ApiErrorBody),

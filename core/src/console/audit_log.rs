@@ -69,7 +69,7 @@ fn short(what: &str, v: &Option<String>) -> ApiResult<()> {
 }
 
 /// The tenant's audit log, newest first (admins).
-#[utoipa::path(get, path = "/audit", tag = "console", params(AuditQuery),
+#[utoipa::path(get, path = "/audit", operation_id = "list_audit", tag = "console", params(AuditQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of audit entries", body = AuditPage),

@@ -72,7 +72,7 @@ fn is_admin(auth: &Auth) -> bool {
 }
 
 /// My live and upcoming classes.
-#[utoipa::path(get, path = "/me/classes", tag = "discovery",
+#[utoipa::path(get, path = "/me/classes", operation_id = "my_classes", tag = "console",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Live classes and scheduled ones", body = MyClasses),
@@ -163,7 +163,7 @@ pub struct SessionPage {
 }
 
 /// Sessions of the caller's courses (an admin: the tenant's), newest first.
-#[utoipa::path(get, path = "/sessions", tag = "discovery", params(SessionQuery),
+#[utoipa::path(get, path = "/sessions", operation_id = "list_sessions", tag = "console", params(SessionQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of sessions", body = SessionPage),
@@ -263,7 +263,7 @@ pub struct ReplayPage {
 }
 
 /// The replay library: every replay the caller may open, newest class first.
-#[utoipa::path(get, path = "/replays", tag = "discovery", params(ReplayQuery),
+#[utoipa::path(get, path = "/replays", operation_id = "list_replays", tag = "console", params(ReplayQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of replays", body = ReplayPage),

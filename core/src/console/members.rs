@@ -50,7 +50,7 @@ const SELECT_MEMBER: &str =
      FROM course_members m JOIN users u ON u.id = m.user_id AND u.tenant_id = m.tenant_id";
 
 /// The course's roster: teachers first, then assistants, then students.
-#[utoipa::path(get, path = "/courses/{id}/members", tag = "console",
+#[utoipa::path(get, path = "/courses/{id}/members", operation_id = "list_members", tag = "console",
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The course")),
     responses(
@@ -92,7 +92,7 @@ pub struct NewMember {
 
 /// Enrolls a user in the course, or changes their role in it (the course's
 /// teachers, admins). 201 for a new member, 200 for a change.
-#[utoipa::path(post, path = "/courses/{id}/members", tag = "console", request_body = NewMember,
+#[utoipa::path(post, path = "/courses/{id}/members", operation_id = "add_member", tag = "console", request_body = NewMember,
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The course")),
     responses(
@@ -225,7 +225,7 @@ async fn last_teacher_guard(
 /// Enrolls many users at once from CSV (the course's teachers, admins): a
 /// header `email,role`, then one member a line. Existing members take the
 /// role given; unknown emails and bad lines are reported by line.
-#[utoipa::path(post, path = "/courses/{id}/members/import", tag = "console",
+#[utoipa::path(post, path = "/courses/{id}/members/import", operation_id = "import_members", tag = "console",
     request_body(content = String, content_type = "text/csv",
         description = "A header `email,role`, then one member a line"),
     security(("bearer" = [])),
@@ -377,7 +377,7 @@ fn read_roster(bytes: &[u8]) -> ApiResult<(Vec<(usize, String, Role)>, Vec<LineE
 }
 
 /// Takes a user off the course's roster (the course's teachers, admins).
-#[utoipa::path(delete, path = "/courses/{id}/members/{user_id}", tag = "console",
+#[utoipa::path(delete, path = "/courses/{id}/members/{user_id}", operation_id = "remove_member", tag = "console",
     security(("bearer" = [])),
     params(
         ("id" = String, Path, format = Uuid, description = "The course"),

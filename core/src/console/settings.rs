@@ -59,7 +59,7 @@ fn view(name: String, stored: &Value) -> TenantSettings {
 }
 
 /// The tenant's settings (admins).
-#[utoipa::path(get, path = "/tenant/settings", tag = "console",
+#[utoipa::path(get, path = "/tenant/settings", operation_id = "get_tenant_settings", tag = "console",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The settings", body = TenantSettings),
@@ -73,7 +73,7 @@ pub async fn get(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Tena
 }
 
 /// Changes some of the tenant's settings (admins); the rest stay.
-#[utoipa::path(patch, path = "/tenant/settings", tag = "console", request_body = SettingsPatch,
+#[utoipa::path(patch, path = "/tenant/settings", operation_id = "update_tenant_settings", tag = "console", request_body = SettingsPatch,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The settings after the change", body = TenantSettings),

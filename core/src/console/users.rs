@@ -82,7 +82,7 @@ fn tenant_role(s: &str) -> ApiResult<Role> {
 }
 
 /// The tenant's users, by email (admins and teachers).
-#[utoipa::path(get, path = "/users", tag = "console", params(UserQuery),
+#[utoipa::path(get, path = "/users", operation_id = "list_users", tag = "console", params(UserQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of users", body = UserList),
@@ -259,7 +259,7 @@ async fn insert(
 }
 
 /// Adds a user to the tenant (admins).
-#[utoipa::path(post, path = "/users", tag = "console", request_body = NewUser,
+#[utoipa::path(post, path = "/users", operation_id = "create_user", tag = "console", request_body = NewUser,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
     responses(
@@ -317,7 +317,7 @@ pub struct UserPatch {
 }
 
 /// Changes a user's name, role, password or disabled flag (admins).
-#[utoipa::path(patch, path = "/users/{id}", tag = "console", request_body = UserPatch,
+#[utoipa::path(patch, path = "/users/{id}", operation_id = "update_user", tag = "console", request_body = UserPatch,
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The user")),
     responses(
@@ -578,6 +578,12 @@ pub(crate) fn csv_body(
     if body.len() > MAX_IMPORT_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
+    if body.contains(&0) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the file holds a NUL character",
+        ));
+    }
     Ok(body)
 }
 
@@ -621,7 +627,7 @@ fn read_csv(bytes: &[u8]) -> ApiResult<(Vec<Row>, Vec<LineError>)> {
 /// Imports users from CSV (admins). Good lines are created, existing
 /// emails skipped, bad lines reported; imported accounts have no password
 /// until an admin sets one.
-#[utoipa::path(post, path = "/users/import", tag = "console",
+#[utoipa::path(post, path = "/users/import", operation_id = "import_users", tag = "console",
     request_body(content = String, content_type = "text/csv",
         description = "A header `email,display_name,role`, then one user a line"),
     security(("bearer" = [])),

@@ -145,6 +145,22 @@ impl Ingest {
                 .await?;
             outcome.push(disposition);
         }
+        // Lock the sessions' rows before writing their events, in id order:
+        // `absorb` (a forwarded command's reply) takes the row first too, so
+        // the two never wait on each other in opposite orders.
+        let mut sessions: Vec<Uuid> = writes
+            .iter()
+            .map(|e| e.session_id)
+            .chain(touched.keys().copied())
+            .collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        if !sessions.is_empty() {
+            sqlx::query("SELECT id FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&sessions)
+                .execute(&mut *tx)
+                .await?;
+        }
         write_all(&mut tx, &writes).await?;
         for (session, seq) in &touched {
             sqlx::query("UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2")

@@ -49,10 +49,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "send the body as application/json",
             ));
         }
-        let value = serde_json::from_slice(text).map_err(|e| {
+        let tree: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}"))
+        })?;
+        // PostgreSQL text cannot hold NUL: refuse it here, for every route,
+        // instead of failing at the database.
+        if holds_nul(&tree) {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "a string in the body holds a NUL character",
+            ));
+        }
+        let value = T::deserialize(&tree).map_err(|e| {
             ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}"))
         })?;
         Ok(JsonBody { value, raw })
+    }
+}
+
+/// Whether any string (or key) in `v` holds a NUL character.
+pub fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(holds_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 
@@ -90,6 +111,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "a query parameter holds a NUL character",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| QueryParams(q.0))

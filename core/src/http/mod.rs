@@ -7,11 +7,13 @@ pub mod web;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{MethodFilter, get, on, post};
+use axum::routing::{MethodFilter, get, on};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::classroom::{commands, decks};
@@ -25,95 +27,80 @@ use error::ApiError;
 /// JSON bodies above this are refused with 413.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
-pub fn router(app: AppState) -> Router {
-    let api = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/", get(web::index))
-        .route("/app/{file}", get(web::file))
-        .route("/qr.svg", get(web::qr))
-        .route("/.well-known/jwks.json", get(auth::jwks))
-        .route("/openapi.json", get(crate::openapi::document))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
-        .route("/me", get(auth::me))
-        .route(
-            "/courses",
-            post(courses::create_course).get(courses::list_courses),
-        )
-        .route("/courses/{id}", get(courses::get_course))
-        .route(
-            "/courses/{id}/members",
-            get(console::members::list).post(console::members::add),
-        )
-        .route(
-            "/courses/{id}/members/import",
-            post(console::members::import)
+/// Every documented route of core: the handlers carry their OpenAPI
+/// annotations and are registered through `routes!`, so a route and its
+/// description cannot drift apart. `/openapi.json` is made from this.
+/// Class command routes are added by [`router`] from the shared table (their
+/// description comes from `protocol::api::openapi`).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(web::index))
+        .routes(routes!(web::file))
+        .routes(routes!(web::qr))
+        .routes(routes!(auth::jwks))
+        .routes(routes!(crate::openapi::document))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(courses::create_course, courses::list_courses))
+        .routes(routes!(courses::get_course))
+        .routes(routes!(console::members::list, console::members::add))
+        .routes(
+            routes!(console::members::import)
                 .layer(DefaultBodyLimit::max(console::users::MAX_IMPORT_BYTES)),
         )
-        .route(
-            "/courses/{id}/members/{user_id}",
-            axum::routing::delete(console::members::remove),
-        )
-        .route(
-            "/users",
-            get(console::users::list).post(console::users::create),
-        )
-        .route("/users/{id}", axum::routing::patch(console::users::update))
-        .route(
-            "/users/import",
-            post(console::users::import)
+        .routes(routes!(console::members::remove))
+        .routes(routes!(console::users::list, console::users::create))
+        .routes(routes!(console::users::update))
+        .routes(
+            routes!(console::users::import)
                 .layer(DefaultBodyLimit::max(console::users::MAX_IMPORT_BYTES)),
         )
-        .route("/me/classes", get(console::discovery::my_classes))
-        .route("/sessions", get(console::discovery::sessions))
-        .route("/replays", get(console::discovery::replays))
-        .route(
-            "/tenant/settings",
-            get(console::settings::get).patch(console::settings::update),
-        )
-        .route("/audit", get(console::audit_log::list))
-        .route("/lessons", post(courses::create_lesson))
-        .route("/lesson-runs", post(courses::create_lesson_run))
-        .route("/edges", get(edges::list))
-        .route("/sessions/start", post(sessions::start))
-        .route("/sessions/{id}/end", post(sessions::end))
-        .route("/sessions/{id}/state", get(sessions::state))
-        .route("/sessions/{id}/events", get(events::routes::list))
-        .route("/sessions/{id}/join", post(sessions::join))
-        .route("/sessions/{id}/leave", post(sessions::leave))
-        .route("/sessions/{id}/permissions", post(sessions::permissions))
-        .route("/sessions/{id}/recording", get(crate::recordings::get))
-        .route("/sessions/{id}/public-link", post(crate::public::link))
-        .route("/sessions/{id}/audience", get(crate::public::audience))
-        .route("/public/sessions/{id}/watch", post(crate::public::watch))
-        .route("/sessions/{id}/recording.mp4", get(crate::recordings::mp4))
+        .routes(routes!(console::discovery::my_classes))
+        .routes(routes!(console::discovery::sessions))
+        .routes(routes!(console::discovery::replays))
+        .routes(routes!(console::settings::get, console::settings::update))
+        .routes(routes!(console::audit_log::list))
+        .routes(routes!(courses::create_lesson))
+        .routes(routes!(courses::create_lesson_run))
+        .routes(routes!(edges::list))
+        .routes(routes!(sessions::start))
+        .routes(routes!(sessions::end))
+        .routes(routes!(sessions::state))
+        .routes(routes!(events::routes::list))
+        .routes(routes!(sessions::join))
+        .routes(routes!(sessions::leave))
+        .routes(routes!(sessions::permissions))
+        .routes(routes!(crate::recordings::get))
+        .routes(routes!(crate::public::link))
+        .routes(routes!(crate::public::audience))
+        .routes(routes!(crate::public::watch))
+        .routes(routes!(crate::recordings::mp4))
         .route("/objects/{*key}", get(crate::recordings::object))
-        .route("/sessions/{id}/artifacts", get(artifacts::status))
-        .route("/sessions/{id}/artifacts/rerun", post(artifacts::rerun))
-        .route("/sessions/{id}/transcript", get(artifacts::transcript))
-        .route("/sessions/{id}/chapters", get(artifacts::chapters))
-        .route("/sessions/{id}/highlights", get(artifacts::highlights))
-        .route("/sessions/{id}/summary", get(artifacts::summary))
-        .route("/sessions/{id}/timeline", get(artifacts::timeline))
-        .route("/sessions/{id}/publish", post(replays::publish))
-        .route("/replays/search", get(replays::search_all))
-        .route("/replays/{id}", get(replays::get))
-        .route("/replays/{id}/search", get(replays::search))
-        .route("/replays/{id}/transcript.vtt", get(replays::vtt))
-        .route("/public/replays/{id}", get(replays::public_get))
-        .route("/public/replays/{id}/search", get(replays::public_search))
-        .route(
-            "/decks",
-            post(decks::upload).layer(DefaultBodyLimit::max(decks::MAX_PDF_BYTES)),
-        )
-        .route("/decks/{id}", get(decks::get))
-        .route("/decks/{id}/pages/{page}", get(decks::page_image))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .routes(routes!(artifacts::status))
+        .routes(routes!(artifacts::rerun))
+        .routes(routes!(artifacts::transcript))
+        .routes(routes!(artifacts::chapters))
+        .routes(routes!(artifacts::highlights))
+        .routes(routes!(artifacts::summary))
+        .routes(routes!(artifacts::timeline))
+        .routes(routes!(replays::publish))
+        .routes(routes!(replays::search_all))
+        .routes(routes!(replays::get))
+        .routes(routes!(replays::search))
+        .routes(routes!(replays::vtt))
+        .routes(routes!(replays::public_get))
+        .routes(routes!(replays::public_search))
+        .routes(routes!(decks::upload).layer(DefaultBodyLimit::max(decks::MAX_PDF_BYTES)))
+        .routes(routes!(decks::get))
+        .routes(routes!(decks::page_image))
+}
 
+pub fn router(app: AppState) -> Router {
+    let (mut api, _) = api().split_for_parts();
     // every class command: one handler, routes from the shared table
-    let mut api = api;
     for r in protocol::api::CLASS_ROUTES {
         let method = match r.method {
             "DELETE" => MethodFilter::DELETE,
@@ -122,7 +109,9 @@ pub fn router(app: AppState) -> Router {
         api = api.route(r.path, on(method, commands::class_command));
     }
     let cors = cors_layer(&app.config().cors_origins);
-    api.layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(app)
@@ -152,6 +141,22 @@ fn cors_layer(origins: &str) -> CorsLayer {
     }
 }
 
+/// Whether core and what it needs (PostgreSQL, NATS) are up.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when a dependency is down.
+    pub status: String,
+    /// Always `core`.
+    pub service: String,
+    pub db: bool,
+    pub nats: bool,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses(
+        (status = 200, description = "Core, its database and NATS are up", body = Health),
+        (status = 503, description = "A dependency is down", body = Health),
+    ))]
 async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     let db = sqlx::query("SELECT 1").execute(app.db()).await.is_ok();
     let nats = app.nats().connection_state() == async_nats::connection::State::Connected;
@@ -160,12 +165,13 @@ async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(
-            json!({ "status": if db && nats { "ok" } else { "degraded" }, "service": "core", "db": db, "nats": nats }),
-        ),
-    )
+    let health = Health {
+        status: if db && nats { "ok" } else { "degraded" }.to_owned(),
+        service: "core".to_owned(),
+        db,
+        nats,
+    };
+    (status, Json(health))
 }
 
 async fn not_found() -> ApiError {
