@@ -117,7 +117,19 @@ impl<'de> Deserialize<'de> for Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scene {
     /// The presenter's camera, full frame.
@@ -141,7 +153,19 @@ impl Scene {
     ];
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// The active speaker fills the frame.
@@ -162,14 +186,38 @@ impl Layout {
     ];
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     Audio,
     Video,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackSource {
     Camera,
@@ -199,7 +247,19 @@ pub enum LeaveReason {
 
 /// Per-session switches that cut one capability at once, whatever else is
 /// happening (spec: content safety, kill switches).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KillSwitch {
     Chat,
@@ -225,7 +285,7 @@ pub struct SessionSettings {
     pub blocked_words: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PollResult {
     pub option: u32,
     pub label: String,
@@ -234,6 +294,28 @@ pub struct PollResult {
 
 /// A whiteboard point in normalised board units, 0..=10000 on each axis.
 pub type BoardPoint = [u16; 2];
+
+/// The OpenAPI schema of a list of [`BoardPoint`]s: `[[x, y], ...]`.
+pub fn board_points_schema() -> utoipa::openapi::schema::Array {
+    use crate::command::{BOARD_MAX, MAX_STROKE_POINTS};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let coord = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(BOARD_MAX));
+    let point = ArrayBuilder::new()
+        .items(coord)
+        .min_items(Some(2))
+        .max_items(Some(2))
+        .description(Some(format!(
+            "`[x, y]` in board units, 0..={BOARD_MAX} on each axis"
+        )));
+    ArrayBuilder::new()
+        .items(point)
+        .min_items(Some(1))
+        .max_items(Some(MAX_STROKE_POINTS))
+        .build()
+}
 
 /// Every event type of a class. Adding a variant is a schema change: every
 /// exhaustive match in the workspace tells you where it matters.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(Uuid);
@@ -56,7 +56,30 @@ macro_rules! uuid_id {
                 Uuid::parse_str(s).map(Self)
             }
         }
+
+        /// In OpenAPI documents: a UUID string.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                uuid_schema(concat!("" $(, $doc)*))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
     };
+}
+
+fn uuid_schema(doc: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let doc = doc.trim();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .description((!doc.is_empty()).then(|| doc.to_owned()))
+        .into()
 }
 
 uuid_id!(
@@ -144,6 +167,19 @@ impl fmt::Display for EdgeId {
     }
 }
 
+impl utoipa::PartialSchema for EdgeId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-z0-9-]{1,32}$"))
+            .description(Some("An edge node's name, e.g. `edge-a`"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EdgeId {}
+
 impl fmt::Debug for EdgeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EdgeId({})", self.0)
@@ -153,7 +189,18 @@ impl fmt::Debug for EdgeId {
 /// Position of an event in its session's log: 1 for `session.started`, then
 /// gap-free. Assigned by the session's one writer.
 #[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default, Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    Debug,
+    utoipa::ToSchema,
 )]
 #[serde(transparent)]
 pub struct Seq(pub u64);

@@ -17,7 +17,7 @@ use crate::event::*;
 use crate::ids::*;
 use crate::roles::{Permission, Role};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     Live,
@@ -43,7 +43,7 @@ pub struct Participant {
     pub joined_seq: Seq,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlideRef {
     pub deck_id: DeckId,
     pub index: u32,
@@ -59,7 +59,7 @@ pub struct ChatEntry {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuestionStatus {
     Open,
@@ -117,16 +117,17 @@ impl Poll {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stroke {
     pub stroke_id: StrokeId,
     pub participant_id: ParticipantId,
     pub color: String,
     pub width: u16,
+    #[schema(schema_with = crate::event::board_points_schema)]
     pub points: Vec<BoardPoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Track {
     pub track_id: TrackId,
     pub participant_id: ParticipantId,
@@ -136,14 +137,14 @@ pub struct Track {
     pub simulcast: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cta {
     pub cta_id: CtaId,
     pub url: String,
     pub label: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KillSwitches {
     pub chat: bool,
     pub recording: bool,
@@ -162,7 +163,7 @@ impl KillSwitches {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingStatus {
     #[default]
@@ -171,7 +172,7 @@ pub enum RecordingStatus {
     Finalized,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingState {
     pub status: RecordingStatus,
     /// When the recording's media time 0 was (the first arm).
@@ -190,7 +191,7 @@ pub struct RecordingState {
     pub alerts: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     pub note_id: NoteId,
     pub text: String,

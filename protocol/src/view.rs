@@ -52,7 +52,7 @@ impl Viewer {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParticipantView {
     pub participant_id: ParticipantId,
     pub user_id: Option<UserId>,
@@ -66,7 +66,7 @@ pub struct ParticipantView {
     pub recording_consent: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PollView {
     pub poll_id: PollId,
     pub question: String,
@@ -79,7 +79,7 @@ pub struct PollView {
     pub my_vote: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuestionView {
     pub question_id: QuestionId,
     pub participant_id: Option<ParticipantId>,
@@ -90,7 +90,7 @@ pub struct QuestionView {
     pub answer: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatView {
     pub message_id: MessageId,
     pub participant_id: Option<ParticipantId>,
@@ -99,7 +99,7 @@ pub struct ChatView {
     pub seq: Seq,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: SessionId,
     pub tenant_id: TenantId,

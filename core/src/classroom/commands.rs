@@ -1,12 +1,14 @@
 //! One handler for every class command route. The route table and the
 //! body → command mapping live in `protocol::api`, shared with the edge's
-//! campus API, so the two cannot drift apart.
+//! campus API, so the two cannot drift apart. So are the answer
+//! (`protocol::api::answer`) and the OpenAPI description of every route
+//! (`protocol::api::openapi::class_routes`).
 
 use axum::Json;
 use axum::extract::{MatchedPath, State};
-use protocol::api::{InputError, build};
-use protocol::{Command, EventBody, SessionId};
-use serde_json::{Value, json};
+use protocol::api::{InputError, answer, build};
+use protocol::{Command, SessionId};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -49,16 +51,5 @@ pub async fn class_command(
             .ok_or(ApiError::not_found("deck"))?;
     }
     let done = forward(&app, &row, actor_of(&auth), command).await?;
-    let mut answer = json!({ "seq": done.events.last().map(|e| e.seq).unwrap_or(done.seq) });
-    if let Some((name, id)) = built.created {
-        answer[name] = json!(id);
-        answer["id"] = json!(id);
-    }
-    for ev in &done.events {
-        if let EventBody::PollClosed { poll_id, results } = &ev.body {
-            answer["poll_id"] = json!(poll_id);
-            answer["results"] = json!(results);
-        }
-    }
-    Ok(Json(answer))
+    Ok(Json(answer(built.created, &done.events, done.seq)))
 }

@@ -163,19 +163,5 @@ impl From<sqlx::Error> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The api.md error body, for the OpenAPI document.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ApiErrorBody {
-    pub error: ApiErrorDetail,
-}
-
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ApiErrorDetail {
-    /// A snake_case code, stable for clients.
-    pub code: String,
-    /// Human text.
-    pub message: String,
-    /// For a 403 from a session: the permission the caller lacks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_permission: Option<String>,
-}
+/// The api.md error body, for the OpenAPI document (shared with the edge).
+pub use protocol::api::{ApiErrorBody, ApiErrorDetail};

@@ -2,16 +2,20 @@
 //! same routes and bodies as core's API, so a class goes on when core is
 //! unreachable.
 
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, Path, Request, State};
 use axum::http::{StatusCode, header};
-use protocol::api::{InputError, PermissionsBody, build};
+use protocol::api::{ApiErrorBody, InputError, PermissionsBody, answer, build};
 use protocol::control::EdgeReply;
-use protocol::view::Viewer;
+use protocol::view::{SessionView, Viewer};
 use protocol::*;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::EdgeState;
@@ -97,16 +101,20 @@ pub async fn run(
     }
 }
 
-fn answer(events: &[Envelope], seq: Seq, extra: Value) -> Json<Value> {
-    let mut v = json!({ "seq": events.last().map(|e| e.seq).unwrap_or(seq) });
-    if let (Some(o), Value::Object(extra)) = (v.as_object_mut(), extra) {
-        o.extend(extra);
-    }
-    Json(v)
-}
-
 type Res = Result<Json<Value>, EdgeError>;
 
+#[utoipa::path(get, path = "/sessions/{id}/state", tag = "sessions", operation_id = "edge_session_state",
+    summary = "The session's state as the caller may see it (a live class hosted here)",
+    params(("id" = Uuid, Path, description = "The session")),
+    security(("join_token" = [])),
+    responses(
+        (status = 200, description = "The state now", body = SessionView),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "The join token is for another session (`wrong_session`)", body = ApiErrorBody),
+        (status = 404, description = "The session is not live on this edge (`session_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
+    ))]
 pub async fn state(State(st): State<EdgeState>, who: Joined, Path(sid): Path<String>) -> Res {
     let sid = session_id(&sid)?;
     who.require_session(sid)?;
@@ -129,7 +137,8 @@ pub async fn state(State(st): State<EdgeState>, who: Joined, Path(sid): Path<Str
     ))
 }
 
-/// Every class command route (the shared table in `protocol::api`).
+/// Every class command route (the shared table in `protocol::api`; its
+/// OpenAPI description is `protocol::api::openapi::class_routes`).
 pub async fn class_command(
     State(st): State<EdgeState>,
     who: Joined,
@@ -166,26 +175,42 @@ pub async fn class_command(
         })?;
     }
     let (evs, seq) = run(&st, &who, sid, command).await?;
-    let mut extra = json!({});
-    if let Some((name, id)) = built.created {
-        extra[name] = json!(id);
-        extra["id"] = json!(id);
-    }
-    for ev in &evs {
-        if let EventBody::PollClosed { poll_id, results } = &ev.body {
-            extra["poll_id"] = json!(poll_id);
-            extra["results"] = json!(results);
-        }
-    }
-    Ok(answer(&evs, seq, extra))
+    Ok(Json(answer(built.created, &evs, seq)))
 }
 
+/// What a permission change answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionsAnswer {
+    pub participant_id: ParticipantId,
+    /// The participant's permissions now (null if the session has just ended).
+    pub permissions: Option<BTreeSet<Permission>>,
+    /// The last event appended (the log's position when nothing changed).
+    pub seq: Seq,
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/permissions", tag = "sessions",
+    operation_id = "edge_session_permissions",
+    summary = "Grant or revoke a participant's permissions (needs `manage_permissions`)",
+    params(("id" = Uuid, Path, description = "The session")),
+    request_body(content = PermissionsBody, content_type = "application/json"),
+    security(("join_token" = [])),
+    responses(
+        (status = 200, description = "Changed", body = PermissionsAnswer),
+        (status = 400, description = "Not JSON, not of the schema (`invalid_body`), the session id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "A permission the caller lacks (`missing_permission`), or a token for another session (`wrong_session`)", body = ApiErrorBody),
+        (status = 404, description = "The session is not live here, or no such participant", body = ApiErrorBody),
+        (status = 409, description = "Conflicts with the session's state", body = ApiErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ApiErrorBody),
+        (status = 429, description = "Too many commands (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
+        (status = 503, description = "The event log or the session's writer is unavailable, or the token keys are not loaded yet; nothing was changed", body = ApiErrorBody),
+    ))]
 pub async fn permissions(
     State(st): State<EdgeState>,
     who: Joined,
     Path(sid): Path<String>,
     Body(b): Body<PermissionsBody>,
-) -> Res {
+) -> Result<Json<PermissionsAnswer>, EdgeError> {
     let PermissionsBody {
         participant_id,
         grant,
@@ -211,13 +236,28 @@ pub async fn permissions(
             .and_then(|s| s.participant(participant_id).map(|p| p.permissions.clone())),
         None => None,
     };
-    Ok(answer(
-        &evs,
-        seq,
-        json!({ "participant_id": participant_id, "permissions": perms }),
-    ))
+    // fields in sorted order, as the answer always had them
+    Ok(Json(PermissionsAnswer {
+        participant_id,
+        permissions: perms,
+        seq: evs.last().map(|e| e.seq).unwrap_or(seq),
+    }))
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/leave", tag = "sessions", operation_id = "edge_session_leave",
+    summary = "Leave the class (the token holder's own seat; no body)",
+    params(("id" = Uuid, Path, description = "The session")),
+    security(("join_token" = [])),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "A token for another session (`wrong_session`), or no seat in the class", body = ApiErrorBody),
+        (status = 404, description = "The session is not live here", body = ApiErrorBody),
+        (status = 409, description = "Conflicts with the session's state", body = ApiErrorBody),
+        (status = 429, description = "Too many commands (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
+        (status = 503, description = "The event log or the session's writer is unavailable, or the token keys are not loaded yet", body = ApiErrorBody),
+    ))]
 pub async fn leave(
     State(st): State<EdgeState>,
     who: Joined,

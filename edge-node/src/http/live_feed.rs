@@ -12,11 +12,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use protocol::view::{Viewer, event_visible_to};
+use protocol::api::ApiErrorBody;
+use protocol::view::{SessionView, Viewer, event_visible_to};
 use protocol::{Envelope, Role, Seq};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
 
 use crate::http::EdgeState;
 use crate::http::auth::Joined;
@@ -29,6 +30,57 @@ pub struct LiveQuery {
     after: Option<u64>,
 }
 
+/// One text frame of the live feed (each a JSON object).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LiveMessage<'a> {
+    /// The state as the viewer may see it: first without `after`, and
+    /// whenever the client sends `{"type":"snapshot"}`.
+    Snapshot { seq: Seq, state: Box<SessionView> },
+    /// One event of the class, in `seq` order (only those the viewer may see).
+    Event {
+        /// An event envelope: `event_id`, `seq`, `occurred_at`, `actor`,
+        /// `type`, `payload`, ...
+        #[schema(value_type = Object)]
+        event: &'a Envelope,
+    },
+    /// The client fell behind; reconnect with `?after=<resume_after>`.
+    Lagged { resume_after: Seq },
+    /// The class ended; the socket closes.
+    Closed { last_seq: Seq },
+}
+
+impl LiveMessage<'_> {
+    /// The frame's JSON (maps in sorted key order, as the feed always sent).
+    fn to_json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::to_value(self)?)
+    }
+}
+
+#[utoipa::path(get, path = "/sessions/{id}/live", tag = "sessions", operation_id = "edge_live_feed",
+    summary = "The session's live feed: a WebSocket of JSON text frames",
+    description = "A WebSocket (`GET` with `Connection: Upgrade`, `Upgrade: websocket`). \
+        Every server frame is a JSON text frame, a `LiveMessage` (see the schema): \
+        without `after` the feed opens with a `snapshot`; with `after` it first replays \
+        the events after that seq (no gap, no duplicate), then goes on live with `event` \
+        frames. A client may send `{\"type\":\"snapshot\"}` for a fresh snapshot. \
+        The join token may come as `?token=` (a browser's WebSocket cannot set headers).",
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("after" = Option<u64>, Query, description = "Resume after this seq: no snapshot, the missed events first"),
+        ("token" = Option<String>, Query, description = "The join token, when no `Authorization` header can be sent"),
+    ),
+    security(("join_token" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket; each frame is a `LiveMessage` (JSON text)"),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`, JSON); or, as plain text from the framework, `after` is not a number or the request is not a WebSocket upgrade",
+            content((ApiErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "The join token is for another session (`wrong_session`)", body = ApiErrorBody),
+        (status = 404, description = "The session is not live on this edge (`session_not_found`)", body = ApiErrorBody),
+        (status = 426, description = "The connection cannot be upgraded (plain text)", body = String, content_type = "text/plain"),
+        (status = 503, description = "The token keys are not loaded yet (`keys_unavailable`)", body = ApiErrorBody),
+    ))]
 pub async fn live(
     // the token is checked first: an unauthenticated request is a 401 even
     // when it is not a WebSocket upgrade
@@ -74,7 +126,7 @@ async fn send_json(socket: &mut WebSocket, v: serde_json::Value) -> anyhow::Resu
 
 async fn send_event(socket: &mut WebSocket, ev: &Envelope, viewer: &Viewer) -> anyhow::Result<()> {
     if event_visible_to(&ev.body, viewer) {
-        send_json(socket, json!({ "kind": "event", "event": ev })).await?;
+        send_json(socket, LiveMessage::Event { event: ev }.to_json()?).await?;
     }
     Ok(())
 }
@@ -91,7 +143,11 @@ async fn feed(
     let mut last = sub.state.seq;
     match after {
         None => {
-            send_json(&mut socket, json!({ "kind": "snapshot", "seq": sub.state.seq, "state": sub.state.view(&viewer) })).await?;
+            let snapshot = LiveMessage::Snapshot {
+                seq: sub.state.seq,
+                state: Box::new(sub.state.view(&viewer)),
+            };
+            send_json(&mut socket, snapshot.to_json()?).await?;
         }
         Some(after) => {
             let backlog: Vec<Arc<Envelope>> = match sub.backlog {
@@ -128,11 +184,11 @@ async fn feed(
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Too slow to follow live: resume from the log instead.
-                    send_json(&mut socket, json!({ "kind": "lagged", "resume_after": last })).await?;
+                    send_json(&mut socket, LiveMessage::Lagged { resume_after: last }.to_json()?).await?;
                     return Ok(());
                 }
                 Err(RecvError::Closed) => {
-                    send_json(&mut socket, json!({ "kind": "closed", "last_seq": last })).await?;
+                    send_json(&mut socket, LiveMessage::Closed { last_seq: last }.to_json()?).await?;
                     let _ = socket.send(Message::Close(None)).await;
                     return Ok(());
                 }
@@ -146,12 +202,39 @@ async fn feed(
                         // The snapshot can be ahead of `last`: events between
                         // are still delivered by the live receiver, in order.
                         let state = handle.state().await?;
-                        send_json(&mut socket, json!({ "kind": "snapshot", "seq": state.seq, "state": state.view(&viewer) })).await?;
+                        let snapshot = LiveMessage::Snapshot {
+                            seq: state.seq,
+                            state: Box::new(state.view(&viewer)),
+                        };
+                        send_json(&mut socket, snapshot.to_json()?).await?;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The typed frames are the JSON the feed always sent.
+    #[test]
+    fn frames_keep_their_shape() {
+        assert_eq!(
+            LiveMessage::Lagged {
+                resume_after: Seq(7)
+            }
+            .to_json()
+            .unwrap(),
+            json!({ "kind": "lagged", "resume_after": 7 })
+        );
+        assert_eq!(
+            LiveMessage::Closed { last_seq: Seq(9) }.to_json().unwrap(),
+            json!({ "kind": "closed", "last_seq": 9 })
+        );
     }
 }

@@ -1,5 +1,11 @@
-//! The edge's HTTP surface: health, the live feed, and campus commands.
-//! (WHIP/WHEP signaling joins here with the SFU.)
+//! The edge's HTTP surface: health, the live feed, WHIP/WHEP signaling and
+//! campus commands, described by the OpenAPI document at `/openapi.json`.
+//!
+//! The document is made from the code: every handler carries a
+//! `#[utoipa::path]` annotation and is registered through `routes!` in
+//! [`api`], so a route cannot exist without its description; the class
+//! command routes, shared with core, are described once in
+//! `protocol::api::openapi`.
 
 pub mod auth;
 pub mod commands;
@@ -7,13 +13,20 @@ pub mod error;
 pub mod live_feed;
 pub mod signaling;
 
+use std::sync::OnceLock;
+
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{MethodFilter, get, on, post};
+use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
-use serde_json::json;
+use protocol::api::ApiErrorBody;
+use serde::Serialize;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::join_tokens::JoinTokens;
@@ -32,10 +45,16 @@ pub struct EdgeState {
     pub remote_feeds: crate::mesh::RemoteFeeds,
 }
 
-pub fn router(state: EdgeState) -> Router {
+/// JSON bodies above this are refused with 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Every route of the edge, with its OpenAPI description: the handlers
+/// carry their annotations and are registered through `routes!`; the class
+/// command routes come from the shared table (described by
+/// `protocol::api::openapi::class_routes`).
+pub fn api() -> OpenApiRouter<EdgeState> {
     use commands as c;
-    let cors = cors_layer(&state.config.cors_origins);
-    let mut router = Router::new();
+    let mut router = OpenApiRouter::new();
     for r in protocol::api::CLASS_ROUTES {
         let method = match r.method {
             "DELETE" => MethodFilter::DELETE,
@@ -44,21 +63,96 @@ pub fn router(state: EdgeState) -> Router {
         router = router.route(r.path, on(method, c::class_command));
     }
     router
-        .route("/healthz", get(healthz))
-        .route("/sessions/{id}/live", get(live_feed::live))
-        .route("/whip/{id}", post(signaling::publish))
-        .route("/whep/{id}", post(signaling::subscribe))
-        .route("/whip/{id}/{peer}", axum::routing::delete(signaling::leave))
-        .route("/whep/{id}/{peer}", axum::routing::delete(signaling::leave))
-        .route("/sessions/{id}/state", get(c::state))
-        .route("/sessions/{id}/permissions", post(c::permissions))
-        .route("/sessions/{id}/leave", post(c::leave))
+        .routes(routes!(healthz))
+        .routes(routes!(document))
+        .routes(routes!(live_feed::live))
+        .routes(routes!(signaling::publish))
+        .routes(routes!(signaling::subscribe))
+        .routes(routes!(signaling::leave_whip))
+        .routes(routes!(signaling::leave_whep))
+        .routes(routes!(c::state))
+        .routes(routes!(c::permissions))
+        .routes(routes!(c::leave))
+}
+
+pub fn router(state: EdgeState) -> Router {
+    let cors = cors_layer(&state.config.cors_origins);
+    let (router, _) = api().split_for_parts();
+    router
         .fallback(|| async {
             error::EdgeError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
         })
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
         .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Classroom edge API",
+        description = "The campus edge of a live class: its live feed, WHIP/WHEP media \
+                       signaling and the class commands (the same routes and bodies as \
+                       core's), with the join token core issued at `POST /sessions/{id}/join`. \
+                       Errors are `{\"error\": {\"code\", \"message\"}}` (api.md)."
+    ),
+    components(schemas(ApiErrorBody, live_feed::LiveMessage)),
+    modifiers(&JoinTokenScheme),
+    tags(
+        (name = "system", description = "Health and this document"),
+        (name = "sessions", description = "The live feed, the state, permissions, leaving"),
+        (name = "media", description = "WHIP publish and WHEP subscribe"),
+        (name = "class", description = "Class commands (the same routes on core)"),
+    )
+)]
+struct Base;
+
+struct JoinTokenScheme;
+
+impl Modify for JoinTokenScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc
+            .components
+            .get_or_insert_with(utoipa::openapi::Components::new);
+        components.add_security_scheme(
+            "join_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A join token from core's `POST /sessions/{id}/join`, for one \
+                         session on this edge: `Authorization: Bearer <token>`, or \
+                         `?token=<token>` where a header cannot be set (a browser's \
+                         WebSocket)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The edge's whole document: its routes and the class command routes.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    let mut doc = Base::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.merge(api().into_openapi());
+    doc.merge(protocol::api::openapi::class_routes("join_token"));
+    doc
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "system", operation_id = "edge_openapi",
+    summary = "This document",
+    responses((status = 200, description = "The edge's OpenAPI 3.1 document", body = Object)))]
+async fn document() -> impl IntoResponse {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let body = DOC.get_or_init(|| {
+        serde_json::to_string(&spec()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "openapi document");
+            "{}".to_owned()
+        })
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.clone())
 }
 
 fn cors_layer(origins: &str) -> CorsLayer {
@@ -85,37 +179,248 @@ fn cors_layer(origins: &str) -> CorsLayer {
     }
 }
 
+/// Whether the edge and what it needs are up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EdgeHealth {
+    pub appends: EdgeAppends,
+    pub edge_id: protocol::EdgeId,
+    /// The event log (JetStream) answers.
+    pub event_log: bool,
+    /// Whether the join-token keys are loaded.
+    pub keys: bool,
+    pub media: EdgeMedia,
+    /// Connected to the NATS leaf node.
+    pub nats: bool,
+    /// Always `edge-node`.
+    pub service: &'static str,
+    /// Live sessions hosted here.
+    pub sessions: usize,
+    /// `ok`, or `degraded` when the event log, NATS or the media plane is down.
+    pub status: &'static str,
+}
+
+/// The media plane (SFU).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EdgeMedia {
+    pub alive: bool,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub peers: u64,
+    /// The public UDP address of the media socket.
+    pub udp: String,
+}
+
+/// Event log appends since start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EdgeAppends {
+    pub batches: u64,
+    pub events: u64,
+    pub failures: u64,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "edge_healthz",
+    summary = "Health of the edge, its event log, NATS and media plane",
+    responses(
+        (status = 200, description = "Healthy", body = EdgeHealth),
+        (status = 503, description = "The event log, NATS or the media plane is down", body = EdgeHealth),
+    ))]
 async fn healthz(State(st): State<EdgeState>) -> impl IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
     let log = st.registry.log().healthy().await;
     let nats = st.nats.connection_state() == async_nats::connection::State::Connected;
     let keys = st.tokens.has_keys();
     let ok = log && nats && st.sfu.alive();
+    let stats = st.registry.log().stats();
+    // fields in sorted order, as the answer always had them
+    let health = EdgeHealth {
+        appends: EdgeAppends {
+            batches: stats.appends.load(Relaxed),
+            events: stats.events.load(Relaxed),
+            failures: stats.failures.load(Relaxed),
+        },
+        edge_id: st.config.edge_id.clone(),
+        event_log: log,
+        keys,
+        media: EdgeMedia {
+            alive: st.sfu.alive(),
+            packets_in: st.sfu.stats.packets_in.load(Relaxed),
+            packets_out: st.sfu.stats.packets_out.load(Relaxed),
+            peers: st.sfu.stats.peers.load(Relaxed),
+            udp: st.sfu.public.to_string(),
+        },
+        nats,
+        service: "edge-node",
+        sessions: st.registry.live_count().await,
+        status: if ok { "ok" } else { "degraded" },
+    };
     (
         if ok {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        Json(json!({
-            "status": if ok { "ok" } else { "degraded" },
-            "service": "edge-node",
-            "edge_id": st.config.edge_id,
-            "event_log": log,
-            "nats": nats,
-            "keys": keys,
-            "sessions": st.registry.live_count().await,
-            "media": {
-                "alive": st.sfu.alive(),
-                "udp": st.sfu.public.to_string(),
-                "peers": st.sfu.stats.peers.load(std::sync::atomic::Ordering::Relaxed),
-                "packets_in": st.sfu.stats.packets_in.load(std::sync::atomic::Ordering::Relaxed),
-                "packets_out": st.sfu.stats.packets_out.load(std::sync::atomic::Ordering::Relaxed),
-            },
-            "appends": {
-                "batches": st.registry.log().stats().appends.load(std::sync::atomic::Ordering::Relaxed),
-                "events": st.registry.log().stats().events.load(std::sync::atomic::Ordering::Relaxed),
-                "failures": st.registry.log().stats().failures.load(std::sync::atomic::Ordering::Relaxed),
-            },
-        })),
+        Json(health),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    fn doc() -> Value {
+        serde_json::to_value(spec()).unwrap()
+    }
+
+    /// (method, path) → operation
+    fn operations(doc: &Value) -> BTreeMap<(String, String), Value> {
+        let mut out = BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for m in METHODS {
+                if let Some(op) = item.get(m) {
+                    out.insert((m.to_owned(), path.clone()), op.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("dangling $ref {r}")),
+            None => v,
+        }
+    }
+
+    #[test]
+    fn the_document_lists_every_route() {
+        let doc = doc();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let ops = operations(&doc);
+        for r in protocol::api::CLASS_ROUTES {
+            let key = (r.method.to_ascii_lowercase(), r.path.to_owned());
+            let op = ops
+                .get(&key)
+                .unwrap_or_else(|| panic!("class route {} {} missing", r.method, r.path));
+            assert_eq!(op["security"], json!([{ "join_token": [] }]));
+            assert_eq!(op["tags"], json!(["class"]));
+        }
+        for (m, p) in [
+            ("get", "/healthz"),
+            ("get", "/openapi.json"),
+            ("get", "/sessions/{id}/live"),
+            ("post", "/whip/{id}"),
+            ("post", "/whep/{id}"),
+            ("delete", "/whip/{id}/{peer}"),
+            ("delete", "/whep/{id}/{peer}"),
+            ("get", "/sessions/{id}/state"),
+            ("post", "/sessions/{id}/permissions"),
+            ("post", "/sessions/{id}/leave"),
+        ] {
+            assert!(ops.contains_key(&(m.into(), p.into())), "{m} {p} missing");
+        }
+        assert_eq!(
+            ops.len(),
+            protocol::api::CLASS_ROUTES.len() + 10,
+            "an operation without a test: {:?}",
+            ops.keys().collect::<Vec<_>>()
+        );
+        // WHIP/WHEP: an SDP offer in, 201 with the SDP answer and a Location
+        for p in ["/whip/{id}", "/whep/{id}"] {
+            let op = &ops[&("post".to_owned(), p.to_owned())];
+            assert!(op["requestBody"]["content"]["application/sdp"].is_object());
+            let created = &op["responses"]["201"];
+            assert!(created["content"]["application/sdp"].is_object(), "{p}");
+            assert!(created["headers"]["Location"].is_object(), "{p}");
+        }
+        let live = &ops[&("get".to_owned(), "/sessions/{id}/live".to_owned())];
+        assert!(live["responses"]["101"].is_object());
+        assert!(doc["components"]["schemas"]["LiveMessage"].is_object());
+        let scheme = &doc["components"]["securitySchemes"]["join_token"];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+    }
+
+    #[test]
+    fn every_operation_is_complete_with_a_unique_id() {
+        let doc = doc();
+        let mut ids = BTreeSet::new();
+        for ((m, p), op) in operations(&doc) {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{m} {p}: no operationId"));
+            assert!(ids.insert(id.to_owned()), "operationId {id} used twice");
+            assert!(op["summary"].is_string(), "{m} {p}: no summary");
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(
+                responses
+                    .keys()
+                    .any(|s| s.starts_with('1') || s.starts_with('2')),
+                "{m} {p}: no success answer"
+            );
+            let declared: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|x| x["in"] == "path")
+                .map(|x| x["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            let in_path: BTreeSet<String> = p
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(declared, in_path, "{m} {p}: path parameters");
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            if secured {
+                assert_eq!(op["security"], json!([{ "join_token": [] }]), "{m} {p}");
+                for s in ["401", "503"] {
+                    assert!(responses.contains_key(s), "{m} {p}: secured but no {s}");
+                }
+            }
+            for (status, resp) in responses {
+                if let Some(media) = resp["content"].get("application/json") {
+                    let schema = resolve(&doc, &media["schema"]);
+                    // errors (but the health answer, whatever its status)
+                    if status.starts_with('4') || (status.starts_with('5') && p != "/healthz") {
+                        assert!(
+                            schema["properties"]["error"].is_object(),
+                            "{m} {p} {status}: errors use the api.md body"
+                        );
+                    } else {
+                        assert!(!schema.is_null(), "{m} {p} {status}: no schema");
+                    }
+                }
+            }
+        }
+        // the unauthenticated routes
+        for p in ["/healthz", "/openapi.json"] {
+            assert!(doc["paths"][p]["get"].get("security").is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        fn walk(v: &Value, doc: &Value) {
+            match v {
+                Value::Object(m) => {
+                    if m.contains_key("$ref") {
+                        resolve(doc, v);
+                    }
+                    m.values().for_each(|x| walk(x, doc));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, doc)),
+                _ => {}
+            }
+        }
+        let doc = doc();
+        walk(&doc, &doc);
+    }
 }

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use protocol::api::ApiErrorBody;
 use protocol::event::TrackSource;
 use protocol::{Permission, Role, SessionId};
 use serde::Deserialize;
@@ -169,6 +170,28 @@ fn owner(who: &Joined, session: SessionId) -> PeerOwner {
     }
 }
 
+#[utoipa::path(post, path = "/whip/{id}", tag = "media", operation_id = "whip_publish",
+    summary = "Publish media (WHIP): an SDP offer in, the SDP answer out",
+    description = "What may be published is decided by the participant's permissions in the \
+        session now: video needs `present`, audio `speak`, a screen `screen_share`. \
+        `DELETE` the `Location` to stop.",
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("source" = Option<String>, Query, description = "`camera` (default) or `screen`"),
+    ),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer (`v=0...`), at most 64 KiB"),
+    security(("join_token" = [])),
+    responses(
+        (status = 201, description = "Connecting: the SDP answer", body = String, content_type = "application/sdp",
+            headers(("Location" = String, description = "`/whip/{id}/{peer}`: DELETE it to stop publishing"))),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`), the body is not `application/sdp` (`unsupported_content_type`), not an SDP offer or sends no audio or video (`invalid_sdp`), an unknown `source` (`invalid_source`); plain text from the framework for a malformed query",
+            content((ApiErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "A token for another session (`wrong_session`), no seat (`not_joined`), removed (`removed`), a permission missing (`missing_permission`), media switched off by a moderator (`media_disabled`), a screen in exam mode (`exam_mode`)", body = ApiErrorBody),
+        (status = 404, description = "The session is not live on this edge (`session_not_found`)", body = ApiErrorBody),
+        (status = 413, description = "The offer is larger than 64 KiB (plain text from the body limit)", body = String, content_type = "text/plain"),
+        (status = 503, description = "The media plane is down (`media_unavailable`), the session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
+    ))]
 pub async fn publish(
     who: Joined,
     State(st): State<EdgeState>,
@@ -245,6 +268,24 @@ pub async fn publish(
     Ok(created("whip", session, peer, answer))
 }
 
+#[utoipa::path(post, path = "/whep/{id}", tag = "media", operation_id = "whep_subscribe",
+    summary = "Watch the class (WHEP): an SDP offer in, the SDP answer out",
+    description = "Participants of a class hosted here; students sent here for a class \
+        hosted on another edge (its media comes through the relay); public viewers while \
+        the class allows public viewing. `DELETE` the `Location` to stop.",
+    params(("id" = Uuid, Path, description = "The session")),
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer (`v=0...`), at most 64 KiB"),
+    security(("join_token" = [])),
+    responses(
+        (status = 201, description = "Connecting: the SDP answer", body = String, content_type = "application/sdp",
+            headers(("Location" = String, description = "`/whep/{id}/{peer}`: DELETE it to stop watching"))),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`), the body is not `application/sdp` (`unsupported_content_type`) or not an SDP offer (`invalid_sdp`)", body = ApiErrorBody),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "A token for another session (`wrong_session`), no seat (`not_joined`), removed (`removed`), public viewing off (`public_viewing_off`)", body = ApiErrorBody),
+        (status = 404, description = "The session is not live on this edge (`session_not_found`)", body = ApiErrorBody),
+        (status = 413, description = "The offer is larger than 64 KiB (plain text from the body limit)", body = String, content_type = "text/plain"),
+        (status = 503, description = "The media plane is down (`media_unavailable`), no relay to reach the class's home edge (`no_relay`), the session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
+    ))]
 pub async fn subscribe(
     who: Joined,
     State(st): State<EdgeState>,
@@ -299,7 +340,54 @@ pub async fn subscribe(
     Ok(created("whep", session, peer, answer))
 }
 
-pub async fn leave(
+#[utoipa::path(delete, path = "/whip/{id}/{peer}", tag = "media", operation_id = "whip_delete",
+    summary = "Stop publishing: close a WHIP connection",
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("peer" = u64, Path, description = "The connection, from the `Location` of `POST /whip/{id}`"),
+    ),
+    security(("join_token" = [])),
+    responses(
+        (status = 204, description = "Closed"),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "A token for another session (`wrong_session`), or someone else's connection (`not_yours`)", body = ApiErrorBody),
+        (status = 404, description = "No such connection (`peer_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The media plane is down (`media_unavailable`), or the token keys are not loaded yet", body = ApiErrorBody),
+    ))]
+pub async fn leave_whip(
+    who: Joined,
+    st: State<EdgeState>,
+    path: Path<(String, String)>,
+) -> Result<StatusCode, EdgeError> {
+    leave(who, st, path).await
+}
+
+#[utoipa::path(delete, path = "/whep/{id}/{peer}", tag = "media", operation_id = "whep_delete",
+    summary = "Stop watching: close a WHEP connection",
+    params(
+        ("id" = Uuid, Path, description = "The session"),
+        ("peer" = u64, Path, description = "The connection, from the `Location` of `POST /whep/{id}`"),
+    ),
+    security(("join_token" = [])),
+    responses(
+        (status = 204, description = "Closed"),
+        (status = 400, description = "The session id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No join token, or a bad or expired one", body = ApiErrorBody),
+        (status = 403, description = "A token for another session (`wrong_session`), or someone else's connection (`not_yours`)", body = ApiErrorBody),
+        (status = 404, description = "No such connection (`peer_not_found`)", body = ApiErrorBody),
+        (status = 503, description = "The media plane is down (`media_unavailable`), or the token keys are not loaded yet", body = ApiErrorBody),
+    ))]
+pub async fn leave_whep(
+    who: Joined,
+    st: State<EdgeState>,
+    path: Path<(String, String)>,
+) -> Result<StatusCode, EdgeError> {
+    leave(who, st, path).await
+}
+
+/// Closes one of the caller's media connections (WHIP or WHEP alike).
+async fn leave(
     who: Joined,
     State(st): State<EdgeState>,
     Path((session, peer)): Path<(String, String)>,

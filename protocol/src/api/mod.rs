@@ -2,57 +2,79 @@
 //! campus API (the same routes, the same JSON), and how each becomes a
 //! `Command`. Fresh ids are passed in by the shell.
 
+pub mod openapi;
+
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
 use crate::command::Command;
 use crate::event::{KillSwitch, Layout, LeaveReason, MediaKind, Scene};
 use crate::ids::*;
 use crate::roles::Permission;
+use crate::{Envelope, EventBody};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "scene": "slides" })))]
 pub struct SceneBody {
     pub scene: Scene,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "layout": "grid" })))]
 pub struct LayoutBody {
     pub layout: Layout,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A chat message, a question or a private note.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "text": "Could you go over the last slide again?" })))]
 pub struct TextBody {
+    /// Not empty; refused past the session's length limit or with a
+    /// blocked word (chat and questions).
     pub text: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Marks a question answered, with an optional written answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "text": "Yes: see slide 4." })))]
 pub struct AnswerBody {
     #[serde(default)]
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "question": "Which one is a prime?", "options": ["4", "7", "9"], "correct_option": 1 })))]
 pub struct PollBody {
     pub question: String,
+    /// Two or more options, in order.
     pub options: Vec<String>,
+    /// The index of the right option, for a quiz.
     #[serde(default)]
     pub correct_option: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "option": 1 })))]
 pub struct VoteBody {
+    /// The index of the chosen option.
     pub option: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "participant_id": "0190b2a4-5a2e-7c3d-9f10-1b2c3d4e5f60", "grant": ["speak"], "revoke": ["chat"] })))]
 pub struct PermissionsBody {
     pub participant_id: ParticipantId,
     #[serde(default)]
@@ -61,62 +83,79 @@ pub struct PermissionsBody {
     pub revoke: BTreeSet<Permission>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "participant_id": "0190b2a4-5a2e-7c3d-9f10-1b2c3d4e5f60", "media": "audio" })))]
 pub struct MuteBody {
     pub participant_id: ParticipantId,
     pub media: MediaKind,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "participant_id": "0190b2a4-5a2e-7c3d-9f10-1b2c3d4e5f60" })))]
 pub struct ParticipantBody {
     pub participant_id: ParticipantId,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "locked": true })))]
 pub struct LockBody {
     pub locked: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "enabled": true })))]
 pub struct ExamModeBody {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "switch": { "kind": "chat" }, "engaged": true })))]
 pub struct KillSwitchBody {
     pub switch: KillSwitch,
     pub engaged: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "url": "https://example.edu/survey", "label": "Course survey" })))]
 pub struct CtaBody {
+    /// An `http(s)` URL, shown as a QR code.
     pub url: String,
     pub label: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "recording": false })))]
 pub struct ConsentBody {
+    /// `false` withdraws consent to being recorded.
     pub recording: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "color": "#1a73e8", "width": 4, "points": [[1200, 800], [1300, 860]] })))]
 pub struct StrokeBody {
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
     pub color: String,
+    /// In board units.
+    #[schema(minimum = 1, maximum = 100)]
     pub width: u16,
+    #[schema(schema_with = crate::event::board_points_schema)]
     pub points: Vec<crate::event::BoardPoint>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Lowers the caller's own hand, or (a moderator) someone else's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({})))]
 pub struct LowerHandBody {
+    /// Whose hand; the caller's when absent.
     #[serde(default)]
     pub participant_id: Option<ParticipantId>,
 }
@@ -129,128 +168,284 @@ pub fn leave(participant_id: ParticipantId) -> Command {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "deck_id": "0190b2a4-5a2e-7c3d-9f10-1b2c3d4e5f61", "index": 0 })))]
 pub struct SlideBody {
+    /// A deck uploaded to core (`POST /decks`) in the caller's tenant.
     pub deck_id: DeckId,
+    /// 0-based; less than the deck's page count.
     pub index: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// No fields: `{}`, or an empty body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({})))]
 pub struct Empty {}
 
-/// One class command route: the same on core's API and on the edge.
+/// The error body of every HTTP API (core's and the edge's):
+/// `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiErrorBody {
+    pub error: ApiErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiErrorDetail {
+    /// A snake_case code, stable for clients.
+    pub code: String,
+    /// Human text.
+    pub message: String,
+    /// For a 403 from a session: the permission the caller lacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub missing_permission: Option<Permission>,
+}
+
+/// The OpenAPI schema of a body type: `(name, schema)` of the type itself
+/// first, then of every schema it refers to.
+pub type SchemaFn = fn() -> Vec<(String, RefOr<Schema>)>;
+
+/// [`SchemaFn`] of `T`.
+pub fn schema_of<T: ToSchema>() -> Vec<(String, RefOr<Schema>)> {
+    let mut out = vec![(T::name().into_owned(), T::schema())];
+    T::schemas(&mut out);
+    out
+}
+
+/// What a class command route answers with 200; every answer also has
+/// `seq`. Made by [`answer`], on core and on the edge alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// `{"seq"}`.
+    Seq,
+    /// `{"seq", "id", "<name>"}`: the id the command created, under its
+    /// own name (`message_id`, ...) and as `id`.
+    Created(&'static str),
+    /// `{"seq", "poll_id", "results"}`: the closed poll's results.
+    PollResults,
+}
+
+impl Answer {
+    /// The answer's schema name in `components/schemas`.
+    pub fn schema_name(self) -> Cow<'static, str> {
+        match self {
+            Answer::Seq => Cow::Borrowed("CommandAnswer"),
+            Answer::Created(name) => {
+                let stem = name.strip_suffix("_id").unwrap_or(name);
+                let mut chars = stem.chars();
+                let head: String = chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase())
+                    .into_iter()
+                    .collect();
+                Cow::Owned(format!("Created{head}{}Answer", chars.as_str()))
+            }
+            Answer::PollResults => Cow::Borrowed("PollResultsAnswer"),
+        }
+    }
+}
+
+/// The 200 answer of a class command, the same JSON from core and from the
+/// edge: `seq` is the last event the command appended (the log's position
+/// when it changed nothing); a created id comes under its own name and as
+/// `id`; a closed poll comes with its results.
+pub fn answer(
+    created: Option<(&str, uuid::Uuid)>,
+    events: &[Envelope],
+    seq: Seq,
+) -> serde_json::Value {
+    let mut answer = json!({ "seq": events.last().map(|e| e.seq).unwrap_or(seq) });
+    if let Some((name, id)) = created {
+        answer[name] = json!(id);
+        answer["id"] = json!(id);
+    }
+    for ev in events {
+        if let EventBody::PollClosed { poll_id, results } = &ev.body {
+            answer["poll_id"] = json!(poll_id);
+            answer["results"] = json!(results);
+        }
+    }
+    answer
+}
+
+/// One class command route: the same on core's API and on the edge, with
+/// what its OpenAPI description needs (`openapi::class_routes`).
+#[derive(Debug, Clone, Copy)]
 pub struct ClassRoute {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
+    /// The JSON body's schema: the type [`build`] reads for this route (an
+    /// empty body counts as `{}`). Its first example is a valid body.
+    pub body: SchemaFn,
+    /// What the route answers with 200 (made by [`answer`]).
+    pub answer: Answer,
 }
 
-const fn route(method: &'static str, path: &'static str, summary: &'static str) -> ClassRoute {
+const fn post(path: &'static str, summary: &'static str, body: SchemaFn) -> ClassRoute {
     ClassRoute {
-        method,
+        method: "POST",
         path,
         summary,
+        body,
+        answer: Answer::Seq,
+    }
+}
+
+/// A route whose command creates something, named `created` in the answer.
+const fn creates(
+    path: &'static str,
+    summary: &'static str,
+    body: SchemaFn,
+    created: &'static str,
+) -> ClassRoute {
+    ClassRoute {
+        answer: Answer::Created(created),
+        ..post(path, summary, body)
+    }
+}
+
+/// A DELETE: the body is not read (beyond being JSON, if sent).
+const fn delete(path: &'static str, summary: &'static str) -> ClassRoute {
+    ClassRoute {
+        method: "DELETE",
+        ..post(path, summary, schema_of::<Empty>)
     }
 }
 
 /// Every class command route. `{id}` is the session; other parameters are
 /// ids named by the route.
 pub const CLASS_ROUTES: &[ClassRoute] = &[
-    route("POST", "/sessions/{id}/scene", "Switch the scene"),
-    route("POST", "/sessions/{id}/slides", "Show a slide of a deck"),
-    route("POST", "/sessions/{id}/layout", "Change the layout"),
-    route(
-        "POST",
+    post(
+        "/sessions/{id}/scene",
+        "Switch the scene",
+        schema_of::<SceneBody>,
+    ),
+    post(
+        "/sessions/{id}/slides",
+        "Show a slide of a deck",
+        schema_of::<SlideBody>,
+    ),
+    post(
+        "/sessions/{id}/layout",
+        "Change the layout",
+        schema_of::<LayoutBody>,
+    ),
+    creates(
         "/sessions/{id}/whiteboard/strokes",
         "Draw a whiteboard stroke",
+        schema_of::<StrokeBody>,
+        "stroke_id",
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/whiteboard/clear",
         "Clear the whiteboard",
+        schema_of::<Empty>,
     ),
-    route("POST", "/sessions/{id}/chat", "Send a chat message"),
-    route(
-        "DELETE",
+    creates(
+        "/sessions/{id}/chat",
+        "Send a chat message",
+        schema_of::<TextBody>,
+        "message_id",
+    ),
+    delete(
         "/sessions/{id}/chat/{message_id}",
         "Delete a chat message (author or moderator)",
     ),
-    route("POST", "/sessions/{id}/questions", "Ask a question"),
-    route(
-        "POST",
+    creates(
+        "/sessions/{id}/questions",
+        "Ask a question",
+        schema_of::<TextBody>,
+        "question_id",
+    ),
+    post(
         "/sessions/{id}/questions/{question_id}/upvote",
         "Upvote a question once",
+        schema_of::<Empty>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/questions/{question_id}/answer",
         "Mark a question answered",
+        schema_of::<AnswerBody>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/questions/{question_id}/dismiss",
         "Dismiss a question",
+        schema_of::<Empty>,
     ),
-    route("POST", "/sessions/{id}/polls", "Open a poll"),
-    route(
-        "POST",
+    creates(
+        "/sessions/{id}/polls",
+        "Open a poll",
+        schema_of::<PollBody>,
+        "poll_id",
+    ),
+    post(
         "/sessions/{id}/polls/{poll_id}/vote",
         "Vote once in a poll",
+        schema_of::<VoteBody>,
     ),
-    route(
-        "POST",
-        "/sessions/{id}/polls/{poll_id}/close",
-        "Close a poll; answers its results",
+    ClassRoute {
+        answer: Answer::PollResults,
+        ..post(
+            "/sessions/{id}/polls/{poll_id}/close",
+            "Close a poll; answers its results",
+            schema_of::<Empty>,
+        )
+    },
+    post(
+        "/sessions/{id}/hands",
+        "Raise one's hand",
+        schema_of::<Empty>,
     ),
-    route("POST", "/sessions/{id}/hands", "Raise one's hand"),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/hands/lower",
         "Lower one's hand (or, as moderator, someone's)",
+        schema_of::<LowerHandBody>,
     ),
-    route("POST", "/sessions/{id}/notes", "Save a private note"),
-    route(
-        "POST",
+    creates(
+        "/sessions/{id}/notes",
+        "Save a private note",
+        schema_of::<TextBody>,
+        "note_id",
+    ),
+    creates(
         "/sessions/{id}/ctas",
         "Show a call to action (URL rendered as a QR code)",
+        schema_of::<CtaBody>,
+        "cta_id",
     ),
-    route(
-        "DELETE",
-        "/sessions/{id}/ctas/{cta_id}",
-        "Hide a call to action",
-    ),
-    route(
-        "POST",
+    delete("/sessions/{id}/ctas/{cta_id}", "Hide a call to action"),
+    post(
         "/sessions/{id}/consent",
         "Give or withdraw recording consent",
+        schema_of::<ConsentBody>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/mute",
         "Mute a participant (moderator)",
+        schema_of::<MuteBody>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/remove",
         "Remove a participant (moderator)",
+        schema_of::<ParticipantBody>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/lock",
         "Lock or unlock the room (moderator)",
+        schema_of::<LockBody>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/exam-mode",
         "Turn exam mode on or off",
+        schema_of::<ExamModeBody>,
     ),
-    route(
-        "POST",
+    post(
         "/sessions/{id}/kill-switch",
         "Engage or release a kill switch",
+        schema_of::<KillSwitchBody>,
     ),
 ];
 
