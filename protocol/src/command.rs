@@ -376,6 +376,13 @@ fn text_field(text: &str, what: &str, max: usize) -> Result<String, Rejection> {
             format!("{what} must not be empty"),
         ));
     }
+    if t.contains('\0') {
+        // the log is stored as PostgreSQL jsonb, which cannot hold NUL
+        return Err(Rejection::invalid(
+            "invalid_text",
+            format!("{what} holds a NUL character"),
+        ));
+    }
     let n = t.chars().count();
     if n > max {
         return Err(Rejection::invalid(
@@ -895,7 +902,10 @@ pub fn decide(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
             who.require(Permission::ControlScene)?;
             let url = url.trim();
             let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-            if !scheme_ok || url.len() > MAX_URL_CHARS || url.contains(char::is_whitespace) {
+            if !scheme_ok
+                || url.len() > MAX_URL_CHARS
+                || url.contains(|c: char| c.is_whitespace() || c.is_control())
+            {
                 return Err(Rejection::invalid(
                     "bad_url",
                     "a CTA needs an http(s) URL of at most 2000 characters",

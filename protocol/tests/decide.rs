@@ -224,6 +224,16 @@ fn chat_input_rules() {
         },
         expect!["Invalid text_too_long"],
     );
+    // the log lands in PostgreSQL jsonb, which cannot hold NUL
+    check(
+        &mut log,
+        &s,
+        Command::Chat {
+            message_id: uid(1),
+            text: "nul \u{0} inside".into(),
+        },
+        expect!["Invalid invalid_text"],
+    );
     check(
         &mut log,
         &s,

@@ -149,6 +149,15 @@ pub async fn healthy(app: &AppState, id: &EdgeId) -> ApiResult<Option<String>> {
     Ok(row.map(|r| r.0))
 }
 
+/// Whether an edge of this name ever registered.
+pub async fn known(app: &AppState, id: &EdgeId) -> ApiResult<bool> {
+    let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM edges WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(app.db())
+        .await?;
+    Ok(row.is_some())
+}
+
 /// The healthy edge of a region with the fewest participants, if any.
 pub async fn nearest_in(app: &AppState, region: &str) -> ApiResult<Option<EdgeId>> {
     let stale = app.config().edge_stale_ms as f64 / 1000.0;

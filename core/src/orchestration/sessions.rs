@@ -712,6 +712,13 @@ pub async fn join(
     let edge_url = match edges::healthy(&app, &edge).await? {
         Some(url) => url,
         None if edge == home => edges::url_of(&app, &edge).await?,
+        None if !edges::known(&app, &edge).await? => {
+            // a name no edge ever registered: the caller's mistake, not an outage
+            return Err(ApiError::bad_request(
+                "unknown_edge",
+                format!("no edge is called {edge}"),
+            ));
+        }
         None => {
             return Err(ApiError::unavailable(
                 "edge_unavailable",
