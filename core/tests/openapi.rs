@@ -38,7 +38,8 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let ptr = r.trim_start_matches('#');
-            doc.pointer(ptr).unwrap_or_else(|| panic!("dangling $ref {r}"))
+            doc.pointer(ptr)
+                .unwrap_or_else(|| panic!("dangling $ref {r}"))
         }
         None => v,
     }
@@ -80,16 +81,27 @@ async fn the_document_lists_every_route_with_its_schemas(db: PgPool) {
     }
     for r in protocol::api::CLASS_ROUTES {
         let key = (r.method.to_lowercase(), r.path.to_owned());
-        assert!(ops.contains_key(&key), "class route {} {} missing", r.method, r.path);
+        assert!(
+            ops.contains_key(&key),
+            "class route {} {} missing",
+            r.method,
+            r.path
+        );
     }
 
     let mut ids = BTreeSet::new();
     for ((m, p), op) in &ops {
-        let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{m} {p}: no operationId"));
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{m} {p}: no operationId"));
         assert!(ids.insert(id.to_owned()), "operationId {id} used twice");
-        let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{m} {p}: no responses"));
+        let responses = op["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{m} {p}: no responses"));
         assert!(
-            responses.keys().any(|s| s.starts_with('2') || s.starts_with('3')),
+            responses
+                .keys()
+                .any(|s| s.starts_with('2') || s.starts_with('3')),
             "{m} {p}: no success answer"
         );
         // every path parameter is declared
@@ -113,7 +125,10 @@ async fn the_document_lists_every_route_with_its_schemas(db: PgPool) {
                 let content = rb["content"].as_object().expect("request content");
                 for (ct, media) in content {
                     if ct == "application/json" {
-                        assert!(media.get("schema").is_some(), "{m} {p}: body without schema");
+                        assert!(
+                            media.get("schema").is_some(),
+                            "{m} {p}: body without schema"
+                        );
                     }
                 }
             }
@@ -121,7 +136,10 @@ async fn the_document_lists_every_route_with_its_schemas(db: PgPool) {
         for (status, resp) in responses {
             let resp = resolve(&doc, resp);
             if let Some(media) = resp["content"].get("application/json") {
-                assert!(media.get("schema").is_some(), "{m} {p} {status}: answer without schema");
+                assert!(
+                    media.get("schema").is_some(),
+                    "{m} {p} {status}: answer without schema"
+                );
             }
             if status.starts_with('4') {
                 let schema = resolve(&doc, &resp["content"]["application/json"]["schema"]);
@@ -132,7 +150,9 @@ async fn the_document_lists_every_route_with_its_schemas(db: PgPool) {
             }
         }
         let secured = op["security"].as_array().is_some_and(|s| {
-            !s.is_empty() && s.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+            !s.is_empty()
+                && s.iter()
+                    .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
         });
         if secured {
             assert!(responses.contains_key("401"), "{m} {p}: secured but no 401");
@@ -182,14 +202,19 @@ async fn every_documented_operation_exists_and_answers_only_documented_statuses(
             })
             .collect::<Vec<_>>()
             .join("/");
-        let body = ["post", "patch", "put"].contains(&m.as_str()).then(|| json!({}));
+        let body = ["post", "patch", "put"]
+            .contains(&m.as_str())
+            .then(|| json!({}));
         let (s, v) = call(&app, &m.to_uppercase(), &path, None, body).await;
         let code = v["error"]["code"].as_str().unwrap_or_default();
         assert!(
             code != "route_not_found" && s != StatusCode::METHOD_NOT_ALLOWED,
             "{m} {p} is documented but not routed: {s} {v}"
         );
-        assert!(!s.is_server_error() || s == StatusCode::SERVICE_UNAVAILABLE, "{m} {p}: {s} {v}");
+        assert!(
+            !s.is_server_error() || s == StatusCode::SERVICE_UNAVAILABLE,
+            "{m} {p}: {s} {v}"
+        );
         let responses = op["responses"].as_object().unwrap();
         assert!(
             responses.contains_key(s.as_str()) || responses.contains_key("default"),
@@ -197,7 +222,9 @@ async fn every_documented_operation_exists_and_answers_only_documented_statuses(
             responses.keys().collect::<Vec<_>>()
         );
         let secured = op["security"].as_array().is_some_and(|s| {
-            !s.is_empty() && s.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+            !s.is_empty()
+                && s.iter()
+                    .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
         });
         if secured {
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p} without a token: {v}");

@@ -528,7 +528,11 @@ async fn malformed_and_oversize_bodies_change_nothing() {
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "route_not_found"));
 
     let events = api.events(&teacher, &session.id).await.unwrap();
-    assert_eq!(events.len(), 2, "only session.started and roster.set: {events:?}");
+    assert_eq!(
+        events.len(),
+        2,
+        "only session.started and roster.set: {events:?}"
+    );
 
     // the OpenAPI document lists the contract's routes
     let (s, doc) = api.get("/openapi.json", &teacher).await.unwrap();

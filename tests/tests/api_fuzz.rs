@@ -20,12 +20,20 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,\
 /// stopping at "not found"; everything else is generated.
 async fn schemathesis(what: &str, schema_url: &str, base: &str, token: &str, session: &str) {
     let bin = workspace_root().join(".tools/venv-schemathesis/bin/schemathesis");
-    assert!(bin.exists(), "{} missing: run deploy/install.sh", bin.display());
+    assert!(
+        bin.exists(),
+        "{} missing: run deploy/install.sh",
+        bin.display()
+    );
     let examples = std::env::var("API_FUZZ_EXAMPLES").unwrap_or_else(|_| "30".into());
     let report = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let config = report.path().join("schemathesis.toml");
-    std::fs::write(&config, format!("[parameters]\n\"path.id\" = \"{session}\"\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("[parameters]\n\"path.id\" = \"{session}\"\n"),
+    )
+    .unwrap();
     let mut cmd = tokio::process::Command::new(&bin);
     cmd.arg("--config-file")
         .arg(&config)
@@ -57,12 +65,16 @@ async fn schemathesis(what: &str, schema_url: &str, base: &str, token: &str, ses
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // the summary: operations and cases, for the log
-    for line in stdout.lines().filter(|l| {
-        l.contains("operations") || l.contains("test cases") || l.contains("passed")
-    }) {
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("operations") || l.contains("test cases") || l.contains("passed"))
+    {
         println!("{what}: {}", line.trim());
     }
-    println!("{what}: fuzz run took {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "{what}: fuzz run took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         out.status.success(),
         "{what}: schemathesis found problems ({}):\n{stdout}\n{stderr}",

@@ -370,7 +370,10 @@ async fn a_crashed_edge_resumes_its_live_classes_from_its_log() {
     .await
     .unwrap();
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["seq"], 5, "session.started, roster.set, joined, chat, chat");
+    assert_eq!(
+        v["seq"], 5,
+        "session.started, roster.set, joined, chat, chat"
+    );
     let events = wait_until("core to have all five", Duration::from_secs(30), || {
         let (api, teacher, sid) = (api.clone(), teacher.clone(), sid.clone());
         async move {
