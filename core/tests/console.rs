@@ -744,3 +744,80 @@ async fn csv_imports_report_every_bad_line(db: PgPool) {
         .collect();
     assert_eq!((enrolled, errors), (vec![2, 4], vec![3, 5]), "{v}");
 }
+
+/// Input PostgreSQL cannot store (a NUL in text, a date before its range)
+/// is refused with a 400 before it reaches the database, and changes
+/// nothing (these were 500s the fuzz run found).
+#[sqlx::test(migrator = "classroom_core::db::MIGRATOR")]
+async fn input_the_database_cannot_hold_is_refused_first(db: PgPool) {
+    let c = cast(&db).await;
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&db).await.unwrap();
+            n
+        }
+    };
+    let courses = count("SELECT count(*) FROM courses").await;
+    let (s, v) = call(
+        &c.app,
+        "POST",
+        "/courses",
+        Some(&c.teacher),
+        Some(json!({ "title": "nul \u{0} inside" })),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_body"),
+        "{v}"
+    );
+    assert_eq!(count("SELECT count(*) FROM courses").await, courses);
+
+    let (s, v) = call(&c.app, "GET", "/users?email=a%00b", Some(&c.admin), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_query"),
+        "{v}"
+    );
+
+    let (s, lesson) = call(
+        &c.app,
+        "POST",
+        "/lessons",
+        Some(&c.teacher),
+        Some(json!({ "course_id": c.course, "title": "Cells" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{lesson}");
+    let runs = count("SELECT count(*) FROM lesson_runs").await;
+    let (s, v) = call(
+        &c.app,
+        "POST",
+        "/lesson-runs",
+        Some(&c.teacher),
+        Some(json!({ "lesson_id": lesson["id"], "scheduled_start": "-5000-01-01T00:00:00Z" })),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_scheduled_start"),
+        "{v}"
+    );
+    assert_eq!(count("SELECT count(*) FROM lesson_runs").await, runs);
+
+    let (s, v) = send(
+        &c.app,
+        "POST",
+        "/users/import",
+        Some(&c.admin),
+        "text/csv",
+        "email,display_name,role\nx@demo.test,X\u{0},student\n".into(),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_body"),
+        "{v}"
+    );
+}

@@ -363,6 +363,12 @@ pub async fn create_lesson_run(
             "region must be 1 to 64 characters",
         ));
     }
+    if scheduled_start.is_some_and(|t| !(1970..=9999).contains(&chrono::Datelike::year(&t))) {
+        return Err(ApiError::bad_request(
+            "invalid_scheduled_start",
+            "scheduled_start must fall in the years 1970 to 9999",
+        ));
+    }
     idempotency::run(&app, &auth, key, "POST /lesson-runs", &body.raw, || async {
         let course: Option<(Uuid,)> = sqlx::query_as("SELECT course_id FROM lessons WHERE id = $1 AND tenant_id = $2")
             .bind(lesson_id.as_uuid())
