@@ -233,3 +233,20 @@ async fn every_documented_operation_exists_and_answers_only_documented_statuses(
     }
     assert!(walked > 60, "only {walked} operations documented");
 }
+
+/// The web app's API client is generated from `web/openapi.json`; it must be
+/// this document, so the pages cannot call a route that does not exist.
+/// `UPDATE_OPENAPI=1 cargo test -p core --test openapi` rewrites it.
+#[test]
+fn the_web_client_is_generated_from_this_document() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/openapi.json");
+    let now = serde_json::to_string_pretty(&classroom_core::openapi::spec()).unwrap() + "\n";
+    if std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &now).unwrap();
+    }
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        kept == now,
+        "web/openapi.json is not core's document: run UPDATE_OPENAPI=1 cargo test -p core --test openapi, then npm run gen in web/"
+    );
+}
