@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long, env = "CORE_ARTIFACT_RETRY_MAX_MS", default_value_t = 300_000)]
     pub artifact_retry_max_ms: u64,
 
+    /// The built web app (`npm run build` in `web/`): `index.html` is served
+    /// at `/`, its `assets/` at `/assets/`.
+    #[arg(long, env = "CORE_WEB_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist"))]
+    pub web_dir: PathBuf,
+
     #[command(subcommand)]
     pub command: Option<CoreCommand>,
 }

@@ -44,7 +44,7 @@ struct Base;
 /// Routes whose axum path `routes!` cannot express (a wildcard taking
 /// slashes): registered with `.route` in `http::api()`, described here.
 #[derive(OpenApi)]
-#[openapi(paths(crate::recordings::object))]
+#[openapi(paths(crate::recordings::object, crate::http::web::asset))]
 struct Wildcards;
 
 struct BearerScheme;

@@ -36,6 +36,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(web::index))
+        .route("/assets/{*path}", get(web::asset))
         .routes(routes!(web::file))
         .routes(routes!(web::qr))
         .routes(routes!(auth::jwks))

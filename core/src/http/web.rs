@@ -1,10 +1,13 @@
-//! The browser pages (from `web/`), compiled into the binary so a core
-//! serves them wherever it runs.
+//! The browser pages: the web app built into `web/dist` (served from the
+//! `--web-dir` directory), and the earlier single-file pages under `/app/`,
+//! compiled into the binary.
 
+use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use utoipa::IntoParams;
 
+use crate::AppState;
 use crate::http::error::{ApiError, ApiErrorBody};
 use crate::http::extract::{PathIds, QueryParams};
 
@@ -66,14 +69,80 @@ pub async fn file(ids: PathIds) -> Response {
     }
 }
 
-/// The teacher's page.
+/// The web app (sign-in, console, studio, class pages): `index.html` of the
+/// built app. Pages route by the URL's fragment, so this is the one document.
 #[utoipa::path(get, path = "/", operation_id = "web_index", tag = "system",
     responses(
-        (status = 307, description = "To /app/teacher.html",
-            headers(("location" = String, description = "/app/teacher.html"))),
+        (status = 200, description = "The web app", body = String, content_type = "text/html"),
+        (status = 503, description = "The web app is not built (`npm run build` in web/)", body = ApiErrorBody),
     ))]
-pub async fn index() -> Redirect {
-    Redirect::temporary("/app/teacher.html")
+pub async fn index(State(app): State<AppState>) -> Response {
+    let path = app.config().web_dir.join("index.html");
+    match tokio::fs::read(&path).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "web app not built");
+            ApiError::unavailable(
+                "web_app_not_built",
+                "the web app is not built: run npm ci && npm run build in web/",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// A built asset of the web app (scripts, styles, images). Names carry a
+/// content hash, so they are cached for a year.
+#[utoipa::path(get, path = "/assets/{path}", operation_id = "web_asset", tag = "system",
+    params(("path" = String, Path, description = "The asset's file name under assets/")),
+    responses(
+        (status = 200, description = "The asset", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+            (String = "image/svg+xml"),
+            (String = "application/octet-stream"),
+        )),
+        (status = 400, description = "Not an asset path", body = ApiErrorBody),
+        (status = 404, description = "No such asset", body = ApiErrorBody),
+    ))]
+pub async fn asset(
+    State(app): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == ".." || p.contains('\\'))
+    {
+        return ApiError::bad_request("invalid_path", "not an asset path").into_response();
+    }
+    let ct = match path.rsplit('.').next().unwrap_or_default() {
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "woff2" => "font/woff2",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    };
+    match tokio::fs::read(app.config().web_dir.join("assets").join(&path)).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, ct),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(_) => ApiError::not_found("asset").into_response(),
+    }
 }
 
 #[derive(serde::Deserialize, IntoParams)]
