@@ -1,0 +1,288 @@
+// The web app (web/dist, served by core at `/`) in real headless Chromium:
+// an admin signs in through the labelled form, opens Console → Users, adds a
+// user, changes its role, disables it, imports a CSV with one good and one
+// bad line and reads the per-line report, opens My classes and signs out;
+// then signs in again with the keyboard only (Tab/Enter) and signs out.
+// Every page is checked with axe-core (no serious or critical violation) and
+// screenshotted full-page at 1280 px and 390 px. Prints one JSON line.
+// Driven by the Rust test `tests/tests/web_app.rs`.
+//
+//   CORE_URL=http://127.0.0.1:8080 ADMIN_EMAIL=admin@demo.test PASSWORD=... \
+//     SHOTS_DIR=/tmp/shots TIMEOUT_MS=90000 node app.mjs
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const core = (process.env.CORE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const adminEmail = process.env.ADMIN_EMAIL || 'admin@demo.test';
+const password = process.env.PASSWORD;
+const shotsDir = process.env.SHOTS_DIR || '';
+const timeoutMs = Number(process.env.TIMEOUT_MS || 90000);
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+const stamp = Date.now();
+const created = {
+  email: `ui-${stamp}@example.test`,
+  name: `UI Tester ${stamp}`,
+  role: 'teacher',
+  password: `${randomBytes(9).toString('base64url')}-A1`,
+};
+const changedRole = 'assistant';
+const csv = [
+  'email,display_name,role',
+  `csv-${stamp}@example.test,CSV Good ${stamp},student`,
+  `csv-bad-${stamp}@example.test,CSV Bad ${stamp},wizard`,
+  '',
+].join('\n');
+
+const result = {
+  ok: false,
+  step: 'start',
+  steps: [],
+  created_email: created.email,
+  changed_role: changedRole,
+  axe: {},
+  screenshots: [],
+  console_errors: [],
+};
+
+// the whole run, however it goes, ends with one JSON line
+const watchdog = setTimeout(() => {
+  result.error = `timed out after ${timeoutMs} ms at step "${result.step}"`;
+  console.log(JSON.stringify(result));
+  process.exit(1);
+}, timeoutMs);
+
+function step(name) {
+  result.step = name;
+  result.steps.push(name);
+  process.stderr.write(`[app] ${name}\n`);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+
+/** axe-core on the page as it is now; keeps every violation, fails on serious or critical. */
+async function axe(page, name) {
+  const loaded = await page.evaluate(() => typeof window.axe !== 'undefined');
+  if (!loaded) await page.addScriptTag({ path: axePath });
+  const r = await page.evaluate(async () => {
+    const out = await window.axe.run(document, { resultTypes: ['violations'] });
+    return {
+      violations: out.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.length,
+        targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+      })),
+      passes: out.passes.length,
+      incomplete: out.incomplete.length,
+    };
+  });
+  const serious = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  result.axe[name] = { ...r, serious: serious.length };
+  check(serious.length === 0, `axe on ${name}: ${serious.map((v) => `${v.id} (${v.targets.join(', ')})`).join('; ')}`);
+}
+
+/** Full-page screenshots at desktop and phone width. */
+async function shots(page, name) {
+  if (!shotsDir) return;
+  mkdirSync(shotsDir, { recursive: true });
+  for (const [width, height] of [[1280, 900], [390, 844]]) {
+    await page.setViewportSize({ width, height });
+    const file = path.join(shotsDir, `${name}-${width}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    result.screenshots.push(path.basename(file));
+    // nothing may overflow the phone width
+    if (width === 390) {
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      check(wide <= 390, `${name} fits 390 px (scrollWidth ${wide})`);
+    }
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function expectTitle(page, text) {
+  await page.waitForFunction((t) => document.title.startsWith(t), text);
+}
+
+async function signOut(page) {
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+  check(page.url().endsWith('#/signin'), `signed out to #/signin (${page.url()})`);
+  const tokens = await page.evaluate(() => sessionStorage.getItem('classroom.tokens'));
+  check(tokens === null, 'no tokens left in sessionStorage');
+}
+
+try {
+  check(password, 'PASSWORD is set');
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(Math.min(15000, timeoutMs));
+  page.on('console', (m) => {
+    if (m.type() === 'error') result.console_errors.push(m.text());
+    process.stderr.write(`[page] ${m.type()}: ${m.text()}\n`);
+  });
+  page.on('pageerror', (e) => result.console_errors.push(String(e)));
+  // no credentials ever travel in a URL
+  page.on('framenavigated', (f) => {
+    if (f.url().includes(password) || f.url().includes(encodeURIComponent(password))) {
+      result.password_in_url = true;
+    }
+  });
+
+  step('the root opens the sign-in page');
+  await page.goto(`${core}/`);
+  await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+  await expectTitle(page, 'Sign in');
+  check(page.url().endsWith('#/signin'), `root redirects to #/signin (${page.url()})`);
+  check(await page.evaluate(() => document.documentElement.lang) === 'en', 'lang="en"');
+  await axe(page, 'signin');
+  await shots(page, 'signin');
+
+  step('a wrong password shows the API message in an alert');
+  await page.getByLabel('Email', { exact: true }).fill(adminEmail);
+  await page.getByLabel('Password', { exact: true }).fill(`${password}-wrong`);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  result.wrong_password_alert = (await alert.textContent()).trim();
+  check(result.wrong_password_alert.length > 0, 'the alert has text');
+  await axe(page, 'signin-error');
+
+  step('the admin signs in through the labelled form');
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'My classes' }).waitFor();
+  await expectTitle(page, 'My classes');
+  const header = page.getByRole('banner');
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  await nav.getByRole('link', { name: 'My classes', exact: true }).waitFor();
+  await nav.getByRole('link', { name: 'Console', exact: true }).waitFor();
+  result.signed_in_as = (await header.locator('.user-name').textContent()).trim();
+  check(result.signed_in_as.length > 0, "the header shows the user's name");
+  check(await page.locator('main').count() === 1, 'one <main>');
+
+  step('My classes renders');
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  result.classes = {
+    items: await page.locator('main .card').count(),
+    empty: await page.getByText('You have no live or upcoming classes.').count() > 0,
+  };
+  check(result.classes.items > 0 || result.classes.empty, 'classes listed, or the empty state');
+  await axe(page, 'classes');
+  await shots(page, 'classes');
+
+  step('Console → Users');
+  await nav.getByRole('link', { name: 'Console', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+  await expectTitle(page, 'Users');
+  check(page.url().endsWith('#/console/users'), `at #/console/users (${page.url()})`);
+  const table = page.getByRole('table');
+  await table.getByRole('row').filter({ hasText: adminEmail }).waitFor();
+  await axe(page, 'users');
+  await shots(page, 'users');
+
+  step('add a user');
+  const status = page.getByRole('status');
+  await page.getByLabel('Email', { exact: true }).fill(created.email);
+  await page.getByLabel('Display name', { exact: true }).fill(created.name);
+  await page.getByLabel('Role', { exact: true }).selectOption(created.role);
+  await page.getByLabel('Password', { exact: true }).fill(created.password);
+  await page.getByRole('button', { name: 'Add user', exact: true }).click();
+  await status.filter({ hasText: `Added ${created.name}` }).waitFor();
+  const row = table.getByRole('row').filter({ hasText: created.email });
+  await row.waitFor();
+  check((await row.textContent()).includes(created.name), 'the new row shows the name');
+
+  step('change its role');
+  const roleSelect = page.getByLabel(`Role for ${created.name}`, { exact: true });
+  check(await roleSelect.inputValue() === created.role, 'the new user has the chosen role');
+  await roleSelect.selectOption(changedRole);
+  await status.filter({ hasText: `${created.name} is now ${changedRole}` }).waitFor();
+
+  step('disable it');
+  await page.getByRole('button', { name: `Disable ${created.name}`, exact: true }).click();
+  await page.getByRole('button', { name: `Enable ${created.name}`, exact: true }).waitFor();
+  await status.filter({ hasText: `${created.name} is disabled` }).waitFor();
+  check((await row.textContent()).includes('Disabled'), 'the row shows Disabled');
+
+  step('a reload keeps the session and shows the saved changes');
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+  await row.waitFor();
+  check(await page.getByLabel(`Role for ${created.name}`, { exact: true }).inputValue() === changedRole,
+    'the role change was saved');
+  check((await row.textContent()).includes('Disabled'), 'the disable was saved');
+
+  step('import a CSV with one good and one bad line');
+  await page.getByLabel('CSV file', { exact: true }).setInputFiles({
+    name: 'users.csv', mimeType: 'text/csv', buffer: Buffer.from(csv),
+  });
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
+  const report = page.getByRole('region', { name: 'Import report' });
+  await report.waitFor();
+  await status.filter({ hasText: 'Import finished' }).waitFor();
+  const reportText = (await report.textContent()).replace(/\s+/g, ' ');
+  result.import_report = reportText.slice(0, 500);
+  check(reportText.includes(`Line 2: csv-${stamp}@example.test`), 'line 2 created');
+  check(/Errors \(1\)/.test(reportText) && reportText.includes('Line 3:'), 'line 3 refused');
+  await table.getByRole('row').filter({ hasText: `csv-${stamp}@example.test` }).waitFor();
+  await axe(page, 'users-import');
+  await shots(page, 'users-import');
+
+  step('My classes from the nav');
+  await nav.getByRole('link', { name: 'My classes', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'My classes' }).waitFor();
+  await expectTitle(page, 'My classes');
+
+  step('sign out');
+  await signOut(page);
+  await axe(page, 'signed-out');
+
+  step('sign in again with the keyboard only');
+  let onEmail = false;
+  for (let i = 0; i < 15 && !onEmail; i++) {
+    await page.keyboard.press('Tab');
+    onEmail = await page.evaluate(() => document.activeElement?.labels?.[0]?.textContent?.trim() === 'Email');
+  }
+  check(onEmail, 'Tab reaches the Email field');
+  await page.keyboard.type(adminEmail);
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement?.labels?.[0]?.textContent?.trim() === 'Password'),
+    'Tab moves from Email to Password');
+  await page.keyboard.type(password);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'My classes' }).waitFor();
+  result.keyboard_sign_in = true;
+
+  step('the skip link moves focus to <main>');
+  await page.getByRole('link', { name: 'Skip to main content', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  check(await page.evaluate(() => document.activeElement?.id === 'main'), 'the skip link focuses <main>');
+
+  step('sign out again');
+  await signOut(page);
+
+  check(!result.password_in_url, 'no password in any URL');
+  result.ok = true;
+  result.step = 'done';
+} catch (e) {
+  result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 6).join('\n');
+} finally {
+  clearTimeout(watchdog);
+  await browser.close();
+  console.log(JSON.stringify(result));
+}
