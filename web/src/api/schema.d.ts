@@ -11,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The teacher's page. */
+        /**
+         * The web app (sign-in, console, studio, class pages): `index.html` of the
+         *     built app. Pages route by the URL's fragment, so this is the one document.
+         */
         get: operations["web_index"];
         put?: never;
         post?: never;
@@ -47,6 +50,26 @@ export interface paths {
         };
         /** A page of the browser app (teacher, student, watch, replay) or its script. */
         get: operations["web_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/assets/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A built asset of the web app (scripts, styles, images). Names carry a
+         *     content hash, so they are cached for a year.
+         */
+        get: operations["web_asset"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2931,14 +2954,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description To /app/teacher.html */
-            307: {
+            /** @description The web app */
+            200: {
                 headers: {
-                    /** @description /app/teacher.html */
-                    location?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description The web app is not built (`npm run build` in web/) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
             };
         };
     };
@@ -2996,6 +3028,50 @@ export interface operations {
                 };
             };
             /** @description No such file */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    web_asset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The asset's file name under assets/ */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The asset */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                    "image/svg+xml": string;
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not an asset path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such asset */
             404: {
                 headers: {
                     [name: string]: unknown;
