@@ -25,6 +25,8 @@ DEMO_STUDENTS="${DEMO_STUDENTS:-30}"
 "$ROOT/deploy/install.sh"
 ensure_postgres
 
+log "building the web app"
+(cd "$ROOT/web" && npm run build --silent)
 log "building"
 cargo build --workspace --bins
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"

@@ -91,12 +91,19 @@ if ! command -v node >/dev/null 2>&1; then
   log "apt-get install nodejs npm"
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
-if [ -f "$ROOT/tests/browser/package.json" ]; then
-  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
-    log "npm ci (tests/browser)"
-    (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+# npm ci wherever the lock file changed since the last install (a copy of
+# the lock in node_modules/ marks what is installed).
+npm_ci() {
+  local dir="$ROOT/$1"
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json" 2>/dev/null; then
+    log "npm ci ($1)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"
   fi
-fi
+}
+npm_ci tests/browser   # playwright-core drives Debian's chromium; axe-core
+npm_ci web             # the web app: Svelte, Vite, the generated API client
 
 # schemathesis (the schema-driven API fuzz run of the e2e suite), pinned with
 # its dependencies, in its own virtualenv.

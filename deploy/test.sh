@@ -23,6 +23,8 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 # #[sqlx::test] creates a fresh database per test through this server
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
+log "building the web app"
+(cd "$ROOT/web" && npm run build --silent)
 log "building"
 cargo build --workspace --bins --tests --locked
 log "testing"

@@ -1,0 +1,63 @@
+//! The web app in real headless Chromium against the real stack: an admin
+//! signs in through the labelled form, adds a user in the console, changes
+//! its role, disables it and imports a CSV with a bad line; every page
+//! passes axe-core with no serious or critical violation, at desktop and
+//! phone width. Screenshots of each page are kept in
+//! `<target>/web-screenshots/`.
+
+use classroom_tests::{Stack, StackOptions, workspace_root};
+use serde_json::Value;
+
+fn shots_dir() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("web-screenshots")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let shots = shots_dir();
+    std::fs::create_dir_all(&shots).unwrap();
+    let env = [
+        ("CORE_URL", stack.core_url.clone()),
+        ("ADMIN_EMAIL", "admin@demo.test".to_owned()),
+        ("PASSWORD", classroom_tests::stack::PASSWORD.to_owned()),
+        ("SHOTS_DIR", shots.display().to_string()),
+    ];
+    let result = classroom_tests::browser::run(&stack, "app.mjs", &env).await;
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+
+    // what the browser did is in core: the user exists, with the new role,
+    // disabled
+    let admin = stack.api.login("admin@demo.test").await.unwrap();
+    let email = result["created_email"].as_str().expect("created_email");
+    let (s, v) = stack.api.get("/users?limit=500", &admin).await.unwrap();
+    assert!(s.is_success(), "{v}");
+    let user = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .unwrap_or_else(|| panic!("{email} not in {v}"));
+    assert_eq!(user["disabled"], true, "{user}");
+    assert_eq!(user["role"], result["changed_role"], "{user}");
+
+    // axe: no serious or critical violation on any page
+    let pages = result["axe"].as_object().expect("axe results per page");
+    assert!(pages.len() >= 3, "{pages:?}");
+    for (page, r) in pages {
+        let bad: Vec<&Value> = r["violations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+            .collect();
+        assert!(bad.is_empty(), "{page}: {bad:?}");
+    }
+    // screenshots kept as test output
+    let kept = std::fs::read_dir(&shots).unwrap().count();
+    assert!(kept >= 4, "{kept} screenshots in {}", shots.display());
+    stack.shutdown().await;
+}
