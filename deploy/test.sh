@@ -24,7 +24,15 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 log "building the web app"
-(cd "$ROOT/web" && npm run build --silent)
+(
+  cd "$ROOT/web"
+  # the typed client must be the one generated from web/openapi.json
+  npx --no-install openapi-typescript openapi.json -o "$ROOT/.tools/schema.d.ts" >/dev/null 2>&1
+  cmp -s "$ROOT/.tools/schema.d.ts" src/api/schema.d.ts \
+    || { log "web/src/api/schema.d.ts is stale: run npm run gen in web/"; exit 1; }
+  npm run check --silent   # types and Svelte's accessibility checks, warnings fail
+  npm run build --silent
+)
 log "building"
 cargo build --workspace --bins --tests --locked
 log "testing"
