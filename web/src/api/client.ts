@@ -8,9 +8,18 @@ export type User = components['schemas']['User'];
 export type ImportReport = components['schemas']['ImportReport'];
 export type MyClasses = components['schemas']['MyClasses'];
 export type ApiErrorBody = components['schemas']['ApiErrorBody'];
+export type CourseListItem = components['schemas']['CourseListItem'];
+export type CourseDetail = components['schemas']['CourseDetail'];
+export type Member = components['schemas']['Member'];
+export type RosterReport = components['schemas']['RosterReport'];
+export type TenantSettings = components['schemas']['TenantSettings'];
+export type AuditEntry = components['schemas']['AuditEntry'];
 
 export const ROLES = ['admin', 'teacher', 'assistant', 'student'] as const;
 export type ConsoleRole = (typeof ROLES)[number];
+
+/** The roles a member can have in one course. */
+export const COURSE_ROLES = ['student', 'assistant', 'teacher'] as const;
 
 /** Without the bearer token: login, refresh and logout. */
 export const authApi = createClient<paths>({ baseUrl: '' });
