@@ -1,7 +1,10 @@
 // The web app (web/dist, served by core at `/`) in real headless Chromium:
 // an admin signs in through the labelled form, opens Console → Users, adds a
 // user, changes its role, disables it, imports a CSV with one good and one
-// bad line and reads the per-line report, opens My classes and signs out;
+// bad line and reads the per-line report; Console → Courses: creates a
+// course, enrolls student1 and the teacher by email, makes student1 an
+// assistant and removes them; Settings: toggles Public viewing and back;
+// Audit log filtered by `course.`; opens My classes and signs out;
 // then signs in again with the keyboard only (Tab/Enter) and signs out.
 // Every page is checked with axe-core (no serious or critical violation) and
 // screenshotted full-page at 1280 px and 390 px. Prints one JSON line.
@@ -37,12 +40,18 @@ const csv = [
   '',
 ].join('\n');
 
+const courseTitle = `UI Course ${stamp}`;
+const studentEmail = 'student1@demo.test';
+const teacherEmail = 'teacher@demo.test';
+
 const result = {
   ok: false,
   step: 'start',
   steps: [],
   created_email: created.email,
   changed_role: changedRole,
+  course_id: null,
+  course_title: courseTitle,
   axe: {},
   screenshots: [],
   console_errors: [],
@@ -242,6 +251,109 @@ try {
   await table.getByRole('row').filter({ hasText: `csv-${stamp}@example.test` }).waitFor();
   await axe(page, 'users-import');
   await shots(page, 'users-import');
+
+  step('Console → Courses');
+  const consoleNav = page.getByRole('navigation', { name: 'Console' });
+  await consoleNav.getByRole('link', { name: 'Courses', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Courses' }).waitFor();
+  await expectTitle(page, 'Courses');
+  check(page.url().endsWith('#/console/courses'), `at #/console/courses (${page.url()})`);
+  await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  await axe(page, 'courses');
+  await shots(page, 'courses');
+
+  step('create a course');
+  await page.getByLabel('Course title', { exact: true }).fill(courseTitle);
+  await page.getByRole('button', { name: 'Create course', exact: true }).click();
+  await status.filter({ hasText: `Created the course ${courseTitle}` }).waitFor();
+  const courseRow = page.getByRole('table').getByRole('row').filter({ hasText: courseTitle });
+  await courseRow.waitFor();
+
+  step('open its members');
+  await courseRow.getByRole('link', { name: `Members of ${courseTitle}`, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Course members' }).waitFor();
+  await expectTitle(page, 'Course members');
+  const courseMatch = /#\/console\/courses\/([0-9a-f-]{36})$/.exec(page.url());
+  check(courseMatch, `at #/console/courses/<id> (${page.url()})`);
+  result.course_id = courseMatch[1];
+  await page.getByText(courseTitle, { exact: true }).waitFor();
+  const members = page.getByRole('table');
+
+  step('enroll a student and a teacher by email');
+  async function enroll(email, role) {
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByLabel('Course role', { exact: true }).selectOption(role);
+    await page.getByRole('button', { name: 'Enroll', exact: true }).click();
+    await status.filter({ hasText: email }).waitFor();
+    const r = members.getByRole('row').filter({ hasText: email });
+    await r.waitFor();
+    return (await r.getByRole('rowheader').textContent()).trim();
+  }
+  const studentName = await enroll(studentEmail, 'student');
+  const teacherName = await enroll(teacherEmail, 'teacher');
+  check(await page.getByLabel(`Role for ${studentName}`, { exact: true }).inputValue() === 'student',
+    'student1 is a student');
+  check(await page.getByLabel(`Role for ${teacherName}`, { exact: true }).inputValue() === 'teacher',
+    'the teacher is a teacher');
+  await axe(page, 'course-members');
+  await shots(page, 'course-members');
+
+  step("change student1's course role to assistant");
+  await page.getByLabel(`Role for ${studentName}`, { exact: true }).selectOption('assistant');
+  await status.filter({ hasText: `${studentName} is now assistant` }).waitFor();
+
+  step('remove student1; the teacher stays');
+  await page.getByRole('button', { name: `Remove ${studentName}`, exact: true }).click();
+  await status.filter({ hasText: `Removed ${studentName}` }).waitFor();
+  await members.getByRole('row').filter({ hasText: studentEmail }).waitFor({ state: 'detached' });
+  await members.getByRole('row').filter({ hasText: teacherEmail }).waitFor();
+
+  step('a reload shows the saved roster');
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Course members' }).waitFor();
+  await members.getByRole('row').filter({ hasText: teacherEmail }).waitFor();
+  check(await members.getByRole('row').filter({ hasText: studentEmail }).count() === 0, 'student1 stays removed');
+
+  step('Settings: toggle Public viewing and back');
+  await consoleNav.getByRole('link', { name: 'Settings', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+  await expectTitle(page, 'Settings');
+  const save = page.getByRole('button', { name: 'Save settings', exact: true });
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  await save.and(page.locator(':enabled')).waitFor();
+  await axe(page, 'settings');
+  await shots(page, 'settings');
+  const publicViewing = page.getByRole('checkbox', { name: 'Public viewing', exact: true });
+  const before = await publicViewing.isChecked();
+  result.public_viewing_before = before;
+  for (const want of [!before, before]) {
+    await publicViewing.setChecked(want);
+    const [saved] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/tenant/settings') && r.request().method() === 'PATCH'),
+      save.click(),
+    ]);
+    check(saved.status() === 200, `PATCH /tenant/settings answered ${saved.status()}`);
+    check((await saved.json()).public_viewing === want, `the server has public_viewing ${want}`);
+    await status.filter({ hasText: 'Settings saved.' }).waitFor();
+    check(await publicViewing.isChecked() === want, `Public viewing is ${want} after saving`);
+  }
+  result.public_viewing_after = await publicViewing.isChecked();
+
+  step('Audit log filtered by course.');
+  await consoleNav.getByRole('link', { name: 'Audit log', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+  await expectTitle(page, 'Audit log');
+  await page.getByLabel('Action', { exact: true }).fill('course.');
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  const auditRows = page.getByRole('table').locator('tbody tr').filter({ hasText: 'course.' });
+  await auditRows.first().waitFor();
+  result.audit_rows = await auditRows.count();
+  const actions = await page.getByRole('table').locator('tbody tr td:nth-child(3)').allTextContents();
+  check(actions.length > 0 && actions.every((a) => a.trim().startsWith('course.')), `only course.* rows (${actions.slice(0, 5)})`);
+  await axe(page, 'audit');
+  await shots(page, 'audit');
 
   step('My classes from the nav');
   await nav.getByRole('link', { name: 'My classes', exact: true }).click();
