@@ -1,6 +1,7 @@
 //! The web app in real headless Chromium against the real stack: an admin
 //! signs in through the labelled form, adds a user in the console, changes
-//! its role, disables it and imports a CSV with a bad line; every page
+//! its role, disables it and imports a CSV with a bad line; creates a course
+//! and runs its roster; saves tenant settings; filters the audit log; every page
 //! passes axe-core with no serious or critical violation, at desktop and
 //! phone width. Screenshots of each page are kept in
 //! `<target>/web-screenshots/`.
@@ -44,9 +45,59 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
     assert_eq!(user["disabled"], true, "{user}");
     assert_eq!(user["role"], result["changed_role"], "{user}");
 
+    // the course the admin made in the browser, with its roster: the
+    // teacher stays, student1 was enrolled, moved to assistant and removed
+    let course = result["course_id"].as_str().expect("course_id");
+    let (s, c) = stack
+        .api
+        .get(&format!("/courses/{course}"), &admin)
+        .await
+        .unwrap();
+    assert!(s.is_success(), "{c}");
+    assert_eq!(c["title"], result["course_title"], "{c}");
+    let (s, m) = stack
+        .api
+        .get(&format!("/courses/{course}/members"), &admin)
+        .await
+        .unwrap();
+    assert!(s.is_success(), "{m}");
+    let members: Vec<(&str, &str)> = m["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["email"].as_str().unwrap(), x["role"].as_str().unwrap()))
+        .collect();
+    assert!(members.contains(&("teacher@demo.test", "teacher")), "{m}");
+    assert!(
+        !members.iter().any(|(e, _)| *e == "student1@demo.test"),
+        "{m}"
+    );
+    let (s, a) = stack
+        .api
+        .get(
+            &format!("/audit?target_id={course}&action=course.&limit=50"),
+            &admin,
+        )
+        .await
+        .unwrap();
+    assert!(s.is_success(), "{a}");
+    let actions: Vec<&str> = a["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for want in [
+        "course.member_added",
+        "course.member_changed",
+        "course.member_removed",
+    ] {
+        assert!(actions.contains(&want), "{want} not in {actions:?}");
+    }
+
     // axe: no serious or critical violation on any page
     let pages = result["axe"].as_object().expect("axe results per page");
-    assert!(pages.len() >= 3, "{pages:?}");
+    assert!(pages.len() >= 8, "{pages:?}");
     for (page, r) in pages {
         let bad: Vec<&Value> = r["violations"]
             .as_array()
