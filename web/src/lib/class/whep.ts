@@ -52,11 +52,12 @@ export async function subscribe(
   return {
     pc,
     close() {
-      pc.close();
-      if (location) {
-        const url = new URL(location, whepUrl(join)).toString();
-        fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${join.join_token}` } }).catch(() => {});
-      }
+      // end the edge's side first, then ours (closing first drops the peer before the DELETE)
+      if (!location) return pc.close();
+      const url = new URL(location, whepUrl(join)).toString();
+      fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${join.join_token}` } })
+        .catch(() => {})
+        .finally(() => pc.close());
     },
   };
 }
