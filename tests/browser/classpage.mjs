@@ -48,6 +48,7 @@ const result = {
   outsider_refused: false,
   outsider_alert: null,
   note_saved: false,
+  reconnected: false,
   console_errors: [],
   failed_requests: [],
 };
@@ -155,11 +156,12 @@ async function videoFrames(page, ms) {
   return last ? last.frames : 0;
 }
 
+let page = null;
 try {
   check(password, 'PASSWORD is set');
   check(session, 'SESSION is set');
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await ctx.newPage();
+  page = await ctx.newPage();
   page.setDefaultTimeout(Math.min(20000, timeoutMs));
   page.on('console', (m) => {
     if (m.type() === 'error') result.console_errors.push(m.text());
@@ -169,6 +171,19 @@ try {
   page.on('response', (r) => {
     if (r.status() >= 400) result.failed_requests.push(`${r.status()} ${r.request().method()} ${r.url().replace(/token=[^&]*/, 'token=…').replace(/sig=[^&]*/, 'sig=…')}`);
   });
+
+  // every WebSocket the page opens is kept, so the test can drop the live feed's
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__sockets.push(this);
+      }
+    };
+  });
+  const feedUrls = () => page.evaluate(() => window.__sockets.map((w) => w.url).filter((u) => /\/sessions\/[^/]+\/live/.test(u)));
 
   step('the student signs in');
   await signIn(page, studentEmail);
@@ -253,6 +268,33 @@ try {
   step('the video');
   result.video_frames = await videoFrames(page, 15000);
 
+  step('the feed drops: "Reconnecting…", then it resumes');
+  if ((await feedUrls()).length > 0) {
+    await page.evaluate(() => {
+      window.__sawReconnecting = false;
+      const seen = () => [...document.querySelectorAll('[role="status"]')].some((e) => e.textContent.includes('Reconnecting…'));
+      new MutationObserver(() => { if (seen()) window.__sawReconnecting = true; })
+        .observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    const before = (await feedUrls()).length;
+    await page.evaluate(() => window.__sockets.filter((w) => /\/live\?/.test(w.url)).at(-1).close());
+    await page.waitForFunction(() => window.__sawReconnecting === true, null, { timeout: 10000 });
+    const until = Date.now() + 15000;
+    let urls = await feedUrls();
+    while (urls.length === before && Date.now() < until) {
+      await page.waitForTimeout(100);
+      urls = await feedUrls();
+    }
+    check(urls.length > before, 'the page opened a new feed socket');
+    check(/[?&]after=\d+/.test(urls.at(-1)), 'the new feed resumes with after=<last seq>');
+    await page.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent.includes('Reconnecting…')), null, { timeout: 10000 });
+    const again = `${chatText} (after reconnecting)`;
+    await page.getByLabel('Message', { exact: true }).fill(again);
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await chat.getByRole('list', { name: 'Chat messages' }).getByText(again).waitFor();
+    result.reconnected = true;
+  }
+
   step('axe and screenshots of the class page');
   await axe(page, 'class');
   await shots(page, 'class');
@@ -284,6 +326,10 @@ try {
   result.step = 'done';
 } catch (e) {
   result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 6).join('\n');
+  // what the page said when it failed
+  result.page_messages = await page?.evaluate(() =>
+    [...document.querySelectorAll('[role="alert"], [role="status"]')].map((e) => e.textContent.trim()).filter(Boolean),
+  ).catch(() => null);
 } finally {
   clearTimeout(watchdog);
   await browser.close();
