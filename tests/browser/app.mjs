@@ -4,7 +4,11 @@
 // bad line and reads the per-line report; Console → Courses: creates a
 // course, enrolls student1 and the teacher by email, makes student1 an
 // assistant and removes them; Settings: toggles Public viewing and back;
-// Audit log filtered by `course.`; opens My classes and signs out;
+// adds the lesson "UI Lesson" and schedules it an hour ahead; Audit log
+// filtered by `course.`; Edges (at least one edge); starts the run through
+// the API, then Live classes: observes it, engages its chat kill switch and
+// ends it (confirming first); Replays: publishes it publicly; opens My
+// classes and signs out;
 // then signs in again with the keyboard only (Tab/Enter) and signs out.
 // Every page is checked with axe-core (no serious or critical violation) and
 // screenshotted full-page at 1280 px and 390 px. Prints one JSON line.
@@ -43,6 +47,13 @@ const csv = [
 const courseTitle = `UI Course ${stamp}`;
 const studentEmail = 'student1@demo.test';
 const teacherEmail = 'teacher@demo.test';
+const lessonTitle = 'UI Lesson';
+
+/** A `datetime-local` value: local time, to the minute. */
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
 
 const result = {
   ok: false,
@@ -52,6 +63,11 @@ const result = {
   changed_role: changedRole,
   course_id: null,
   course_title: courseTitle,
+  lesson_title: lessonTitle,
+  lesson_run_id: null,
+  session_id: null,
+  edges_seen: null,
+  live_rows: null,
   axe: {},
   screenshots: [],
   console_errors: [],
@@ -315,6 +331,26 @@ try {
   await members.getByRole('row').filter({ hasText: teacherEmail }).waitFor();
   check(await members.getByRole('row').filter({ hasText: studentEmail }).count() === 0, 'student1 stays removed');
 
+  step('add a lesson and schedule it an hour ahead');
+  await page.getByLabel('Lesson title', { exact: true }).fill(lessonTitle);
+  await page.getByRole('button', { name: 'Add lesson', exact: true }).click();
+  await status.filter({ hasText: `Added the lesson ${lessonTitle}` }).waitFor();
+  const startAt = new Date(Date.now() + 3600_000);
+  await page.getByLabel(`Start time for ${lessonTitle}`, { exact: true }).fill(localInput(startAt));
+  const [runAnswer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/lesson-runs') && r.request().method() === 'POST'),
+    page.getByRole('button', { name: `Schedule ${lessonTitle}`, exact: true }).click(),
+  ]);
+  check(runAnswer.status() === 201, `POST /lesson-runs answered ${runAnswer.status()}`);
+  const run = await runAnswer.json();
+  result.lesson_run_id = run.id;
+  const drift = Math.abs(new Date(run.scheduled_start).getTime() - startAt.getTime());
+  check(drift < 120_000, `the run starts about an hour ahead (${run.scheduled_start})`);
+  await status.filter({ hasText: `Scheduled ${lessonTitle}` }).waitFor();
+  await page.getByRole('list', { name: `Scheduled runs of ${lessonTitle}` }).getByText(run.id).waitFor();
+  await axe(page, 'course-lessons');
+  await shots(page, 'course-lessons');
+
   step('Settings: toggle Public viewing and back');
   await consoleNav.getByRole('link', { name: 'Settings', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
@@ -354,6 +390,88 @@ try {
   check(actions.length > 0 && actions.every((a) => a.trim().startsWith('course.')), `only course.* rows (${actions.slice(0, 5)})`);
   await axe(page, 'audit');
   await shots(page, 'audit');
+
+  step('Console → Edges');
+  await consoleNav.getByRole('link', { name: 'Edges', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Edges' }).waitFor();
+  await expectTitle(page, 'Edges');
+  const edgeRows = page.getByRole('region', { name: 'Edges table' }).locator('tbody tr:has(th)');
+  await edgeRows.first().waitFor();
+  await page.getByRole('button', { name: 'Refresh', exact: true }).click();
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  await status.filter({ hasText: 'healthy' }).waitFor();
+  result.edges_seen = await edgeRows.count();
+  check(result.edges_seen >= 1, `at least one edge (${result.edges_seen})`);
+  await axe(page, 'edges');
+  await shots(page, 'edges');
+
+  step('start the scheduled run through the API, so one class is live');
+  const started = await page.evaluate(async (lessonRunId) => {
+    const { access_token } = JSON.parse(sessionStorage.getItem('classroom.tokens'));
+    const r = await fetch('/sessions/start', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${access_token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ lesson_run_id: lessonRunId }),
+    });
+    return { status: r.status, body: await r.json().catch(() => null) };
+  }, result.lesson_run_id);
+  check(started.status === 201, `POST /sessions/start answered ${started.status}: ${JSON.stringify(started.body)}`);
+  result.session_id = started.body.id ?? started.body.session_id ?? null;
+
+  step('Console → Live classes');
+  await consoleNav.getByRole('link', { name: 'Live classes', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Live classes' }).waitFor();
+  await expectTitle(page, 'Live classes');
+  await status.filter({ hasText: 'live class' }).waitFor();
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  const liveRows = page.getByRole('region', { name: 'Live classes table' }).locator('tbody tr:has(th)');
+  result.live_rows = await liveRows.count();
+  check(result.live_rows >= 1, `the started class is listed live (${result.live_rows})`);
+  const liveTitle = (await liveRows.first().locator('th').textContent()).trim();
+  result.live_title = liveTitle;
+  await page.getByRole('button', { name: `Observe ${liveTitle}`, exact: true }).first().click();
+  const observing = page.getByRole('region', { name: `Observing ${liveTitle}` }).first();
+  await observing.getByText('Participants', { exact: true }).waitFor();
+  const chatSwitch = observing.getByRole('button', { name: 'Chat kill switch', exact: true });
+
+  check(await chatSwitch.getAttribute('aria-pressed') === 'false', 'the chat kill switch starts released');
+  await chatSwitch.click();
+  await page.waitForFunction(() => !document.querySelector('.switches button:disabled'));
+  result.kill_switch = await page.getByRole('alert').count()
+    ? `refused: ${(await page.getByRole('alert').first().textContent()).trim()}`
+    : await chatSwitch.getAttribute('aria-pressed');
+  check(result.kill_switch === 'true', `the chat kill switch engages (${result.kill_switch})`);
+  await status.filter({ hasText: 'Chat kill switch engaged' }).waitFor();
+  await axe(page, 'live');
+  await shots(page, 'live');
+
+  step('end the class, confirming first');
+  await page.getByRole('button', { name: `End ${liveTitle}`, exact: true }).first().click();
+  await page.getByRole('button', { name: `Confirm end ${liveTitle}`, exact: true }).first().click();
+  await status.filter({ hasText: `Ended ${liveTitle}` }).waitFor();
+  await page.getByRole('region', { name: 'Recently ended classes table' }).locator('tbody tr')
+    .filter({ hasText: liveTitle }).first().waitFor();
+
+  step('Console → Replays');
+  await consoleNav.getByRole('link', { name: 'Replays', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Recordings and replays' }).waitFor();
+  await expectTitle(page, 'Recordings and replays');
+  await page.getByRole('region', { name: 'Replays table' }).waitFor();
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  await page.getByLabel(`Visibility for ${liveTitle}`, { exact: true }).first().selectOption('public');
+  const [pubAnswer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/publish') && r.request().method() === 'POST'),
+    page.getByRole('button', { name: `Publish ${liveTitle}`, exact: true }).first().click(),
+  ]);
+  check(pubAnswer.status() === 201, `POST /sessions/{id}/publish answered ${pubAnswer.status()}`);
+  result.published = (await pubAnswer.json()).visibility;
+  await status.filter({ hasText: `Published ${liveTitle}` }).waitFor();
+  await page.getByRole('link', { name: `Public link to ${liveTitle}`, exact: true }).first().waitFor();
+  const replayRows = page.getByRole('region', { name: 'Replays table' }).locator('tbody tr:has(th)');
+  await replayRows.first().waitFor();
+  result.replay_rows = await replayRows.count();
+  await axe(page, 'replays');
+  await shots(page, 'replays');
 
   step('My classes from the nav');
   await nav.getByRole('link', { name: 'My classes', exact: true }).click();
