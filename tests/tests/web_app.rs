@@ -1,7 +1,9 @@
 //! The web app in real headless Chromium against the real stack: an admin
 //! signs in through the labelled form, adds a user in the console, changes
 //! its role, disables it and imports a CSV with a bad line; creates a course
-//! and runs its roster; saves tenant settings; filters the audit log; every page
+//! and runs its roster, adds and schedules a lesson; observes a live class,
+//! engages a kill switch, ends and publishes it; saves tenant settings;
+//! filters the audit log; every page
 //! passes axe-core with no serious or critical violation, at desktop and
 //! phone width. Screenshots of each page are kept in
 //! `<target>/web-screenshots/`.
@@ -94,6 +96,23 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
     ] {
         assert!(actions.contains(&want), "{want} not in {actions:?}");
     }
+
+    // the class the console observed, switched, ended and published
+    let sid = result["session_id"].as_str().expect("session_id");
+    let evs = stack.api.events(&admin, sid).await.unwrap();
+    let types: Vec<&str> = evs.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(types.contains(&"kill_switch.changed"), "{types:?}");
+    assert!(types.contains(&"session.ended"), "{types:?}");
+    let (s, r) = stack.api.get("/replays", &admin).await.unwrap();
+    assert!(s.is_success(), "{r}");
+    assert!(
+        r["replays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["session_id"] == sid),
+        "the published replay is in the library: {r}"
+    );
 
     // axe: no serious or critical violation on any page
     let pages = result["axe"].as_object().expect("axe results per page");
