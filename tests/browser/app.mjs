@@ -7,8 +7,9 @@
 // adds the lesson "UI Lesson" and schedules it an hour ahead; Audit log
 // filtered by `course.`; Edges (at least one edge); starts the run through
 // the API, then Live classes: observes it, engages its chat kill switch and
-// ends it (confirming first); Replays: publishes it publicly; opens My
-// classes and signs out;
+// ends it (confirming first); Replays: publishes it publicly; opens the
+// Replays library from the nav and the class's replay page (no recording
+// message or video, a search with no match); opens My classes and signs out;
 // then signs in again with the keyboard only (Tab/Enter) and signs out.
 // Every page is checked with axe-core (no serious or critical violation) and
 // screenshotted full-page at 1280 px and 390 px. Prints one JSON line.
@@ -472,6 +473,33 @@ try {
   result.replay_rows = await replayRows.count();
   await axe(page, 'replays');
   await shots(page, 'replays');
+
+  step('Replays library from the nav');
+  await nav.getByRole('link', { name: 'Replays', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Replays' }).waitFor();
+  await expectTitle(page, 'Replays');
+  await page.waitForFunction(() => !document.querySelector('main [aria-busy="true"]'));
+  const watch = page.getByRole('link', { name: `Watch ${liveTitle}`, exact: true }).first();
+  await watch.waitFor();
+  await page.getByRole('heading', { level: 2, name: courseTitle, exact: true }).waitFor();
+  await axe(page, 'replays-library');
+  await shots(page, 'replays-library');
+
+  step('the replay page');
+  await watch.click();
+  await page.getByRole('heading', { level: 1, name: liveTitle, exact: true }).waitFor();
+  await expectTitle(page, 'Replay');
+  check(/^#\/replay\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)), 'the replay route');
+  const noRecording = page.getByText('The recording is not available yet', { exact: false });
+  const replayVideo = page.getByRole('region', { name: 'Recording' }).locator('video[aria-label="Replay video"]');
+  await noRecording.or(replayVideo).first().waitFor();
+  result.replay_media = (await replayVideo.count()) ? 'video' : 'not_available';
+  await page.getByLabel('Search this replay', { exact: true }).fill('photosynthesis');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await status.filter({ hasText: 'No matches for “photosynthesis”' }).waitFor();
+  await axe(page, 'replay');
+  await shots(page, 'replay');
+  result.replay_page_ok = true;
 
   step('My classes from the nav');
   await nav.getByRole('link', { name: 'My classes', exact: true }).click();

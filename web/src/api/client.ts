@@ -14,6 +14,9 @@ export type Member = components['schemas']['Member'];
 export type RosterReport = components['schemas']['RosterReport'];
 export type TenantSettings = components['schemas']['TenantSettings'];
 export type AuditEntry = components['schemas']['AuditEntry'];
+export type ReplaySummary = components['schemas']['ReplaySummary'];
+export type Replay = components['schemas']['Replay'];
+export type SearchHit = components['schemas']['SearchHit'];
 
 export const ROLES = ['admin', 'teacher', 'assistant', 'student'] as const;
 export type ConsoleRole = (typeof ROLES)[number];
