@@ -72,7 +72,7 @@ wait_port 127.0.0.1 "$NATS_LEAF_B_PORT" "NATS leaf edge-b"
 
 CORE_ARGS=(--listen "127.0.0.1:$CORE_PORT" --public-url "http://127.0.0.1:$CORE_PORT"
   --database-url "$DATABASE_URL" --nats-url "nats://127.0.0.1:$NATS_HUB_PORT" --data-dir "$DATA/core"
-  --object-store-dir "$DATA/objects")
+  --object-store-dir "$DATA/objects" --web-dir "$ROOT/web/dist")
 "$BIN/core" "${CORE_ARGS[@]}" seed-demo --password "$DEMO_PASSWORD" --students "$DEMO_STUDENTS" \
   >"$DATA/logs/seed.log" 2>&1 || { cat "$DATA/logs/seed.log"; exit 1; }
 start core "$BIN/core" "${CORE_ARGS[@]}"

@@ -190,6 +190,14 @@ impl Stack {
         ];
         let mut core_args = core_args;
         core_args.extend(["--artifacts".to_owned(), opts.artifacts.to_string()]);
+        // this checkout's web app, whichever checkout built the binary
+        core_args.extend([
+            "--web-dir".to_owned(),
+            crate::workspace_root()
+                .join("web/dist")
+                .display()
+                .to_string(),
+        ]);
         core_args.extend(opts.core_args.iter().cloned());
         let core_bin = bin_dir().join("core");
         let mut seed_args = core_args.clone();

@@ -114,6 +114,10 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
         "the published replay is in the library: {r}"
     );
 
+    // the replay library lists it and its page opens (no recording in this
+    // stack: the page says so, and a search answers with no hits)
+    assert_eq!(result["replay_page_ok"], true, "{result}");
+
     // axe: no serious or critical violation on any page
     let pages = result["axe"].as_object().expect("axe results per page");
     assert!(pages.len() >= 8, "{pages:?}");
