@@ -1,0 +1,84 @@
+//! The teacher studio in real headless Chromium (fake camera and microphone)
+//! against the real stack: a teacher opens #/studio/<session>, publishes the
+//! camera over WHIP, uploads a deck and moves to its second slide, switches
+//! the scene to slides, opens a poll and ends the class. What the browser did
+//! is checked in core's event log.
+
+use classroom_tests::{Stack, StackOptions, pdf, workspace_root};
+
+fn shots_dir() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("web-screenshots")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teacher_runs_a_class_from_the_studio() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let api = &stack.api;
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let deck = dir.path().join("deck.pdf");
+    std::fs::write(&deck, pdf::pages(&["One", "Two", "Three"])).unwrap();
+
+    let shots = shots_dir();
+    std::fs::create_dir_all(&shots).unwrap();
+    let env = [
+        ("CORE_URL", stack.core_url.clone()),
+        ("PASSWORD", classroom_tests::stack::PASSWORD.to_owned()),
+        ("TEACHER_EMAIL", "teacher@demo.test".to_owned()),
+        ("SESSION", sid.clone()),
+        ("DECK_PDF", deck.display().to_string()),
+        ("SHOTS_DIR", shots.display().to_string()),
+    ];
+    let result = classroom_tests::browser::run(&stack, "studio.mjs", &env).await;
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+    assert_eq!(result["camera_published"], true, "{result}");
+    assert_eq!(result["slide_index"], 1, "{result}");
+    assert_eq!(result["scene"], "slides", "{result}");
+    assert_eq!(result["ended"], true, "{result}");
+    let deck_id = result["deck_id"].as_str().expect("a deck id").to_owned();
+    let poll_id = result["poll_id"].as_str().expect("a poll id").to_owned();
+    let bad: Vec<_> = result["axe"]["studio"]["violations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no axe result for the studio: {result}"))
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect();
+    assert!(bad.is_empty(), "studio: {bad:?}");
+    for name in ["studio-1280.png", "studio-390.png"] {
+        assert!(shots.join(name).exists(), "no screenshot {name}");
+    }
+
+    // what the studio did is in the class's log
+    let evs = api.events(&teacher, &sid).await.unwrap();
+    let types: Vec<_> = evs.iter().map(|e| e["type"].clone()).collect();
+    let has = |ty: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+        evs.iter().any(|e| e["type"] == ty && pred(&e["payload"]))
+    };
+    assert!(
+        has("track.published", &|p| p["kind"] == "video"),
+        "no published video track: {types:?}"
+    );
+    assert!(
+        has("slide.changed", &|p| p["index"] == 1
+            && p["deck_id"] == deck_id.as_str()
+            && p["page_count"] == 3),
+        "no slide.changed to index 1 of {deck_id}: {types:?}"
+    );
+    assert!(
+        has("scene.changed", &|p| p["scene"] == "slides"),
+        "no scene.changed to slides: {types:?}"
+    );
+    assert!(
+        has("poll.opened", &|p| p["poll_id"] == poll_id.as_str()
+            && p["question"] == "Is this clear?"),
+        "no poll.opened {poll_id}: {types:?}"
+    );
+    assert!(has("session.ended", &|_| true), "no session.ended: {types:?}");
+    stack.shutdown().await;
+}
