@@ -79,6 +79,9 @@ async fn a_teacher_runs_a_class_from_the_studio() {
             && p["question"] == "Is this clear?"),
         "no poll.opened {poll_id}: {types:?}"
     );
-    assert!(has("session.ended", &|_| true), "no session.ended: {types:?}");
+    assert!(
+        has("session.ended", &|_| true),
+        "no session.ended: {types:?}"
+    );
     stack.shutdown().await;
 }
