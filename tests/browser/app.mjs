@@ -17,18 +17,14 @@
 //
 //   CORE_URL=http://127.0.0.1:8080 ADMIN_EMAIL=admin@demo.test PASSWORD=... \
 //     SHOTS_DIR=/tmp/shots TIMEOUT_MS=90000 node app.mjs
-import { chromium } from 'playwright-core';
-import { createRequire } from 'node:module';
+import { harness, launch } from './harness.mjs';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 
 const core = (process.env.CORE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const adminEmail = process.env.ADMIN_EMAIL || 'admin@demo.test';
 const password = process.env.PASSWORD;
 const shotsDir = process.env.SHOTS_DIR || '';
 const timeoutMs = Number(process.env.TIMEOUT_MS || 90000);
-const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const stamp = Date.now();
 const created = {
@@ -74,71 +70,8 @@ const result = {
   console_errors: [],
 };
 
-// the whole run, however it goes, ends with one JSON line
-const watchdog = setTimeout(() => {
-  result.error = `timed out after ${timeoutMs} ms at step "${result.step}"`;
-  console.log(JSON.stringify(result));
-  process.exit(1);
-}, timeoutMs);
-
-function step(name) {
-  result.step = name;
-  result.steps.push(name);
-  process.stderr.write(`[app] ${name}\n`);
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
-
-/** axe-core on the page as it is now; keeps every violation, fails on serious or critical. */
-async function axe(page, name) {
-  const loaded = await page.evaluate(() => typeof window.axe !== 'undefined');
-  if (!loaded) await page.addScriptTag({ path: axePath });
-  const r = await page.evaluate(async () => {
-    const out = await window.axe.run(document, { resultTypes: ['violations'] });
-    return {
-      violations: out.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        help: v.help,
-        nodes: v.nodes.length,
-        targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
-      })),
-      passes: out.passes.length,
-      incomplete: out.incomplete.length,
-    };
-  });
-  const serious = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  result.axe[name] = { ...r, serious: serious.length };
-  check(serious.length === 0, `axe on ${name}: ${serious.map((v) => `${v.id} (${v.targets.join(', ')})`).join('; ')}`);
-}
-
-/** Full-page screenshots at desktop and phone width. */
-async function shots(page, name) {
-  if (!shotsDir) return;
-  mkdirSync(shotsDir, { recursive: true });
-  for (const [width, height] of [[1280, 900], [390, 844]]) {
-    await page.setViewportSize({ width, height });
-    const file = path.join(shotsDir, `${name}-${width}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    result.screenshots.push(path.basename(file));
-    // nothing may overflow the phone width
-    if (width === 390) {
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-      check(wide <= 390, `${name} fits 390 px (scrollWidth ${wide})`);
-    }
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+const { watchdog, step, check, axe, shots } = harness('app', result, { timeoutMs, shotsDir });
+const browser = await launch({ media: false });
 
 async function expectTitle(page, text) {
   await page.waitForFunction((t) => document.title.startsWith(t), text);

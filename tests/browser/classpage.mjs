@@ -11,10 +11,7 @@
 //   CORE_URL=http://127.0.0.1:8080 PASSWORD=... SESSION=<id> \
 //     STUDENT_EMAIL=student1@demo.test OUTSIDER_EMAIL=student9@demo.test \
 //     SHOTS_DIR=/tmp/shots TIMEOUT_MS=90000 node classpage.mjs
-import { chromium } from 'playwright-core';
-import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { harness, launch, signIn as signInAs } from './harness.mjs';
 
 const core = (process.env.CORE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const password = process.env.PASSWORD;
@@ -23,7 +20,6 @@ const studentEmail = process.env.STUDENT_EMAIL || 'student1@demo.test';
 const outsiderEmail = process.env.OUTSIDER_EMAIL || 'student9@demo.test';
 const shotsDir = process.env.SHOTS_DIR || '';
 const timeoutMs = Number(process.env.TIMEOUT_MS || 90000);
-const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const stamp = Date.now();
 const chatText = `Hello from the class page ${stamp}`;
@@ -53,85 +49,10 @@ const result = {
   failed_requests: [],
 };
 
-// the whole run, however it goes, ends with one JSON line
-const watchdog = setTimeout(() => {
-  result.error = `timed out after ${timeoutMs} ms at step "${result.step}"`;
-  console.log(JSON.stringify(result));
-  process.exit(1);
-}, timeoutMs);
+const { watchdog, step, check, axe, shots } = harness('classpage', result, { timeoutMs, shotsDir });
+const browser = await launch({ media: true });
 
-function step(name) {
-  result.step = name;
-  result.steps.push(name);
-  process.stderr.write(`[classpage] ${name}\n`);
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-  ],
-});
-
-/** axe-core on the page as it is now; keeps every violation, fails on serious or critical. */
-async function axe(page, name) {
-  const loaded = await page.evaluate(() => typeof window.axe !== 'undefined');
-  if (!loaded) await page.addScriptTag({ path: axePath });
-  const r = await page.evaluate(async () => {
-    const out = await window.axe.run(document, { resultTypes: ['violations'] });
-    return {
-      violations: out.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        help: v.help,
-        nodes: v.nodes.length,
-        targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
-      })),
-      passes: out.passes.length,
-      incomplete: out.incomplete.length,
-    };
-  });
-  const serious = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  result.axe[name] = { ...r, serious: serious.length };
-  check(serious.length === 0, `axe on ${name}: ${serious.map((v) => `${v.id} (${v.targets.join(', ')})`).join('; ')}`);
-}
-
-/** Full-page screenshots at desktop and phone width. */
-async function shots(page, name) {
-  for (const [width, height] of [[1280, 900], [390, 844]]) {
-    await page.setViewportSize({ width, height });
-    await page.waitForTimeout(150);
-    if (shotsDir) {
-      mkdirSync(shotsDir, { recursive: true });
-      const file = path.join(shotsDir, `${name}-${width}.png`);
-      await page.screenshot({ path: file, fullPage: true });
-      result.screenshots.push(path.basename(file));
-    }
-    // nothing may overflow the phone width
-    if (width === 390) {
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-      check(wide <= 390, `${name} fits 390 px (scrollWidth ${wide})`);
-    }
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
-async function signIn(page, email) {
-  await page.goto(`${core}/`);
-  await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
-  await page.getByLabel('Email', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.getByRole('heading', { level: 1, name: 'My classes' }).waitFor();
-}
+const signIn = (page, email) => signInAs(page, core, email, password);
 
 async function signOut(page) {
   await page.getByRole('button', { name: 'Sign out', exact: true }).click();
