@@ -11,6 +11,15 @@ use crate::{Stack, workspace_root};
 /// `"ok": true` (else the test fails with the browsers' and the stack's
 /// logs).
 pub async fn run(stack: &Stack, script: &str, env: &[(&str, String)]) -> Value {
+    // a script given its own TIMEOUT_MS gets that long, and a minute more
+    // for the browsers to start and close
+    let budget = env
+        .iter()
+        .find(|(k, _)| *k == "TIMEOUT_MS")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(150), |ms| {
+            Duration::from_millis(ms) + Duration::from_secs(60)
+        });
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(script)
         .current_dir(workspace_root().join("tests/browser"))
@@ -26,7 +35,7 @@ pub async fn run(stack: &Stack, script: &str, env: &[(&str, String)]) -> Value {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(Duration::from_secs(150), cmd.output())
+    let out = tokio::time::timeout(budget, cmd.output())
         .await
         .expect("the browsers finished")
         .expect("node runs");

@@ -61,6 +61,43 @@ export function apply(view: ClassView, ev: ClassEvent, me: string): void {
       if (p) p.permissions = ev.payload.permissions;
       break;
     }
+    case 'participant.muted': {
+      const p = view.participants.find((x) => x.participant_id === ev.payload.participant_id);
+      if (p && ev.payload.media === 'audio') p.audio_muted = true;
+      if (p && ev.payload.media === 'video') p.video_muted = true;
+      break;
+    }
+    case 'consent.changed': {
+      const p = view.participants.find((x) => x.participant_id === ev.payload.participant_id);
+      if (p) p.recording_consent = ev.payload.recording;
+      break;
+    }
+    case 'whiteboard.stroke':
+      if (!view.whiteboard.some((s) => s.stroke_id === ev.payload.stroke_id)) {
+        view.whiteboard.push({ ...ev.payload });
+      }
+      break;
+    case 'whiteboard.cleared':
+      view.whiteboard = [];
+      break;
+    case 'recording.armed':
+      view.recording.status = 'armed';
+      view.recording.armed_at ??= ev.payload.started_at;
+      view.recording.runs = (view.recording.runs ?? 0) + 1;
+      break;
+    case 'recording.segment':
+      view.recording.segments += 1;
+      view.recording.recorded_ms = Math.max(view.recording.recorded_ms, ev.payload.end_ms);
+      break;
+    case 'recording.gap':
+      view.recording.gaps += 1;
+      break;
+    case 'recording.alert':
+      view.recording.alerts += 1;
+      break;
+    case 'recording.finalized':
+      view.recording.status = 'finalized';
+      break;
     case 'hand.raised':
       if (!view.hands.includes(ev.payload.participant_id)) view.hands.push(ev.payload.participant_id);
       break;

@@ -13,6 +13,7 @@ export type ChatView = S['ChatView'];
 export type SlideRef = S['SlideRef'];
 export type Cta = S['Cta'];
 export type PollResult = S['PollResult'];
+export type Stroke = S['Stroke'];
 
 type P<T extends string, B> = { type: T; payload: B };
 
@@ -39,6 +40,13 @@ export type ClassEvent = { seq: number; occurred_at?: string } & (
   | P<'scene.changed', { scene: S['Scene'] }>
   | P<'slide.changed', SlideRef>
   | P<'layout.changed', { layout: S['Layout'] }>
+  | P<'whiteboard.stroke', Stroke>
+  | P<'whiteboard.cleared', Record<string, never>>
+  | P<'recording.armed', { started_at: string; offset_ms: number }>
+  | P<'recording.segment', { index: number; start_ms: number; end_ms: number }>
+  | P<'recording.gap', { from_ms: number; to_ms: number; reason: string }>
+  | P<'recording.alert', { reason: string }>
+  | P<'recording.finalized', { duration_ms: number; segments: number }>
   | P<'chat.message', { message_id: string; participant_id: string; text: string }>
   | P<'chat.deleted', { message_id: string }>
   | P<'question.asked', { question_id: string; participant_id: string; text: string }>

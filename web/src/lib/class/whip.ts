@@ -1,5 +1,5 @@
-// WHIP: publish a stream (camera and microphone) to the class's edge,
-// simulcast on video (ported from common.js's EdgeLink.publish).
+// WHIP: publish a stream to the class's edge: the camera and microphone
+// (simulcast on video) or a screen share (`source: 'screen'`).
 import { edgeBase } from './edge';
 import type { Joined } from './types';
 
@@ -9,14 +9,15 @@ export interface Publication {
 }
 
 /** The WHIP endpoint of the class on its edge. */
-export function whipUrl(join: Joined): string {
-  return `${edgeBase(join)}/whip/${join.session_id}`;
+export function whipUrl(join: Joined, source: 'camera' | 'screen' = 'camera'): string {
+  const base = `${edgeBase(join)}/whip/${join.session_id}`;
+  return source === 'screen' ? `${base}?source=screen` : base;
 }
 
 export async function publish(
   join: Joined,
   stream: MediaStream,
-  { simulcast = true }: { simulcast?: boolean } = {},
+  { simulcast = true, source = 'camera' }: { simulcast?: boolean; source?: 'camera' | 'screen' } = {},
 ): Promise<Publication> {
   const pc = new RTCPeerConnection();
   for (const track of stream.getTracks()) {
@@ -37,13 +38,22 @@ export async function publish(
   await pc.setLocalDescription(await pc.createOffer());
   let location: string | null = null;
   try {
-    const r = await fetch(whipUrl(join), {
+    const r = await fetch(whipUrl(join, source), {
       method: 'POST',
       headers: { 'content-type': 'application/sdp', authorization: `Bearer ${join.join_token}` },
       body: pc.localDescription?.sdp,
     });
     const text = await r.text();
-    if (r.status !== 201) throw new Error(`the media server refused (HTTP ${r.status})`);
+    if (r.status !== 201) {
+      let why = `HTTP ${r.status}`;
+      try {
+        const body = JSON.parse(text) as { error?: { message?: string } };
+        if (body.error?.message) why = body.error.message;
+      } catch {
+        /* not the api.md error body */
+      }
+      throw new Error(`the media server refused: ${why}`);
+    }
     location = r.headers.get('location');
     await pc.setRemoteDescription({ type: 'answer', sdp: text });
   } catch (e) {
@@ -54,7 +64,7 @@ export async function publish(
     pc,
     close() {
       if (!location) return pc.close();
-      const url = new URL(location, whipUrl(join)).toString();
+      const url = new URL(location, whipUrl(join, source)).toString();
       fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${join.join_token}` } })
         .catch(() => {})
         .finally(() => pc.close());
