@@ -99,6 +99,9 @@ cat <<TXT
 
   The classroom stack is up.
 
+  Open http://127.0.0.1:$CORE_PORT/ in a browser and sign in (accounts below):
+  the admin's console, a teacher's studio, a student's class page.
+
   core (API)     http://127.0.0.1:$CORE_PORT          OpenAPI: /openapi.json
   edge-a         http://127.0.0.1:$EDGE_A_PORT          media UDP 127.0.0.1:$EDGE_A_UDP
   edge-b         http://127.0.0.1:$EDGE_B_PORT          media UDP 127.0.0.1:$EDGE_B_UDP

@@ -106,7 +106,7 @@ pub async fn link(
     let expires = Utc::now().timestamp() + LINK_TTL_SECS;
     let key = app.keys().sign_asset(&scope(id), expires)?;
     let url = format!(
-        "{}/app/watch.html?session={id}&key={key}",
+        "{}/#/watch/{id}?key={key}",
         app.config().public_url.trim_end_matches('/')
     );
     let mut tx = app.db().begin().await?;

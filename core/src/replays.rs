@@ -299,7 +299,7 @@ pub async fn publish(
         replay_id,
         session_id: id.as_uuid(),
         url: format!("{}/replays/{replay_id}", base(&app)),
-        page_url: format!("{}/app/replay.html?replay={replay_id}", base(&app)),
+        page_url: format!("{}/#/replay/{replay_id}", base(&app)),
         indexed_documents: indexed,
         visibility,
         public_key: None,
@@ -316,7 +316,7 @@ pub async fn publish(
             base(&app)
         ));
         out.public_page_url = Some(format!(
-            "{}/app/replay.html?replay={replay_id}&key={key}",
+            "{}/#/replay/{replay_id}?key={key}",
             base(&app)
         ));
         out.public_key = Some(key);

@@ -10,18 +10,21 @@ import path from 'node:path';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
-/** Debian's headless Chromium; `media` adds the fake camera and microphone. */
+/**
+ * Debian's headless Chromium, able to do WebRTC over loopback; `media` adds
+ * the fake camera, microphone and screen (a picker that picks by itself).
+ */
 export async function launch({ media = false } = {}) {
   const args = [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-quic', '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
   ];
   if (media) {
     args.push(
-      '--disable-quic',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      '--auto-select-desktop-capture-source=Entire screen',
     );
   }
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
@@ -105,4 +108,54 @@ export async function signIn(page, core, email, password) {
   await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'My classes' }).waitFor();
+}
+
+/**
+ * Keeps every RTCPeerConnection the page makes in `window.__pcs`, so a
+ * script can read WebRTC statistics without any hook in the app.
+ */
+export async function keepPeerConnections(page) {
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__pcs.push(this);
+      }
+    };
+  });
+}
+
+/** What the page's peer connections received: decoded frames, audio samples, packets and level. */
+export function mediaStats(page) {
+  return page.evaluate(async () => {
+    const out = { framesDecoded: 0, audioSamples: 0, audioPackets: 0, audioLevel: 0, videoTracks: 0 };
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          out.framesDecoded += s.framesDecoded || 0;
+          if (s.framesDecoded) out.videoTracks++;
+        }
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          out.audioSamples += s.totalSamplesReceived || 0;
+          out.audioPackets += s.packetsReceived || 0;
+          out.audioLevel = Math.max(out.audioLevel, s.audioLevel || 0);
+        }
+      });
+    }
+    return out;
+  });
+}
+
+/** Polls `fn` (in node) until it answers truthy; throws after `ms`. */
+export async function until(what, fn, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

@@ -1,42 +1,29 @@
-// A teacher in headless Chromium publishing its fake camera (a frame
-// counter) and microphone for as long as the Rust test drives the class.
-// Prints {"published":true} once media flows, then waits for a line on
-// stdin (or stdin closing) and prints {"ok":true} after closing cleanly.
-// Driven by `tests/tests/recording.rs`.
+// A teacher in headless Chromium, through the web app's studio, publishing
+// its fake camera (a frame counter) and microphone for as long as the Rust
+// test drives the class. Prints {"published":true} once the camera is live,
+// then waits for a line on stdin (or stdin closing) and prints {"ok":true}
+// after closing cleanly. Driven by `tests/tests/recording.rs`.
 //
 //   CORE_URL=... SESSION=<id> PASSWORD=... node record.mjs
-import { chromium } from 'playwright-core';
 import readline from 'node:readline';
+import { launch, signIn } from './harness.mjs';
 
-const core = process.env.CORE_URL;
+const core = (process.env.CORE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const session = process.env.SESSION;
 const password = process.env.PASSWORD;
-const deadline = Date.now() + Number(process.env.TIMEOUT_MS || 60000);
+const timeoutMs = Number(process.env.TIMEOUT_MS || 60000);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-  ],
-});
-
+const browser = await launch({ media: true });
 const result = { ok: false };
 try {
-  const ctx = await browser.newContext();
-  const teacher = await ctx.newPage();
+  const teacher = await (await browser.newContext()).newPage();
+  teacher.setDefaultTimeout(Math.min(timeoutMs, 30000));
   teacher.on('console', (m) => process.stderr.write(`[teacher] ${m.text()}\n`));
-  await teacher.goto(`${core}/app/teacher.html?auto=1&session=${session}&email=teacher@demo.test&password=${password}`);
-  for (;;) {
-    const s = await teacher.evaluate(() => window.classroomState).catch(() => null);
-    if (s && s.error) throw new Error(`teacher: ${s.error}`);
-    if (s && s.published) break;
-    if (Date.now() > deadline) throw new Error('timed out waiting for the teacher to publish');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await signIn(teacher, core, 'teacher@demo.test', password);
+  await teacher.goto(`${core}/#/studio/${session}`);
+  await teacher.getByRole('status').filter({ hasText: 'The studio is connected to the class.' }).waitFor();
+  await teacher.getByRole('button', { name: 'Start camera', exact: true }).click();
+  await teacher.getByRole('status').filter({ hasText: 'Your camera and microphone are live.' }).waitFor();
   console.log(JSON.stringify({ published: true }));
   const rl = readline.createInterface({ input: process.stdin });
   await new Promise((resolve) => {
@@ -45,7 +32,7 @@ try {
   });
   result.ok = true;
 } catch (e) {
-  result.error = String(e);
+  result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 6).join('\n');
 } finally {
   await browser.close();
   console.log(JSON.stringify(result));

@@ -12,9 +12,10 @@
 //     page colours — then slide 3 when the teacher pages on;
 //   - the teacher draws on the whiteboard in the Whiteboard scene: both
 //     students' boards show the pen colour (pixels again);
-//   - chat, a question asked by one student and upvoted by the other, a poll
-//     the teacher opens and both vote in (results in the studio), both
-//     raise hands (the studio's queue);
+//   - chat, a question asked by one student, upvoted by the other and
+//     answered by the teacher, a poll the teacher opens, both vote in
+//     (results in the studio) and the teacher closes, both raise hands (the
+//     studio's queue, the teacher lowers one);
 //   - the outsider is refused;
 //   - the teacher ends the class, waits for the replay to be prepared and
 //     publishes it; a student opens it from the Replays library, plays it
@@ -277,6 +278,9 @@ try {
   const studioQuestions = studio.getByRole('region', { name: 'Questions' });
   await studioQuestions.getByText('1 vote').first().waitFor();
   result.question_votes_in_studio = 1;
+  await studioQuestions.getByRole('button', { name: `Answer: ${question}`, exact: true }).click();
+  await status(studio, 'Question marked answered.');
+  await anaPage.getByRole('region', { name: 'Questions' }).getByText('answered', { exact: false }).first().waitFor();
 
   step('the teacher opens a poll; both students vote; the studio shows the results');
   const poll = studio.getByRole('region', { name: 'Poll' });
@@ -293,6 +297,9 @@ try {
   }
   await pollResults.getByText('Chloroplast: 2 votes', { exact: true }).waitFor();
   result.poll_results = (await pollResults.textContent()).replace(/\s+/g, ' ').trim();
+  await poll.getByRole('button', { name: `Close poll: ${pollQuestion}`, exact: true }).click();
+  await status(studio, 'The poll is closed.');
+  await poll.getByRole('heading', { name: `${pollQuestion} (closed)` }).waitFor();
 
   step('both students raise hands; the studio queues them');
   for (const [, page] of classPages) {

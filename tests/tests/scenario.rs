@@ -112,6 +112,9 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
     assert_eq!(count("whiteboard.stroke", &|_| true), 1, "{types:?}");
     assert_eq!(count("poll.voted", &|p| p["option"] == 0), 2, "{types:?}");
     assert_eq!(count("question.upvoted", &|_| true), 1, "{types:?}");
+    assert_eq!(count("question.answered", &|_| true), 1, "{types:?}");
+    assert_eq!(count("poll.closed", &|_| true), 1, "{types:?}");
+    assert!(count("hand.lowered", &|_| true) >= 1, "{types:?}");
     assert_eq!(count("hand.raised", &|_| true), 2, "{types:?}");
     assert!(
         count("consent.changed", &|p| p["recording"] == true) >= 2,

@@ -37,7 +37,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(web::index))
         .route("/assets/{*path}", get(web::asset))
-        .routes(routes!(web::file))
         .routes(routes!(web::qr))
         .routes(routes!(auth::jwks))
         .routes(routes!(crate::openapi::document))

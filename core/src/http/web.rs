@@ -1,6 +1,5 @@
-//! The browser pages: the web app built into `web/dist` (served from the
-//! `--web-dir` directory), and the earlier single-file pages under `/app/`,
-//! compiled into the binary.
+//! The browser pages: the web app built into `web/dist`, served from the
+//! `--web-dir` directory (`index.html` at `/`, its files under `/assets/`).
 
 use axum::extract::State;
 use axum::http::header;
@@ -10,64 +9,6 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::http::error::{ApiError, ApiErrorBody};
 use crate::http::extract::{PathIds, QueryParams};
-
-const FILES: &[(&str, &str, &str)] = &[
-    (
-        "teacher.html",
-        "text/html; charset=utf-8",
-        include_str!("../../../web/teacher.html"),
-    ),
-    (
-        "student.html",
-        "text/html; charset=utf-8",
-        include_str!("../../../web/student.html"),
-    ),
-    (
-        "watch.html",
-        "text/html; charset=utf-8",
-        include_str!("../../../web/watch.html"),
-    ),
-    (
-        "replay.html",
-        "text/html; charset=utf-8",
-        include_str!("../../../web/replay.html"),
-    ),
-    (
-        "common.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/common.js"),
-    ),
-];
-
-/// A page of the browser app (teacher, student, watch, replay) or its script.
-#[utoipa::path(get, path = "/app/{file}", operation_id = "web_file", tag = "system",
-    params(("file" = String, Path, description = "teacher.html, student.html, watch.html, replay.html or common.js")),
-    responses(
-        (status = 200, description = "The file", content(
-            (String = "text/html"),
-            (String = "text/javascript"),
-        )),
-        (status = 400, description = "The path is not valid UTF-8", body = ApiErrorBody),
-        (status = 404, description = "No such file", body = ApiErrorBody),
-    ))]
-pub async fn file(ids: PathIds) -> Response {
-    // PathIds, not Path: a bad path answers the api.md error body
-    let name: String = match ids.get(0) {
-        Ok(n) => n,
-        Err(e) => return e.into_response(),
-    };
-    match FILES.iter().find(|(n, _, _)| *n == name) {
-        Some((_, ct, body)) => (
-            [
-                (header::CONTENT_TYPE, *ct),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *body,
-        )
-            .into_response(),
-        None => ApiError::not_found("file").into_response(),
-    }
-}
 
 /// The web app (sign-in, console, studio, class pages): `index.html` of the
 /// built app. Pages route by the URL's fragment, so this is the one document.

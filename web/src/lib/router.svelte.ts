@@ -21,3 +21,10 @@ export function navigate(path: string, replace = false): void {
     route.path = path;
   }
 }
+
+/** The query of the current route (`#/class/<id>?edge=campus-b`). */
+export function routeParams(): URLSearchParams {
+  const hash = window.location.hash;
+  const at = hash.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : hash.slice(at + 1));
+}

@@ -9,11 +9,14 @@ export type SeatResult =
   /** `refused` and `ended` end the page's attempt; `retry` may be tried again. */
   | { refusal: 'refused' | 'ended' | 'retry'; message: string };
 
-export async function takeSeat(id: string): Promise<SeatResult> {
+/** Where to sit: through a given edge, or the nearest of a region (core picks otherwise). */
+export type Via = { edge_id?: string; region?: string };
+
+export async function takeSeat(id: string, via: Via = {}): Promise<SeatResult> {
   try {
     const { data, error: failure, response } = await api.POST('/sessions/{id}/join', {
       params: { path: { id } },
-      body: {},
+      body: via,
     });
     if (data) return { seat: data };
     const code = (failure as { error?: { code?: string } } | undefined)?.error?.code;

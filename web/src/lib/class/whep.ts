@@ -1,7 +1,6 @@
 // WHEP: receive the class's media from the edge. New tracks arrive by
 // renegotiation over the `signal` data channel.
-import { whepUrl } from './edge';
-import type { Joined } from './types';
+import { whepUrl, type EdgeSeat } from './edge';
 
 export interface Subscription {
   pc: RTCPeerConnection;
@@ -9,7 +8,7 @@ export interface Subscription {
 }
 
 export async function subscribe(
-  join: Joined,
+  join: EdgeSeat,
   onTrack: (event: RTCTrackEvent) => void,
   onUpstream?: (state: string) => void,
 ): Promise<Subscription> {
