@@ -255,7 +255,7 @@ try {
     await shown.waitFor();
     const px = await pixels(page, shown, penColor);
     result.board_pixels.push({ who: s.name, mean: px.mean, pen_share: Math.round(px.near * 1000) / 1000 });
-    check(px.near > 0.002, `${s.name}'s board shows the pen colour (${Math.round(px.near * 1000) / 10} % of pixels)`);
+    check(px.near > 0.001, `${s.name}'s board shows the pen colour (${Math.round(px.near * 1000) / 10} % of pixels)`);
   }
   await axe(studio, 'scenario-studio');
   await shots(studio, 'scenario-studio');

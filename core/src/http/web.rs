@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::http::error::{ApiError, ApiErrorBody};
-use crate::http::extract::{PathIds, QueryParams};
+use crate::http::extract::QueryParams;
 
 /// The web app (sign-in, console, studio, class pages): `index.html` of the
 /// built app. Pages route by the URL's fragment, so this is the one document.

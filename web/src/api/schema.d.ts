@@ -41,23 +41,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/app/{file}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A page of the browser app (teacher, student, watch, replay) or its script. */
-        get: operations["web_file"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/assets/{path}": {
         parameters: {
             query?: never;
@@ -2992,48 +2975,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Jwks"];
-                };
-            };
-        };
-    };
-    web_file: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description teacher.html, student.html, watch.html, replay.html or common.js */
-                file: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The file */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/html": string;
-                    "text/javascript": string;
-                };
-            };
-            /** @description The path is not valid UTF-8 */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ApiErrorBody"];
-                };
-            };
-            /** @description No such file */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
         };
