@@ -116,8 +116,14 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
     assert_eq!(count("poll.closed", &|_| true), 1, "{types:?}");
     assert!(count("hand.lowered", &|_| true) >= 1, "{types:?}");
     assert_eq!(count("hand.raised", &|_| true), 2, "{types:?}");
+    // the teacher and both students took seats; nobody withdrew consent
     assert!(
-        count("consent.changed", &|p| p["recording"] == true) >= 2,
+        count("participant.joined", &|_| true) >= 3,
+        "{types:?}"
+    );
+    assert_eq!(
+        count("consent.changed", &|p| p["recording"] == false),
+        0,
         "{types:?}"
     );
     assert_eq!(count("session.ended", &|_| true), 1, "{types:?}");
@@ -128,6 +134,11 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
     assert!(s.is_success(), "{r}");
     assert_eq!(r["session_id"], sid, "{r}");
     assert_eq!(r["visibility"], "enrolled", "{r}");
+    assert!(
+        result["chapter_seek"]["chapters"].as_i64().unwrap() >= 2
+            && result["chapter_seek"]["want_ms"].as_i64().unwrap() >= 8_000,
+        "a chapter past the start: {result}"
+    );
     for seek in ["chapter_seek", "search_seek"] {
         let want = result[seek]["want_ms"].as_i64().unwrap();
         let at = result[seek]["current_ms"].as_i64().unwrap();
