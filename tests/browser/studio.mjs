@@ -3,8 +3,8 @@
 // teacher signs in, opens #/studio/<session>, starts the camera (published
 // over WHIP; the local preview plays), shares the screen (a second WHIP
 // publication, the scene follows), uploads a PDF deck, pages with Next and a
-// thumbnail, switches scene and layout, draws a stroke on the whiteboard and
-// clears it, shows and hides a link, locks the room and turns exam mode on
+// thumbnail, switches scene and layout, draws on the whiteboard with the
+// pointer and with the keyboard and clears it, shows and hides a link, locks the room and turns exam mode on
 // and off, opens a poll; with the participant STUDENT_NAME in the class it
 // grants Speak, mutes and removes them; ends the class through its
 // confirmation and publishes the replay from "After the class". The studio
@@ -157,7 +157,8 @@ try {
   await page.mouse.down();
   for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.1 + 0.07 * i), box.y + box.height * 0.5);
   await page.mouse.up();
-  await boardRegion.getByRole('img', { name: 'Whiteboard, 1 stroke', exact: true }).waitFor();
+  const board = boardRegion.getByRole('application', { name: /^Whiteboard, 1 stroke:/ });
+  await board.waitFor();
   const drawn = await canvas.evaluate((c) => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let ink = 0;
@@ -165,9 +166,16 @@ try {
     return ink;
   });
   check(drawn > 50, `the stroke is on the canvas (${drawn} ink pixels)`);
+  // the keyboard draws too: Space puts the pen down, arrows move it, Space lifts it
+  await board.focus();
+  await page.keyboard.press('Space');
+  for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight');
+  for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Space');
+  await boardRegion.getByRole('application', { name: /^Whiteboard, 2 strokes:/ }).waitFor();
   await boardRegion.getByRole('button', { name: 'Clear whiteboard', exact: true }).click();
-  await boardRegion.getByRole('img', { name: 'Whiteboard, 0 strokes', exact: true }).waitFor();
-  result.board = { ink_pixels: drawn, cleared: true };
+  await boardRegion.getByRole('application', { name: /^Whiteboard, 0 strokes:/ }).waitFor();
+  result.board = { ink_pixels: drawn, keyboard_stroke: true, cleared: true };
 
   step('show a link to the students, then hide it');
   const links = page.getByRole('region', { name: 'Links for students' });

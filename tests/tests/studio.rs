@@ -104,9 +104,16 @@ async fn a_teacher_runs_a_class_from_the_studio() {
         has("layout.changed", &|p| p["layout"] == "grid"),
         "{types:?}"
     );
-    assert!(has("whiteboard.stroke", &|p| p["points"]
-        .as_array()
-        .is_some_and(|a| a.len() >= 2)));
+    // one stroke drawn with the pointer, one with the arrow keys (9 points)
+    let strokes: Vec<usize> = evs
+        .iter()
+        .filter(|e| e["type"] == "whiteboard.stroke")
+        .map(|e| e["payload"]["points"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(
+        strokes.len() == 2 && strokes.iter().all(|n| *n >= 2) && strokes.contains(&9),
+        "{strokes:?}"
+    );
     assert!(has("whiteboard.cleared", &|_| true), "{types:?}");
     assert!(
         has("cta.shown", &|p| p["url"] == "https://school.test/survey"),
