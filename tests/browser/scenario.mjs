@@ -270,13 +270,18 @@ try {
   await axe(studio, 'scenario-studio');
   await shots(studio, 'scenario-studio');
 
-  step('chat: the first student writes, the second reads it');
+  step('chat: each student writes, the other and the studio read it');
   const [ana, anaPage] = classPages[0];
   const [ben, benPage] = classPages[1];
   const hello = `Good morning from ${ana.name}`;
   await anaPage.getByLabel('Message', { exact: true }).fill(hello);
   await anaPage.getByRole('button', { name: 'Send', exact: true }).click();
   await benPage.getByRole('list', { name: 'Chat messages' }).getByText(hello).waitFor();
+  const reply = `Hi from ${ben.name}`;
+  await benPage.getByLabel('Message', { exact: true }).fill(reply);
+  await benPage.getByRole('button', { name: 'Send', exact: true }).click();
+  await anaPage.getByRole('list', { name: 'Chat messages' }).getByText(reply).waitFor();
+  await studio.getByRole('region', { name: 'Chat' }).getByText(reply).waitFor();
 
   step('a question asked by one student and upvoted by the other');
   await anaPage.getByLabel('Ask a question', { exact: true }).fill(question);

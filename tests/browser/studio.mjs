@@ -93,6 +93,13 @@ try {
   result.preview = await preview.evaluate((v) => ({ width: v.videoWidth, height: v.videoHeight, paused: v.paused, time: v.currentTime }));
   // the edge answered the WHIP offer and the connection came up
   result.camera_published = true;
+  const mic = page.getByRole('button', { name: 'Mute microphone', exact: true });
+  await mic.click();
+  await page.getByRole('status').filter({ hasText: 'Your microphone is muted.' }).waitFor();
+  check(await mic.getAttribute('aria-pressed') === 'true', 'the microphone toggle is pressed');
+  check(await page.evaluate(() => document.querySelector('video[aria-label="Your camera"]').srcObject.getAudioTracks().every((t) => !t.enabled)), 'the microphone track is off');
+  await mic.click();
+  await page.getByRole('status').filter({ hasText: 'Your microphone is on.' }).waitFor();
 
   step('share the screen: a second publication, and the scene follows');
   await page.getByRole('button', { name: 'Share screen', exact: true }).click();

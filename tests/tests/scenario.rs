@@ -110,6 +110,7 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
         "{types:?}"
     );
     assert_eq!(count("whiteboard.stroke", &|_| true), 1, "{types:?}");
+    assert_eq!(count("chat.message", &|_| true), 2, "{types:?}");
     assert_eq!(count("poll.voted", &|p| p["option"] == 0), 2, "{types:?}");
     assert_eq!(count("question.upvoted", &|_| true), 1, "{types:?}");
     assert_eq!(count("question.answered", &|_| true), 1, "{types:?}");
@@ -144,6 +145,16 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
         let at = result[seek]["current_ms"].as_i64().unwrap();
         assert!((at - want).abs() < 3000, "{seek}: {result}");
     }
+
+    // no request of the run failed but the outsider's refused join
+    let failed: Vec<&str> = result["failed_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .filter(|r| !(r.starts_with("outsider: 403 POST") && r.ends_with("/join")))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
 
     // axe on every page of the run; the screenshots are kept
     for (page, r) in result["axe"].as_object().expect("axe results") {

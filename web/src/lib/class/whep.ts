@@ -4,7 +4,8 @@ import { whepUrl, type EdgeSeat } from './edge';
 
 export interface Subscription {
   pc: RTCPeerConnection;
-  close(): void;
+  /** Ends the media; `gone`: the class has ended, the edge already dropped it (no DELETE). */
+  close(gone?: boolean): void;
 }
 
 export async function subscribe(
@@ -50,9 +51,9 @@ export async function subscribe(
   }
   return {
     pc,
-    close() {
+    close(gone = false) {
       // end the edge's side first, then ours (closing first drops the peer before the DELETE)
-      if (!location) return pc.close();
+      if (!location || gone) return pc.close();
       const url = new URL(location, whepUrl(join)).toString();
       fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${join.join_token}` } })
         .catch(() => {})

@@ -5,7 +5,8 @@ import type { Joined } from './types';
 
 export interface Publication {
   pc: RTCPeerConnection;
-  close(): void;
+  /** Ends the media; `gone`: the class has ended, the edge already dropped it (no DELETE). */
+  close(gone?: boolean): void;
 }
 
 /** The WHIP endpoint of the class on its edge. */
@@ -62,8 +63,8 @@ export async function publish(
   }
   return {
     pc,
-    close() {
-      if (!location) return pc.close();
+    close(gone = false) {
+      if (!location || gone) return pc.close();
       const url = new URL(location, whipUrl(join, source)).toString();
       fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${join.join_token}` } })
         .catch(() => {})
