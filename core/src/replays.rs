@@ -315,10 +315,7 @@ pub async fn publish(
             "{}/public/replays/{replay_id}?key={key}",
             base(&app)
         ));
-        out.public_page_url = Some(format!(
-            "{}/#/replay/{replay_id}?key={key}",
-            base(&app)
-        ));
+        out.public_page_url = Some(format!("{}/#/replay/{replay_id}?key={key}", base(&app)));
         out.public_key = Some(key);
     }
     let status = if created {

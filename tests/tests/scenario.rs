@@ -106,7 +106,9 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
     };
     let types: Vec<&str> = evs.iter().filter_map(|e| e["type"].as_str()).collect();
     assert!(
-        count("slide.changed", &|p| p["index"] == 2 && p["page_count"] == 3) >= 1,
+        count("slide.changed", &|p| p["index"] == 2
+            && p["page_count"] == 3)
+            >= 1,
         "{types:?}"
     );
     assert_eq!(count("whiteboard.stroke", &|_| true), 1, "{types:?}");
@@ -118,10 +120,7 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
     assert!(count("hand.lowered", &|_| true) >= 1, "{types:?}");
     assert_eq!(count("hand.raised", &|_| true), 2, "{types:?}");
     // the teacher and both students took seats; nobody withdrew consent
-    assert!(
-        count("participant.joined", &|_| true) >= 3,
-        "{types:?}"
-    );
+    assert!(count("participant.joined", &|_| true) >= 3, "{types:?}");
     assert_eq!(
         count("consent.changed", &|p| p["recording"] == false),
         0,
@@ -131,7 +130,10 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
 
     // the replay the teacher published, which the student played
     let replay = result["replay_id"].as_str().expect("replay_id");
-    let (s, r) = api.get(&format!("/replays/{replay}"), &admin).await.unwrap();
+    let (s, r) = api
+        .get(&format!("/replays/{replay}"), &admin)
+        .await
+        .unwrap();
     assert!(s.is_success(), "{r}");
     assert_eq!(r["session_id"], sid, "{r}");
     assert_eq!(r["visibility"], "enrolled", "{r}");

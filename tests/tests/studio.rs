@@ -27,7 +27,10 @@ async fn a_teacher_runs_a_class_from_the_studio() {
     let student = api.login("student1@demo.test").await.unwrap();
     let seat = api.join(&student, &sid).await.unwrap();
     let (_, me) = api.get("/me", &student).await.unwrap();
-    let student_name = me["display_name"].as_str().expect("a display name").to_owned();
+    let student_name = me["display_name"]
+        .as_str()
+        .expect("a display name")
+        .to_owned();
 
     let dir = tempfile::tempdir().unwrap();
     let deck = dir.path().join("deck.pdf");
@@ -53,7 +56,10 @@ async fn a_teacher_runs_a_class_from_the_studio() {
     let deck_id = result["deck_id"].as_str().expect("a deck id").to_owned();
     let poll_id = result["poll_id"].as_str().expect("a poll id").to_owned();
     let pages = result["axe"].as_object().expect("axe results");
-    assert!(pages.contains_key("studio") && pages.contains_key("studio-after"), "{pages:?}");
+    assert!(
+        pages.contains_key("studio") && pages.contains_key("studio-after"),
+        "{pages:?}"
+    );
     for (page, r) in pages {
         let bad: Vec<_> = r["violations"]
             .as_array()
@@ -129,7 +135,9 @@ async fn a_teacher_runs_a_class_from_the_studio() {
     let pid = seat.participant_id.as_str();
     assert!(
         has("permission.changed", &|p| p["participant_id"] == pid
-            && p["granted"].as_array().is_some_and(|g| g.iter().any(|x| x == "speak"))),
+            && p["granted"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|x| x == "speak"))),
         "{types:?}"
     );
     assert!(
@@ -144,7 +152,10 @@ async fn a_teacher_runs_a_class_from_the_studio() {
     );
     // the replay published from "After the class"
     let replay = result["published"].as_str().expect("a replay id");
-    let (s, r) = api.get(&format!("/replays/{replay}"), &teacher).await.unwrap();
+    let (s, r) = api
+        .get(&format!("/replays/{replay}"), &teacher)
+        .await
+        .unwrap();
     assert!(s.is_success(), "{r}");
     assert_eq!(r["session_id"], sid.as_str(), "{r}");
     assert_eq!(r["visibility"], "tenant", "{r}");
