@@ -16,6 +16,8 @@
 //     answered by the teacher, a poll the teacher opens, both vote in
 //     (results in the studio) and the teacher closes, both raise hands (the
 //     studio's queue, the teacher lowers one);
+//   - the teacher grants the first student Speak in the participants panel
+//     and she turns her microphone on from the class page;
 //   - the outsider is refused;
 //   - the teacher ends the class, waits for the replay to be prepared and
 //     publishes it; a student opens it from the Replays library, plays it
@@ -58,6 +60,7 @@ const result = {
   replay_id: null,
   teacher_email: teacher.email,
   student_emails: students.map((s) => s.email),
+  student_names: students.map((s) => s.name),
   outsider_email: outsider.email,
   slide_pixels: [],
   board_pixels: [],
@@ -65,6 +68,7 @@ const result = {
   hands_in_studio: 0,
   question_votes_in_studio: null,
   outsider_refused: false,
+  student_speaks: false,
   published: false,
   artifacts_state: null,
   chapter_seek: null,
@@ -324,6 +328,17 @@ try {
   result.hands_in_studio = await hands.getByRole('listitem').count();
   await studio.getByRole('button', { name: `Lower hand of ${ana.name}`, exact: true }).click();
   await anaPage.getByRole('button', { name: 'Raise hand', exact: true }).waitFor();
+
+  step('the teacher lets the first student speak; she turns her microphone on');
+  const people = studio.getByRole('region', { name: 'Participants' });
+  const anaRow = people.getByRole('listitem').filter({ hasText: ana.name });
+  await anaRow.locator('summary').click();
+  await anaRow.getByRole('group', { name: `Permissions of ${ana.name}` }).getByRole('checkbox', { name: 'Speak', exact: true }).check();
+  await status(studio, `${ana.name}: Speak allowed.`);
+  await anaPage.getByRole('button', { name: 'Turn on your microphone', exact: true }).click();
+  await status(anaPage, 'Your microphone is on');
+  await anaPage.getByRole('button', { name: 'Turn off your microphone', exact: true }).waitFor();
+  result.student_speaks = true;
 
   step('the outsider is refused');
   const out = await open('outsider');

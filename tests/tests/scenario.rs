@@ -127,6 +127,27 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
         "{types:?}"
     );
     assert_eq!(count("session.ended", &|_| true), 1, "{types:?}");
+    // the first student, granted Speak, published her microphone
+    let ana = result["student_names"][0].as_str().unwrap();
+    let ana_id = evs
+        .iter()
+        .find(|e| e["type"] == "participant.joined" && e["payload"]["display_name"] == ana)
+        .map(|e| e["payload"]["participant_id"].clone())
+        .expect("the first student's seat");
+    assert_eq!(
+        count("permission.changed", &|p| p["participant_id"] == ana_id
+            && p["granted"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|x| x == "speak"))),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(
+        count("track.published", &|p| p["participant_id"] == ana_id
+            && p["kind"] == "audio"),
+        1,
+        "{types:?}"
+    );
 
     // the replay the teacher published, which the student played
     let replay = result["replay_id"].as_str().expect("replay_id");
