@@ -46,7 +46,11 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             }
         }
     };
-    let registry = Registry::new(log, config.edge_id.clone());
+    let registry = Registry::new(
+        log,
+        config.edge_id.clone(),
+        rate_limit::RateLimits::new(config.rate_limits),
+    );
 
     let uplink = match &config.relay_url {
         Some(url) => {
@@ -132,7 +136,6 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let state = http::EdgeState {
         registry,
         tokens,
-        limits: rate_limit::RateLimits::new(config.rate_limits),
         remote_feeds,
         sfu,
         config: config.clone(),

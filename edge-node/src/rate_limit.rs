@@ -1,11 +1,17 @@
 //! Per-participant rate limits (token buckets): a chat flood from one
 //! client gets 429s and never slows the class for anyone else.
+//!
+//! The session's writer applies them (`runtime::session`), so a command
+//! meets the same limit whether it came to this edge's HTTP API or through
+//! core over NATS. The key is the participant's seat, or the user when a
+//! forwarded command names no seat.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use protocol::{Command, ParticipantId};
+use protocol::Command;
+use uuid::Uuid;
 
 #[derive(Clone, Copy)]
 struct Rule {
@@ -13,9 +19,10 @@ struct Rule {
     per_sec: f64,
 }
 
-/// Text that lands in front of everyone: chat, questions.
+/// Text that lands in front of everyone: chat, questions (a refused one
+/// counts too: a flood of bad input is still a flood).
 const CONTENT: Rule = Rule {
-    burst: 5.0,
+    burst: 8.0,
     per_sec: 1.0,
 };
 /// Everything else (votes, hands, strokes, moderation).
@@ -70,7 +77,7 @@ struct Bucket {
 
 #[derive(Clone, Default)]
 pub struct RateLimits {
-    buckets: Arc<Mutex<HashMap<(ParticipantId, Kind), Bucket>>>,
+    buckets: Arc<Mutex<HashMap<(Uuid, Kind), Bucket>>>,
     off: bool,
 }
 
@@ -82,18 +89,23 @@ impl RateLimits {
         }
     }
 
-    pub fn allow(&self, who: ParticipantId, cmd: &Command) -> bool {
-        self.off || self.allow_at(who, cmd, Instant::now())
+    /// Takes a token for `who`'s `cmd`; `Err(secs)`: refused, a token is
+    /// back in `secs` whole seconds.
+    pub fn check(&self, who: Uuid, cmd: &Command) -> Result<(), u32> {
+        if self.off {
+            return Ok(());
+        }
+        self.check_at(who, cmd, Instant::now())
     }
 
-    fn allow_at(&self, who: ParticipantId, cmd: &Command, now: Instant) -> bool {
+    fn check_at(&self, who: Uuid, cmd: &Command, now: Instant) -> Result<(), u32> {
         let k = kind(cmd);
         let rule = match k {
             Kind::Content => CONTENT,
             Kind::Actions => ACTIONS,
         };
         let Ok(mut map) = self.buckets.lock() else {
-            return true;
+            return Ok(());
         };
         let b = map.entry((who, k)).or_insert(Bucket {
             tokens: rule.burst,
@@ -104,9 +116,9 @@ impl RateLimits {
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(((1.0 - b.tokens) / rule.per_sec).ceil().max(1.0) as u32)
         }
     }
 }
@@ -119,30 +131,34 @@ mod tests {
     #[test]
     fn content_bursts_then_refills() {
         let rl = RateLimits::default();
-        let p = ParticipantId::from_uuid(uuid::Uuid::from_u128(1));
-        let q = ParticipantId::from_uuid(uuid::Uuid::from_u128(2));
+        let p = Uuid::from_u128(1);
+        let q = Uuid::from_u128(2);
         let chat = Command::Chat {
             message_id: uuid::Uuid::from_u128(3).into(),
             text: "x".into(),
         };
         let t0 = Instant::now();
-        for _ in 0..5 {
-            assert!(rl.allow_at(p, &chat, t0));
+        for _ in 0..8 {
+            assert_eq!(rl.check_at(p, &chat, t0), Ok(()));
         }
-        assert!(
-            !rl.allow_at(p, &chat, t0),
-            "the sixth message in a burst is refused"
+        assert_eq!(
+            rl.check_at(p, &chat, t0),
+            Err(1),
+            "the ninth message in a burst is refused, back in a second"
         );
-        assert!(
-            rl.allow_at(q, &chat, t0),
+        assert_eq!(
+            rl.check_at(q, &chat, t0),
+            Ok(()),
             "another participant is unaffected"
         );
-        assert!(
-            rl.allow_at(p, &Command::RaiseHand, t0),
+        assert_eq!(
+            rl.check_at(p, &Command::RaiseHand, t0),
+            Ok(()),
             "other actions have their own bucket"
         );
-        assert!(
-            rl.allow_at(p, &chat, t0 + Duration::from_millis(1100)),
+        assert_eq!(
+            rl.check_at(p, &chat, t0 + Duration::from_millis(1100)),
+            Ok(()),
             "a second later one more is allowed"
         );
     }

@@ -195,6 +195,8 @@ pub enum RejectKind {
     NotFound,
     /// Conflicts with the current state: HTTP 409.
     Conflict,
+    /// The actor sent too much too fast: HTTP 429 with `Retry-After`.
+    RateLimited,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -206,6 +208,9 @@ pub struct Rejection {
     /// The permission the actor lacked, when that is the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_permission: Option<Permission>,
+    /// For `RateLimited`: when to try again, in whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u32>,
 }
 
 impl Rejection {
@@ -215,6 +220,19 @@ impl Rejection {
             code: code.to_owned(),
             message: message.into(),
             missing_permission: None,
+            retry_after_secs: None,
+        }
+    }
+    /// Too much too fast from one actor (the session's writer applies the
+    /// limits, so every way into the class meets them).
+    pub fn rate_limited(retry_after_secs: u32) -> Self {
+        Rejection {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                RejectKind::RateLimited,
+                "rate_limited",
+                "too many requests; slow down",
+            )
         }
     }
     fn invalid(code: &str, message: impl Into<String>) -> Self {
@@ -235,6 +253,7 @@ impl Rejection {
             code: "missing_permission".to_owned(),
             message: format!("this needs the {p} permission"),
             missing_permission: Some(p),
+            retry_after_secs: None,
         }
     }
 }

@@ -649,6 +649,57 @@ async fn safety_controls_act_at_once() {
         .unwrap();
     assert_eq!(s, StatusCode::OK, "another participant is not limited");
 
+    // the same limit through core: the session's writer applies it, so a
+    // burst that comes in over NATS is cut like one at the edge
+    let c3 = &c.students[2];
+    let (mut accepted, mut refused, mut retry_after) = (0, 0, None);
+    for i in 0..60 {
+        let resp = api
+            .http
+            .post(format!("{}{}", c.stack.core_url, c.core("/chat")))
+            .bearer_auth(&c3.0)
+            .json(&json!({ "text": format!("burst through core {i}") }))
+            .send()
+            .await
+            .unwrap();
+        match resp.status() {
+            StatusCode::OK => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                retry_after = retry_after.or_else(|| {
+                    resp.headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                });
+                let body: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+            }
+            other => panic!("chat through core answered {other}"),
+        }
+    }
+    assert!(
+        (8..=12).contains(&accepted) && refused == 60 - accepted,
+        "a burst of 60 through core: {accepted} accepted, {refused} refused"
+    );
+    assert!(retry_after.is_some_and(|s| s >= 1), "Retry-After on a 429");
+    let in_log = api
+        .events(&c.teacher, &c.session.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["type"] == "chat.message"
+                && e["payload"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("burst through core"))
+        })
+        .count();
+    assert_eq!(
+        in_log, accepted,
+        "every accepted message, and only those, is in the log"
+    );
+
     // chat kill switch: refused within the same request cycle, released again
     let (s, _) = api
         .post(

@@ -123,6 +123,9 @@ impl From<Rejection> for ApiError {
                 code: r.code,
                 message: r.message,
             },
+            RejectKind::RateLimited => ApiError::RateLimited {
+                retry_after_secs: r.retry_after_secs.unwrap_or(1).max(1).into(),
+            },
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct EdgeError {
     pub code: String,
     pub message: String,
     pub missing_permission: Option<Permission>,
+    /// For 429: the `Retry-After` seconds (1 when not given).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl EdgeError {
@@ -23,6 +25,7 @@ impl EdgeError {
             code: code.to_owned(),
             message: message.into(),
             missing_permission: None,
+            retry_after_secs: None,
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -40,12 +43,14 @@ impl From<Rejection> for EdgeError {
             RejectKind::Forbidden => StatusCode::FORBIDDEN,
             RejectKind::NotFound => StatusCode::NOT_FOUND,
             RejectKind::Conflict => StatusCode::CONFLICT,
+            RejectKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         };
         EdgeError {
             status,
             code: r.code,
             message: r.message,
             missing_permission: r.missing_permission,
+            retry_after_secs: r.retry_after_secs,
         }
     }
 }
@@ -78,7 +83,7 @@ impl IntoResponse for EdgeError {
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(self.retry_after_secs.unwrap_or(1).max(1)),
             );
         }
         resp

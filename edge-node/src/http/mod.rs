@@ -30,14 +30,12 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::join_tokens::JoinTokens;
-use crate::rate_limit::RateLimits;
 use crate::runtime::registry::Registry;
 
 #[derive(Clone)]
 pub struct EdgeState {
     pub registry: Registry,
     pub tokens: JoinTokens,
-    pub limits: RateLimits,
     pub config: Config,
     pub nats: async_nats::Client,
     pub sfu: crate::sfu::Sfu,

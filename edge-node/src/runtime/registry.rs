@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::event_log::EventLog;
+use crate::rate_limit::RateLimits;
 use crate::recorder::Recorders;
 use crate::runtime::session::{self, SessionHandle};
 
@@ -22,6 +23,8 @@ pub struct Registry {
     decks: Arc<std::sync::RwLock<HashMap<DeckId, protocol::control::DeckInfo>>>,
     /// The composer/recorder, once the media plane is up.
     recorders: Arc<std::sync::OnceLock<Recorders>>,
+    /// Per-participant limits, applied by each session's writer.
+    limits: RateLimits,
 }
 
 pub struct StartParams {
@@ -36,13 +39,14 @@ pub struct StartParams {
 }
 
 impl Registry {
-    pub fn new(log: EventLog, edge: EdgeId) -> Self {
+    pub fn new(log: EventLog, edge: EdgeId, limits: RateLimits) -> Self {
         Registry {
             inner: Arc::new(Mutex::new(HashMap::new())),
             log,
             edge,
             decks: Default::default(),
             recorders: Default::default(),
+            limits,
         }
     }
 
@@ -108,9 +112,13 @@ impl Registry {
                 continue;
             }
             let recording = state.recording.status == protocol::state::RecordingStatus::Armed;
-            if let Some(h) =
-                session::spawn(state.clone(), &events, self.log.clone(), self.edge.clone())
-            {
+            if let Some(h) = session::spawn(
+                state.clone(),
+                &events,
+                self.log.clone(),
+                self.edge.clone(),
+                self.limits.clone(),
+            ) {
                 if recording {
                     resume.push((h.clone(), state));
                 }
@@ -230,6 +238,7 @@ impl Registry {
             std::slice::from_ref(&first),
             self.log.clone(),
             self.edge.clone(),
+            self.limits.clone(),
         );
         if let Some(h) = &handle {
             map.insert(p.session_id, h.clone());

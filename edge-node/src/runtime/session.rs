@@ -18,6 +18,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::event_log::EventLog;
+use crate::rate_limit::RateLimits;
 
 /// Live-feed buffer per session; a subscriber that falls further behind
 /// resumes from the event log.
@@ -141,6 +142,7 @@ pub struct SessionTask {
     feed: broadcast::Sender<Arc<FeedEvent>>,
     recent: VecDeque<Arc<Envelope>>,
     rx: mpsc::Receiver<SessionMsg>,
+    limits: RateLimits,
 }
 
 /// Starts the writer for a session whose log is `events` (folding to `state`).
@@ -149,6 +151,7 @@ pub fn spawn(
     events: &[Envelope],
     log: EventLog,
     edge: EdgeId,
+    limits: RateLimits,
 ) -> Option<SessionHandle> {
     let first = events.first()?.clone();
     let (tx, rx) = mpsc::channel(1024);
@@ -169,6 +172,7 @@ pub fn spawn(
         feed,
         recent,
         rx,
+        limits,
     };
     tokio::spawn(task.run().instrument(span));
     Some(handle)
@@ -293,7 +297,16 @@ impl SessionTask {
         let mut replies = Vec::with_capacity(batch.len());
         for (actor, command, reply) in batch {
             let actor = self.resolve(actor);
-            match decide(&self.state, &actor, &command) {
+            // every way in (this edge's HTTP, core over NATS) meets the same limit
+            let limited = match limit_key(&actor) {
+                Some(key) => self.limits.check(key, &command).err(),
+                None => None,
+            };
+            let decision = match limited {
+                Some(secs) => Err(Rejection::rate_limited(secs)),
+                None => decide(&self.state, &actor, &command),
+            };
+            match decision {
                 Err(rejection) => {
                     tracing::debug!(command = command.name(), code = %rejection.code, "command rejected");
                     outcomes.push(Outcome::Rejected(rejection));
@@ -418,6 +431,21 @@ impl SessionTask {
                 self.state = s;
             }
         }
+    }
+}
+
+/// Whose bucket a command draws on: the seat, else the user (a forwarded
+/// command before the seat is known); the platform itself is not limited.
+fn limit_key(actor: &Actor) -> Option<Uuid> {
+    match actor {
+        Actor::Person {
+            participant_id: Some(p),
+            ..
+        } => Some(p.as_uuid()),
+        Actor::Person {
+            user_id: Some(u), ..
+        } => Some(u.as_uuid()),
+        _ => None,
     }
 }
 
