@@ -51,6 +51,8 @@ struct Inner {
     search: std::sync::OnceLock<Arc<classroom_search::Index>>,
     /// Token buckets for the console's writes.
     console_limits: console::rate_limit::ConsoleLimits,
+    /// Sign-in and public-route limits.
+    throttles: http::throttle::Throttles,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             audience: Default::default(),
             search: Default::default(),
             console_limits: Default::default(),
+            throttles: Default::default(),
         }))
     }
     pub fn audience(&self) -> std::sync::MutexGuard<'_, public::AudienceBoard> {
@@ -103,6 +106,9 @@ impl AppState {
     }
     pub fn console_limits(&self) -> &console::rate_limit::ConsoleLimits {
         &self.0.console_limits
+    }
+    pub fn throttles(&self) -> &http::throttle::Throttles {
+        &self.0.throttles
     }
     pub fn db(&self) -> &PgPool {
         &self.0.db
@@ -185,7 +191,9 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     tracing::info!(addr = %listener.local_addr()?, "core listening");
     let router = http::router(app.clone());
     let shutdown = stop.clone();
-    axum::serve(listener, router)
+    // the caller's address reaches the handlers (per-address limits)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     stop.cancel();

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{JsonBody, PathIds};
+use crate::http::throttle::ClientAddr;
 use crate::identity::Auth;
 use crate::orchestration::edges;
 use crate::orchestration::sessions::{EdgeRef, current_state, load_session};
@@ -164,13 +165,16 @@ pub struct Watching {
         (status = 404, description = "No such session", body = ApiErrorBody),
         (status = 409, description = "The session has ended", body = ApiErrorBody),
         (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
         (status = 503, description = "The class's edge cannot be reached", body = ApiErrorBody),
     ))]
 pub async fn watch(
     State(app): State<AppState>,
+    ClientAddr(from): ClientAddr,
     ids: PathIds,
     body: JsonBody<WatchBody>,
 ) -> ApiResult<Json<Watching>> {
+    app.throttles().public(from)?;
     let id: SessionId = ids.get(0)?;
     let body = body.value;
     if body.key.len() > 2048 || !app.keys().verify_asset(&body.key, &scope(id)) {

@@ -24,6 +24,7 @@ use crate::AppState;
 use crate::artifacts::{self, derive, pipeline};
 use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{JsonBody, PathIds, QueryParams};
+use crate::http::throttle::ClientAddr;
 use crate::identity::Auth;
 use crate::orchestration::sessions::load_session;
 
@@ -560,12 +561,15 @@ async fn public_replay(app: &AppState, ids: &PathIds, key: &str) -> ApiResult<Re
         (status = 400, description = "Invalid replay id, missing key or unknown query parameter", body = ApiErrorBody),
         (status = 401, description = "The link is not valid, has expired, or the replay is no longer public", body = ApiErrorBody),
         (status = 404, description = "No such replay", body = ApiErrorBody),
+        (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
 pub async fn public_get(
     State(app): State<AppState>,
+    ClientAddr(from): ClientAddr,
     ids: PathIds,
     QueryParams(q): QueryParams<KeyQuery>,
 ) -> ApiResult<Json<Replay>> {
+    app.throttles().public(from)?;
     let r = public_replay(&app, &ids, &q.key).await?;
     log_access(&app, &r, None, "public_link", "open").await?;
     Ok(Json(body_of(&app, &r).await?))
@@ -821,12 +825,15 @@ pub async fn search(
         (status = 400, description = "Invalid replay id, missing key, empty or too long q, nothing to search for, or unknown query parameter", body = ApiErrorBody),
         (status = 401, description = "The link is not valid, has expired, or the replay is no longer public", body = ApiErrorBody),
         (status = 404, description = "No such replay", body = ApiErrorBody),
+        (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
 pub async fn public_search(
     State(app): State<AppState>,
+    ClientAddr(from): ClientAddr,
     ids: PathIds,
     QueryParams(q): QueryParams<KeyQuery>,
 ) -> ApiResult<Json<ReplaySearch>> {
+    app.throttles().public(from)?;
     let r = public_replay(&app, &ids, &q.key).await?;
     let text = q.q.unwrap_or_default();
     check_query(&text)?;

@@ -85,6 +85,25 @@ impl Feed {
         Ok(())
     }
 
+    /// Whether the server ends the connection within `within` (frames that
+    /// arrive first are read and dropped); `false` when it is still open.
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        let end = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(end, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Sends any text frame (a client that misbehaves).
+    pub async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        self.ws.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
     /// Drops the connection abruptly (no close handshake).
     pub fn drop_connection(self) {
         drop(self.ws);

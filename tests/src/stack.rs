@@ -227,21 +227,36 @@ impl Stack {
         }
 
         let relay = if opts.relay {
-            let port = crate::free_udp_port();
-            let args = vec![
-                "--listen".to_owned(),
-                format!("127.0.0.1:{port}"),
-                "--dev-ca-dir".to_owned(),
-                dir.path().join("relay-ca").display().to_string(),
-                "--core-url".to_owned(),
-                core_url.clone(),
-            ];
-            let log = dir.path().join("relay.log");
-            let proc = Proc::spawn("relay", &bin_dir().join("relay"), &args, &[], log.clone())?;
-            if let Err(e) = wait_healthy("relay healthz", &format!("http://127.0.0.1:{port}")).await
-            {
-                anyhow::bail!("{e}\n{}", proc.tail(40));
-            }
+            // a port picked free can be taken by a concurrent test before the
+            // relay binds it: a relay that exits at start gets a fresh port
+            let mut attempt = 0;
+            let (port, args, log, proc) = loop {
+                attempt += 1;
+                let port = crate::free_udp_tcp_port();
+                let args = vec![
+                    "--listen".to_owned(),
+                    format!("127.0.0.1:{port}"),
+                    "--dev-ca-dir".to_owned(),
+                    dir.path().join("relay-ca").display().to_string(),
+                    "--core-url".to_owned(),
+                    core_url.clone(),
+                ];
+                let log = dir.path().join("relay.log");
+                let mut proc =
+                    Proc::spawn("relay", &bin_dir().join("relay"), &args, &[], log.clone())?;
+                match wait_healthy("relay healthz", &format!("http://127.0.0.1:{port}")).await {
+                    Ok(()) => break (port, args, log, proc),
+                    Err(e) if attempt >= 3 || proc.is_running() => {
+                        anyhow::bail!("{e}\n{}", proc.tail(40));
+                    }
+                    Err(_) => {
+                        eprintln!(
+                            "relay did not start on {port}; another port\n{}",
+                            proc.tail(5)
+                        );
+                    }
+                }
+            };
             Some(RelayProc {
                 url: format!("moqt://127.0.0.1:{port}"),
                 ca_pem: dir.path().join("relay-ca").join("ca.pem"),

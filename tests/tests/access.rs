@@ -562,3 +562,84 @@ async fn malformed_and_oversize_bodies_change_nothing() {
     }
     stack.shutdown().await;
 }
+
+/// Sign-in is throttled per account (5 failures, then one a minute) and the
+/// routes that need no account per address; the refusals are 429 with
+/// `Retry-After`, and others are not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_and_public_floods_are_throttled() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let api = &stack.api;
+    let login = |email: &str, password: &str| {
+        let api = api.clone();
+        let body = json!({ "email": email, "password": password })
+            .to_string()
+            .into_bytes();
+        async move {
+            api.http
+                .post(format!("{}/auth/login", api.base))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // five wrong passwords are answered as wrong; then the account waits,
+    // even with the right password
+    for _ in 0..5 {
+        let r = login("student2@demo.test", "not-the-password").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = login("student2@demo.test", classroom_tests::stack::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "rate_limited");
+    // another account from the same address signs in
+    let r = login("student3@demo.test", classroom_tests::stack::PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // a flood of a public route from one address is cut: no more than the
+    // burst (300) and the refill (50/s) over the flood's time get through
+    let url = format!("{}/qr.svg?data=flood", api.base);
+    let started = std::time::Instant::now();
+    let (mut ok, mut limited, mut retry_after) = (0u64, 0u64, None);
+    'flood: for _ in 0..50 {
+        let wave: Vec<_> = (0..64)
+            .map(|_| {
+                let http = api.http.clone();
+                let url = url.clone();
+                tokio::spawn(async move { http.get(url).send().await.unwrap() })
+            })
+            .collect();
+        for w in wave {
+            let r = w.await.unwrap();
+            match r.status() {
+                StatusCode::OK => ok += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    limited += 1;
+                    retry_after = r.headers().get("retry-after").map(|v| v.to_owned());
+                }
+                other => panic!("the QR route answered {other}"),
+            }
+        }
+        if limited > 0 {
+            break 'flood;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert!(limited > 0, "{ok} requests in {secs:.1} s, none refused");
+    assert!(retry_after.is_some(), "a 429 carries Retry-After");
+    assert!(
+        (ok as f64) <= 300.0 + 50.0 * secs + 1.0,
+        "{ok} passed in {secs:.1} s"
+    );
+    stack.shutdown().await;
+}

@@ -967,6 +967,54 @@ async fn the_live_feed_resumes_without_gap_or_duplicate() {
         "a's snapshot has no notes of b"
     );
 
+    // snapshot requests have a budget per connection (three at once, one
+    // more every 5 s; the first request above took one, a few seconds
+    // ago): a burst of ten gets two or three answers, not ten, and the feed
+    // stays open
+    for _ in 0..10 {
+        feed.request_snapshot().await.unwrap();
+    }
+    let mut snapshots = 0;
+    while let Some(m) = feed.next(Duration::from_millis(1500)).await {
+        if m["kind"] == "snapshot" {
+            snapshots += 1;
+        }
+    }
+    assert!(
+        (2..=3).contains(&snapshots),
+        "a burst of snapshot requests is cut: {snapshots} answered"
+    );
+    let (_, v) = api
+        .post(&c.edge("/chat"), &b.1.join_token, json!({ "text": "six" }))
+        .await
+        .unwrap();
+    let s6 = v["seq"].as_i64().unwrap();
+    assert_eq!(
+        feed.events_until(s6, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the feed goes on"
+    );
+    // a client message larger than the feed takes closes that connection
+    // (a well-behaved one stays open)
+    let connect = || Feed::connect(&c.session.edge_url, &c.session.id, &a.1.join_token, None);
+    let mut polite = connect().await.unwrap();
+    polite.request_snapshot().await.unwrap();
+    assert!(!polite.closed_within(Duration::from_secs(1)).await);
+    let mut rude = connect().await.unwrap();
+    rude.send_text(format!(
+        r#"{{"type":"snapshot","pad":"{}"}}"#,
+        "x".repeat(4096)
+    ))
+    .await
+    .unwrap();
+    assert!(
+        rude.closed_within(Duration::from_secs(5)).await,
+        "an oversized client message ends the feed"
+    );
+
     // a feed without a token, or with a foreign one, is refused
     let resp = api
         .http

@@ -1,15 +1,11 @@
 //! Per-caller token buckets for the console's writes: an admin script gone
 //! wrong, or a stolen token, gets 429 with `Retry-After` early instead of
-//! filling the users table or the audit log. Kept in this process's memory:
-//! a limit is a guard against bursts, not an account of record.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+//! filling the users table or the audit log (buckets from `http::throttle`).
 
 use protocol::UserId;
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
+use crate::http::throttle::{Buckets, Shape};
 
 /// What a bucket limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,47 +29,43 @@ impl Kind {
     }
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// The console's buckets, one set per kind.
+pub struct ConsoleLimits {
+    write: Buckets<UserId>,
+    import: Buckets<UserId>,
+    roster: Buckets<UserId>,
 }
 
-#[derive(Default)]
-pub struct ConsoleLimits {
-    buckets: Mutex<HashMap<(UserId, Kind), Bucket>>,
+impl Default for ConsoleLimits {
+    fn default() -> Self {
+        let shape = |k: Kind| {
+            let (burst, per_sec) = k.shape();
+            Shape { burst, per_sec }
+        };
+        ConsoleLimits {
+            write: Buckets::new(shape(Kind::Write)),
+            import: Buckets::new(shape(Kind::Import)),
+            roster: Buckets::new(shape(Kind::RosterImport)),
+        }
+    }
 }
 
 impl ConsoleLimits {
     /// Takes one token for `user`, or answers 429 with how long to wait.
     pub fn take(&self, user: UserId, kind: Kind) -> ApiResult<()> {
-        let (burst, rate) = kind.shape();
-        let now = Instant::now();
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            // a flood of distinct callers: forget the full buckets
-            map.retain(|_, b| b.tokens < burst);
+        match kind {
+            Kind::Write => &self.write,
+            Kind::Import => &self.import,
+            Kind::RosterImport => &self.roster,
         }
-        let b = map.entry((user, kind)).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - b.tokens) / rate).ceil().max(1.0) as u64;
-            Err(ApiError::RateLimited {
-                retry_after_secs: wait,
-            })
-        }
+        .take(user)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::error::ApiError;
 
     #[test]
     fn a_burst_past_the_bucket_is_refused_with_a_wait() {

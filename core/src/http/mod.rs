@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod throttle;
 pub mod web;
 
 use axum::extract::{DefaultBodyLimit, State};

@@ -9,6 +9,7 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::http::error::{ApiError, ApiErrorBody};
 use crate::http::extract::QueryParams;
+use crate::http::throttle::ClientAddr;
 
 /// The web app (sign-in, console, studio, class pages): `index.html` of the
 /// built app. Pages route by the URL's fragment, so this is the one document.
@@ -99,8 +100,16 @@ pub struct QrQuery {
     responses(
         (status = 200, description = "The QR code", body = String, content_type = "image/svg+xml"),
         (status = 400, description = "data missing, empty, too long or too much for a QR code", body = ApiErrorBody),
+        (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
-pub async fn qr(QueryParams(q): QueryParams<QrQuery>) -> Response {
+pub async fn qr(
+    State(app): State<AppState>,
+    ClientAddr(from): ClientAddr,
+    QueryParams(q): QueryParams<QrQuery>,
+) -> Response {
+    if let Err(e) = app.throttles().public(from) {
+        return e.into_response();
+    }
     if q.data.is_empty() || q.data.len() > 2000 {
         return ApiError::bad_request("invalid_data", "data must be 1 to 2000 bytes")
             .into_response();

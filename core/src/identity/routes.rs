@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::JsonBody;
+use crate::http::throttle::ClientAddr;
 use crate::identity::{Auth, passwords, refresh_family};
 
 #[derive(Deserialize, ToSchema)]
@@ -71,9 +72,12 @@ pub struct Login {
         (status = 400, description = "Bad body, empty email or password, or the tenant is needed", body = ApiErrorBody),
         (status = 401, description = "Wrong email or password, or the account is disabled", body = ApiErrorBody),
         (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 429, description = "Too many failed sign-ins for the account (5, then one a minute) or from the address (100, then one a second); see `Retry-After`", body = ApiErrorBody),
+        (status = 503, description = "Too many sign-ins at once (`sign_in_busy`): password checks are capped", body = ApiErrorBody),
     ))]
 pub async fn login(
     State(app): State<AppState>,
+    ClientAddr(from): ClientAddr,
     body: JsonBody<LoginBody>,
 ) -> ApiResult<Json<Login>> {
     let LoginBody {
@@ -88,6 +92,8 @@ pub async fn login(
             "email and password are required",
         ));
     }
+    let throttles = app.throttles();
+    throttles.login_admit(&email, from)?;
     let rows: Vec<(Uuid, Uuid, String, String, bool, String, String)> = sqlx::query_as(
         "SELECT u.id, u.tenant_id, u.password_hash, rb.role::text, u.disabled, u.display_name, t.slug
          FROM users u
@@ -111,10 +117,14 @@ pub async fn login(
         .map(|r| r.2.clone())
         .unwrap_or_else(|| passwords::decoy_hash().to_owned());
     let pw = password.clone();
+    let slot = throttles.verify_slot().await?;
     let ok = tokio::task::spawn_blocking(move || passwords::verify(&pw, &stored))
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
+    drop(slot);
     let Some((user, tenant_id, _, role, disabled, display_name, slug)) = row.filter(|_| ok) else {
+        throttles.login_failed(&email, from);
+        tracing::info!(client = ?from, "sign-in failed");
         return Err(ApiError::unauthorized(
             "invalid_credentials",
             "wrong email or password",

@@ -7,8 +7,9 @@
 //! sending `{"type":"snapshot"}`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -108,10 +109,13 @@ pub async fn live(
             role,
         },
     };
-    // small write buffers: a class holds hundreds of these connections
+    // small write buffers: a class holds hundreds of these connections; a
+    // client only ever sends `{"type":"snapshot"}`, so its frames are small
     Ok(ws
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
             if let Err(e) = feed(socket, st, handle, viewer, q.after.map(Seq)).await {
                 tracing::debug!(error = %e, "live feed closed");
@@ -170,6 +174,7 @@ async fn feed(
             last = sub.state.seq.max(after);
         }
     }
+    let mut snapshots = SnapshotBudget::new(Instant::now());
     loop {
         tokio::select! {
             ev = live.recv() => match ev {
@@ -198,7 +203,20 @@ async fn feed(
                     let wants_snapshot = serde_json::from_str::<serde_json::Value>(t.as_str())
                         .map(|v| v["type"] == "snapshot")
                         .unwrap_or(false);
-                    if wants_snapshot {
+                    if wants_snapshot && !snapshots.allow(Instant::now()) {
+                        // a client asking faster than a snapshot can be worth
+                        // it: dropped; one that never stops is cut off
+                        if snapshots.refused > SNAPSHOT_FLOOD {
+                            tracing::info!("live feed closed: snapshot request flood");
+                            let _ = socket
+                                .send(Message::Close(Some(CloseFrame {
+                                    code: close_code::POLICY,
+                                    reason: "too many snapshot requests".into(),
+                                })))
+                                .await;
+                            return Ok(());
+                        }
+                    } else if wants_snapshot {
                         // The snapshot can be ahead of `last`: events between
                         // are still delivered by the live receiver, in order.
                         let state = handle.state().await?;
@@ -216,10 +234,63 @@ async fn feed(
     }
 }
 
+/// The largest frame or message a client may send (the feed's only client
+/// message is a snapshot request of a few bytes).
+const MAX_CLIENT_MESSAGE: usize = 1024;
+/// Snapshot requests answered at once, and how often one more is.
+const SNAPSHOT_BURST: f64 = 3.0;
+const SNAPSHOT_EVERY_SECS: f64 = 5.0;
+/// Refused snapshot requests after which the connection is closed.
+const SNAPSHOT_FLOOD: u32 = 50;
+
+/// Snapshot requests on one connection: a token bucket, and how many it
+/// refused.
+struct SnapshotBudget {
+    tokens: f64,
+    at: Instant,
+    refused: u32,
+}
+
+impl SnapshotBudget {
+    fn new(now: Instant) -> Self {
+        SnapshotBudget {
+            tokens: SNAPSHOT_BURST,
+            at: now,
+            refused: 0,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed / SNAPSHOT_EVERY_SECS).min(SNAPSHOT_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn snapshot_requests_have_a_budget() {
+        let t0 = Instant::now();
+        let mut b = SnapshotBudget::new(t0);
+        assert!((0..3).all(|_| b.allow(t0)), "three at once");
+        assert!(!b.allow(t0), "the fourth waits");
+        assert_eq!(b.refused, 1);
+        assert!(
+            b.allow(t0 + std::time::Duration::from_secs(5)),
+            "one more five seconds later"
+        );
+    }
 
     /// The typed frames are the JSON the feed always sent.
     #[test]
