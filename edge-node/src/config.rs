@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long, env = "RELAY_CA", requires = "relay_url")]
     pub relay_ca: Option<PathBuf>,
 
+    /// Public viewers one class may have on this edge (past it, 503 with
+    /// Retry-After: the edge sheds them before it degrades the class).
+    #[arg(long, env = "EDGE_MAX_PUBLIC_VIEWERS", default_value_t = 1000)]
+    pub max_public_viewers: u32,
+
     /// Per-participant rate limits on campus commands (off only for load tests).
     #[arg(long, env = "EDGE_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rate_limits: bool,

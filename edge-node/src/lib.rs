@@ -77,6 +77,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             quality_every: Duration::from_millis(config.media_quality_ms),
             idle: Duration::from_millis(config.media_idle_ms),
             connect_timeout: Duration::from_secs(15),
+            max_public_viewers: config.max_public_viewers,
         },
         registry.clone(),
         mesh_out,

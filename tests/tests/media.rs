@@ -398,3 +398,131 @@ async fn seats_survive_a_brief_drop_and_vanished_publishers_end_their_tracks() {
     let _ = evs;
     stack.shutdown().await;
 }
+
+/// Media connections are capped where they live, the SFU: a participant's
+/// fourth watching connection closes their oldest (the other three go on),
+/// a second camera replaces the first, and a class at its public-viewer cap
+/// refuses the next viewer with 503 `class_full`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_connections_are_capped_per_participant_and_public_viewers_per_class() {
+    let stack = Stack::start(StackOptions {
+        edge_args: vec!["--max-public-viewers".into(), "1".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = &stack.api;
+    // the tenant allows public viewing (fixed for a class when it starts)
+    let admin = api.login("admin@demo.test").await.unwrap();
+    let r = api
+        .http
+        .patch(format!("{}/tenant/settings", stack.core_url))
+        .bearer_auth(&admin)
+        .json(&json!({ "public_viewing": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let session = api.start_class(&teacher).await.unwrap();
+    let sid = session.id.clone();
+    let t = api.join(&teacher, &sid).await.unwrap();
+    let _first_camera =
+        rtc_client::publish(&t.edge_url, &sid, &t.join_token, PublishOptions::default())
+            .await
+            .unwrap();
+    let s1 = api.login("student1@demo.test").await.unwrap();
+    let st = api.join(&s1, &sid).await.unwrap();
+    let mut subs = Vec::new();
+    for _ in 0..4 {
+        let c = rtc_client::subscribe(&st.edge_url, &sid, &st.join_token)
+            .await
+            .unwrap();
+        subs.push(c);
+    }
+    frames_grow(&subs[3], 30, 30, "the newest connection to receive").await;
+    // from here the oldest gets nothing while the newest gets 60 more frames
+    let before: Vec<u64> = subs.iter().map(|c| c.snapshot().video_frames()).collect();
+    frames_grow(
+        &subs[3],
+        before[3] + 60,
+        0,
+        "the newest connection to go on",
+    )
+    .await;
+    let gained: Vec<u64> = subs
+        .iter()
+        .zip(&before)
+        .map(|(c, b)| c.snapshot().video_frames() - b)
+        .collect();
+    assert!(
+        gained[0] <= 5,
+        "the oldest connection was closed: {gained:?}"
+    );
+    assert!(
+        gained[1..].iter().all(|g| *g >= 30),
+        "the three newest receive: {gained:?}"
+    );
+
+    // a second camera from the same seat replaces the first
+    let _second_camera =
+        rtc_client::publish(&t.edge_url, &sid, &t.join_token, PublishOptions::default())
+            .await
+            .unwrap();
+    wait_until(
+        "the first camera's tracks to end",
+        Duration::from_secs(15),
+        || async {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            let published = evs
+                .iter()
+                .filter(|e| e["type"] == "track.published")
+                .count();
+            let ended = evs
+                .iter()
+                .filter(|e| e["type"] == "track.unpublished")
+                .count();
+            (published >= 4 && ended >= 2).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let now = subs[3].snapshot().video_frames();
+    frames_grow(
+        &subs[3],
+        now + 30,
+        0,
+        "the second camera to reach the student",
+    )
+    .await;
+
+    // one public viewer fits this edge's cap for the class; the next is shed
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/public-link"), &teacher, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let key = v["key"].as_str().unwrap().to_owned();
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        let w: Value = api
+            .http
+            .post(format!("{}/public/sessions/{sid}/watch", stack.core_url))
+            .json(&json!({ "key": key }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        viewers.push(w["join_token"].as_str().unwrap().to_owned());
+    }
+    let _viewer = rtc_client::subscribe(&st.edge_url, &sid, &viewers[0])
+        .await
+        .unwrap();
+    match rtc_client::subscribe(&st.edge_url, &sid, &viewers[1]).await {
+        Err(SignalError::Status(503, body)) => assert!(body.contains("class_full"), "{body}"),
+        other => panic!("expected 503 class_full, got {:?}", other.map(|_| ())),
+    }
+    stack.shutdown().await;
+}

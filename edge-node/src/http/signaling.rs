@@ -115,6 +115,14 @@ fn sfu_error(e: SfuError) -> EdgeError {
         SfuError::Down => {
             EdgeError::unavailable("media_unavailable", "the media plane is not running")
         }
+        SfuError::Full(n) => {
+            let mut e = EdgeError::unavailable(
+                "class_full",
+                format!("this class has as many public viewers as this edge takes ({n})"),
+            );
+            e.retry_after_secs = Some(30);
+            e
+        }
     }
 }
 
@@ -284,7 +292,7 @@ pub async fn publish(
         (status = 403, description = "A token for another session (`wrong_session`), no seat (`not_joined`), removed (`removed`), public viewing off (`public_viewing_off`)", body = ApiErrorBody),
         (status = 404, description = "The session is not live on this edge (`session_not_found`)", body = ApiErrorBody),
         (status = 413, description = "The offer is larger than 64 KiB (plain text from the body limit)", body = String, content_type = "text/plain"),
-        (status = 503, description = "The media plane is down (`media_unavailable`), no relay to reach the class's home edge (`no_relay`), the session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
+        (status = 503, description = "The media plane is down (`media_unavailable`), no relay to reach the class's home edge (`no_relay`), the class has as many public viewers as this edge takes (`class_full`, with `Retry-After`), the session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
 pub async fn subscribe(
     who: Joined,

@@ -682,6 +682,7 @@ impl Driver {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadOffer(e.to_string()))?;
         let now = Instant::now();
+        self.make_room(&owner, direction, now).await?;
         let mut builder = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -735,6 +736,55 @@ impl Driver {
         self.watch(session).await;
         self.drain(id, now).await;
         Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Room for one more connection of `owner`: a class at its public
+    /// viewer cap refuses; a participant at their cap for this direction
+    /// (and source) loses their oldest connection.
+    async fn make_room(
+        &mut self,
+        owner: &PeerOwner,
+        direction: Direction,
+        now: Instant,
+    ) -> Result<(), SfuError> {
+        if direction == Direction::Subscribe && owner.role == protocol::Role::Public {
+            let public = self
+                .peers
+                .values()
+                .filter(|p| {
+                    p.owner.session == owner.session
+                        && p.direction == Direction::Subscribe
+                        && p.owner.role == protocol::Role::Public
+                })
+                .count();
+            if public >= self.config.max_public_viewers as usize {
+                return Err(SfuError::Full(self.config.max_public_viewers));
+            }
+            return Ok(());
+        }
+        let cap = match direction {
+            Direction::Publish(_) => super::MAX_PUBLISH_PER_SOURCE,
+            Direction::Subscribe => super::MAX_SUBSCRIBE_PER_PARTICIPANT,
+        };
+        let mut mine: Vec<(Instant, PeerId)> = self
+            .peers
+            .values()
+            .filter(|p| {
+                p.owner.session == owner.session
+                    && p.owner.participant == owner.participant
+                    && p.direction == direction
+            })
+            .map(|p| (p.created, p.id))
+            .collect();
+        if mine.len() < cap {
+            return Ok(());
+        }
+        mine.sort_by_key(|(created, _)| *created);
+        for (_, id) in mine.iter().take(mine.len() + 1 - cap) {
+            tracing::info!(peer = id.0, participant_id = %owner.participant, "oldest media connection replaced");
+            self.close_peer(*id, now).await;
+        }
+        Ok(())
     }
 
     /// Watches a session's events for what must cut media at once.

@@ -36,7 +36,16 @@ pub struct SfuConfig {
     pub idle: Duration,
     /// A peer that does not connect within this is dropped.
     pub connect_timeout: Duration,
+    /// Public viewers one class may have on this edge; past it, 503.
+    pub max_public_viewers: u32,
 }
+
+/// Media connections one participant may hold in one class: one per
+/// published source (a new camera replaces the old one, as after a
+/// reconnect), and a few to watch with (tabs, devices). Past the cap the
+/// oldest is closed, so a client that reconnects is never locked out.
+pub const MAX_PUBLISH_PER_SOURCE: usize = 1;
+pub const MAX_SUBSCRIBE_PER_PARTICIPANT: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -64,6 +73,8 @@ pub enum SfuError {
     NotYours,
     #[error("the media plane is not running")]
     Down,
+    #[error("this class has as many public viewers as this edge takes ({0})")]
+    Full(u32),
 }
 
 pub(crate) enum SfuCommand {
