@@ -33,6 +33,12 @@ log "building the web app"
   npm run check --silent   # types and Svelte's accessibility checks, warnings fail
   npm run build --silent
 )
+if cargo fmt --version >/dev/null 2>&1; then
+  log "checking formatting"
+  cargo fmt --all -- --check
+else
+  log "rustfmt is not installed: formatting not checked"
+fi
 log "building"
 cargo build --workspace --bins --tests --locked
 log "testing"
