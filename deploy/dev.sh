@@ -41,11 +41,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Identities: one nkey per NATS link (core on the hub, each edge's leaf link
+# with only its own subjects, each edge process on its own leaf), made once
+# and kept in $DATA/nats/auth; the leaf links run over TLS from the dev CA.
+AUTH="$DATA/nats/auth"
+CA="$DATA/relay-ca"
+"$BIN/core" nats-auth --dir "$AUTH" --edge edge-a --edge edge-b >/dev/null
+"$BIN/relay" gen-dev-ca "$CA" --cert nats-hub >/dev/null
 cat > "$DATA/nats/hub.conf" <<CONF
 server_name: hub
 listen: 127.0.0.1:$NATS_HUB_PORT
 jetstream { store_dir: "$DATA/nats/hub", domain: core, sync_interval: always }
-leafnodes { listen: 127.0.0.1:$NATS_LEAFNODE_PORT }
+include "$AUTH/hub-users.conf"
+leafnodes {
+  listen: 127.0.0.1:$NATS_LEAFNODE_PORT
+  tls { cert_file: "$CA/nats-hub.pem", key_file: "$CA/nats-hub.key", timeout: 2 }
+}
 CONF
 for leaf in a b; do
   port_var="NATS_LEAF_${leaf^^}_PORT"
@@ -53,7 +64,15 @@ for leaf in a b; do
 server_name: edge-$leaf
 listen: 127.0.0.1:${!port_var}
 jetstream { store_dir: "$DATA/nats/edge-$leaf", domain: edge-$leaf, sync_interval: always }
-leafnodes { reconnect: 1, remotes: [ { url: "nats-leaf://127.0.0.1:$NATS_LEAFNODE_PORT" } ] }
+include "$AUTH/edge-$leaf-leaf-users.conf"
+leafnodes {
+  reconnect: 1
+  remotes: [ {
+    url: "nats-leaf://127.0.0.1:$NATS_LEAFNODE_PORT"
+    include "$AUTH/edge-$leaf-remote.conf"
+    tls { ca_file: "$CA/ca.pem" }
+  } ]
+}
 CONF
 done
 
@@ -71,10 +90,13 @@ wait_port 127.0.0.1 "$NATS_LEAF_A_PORT" "NATS leaf edge-a"
 wait_port 127.0.0.1 "$NATS_LEAF_B_PORT" "NATS leaf edge-b"
 
 CORE_ARGS=(--listen "127.0.0.1:$CORE_PORT" --public-url "http://127.0.0.1:$CORE_PORT"
-  --database-url "$DATABASE_URL" --nats-url "nats://127.0.0.1:$NATS_HUB_PORT" --data-dir "$DATA/core"
+  --database-url "$DATABASE_URL" --nats-url "nats://127.0.0.1:$NATS_HUB_PORT" --nats-seed-file "$AUTH/core.seed" --data-dir "$DATA/core"
   --object-store-dir "$DATA/objects" --web-dir "$ROOT/web/dist")
 "$BIN/core" "${CORE_ARGS[@]}" seed-demo --password "$DEMO_PASSWORD" --students "$DEMO_STUDENTS" \
   >"$DATA/logs/seed.log" 2>&1 || { cat "$DATA/logs/seed.log"; exit 1; }
+# edge-a is shared by every tenant; edge-b is the demo campus's own box
+"$BIN/core" "${CORE_ARGS[@]}" edge-owner edge-a --shared >>"$DATA/logs/seed.log" 2>&1
+"$BIN/core" "${CORE_ARGS[@]}" edge-owner edge-b --tenant demo >>"$DATA/logs/seed.log" 2>&1
 start core "$BIN/core" "${CORE_ARGS[@]}"
 wait_http "http://127.0.0.1:$CORE_PORT/healthz" core
 
@@ -88,6 +110,7 @@ for e in a b; do
   port_var="EDGE_${e^^}_PORT"; nats_var="NATS_LEAF_${e^^}_PORT"; udp_var="EDGE_${e^^}_UDP"
   start "edge-$e" "$BIN/edge-node" --edge-id "edge-$e" --listen "127.0.0.1:${!port_var}" \
     --public-url "http://127.0.0.1:${!port_var}" --nats-url "nats://127.0.0.1:${!nats_var}" \
+    --nats-seed-file "$AUTH/edge-$e.local.seed" \
     --core-url "http://127.0.0.1:$CORE_PORT" --data-dir "$DATA/edge-$e" --region "campus-$e" \
     --media-udp "127.0.0.1:${!udp_var}" --object-store-dir "$DATA/objects" \
     --relay-url "moqt://127.0.0.1:$RELAY_PORT" --relay-ca "$DATA/relay-ca/ca.pem"
@@ -106,13 +129,16 @@ cat <<TXT
   edge-a         http://127.0.0.1:$EDGE_A_PORT          media UDP 127.0.0.1:$EDGE_A_UDP
   edge-b         http://127.0.0.1:$EDGE_B_PORT          media UDP 127.0.0.1:$EDGE_B_UDP
   relay          127.0.0.1:$RELAY_PORT (QUIC; /healthz over TCP)
-  NATS           hub :$NATS_HUB_PORT (domain core, leaf port $NATS_LEAFNODE_PORT), leaves :$NATS_LEAF_A_PORT (edge-a) :$NATS_LEAF_B_PORT (edge-b)
+  NATS           hub :$NATS_HUB_PORT (domain core, leaf port $NATS_LEAFNODE_PORT, TLS), leaves :$NATS_LEAF_A_PORT (edge-a) :$NATS_LEAF_B_PORT (edge-b); nkeys only
   PostgreSQL     $DATABASE_URL
 
   Accounts (password: $DEMO_PASSWORD)
     tenant demo:   admin@demo.test  teacher@demo.test  assistant@demo.test
                    student1@demo.test ... student$DEMO_STUDENTS@demo.test
-    tenant other:  teacher@other.test  student1@other.test
+    tenant other:  admin@other.test  teacher@other.test  student1@other.test
+
+  Edges: edge-a is shared; edge-b belongs to tenant demo. NATS identities in
+  $AUTH (never commit them).
 
   Logs in $DATA/logs. Ctrl-C stops everything.
 

@@ -34,6 +34,11 @@ pub struct Config {
     #[arg(long, env = "CORE_NATS_URL", default_value = "nats://127.0.0.1:4230")]
     pub nats_url: String,
 
+    /// Core's nkey seed on the hub (written by `core nats-auth`). Without
+    /// it core connects unauthenticated, which the dev stack's hub refuses.
+    #[arg(long, env = "CORE_NATS_SEED_FILE")]
+    pub nats_seed_file: Option<PathBuf>,
+
     /// Where core keeps its signing key and other local state.
     #[arg(long, env = "CORE_DATA_DIR", default_value = ".dev/core")]
     pub data_dir: PathBuf,
@@ -96,6 +101,26 @@ pub enum CoreCommand {
         /// Number of demo students.
         #[arg(long, default_value_t = 30)]
         students: u32,
+    },
+    /// Write the NATS identities (nkeys) and the hub's and leaves'
+    /// authorization config into DIR; keeps existing seeds. No database.
+    NatsAuth {
+        #[arg(long)]
+        dir: PathBuf,
+        /// An edge to make an identity for (repeatable); edges already in
+        /// DIR are kept.
+        #[arg(long = "edge")]
+        edges: Vec<String>,
+    },
+    /// Say which tenant an edge belongs to (a campus box), or that it is
+    /// shared by every tenant.
+    EdgeOwner {
+        edge: String,
+        /// The owning tenant's slug.
+        #[arg(long, conflicts_with = "shared")]
+        tenant: Option<String>,
+        #[arg(long)]
+        shared: bool,
     },
 }
 

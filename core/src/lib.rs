@@ -12,12 +12,14 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod nats_auth;
 pub mod openapi;
 pub mod orchestration;
 pub mod public;
 pub mod recordings;
 pub mod replays;
 pub mod seed;
+pub mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,10 +132,21 @@ impl AppState {
     }
 }
 
-/// Connects to NATS, retrying while the hub comes up.
-pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    let opts = async_nats::ConnectOptions::new()
+/// Connects to NATS, retrying while the hub comes up: with core's nkey when
+/// given, replies on core's own inbox prefix (edges may answer into it but
+/// never read it).
+pub async fn connect_nats(
+    url: &str,
+    name: &str,
+    seed_file: Option<&std::path::Path>,
+) -> anyhow::Result<async_nats::Client> {
+    let mut opts = match seed_file {
+        Some(path) => async_nats::ConnectOptions::with_nkey(nats_auth::read_seed(path)?),
+        None => async_nats::ConnectOptions::new(),
+    };
+    opts = opts
         .name(name)
+        .custom_inbox_prefix(protocol::subjects::CORE_INBOX_PREFIX)
         .retry_on_initial_connect()
         .request_timeout(Some(Duration::from_secs(5)))
         .event_callback(|ev| async move {
@@ -149,7 +162,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let db = db::connect(&config).await?;
     db::migrate(&db).await?;
     let keys = SigningKeys::load_or_create(&config.data_dir.join("signing-key.pem"))?;
-    let nats = connect_nats(&config.nats_url, "core").await?;
+    let nats = connect_nats(&config.nats_url, "core", config.nats_seed_file.as_deref()).await?;
     let app = AppState::new(db.clone(), keys, nats.clone(), config.clone());
 
     let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges")

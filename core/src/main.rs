@@ -36,6 +36,29 @@ async fn main() -> anyhow::Result<()> {
             classroom_core::db::migrate(&db).await?;
             classroom_core::seed::demo(&db, &password, students).await
         }
+        CoreCommand::NatsAuth { dir, edges } => {
+            let edges = edges
+                .into_iter()
+                .map(|e| {
+                    protocol::EdgeId::new(e.clone()).map_err(|err| anyhow::anyhow!("{e}: {err}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let covered = classroom_core::nats_auth::generate(&dir, &edges)?;
+            tracing::info!(dir = %dir.display(), edges = ?covered, "NATS identities written");
+            Ok(())
+        }
+        CoreCommand::EdgeOwner {
+            edge,
+            tenant,
+            shared,
+        } => {
+            let db = classroom_core::db::connect(&config).await?;
+            classroom_core::db::migrate(&db).await?;
+            if tenant.is_none() && !shared {
+                anyhow::bail!("say --tenant <slug> or --shared");
+            }
+            classroom_core::orchestration::edges::set_owner(&db, &edge, tenant.as_deref()).await
+        }
     }
 }
 

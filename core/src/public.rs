@@ -224,12 +224,12 @@ pub async fn watch(
                 "a region name is at most 64 characters",
             ));
         }
-        Some(r) => edges::nearest_in(&app, r)
+        Some(r) => edges::nearest_in(&app, TenantId::from_uuid(tenant), r)
             .await?
             .unwrap_or_else(|| home.clone()),
         None => home.clone(),
     };
-    let url = match edges::healthy(&app, &edge).await? {
+    let url = match edges::healthy(&app, TenantId::from_uuid(tenant), &edge).await? {
         Some(url) => url,
         None => edges::url_of(&app, &home).await?,
     };

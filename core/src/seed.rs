@@ -1,7 +1,7 @@
 //! Demo data for the dev stack: tenant `demo` with an admin, a teacher, an
 //! assistant and students, a course (every one of them on its roster) with a
 //! lesson and a lesson run; tenant
-//! `other` with a teacher and a student, to show tenants never meet.
+//! `other` with an admin, a teacher and a student, to show tenants never meet.
 //! Idempotent: running it twice changes nothing. Never used in production.
 
 use anyhow::Context;
@@ -84,6 +84,15 @@ pub async fn seed(db: &PgPool, password: &str, students: u32) -> anyhow::Result<
         )
         .await?;
     }
+    user(
+        &mut tx,
+        other,
+        "admin@other.test",
+        "Oona Admin",
+        "admin",
+        &hash,
+    )
+    .await?;
     user(
         &mut tx,
         other,

@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long, env = "EDGE_NATS_URL", default_value = "nats://127.0.0.1:4231")]
     pub nats_url: String,
 
+    /// This edge's nkey seed on its leaf node (`<edge>.local.seed`, written
+    /// by `core nats-auth`).
+    #[arg(long, env = "EDGE_NATS_SEED_FILE")]
+    pub nats_seed_file: Option<std::path::PathBuf>,
+
     /// Core, for the JWKS that verifies join tokens.
     #[arg(long, env = "EDGE_CORE_URL", default_value = "http://127.0.0.1:8080")]
     pub core_url: String,

@@ -27,7 +27,18 @@ use crate::join_tokens::JoinTokens;
 use crate::runtime::registry::Registry;
 
 pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let nats = async_nats::ConnectOptions::new()
+    // The edge's own user on its leaf node; replies come to an inbox prefix
+    // only this edge's leaf identity may receive on the hub.
+    let opts = match &config.nats_seed_file {
+        Some(path) => {
+            let seed = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the NATS seed {}", path.display()))?;
+            async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    let nats = opts
+        .custom_inbox_prefix(protocol::subjects::edge_inbox_prefix(&config.edge_id))
         .name(format!("edge-{}", config.edge_id))
         .retry_on_initial_connect()
         .request_timeout(Some(Duration::from_secs(5)))
@@ -133,7 +144,8 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         stop.clone(),
     ));
 
-    let remote_feeds = mesh::RemoteFeeds::new(sfu.clone(), uplink, nats.clone());
+    let remote_feeds =
+        mesh::RemoteFeeds::new(sfu.clone(), uplink, nats.clone(), config.edge_id.clone());
     let state = http::EdgeState {
         registry,
         tokens,

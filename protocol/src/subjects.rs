@@ -56,8 +56,79 @@ pub fn edge_control_subject(edge: &EdgeId) -> String {
 }
 
 /// Where an edge asks core for a relay token (request/reply over its leaf
-/// link, the edge's trusted channel to core).
-pub const RELAY_TOKEN_REQUEST: &str = "cls.core.relay-token";
+/// link). The last token names the asking edge; the hub lets each edge's
+/// identity publish only its own, so core reads the identity off the subject.
+pub fn relay_token_subject(edge: &EdgeId) -> String {
+    format!("cls.core.relay-token.{edge}")
+}
+
+/// Core listens for every edge's relay token requests here.
+pub const RELAY_TOKEN_ALL: &str = "cls.core.relay-token.*";
+
+/// A far edge asks the class's home edge for the class's state here; the
+/// last token names the asking edge (only it may publish there).
+pub fn edge_state_subject(home: &EdgeId, asking: &EdgeId) -> String {
+    format!("cls.edge.{home}.state.{asking}")
+}
+
+/// Every state request addressed to `home`.
+pub fn edge_state_requests(home: &EdgeId) -> String {
+    format!("cls.edge.{home}.state.*")
+}
+
+/// Core's reply inboxes: edges may answer into them, never read them.
+pub const CORE_INBOX_PREFIX: &str = "_INBOX_core";
+
+/// An edge's reply inboxes: only that edge may subscribe to them.
+pub fn edge_inbox_prefix(edge: &EdgeId) -> String {
+    format!("_INBOX_e.{edge}")
+}
+
+/// Where the hub stream's source consumer on an edge's stream delivers: a
+/// per-edge prefix, so one edge cannot feed messages into another's source.
+pub fn edge_source_delivery_prefix(edge: &EdgeId) -> String {
+    format!("cls.src.{edge}")
+}
+
+/// The subjects an edge's leaf connection may publish into the hub and
+/// subscribe to from it. The hub applies them to the edge's identity;
+/// everything else is refused at the hub.
+pub struct LeafPermissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+pub fn edge_leaf_permissions(edge: &EdgeId) -> LeafPermissions {
+    LeafPermissions {
+        publish: vec![
+            // its heartbeats and relay token requests
+            edge_health_subject(edge),
+            relay_token_subject(edge),
+            // its stream's messages into the hub's source, and the replies
+            // of its JetStream API to the hub's source requests
+            format!("{}.>", edge_source_delivery_prefix(edge)),
+            "$JSC.R.>".to_owned(),
+            // answers to core's control requests and to other edges'
+            // state requests
+            format!("{CORE_INBOX_PREFIX}.>"),
+            "_INBOX_e.*.>".to_owned(),
+            // state requests it asks other edges, as itself
+            format!("cls.edge.*.state.{edge}"),
+            // keyframe requests for relayed tracks it serves
+            "cls.media.*.keyframe".to_owned(),
+        ],
+        subscribe: vec![
+            edge_control_subject(edge),
+            edge_state_requests(edge),
+            // the hub's JetStream API calls into this edge's domain, and
+            // its flow control for the source consumer
+            format!("{}.>", js_api_prefix(&edge_domain(edge))),
+            "$JS.FC.>".to_owned(),
+            format!("{}.>", edge_inbox_prefix(edge)),
+            "cls.media.*.keyframe".to_owned(),
+        ],
+    }
+}
 
 /// The MoQ track of one published source: camera → `video`, microphone →
 /// `audio`, screen → `screen`, program → `program`.

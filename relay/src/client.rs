@@ -22,6 +22,8 @@ pub const CLOSE_UNAUTHORIZED: u32 = 0x2;
 pub const CLOSE_SHUTDOWN: u32 = 0x0;
 /// The close code for a peer whose SETUP the relay could not accept.
 pub const CLOSE_PROTOCOL_VIOLATION: u32 = 0x3;
+/// The peer's relay token expired; it may reconnect with a fresh one.
+pub const CLOSE_TOKEN_EXPIRED: u32 = 0x10;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DialError {

@@ -30,6 +30,11 @@ pub enum Command {
         /// localhost, 127.0.0.1 and ::1.
         #[arg(long = "name")]
         names: Vec<String>,
+        /// Which server certificate to issue from the CA: `relay` (the
+        /// default) or another server's, e.g. `nats-hub` for the NATS hub's
+        /// leaf-node TLS; written as `<cert>.pem`/`<cert>.key`.
+        #[arg(long, default_value = "relay")]
+        cert: String,
     },
 }
 

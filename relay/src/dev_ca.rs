@@ -41,12 +41,17 @@ pub struct DevCaFiles {
 
 impl DevCaFiles {
     pub fn in_dir(dir: &Path) -> DevCaFiles {
+        DevCaFiles::for_cert(dir, "relay")
+    }
+
+    /// The CA and the server certificate `<stem>.pem` in `dir`.
+    pub fn for_cert(dir: &Path, stem: &str) -> DevCaFiles {
         DevCaFiles {
             ca_cert: dir.join("ca.pem"),
             ca_key: dir.join("ca.key"),
-            cert: dir.join("relay.pem"),
-            key: dir.join("relay.key"),
-            names: dir.join("relay.names"),
+            cert: dir.join(format!("{stem}.pem")),
+            key: dir.join(format!("{stem}.key")),
+            names: dir.join(format!("{stem}.names")),
         }
     }
 }
@@ -62,7 +67,17 @@ pub enum Outcome {
 /// Makes sure `dir` holds a dev CA and a relay certificate for `extra_names`
 /// plus [`DEFAULT_NAMES`].
 pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(DevCaFiles, Outcome), DevCaError> {
-    let files = DevCaFiles::in_dir(dir);
+    ensure_cert(dir, "relay", extra_names)
+}
+
+/// Like [`ensure`], for the server certificate `<stem>.pem` (the NATS hub's
+/// is `nats-hub`), from the same CA.
+pub fn ensure_cert(
+    dir: &Path,
+    stem: &str,
+    extra_names: &[String],
+) -> Result<(DevCaFiles, Outcome), DevCaError> {
+    let files = DevCaFiles::for_cert(dir, stem);
     std::fs::create_dir_all(dir).map_err(|source| DevCaError::Io {
         path: dir.to_owned(),
         source,
@@ -111,7 +126,7 @@ pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(DevCaFiles, Outcome
     let mut params = CertificateParams::new(names.clone())?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "classroom relay (dev)");
+        .push(DnType::CommonName, format!("classroom {stem} (dev)"));
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::routing::{
-    CatchUp, EndReason, Input, Origin, Output, RejectReason, Router, SessionKey, SourceFailure,
-    SourceKey, Stats, SubscriptionKey, TrackKey,
+    CatchUp, EndReason, Input, Origin, Output, PublishRefusal, RejectReason, Router, SessionKey,
+    SourceFailure, SourceKey, Stats, SubscriptionKey, TrackKey,
 };
 use crate::source::{self, SourceOrigin};
 use crate::upstream::UpstreamLink;
@@ -29,6 +29,9 @@ pub(crate) enum Event {
     SessionUp {
         session: SessionKey,
         subscriber: Box<Subscriber>,
+        /// Whom the session's token names, and what it grants.
+        peer: String,
+        grants: protocol::claims::RelayGrants,
     },
     SessionDown {
         session: SessionKey,
@@ -71,6 +74,9 @@ pub(crate) enum SourceEvent {
     },
     Ended(EndReason),
 }
+
+/// REQUEST_ERROR's UNAUTHORIZED: the token does not allow the request.
+const REQUEST_UNAUTHORIZED: u64 = 0x1;
 
 /// PUBLISH_DONE status codes (draft-18 §15.10.3) for the ways a track ends.
 fn publish_done_code(reason: EndReason) -> u64 {
@@ -181,9 +187,15 @@ impl Driver {
             Event::SessionUp {
                 session,
                 subscriber,
+                peer,
+                grants,
             } => {
                 self.sessions.insert(session, *subscriber);
-                Input::SessionUp { session }
+                Input::SessionUp {
+                    session,
+                    peer,
+                    grants,
+                }
             }
             Event::SessionDown { session } => {
                 self.sessions.remove(&session);
@@ -195,6 +207,16 @@ impl Driver {
                 mut published,
             } => {
                 let namespace = namespace_key(&published.info.namespace);
+                if let Err(refusal) = self.router.check_publish(session, &namespace) {
+                    tracing::warn!(session = session.0, %namespace, ?refusal, "refused a PUBLISH_NAMESPACE the token does not allow");
+                    self.router.count_refused();
+                    let reason = match refusal {
+                        PublishRefusal::NotGranted => "not granted by the token",
+                        PublishRefusal::OwnedByAnother => "published by another peer",
+                    };
+                    let _ = published.reject(REQUEST_UNAUTHORIZED, reason);
+                    return;
+                }
                 if let Err(error) = published.ok() {
                     tracing::debug!(%error, %namespace, "PUBLISH_NAMESPACE went away before we accepted it");
                     return;
@@ -301,6 +323,7 @@ impl Driver {
                     {
                         let error = match reason {
                             RejectReason::NotFound => ServeError::NotFound,
+                            RejectReason::Unauthorized => ServeError::Closed(REQUEST_UNAUTHORIZED),
                             RejectReason::Unavailable => {
                                 ServeError::Internal("origin unavailable".to_owned())
                             }

@@ -33,6 +33,7 @@ async fn healthz(State(health): State<Health>) -> Json<Value> {
         "objects_in": s.objects_in,
         "objects_out": s.objects_out,
         "objects_dropped": s.objects_dropped,
+        "refused": s.refused,
         "bytes_in": s.bytes_in,
         "bytes_out": s.bytes_out,
         "upstream": health.upstream,

@@ -16,10 +16,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::GenDevCa { dir, names }) => {
-            let (files, outcome) = relay::dev_ca::ensure(&dir, &names)?;
+        Some(Command::GenDevCa { dir, names, cert }) => {
+            let (files, outcome) = relay::dev_ca::ensure_cert(&dir, &cert, &names)?;
             println!(
-                "{outcome:?}: CA {} (trust this), relay cert {} key {}",
+                "{outcome:?}: CA {} (trust this), {cert} cert {} key {}",
                 files.ca_cert.display(),
                 files.cert.display(),
                 files.key.display()

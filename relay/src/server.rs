@@ -16,7 +16,8 @@ use url::Url;
 
 use crate::auth::{AuthError, Jwks, JwksError, RelayClaims, SETUP_TOKEN_TYPE, token_from_path};
 use crate::client::{
-    CLOSE_PROTOCOL_VIOLATION, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED, DialError, Dialer,
+    CLOSE_PROTOCOL_VIOLATION, CLOSE_SHUTDOWN, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, DialError,
+    Dialer,
 };
 use crate::config::Config;
 use crate::dev_ca::{self, DevCaError};
@@ -299,6 +300,8 @@ async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         let up = Event::SessionUp {
             session: key,
             subscriber: Box::new(subscriber.clone()),
+            peer: claims.sub.clone(),
+            grants: claims.grants.clone(),
         };
         if events.send(up).await.is_err() {
             return;
@@ -325,7 +328,14 @@ async fn handle_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
                 }
             }
         };
+        // The token's lifetime is the session's: at `exp` the peer is
+        // closed and must come back with a fresh one.
+        let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
         tokio::select! {
+            _ = tokio::time::sleep(expires_in) => {
+                tracing::info!("token expired; closing the session");
+                conn.close(CLOSE_TOKEN_EXPIRED.into(), b"token expired");
+            }
             result = session.run() => match result {
                 Ok(()) => tracing::info!("session closed"),
                 Err(error) if error.is_graceful_close() => tracing::info!("session closed"),

@@ -2,6 +2,7 @@
 //! the relay itself): a stand-in for core's JWKS and token minting, a relay
 //! child process, and thin publish/subscribe wrappers over moq-transport.
 
+use protocol::claims::RelayGrants;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -60,23 +61,30 @@ impl TokenIssuer {
         }]})
     }
 
-    fn sign(&self, key: &EncodingKey, sub: &str, exp: i64) -> String {
+    fn sign(&self, key: &EncodingKey, sub: &str, exp: i64, grants: &RelayGrants) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         let claims = serde_json::json!({
             "iss": protocol::claims::ISSUER, "aud": RELAY_AUDIENCE, "sub": sub, "exp": exp,
+            "publish": grants.publish, "subscribe": grants.subscribe,
         });
         jsonwebtoken::encode(&header, &claims, key).unwrap_or_default()
     }
 
-    /// A valid relay token for `sub`, expiring in `ttl_secs` (negative: expired).
+    /// A valid relay token for `sub` that may publish and subscribe to
+    /// everything, expiring in `ttl_secs` (negative: expired).
     pub fn token(&self, sub: &str, ttl_secs: i64) -> String {
-        self.sign(&self.encoding, sub, now() + ttl_secs)
+        self.token_with(sub, ttl_secs, &RelayGrants::all())
+    }
+
+    /// A valid relay token for `sub` with these grants.
+    pub fn token_with(&self, sub: &str, ttl_secs: i64, grants: &RelayGrants) -> String {
+        self.sign(&self.encoding, sub, now() + ttl_secs, grants)
     }
 
     /// A token that names our key but is signed by another one.
     pub fn forged(&self, sub: &str) -> String {
-        self.sign(&self.forger, sub, now() + 600)
+        self.sign(&self.forger, sub, now() + 600, &RelayGrants::all())
     }
 
     /// Serves `/.well-known/jwks.json` on 127.0.0.1 (a free port) until the

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_transport::serve::{Subgroup, SubgroupsWriter};
-use relay::client::{CLOSE_UNAUTHORIZED, Connection, DialError, Dialer};
+use protocol::claims::RelayGrants;
+use relay::client::{
+    CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, CloseReason, Connection, DialError, Dialer,
+};
 use relay::testkit::{Received, RelayProcess, TestPublisher, TokenIssuer, subscribe};
 use tokio::sync::mpsc::UnboundedReceiver;
 use url::Url;
@@ -69,7 +72,19 @@ impl Env {
 
     /// Connects with a fresh valid token and checks the relay accepted it.
     async fn connect(&self, relay: &RelayProcess, who: &str) -> Connection {
-        let token = self.issuer.token(who, 600);
+        self.connect_with(relay, who, 600, &RelayGrants::all())
+            .await
+    }
+
+    /// Connects with a token of these grants living `ttl` seconds.
+    async fn connect_with(
+        &self,
+        relay: &RelayProcess,
+        who: &str,
+        ttl: i64,
+        grants: &RelayGrants,
+    ) -> Connection {
+        let token = self.issuer.token_with(who, ttl, grants);
         let mut c = self
             .dialer()
             .connect(&url(relay), Some(&token))
@@ -423,4 +438,69 @@ where
         }
         assert!(tokio::time::Instant::now() < deadline, "gave up after 10 s");
     }
+}
+
+fn grants(publish: &[&str], subscribe: &[&str]) -> RelayGrants {
+    RelayGrants {
+        publish: publish.iter().map(|s| s.to_string()).collect(),
+        subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn a_token_reaches_only_its_classes_and_ends_with_its_expiry() {
+    let env = Env::new().await;
+    let relay = env.relay().await;
+    // edge-a hosts class demo/s1 and serves tenant demo
+    let a = env
+        .connect_with(&relay, "edge-a", 600, &grants(&["demo/s1"], &["demo"]))
+        .await;
+    let mut publisher = TestPublisher::start(&a, NS).await.expect("its own class");
+    let mut track = publisher.track("video").expect("track");
+    let writer = tokio::spawn(async move {
+        publish_groups(&mut track, 0..400, 5, Duration::from_millis(5)).await;
+    });
+
+    // an edge of tenant `other` gets nothing of demo's
+    let b = env
+        .connect_with(&relay, "edge-b", 600, &grants(&["other/s7"], &["other"]))
+        .await;
+    assert!(
+        subscribe(&b, NS, "video").await.is_err(),
+        "another tenant's track"
+    );
+    assert!(
+        TestPublisher::start(&b, "demo/s2/p1").await.is_err(),
+        "a class it does not host"
+    );
+    // a token that names demo's class still cannot take it from edge-a
+    let b2 = env
+        .connect_with(&relay, "edge-b", 600, &grants(&["demo/s1"], &["*"]))
+        .await;
+    assert!(
+        TestPublisher::start(&b2, NS).await.is_err(),
+        "another peer's namespace"
+    );
+    // a peer allowed to serve tenant demo gets the class, from edge-a
+    let c = env
+        .connect_with(&relay, "edge-c", 600, &grants(&[], &["demo"]))
+        .await;
+    let (_sub, mut rx) = subscribe(&c, NS, "video").await.expect("demo's own edge");
+    let got = collect(&mut rx, |g| g.len() >= 2).await;
+    assert!(got.len() >= 2, "objects flow from edge-a: {got:?}");
+
+    // a token that expires ends its session; the peer must come back
+    let short = env
+        .connect_with(&relay, "edge-d", 2, &grants(&[], &["demo"]))
+        .await;
+    let why = tokio::time::timeout(WAIT, short.closed())
+        .await
+        .expect("closed at expiry");
+    assert!(
+        matches!(why, CloseReason::Application { code, .. } if code == CLOSE_TOKEN_EXPIRED),
+        "{why:?}"
+    );
+    let health = relay.health().await.expect("healthz");
+    assert_eq!(health["refused"], 3, "{health}");
+    writer.abort();
 }

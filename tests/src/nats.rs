@@ -1,12 +1,78 @@
 //! NATS servers for a stack: a hub (JetStream domain `core`) and leaf nodes
-//! (each with its own domain), all with file storage synced on every write.
+//! (each with its own domain), all with file storage synced on every write,
+//! configured like the dev stack: identities and authorization from
+//! `core nats-auth`, the leaf links over TLS from the dev CA (`relay
+//! gen-dev-ca --cert nats-hub`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::process::Proc;
-use crate::{free_port, wait_until, workspace_root};
+use crate::{bin_dir, free_port, wait_until, workspace_root};
+
+/// The stack's NATS identities and TLS files.
+#[derive(Debug, Clone)]
+pub struct NatsAuth {
+    /// `core nats-auth`'s directory: seeds and authorization configs.
+    pub dir: PathBuf,
+    /// The dev CA (`ca.pem`) and the hub's leaf-node certificate.
+    pub ca_dir: PathBuf,
+}
+
+impl NatsAuth {
+    /// Runs the same commands as `deploy/dev.sh` for these edges.
+    pub async fn make(dir: &Path, edges: &[&str]) -> anyhow::Result<NatsAuth> {
+        let auth = NatsAuth {
+            dir: dir.join("nats-auth"),
+            ca_dir: dir.join("relay-ca"),
+        };
+        let mut args = vec!["nats-auth".to_owned(), "--dir".to_owned()];
+        args.push(auth.dir.display().to_string());
+        for e in edges {
+            args.extend(["--edge".to_owned(), (*e).to_owned()]);
+        }
+        run(&bin_dir().join("core"), &args).await?;
+        run(
+            &bin_dir().join("relay"),
+            &[
+                "gen-dev-ca".to_owned(),
+                auth.ca_dir.display().to_string(),
+                "--cert".to_owned(),
+                "nats-hub".to_owned(),
+            ],
+        )
+        .await?;
+        Ok(auth)
+    }
+
+    pub fn seed_file(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.seed"))
+    }
+
+    /// The seed in `<name>.seed` (`core`, `edge-a.local`, `edge-a.leaf`).
+    pub fn seed(&self, name: &str) -> String {
+        std::fs::read_to_string(self.seed_file(name))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+}
+
+async fn run(bin: &Path, args: &[String]) -> anyhow::Result<()> {
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} {}: {}",
+        bin.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
 
 pub fn nats_server_bin() -> PathBuf {
     if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
@@ -21,6 +87,11 @@ pub struct NatsServer {
     /// The hub's leaf-node listener (hubs only).
     pub leaf_port: Option<u16>,
     pub proc: Proc,
+    /// The seed of the user test clients connect as: core's on the hub,
+    /// the edge process's on a leaf.
+    seed: String,
+    /// Reply inboxes the server's usual user may receive on the hub.
+    inbox_prefix: String,
     config: PathBuf,
     log: PathBuf,
 }
@@ -37,37 +108,68 @@ impl NatsServer {
 
     /// A hub. `advertise` is the leaf address it gossips (a proxy, when a
     /// test will cut the link: otherwise leaves reconnect around it).
-    pub async fn hub(dir: &Path, advertise: Option<SocketAddr>) -> anyhow::Result<NatsServer> {
+    pub async fn hub(
+        dir: &Path,
+        advertise: Option<SocketAddr>,
+        auth: &NatsAuth,
+    ) -> anyhow::Result<NatsServer> {
         let port = free_port();
         let leaf_port = free_port();
         let store = dir.join("hub-store");
         let advertise = advertise
             .map(|a| format!("  advertise: \"{a}\"\n"))
             .unwrap_or_default();
+        let ca = &auth.ca_dir;
         let conf = format!(
             "server_name: hub\nlisten: 127.0.0.1:{port}\n\
              jetstream {{\n  store_dir: \"{}\"\n  domain: core\n  sync_interval: always\n}}\n\
-             leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n{advertise}}}\n",
-            store.display()
+             include \"{}\"\n\
+             leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n{advertise}\
+               tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 2 }}\n}}\n",
+            store.display(),
+            auth.dir.join("hub-users.conf").display(),
+            ca.join("nats-hub.pem").display(),
+            ca.join("nats-hub.key").display(),
         );
-        Self::launch("hub", dir, port, Some(leaf_port), conf).await
+        let inbox = protocol::subjects::CORE_INBOX_PREFIX.to_owned();
+        Self::launch(
+            "hub",
+            dir,
+            port,
+            Some(leaf_port),
+            conf,
+            auth.seed("core"),
+            inbox,
+        )
+        .await
     }
 
-    /// A leaf node with JetStream domain `domain`, connecting to `hub_leaf`.
+    /// A leaf node with JetStream domain `domain` (the edge's id), connecting
+    /// to `hub_leaf` as that edge.
     pub async fn leaf(
         dir: &Path,
         domain: &str,
         hub_leaf: SocketAddr,
+        auth: &NatsAuth,
     ) -> anyhow::Result<NatsServer> {
         let port = free_port();
         let store = dir.join(format!("{domain}-store"));
         let conf = format!(
             "server_name: {domain}\nlisten: 127.0.0.1:{port}\n\
              jetstream {{\n  store_dir: \"{}\"\n  domain: {domain}\n  sync_interval: always\n}}\n\
-             leafnodes {{\n  reconnect: 1\n  remotes: [ {{ url: \"nats-leaf://{hub_leaf}\" }} ]\n}}\n",
-            store.display()
+             include \"{}\"\n\
+             leafnodes {{\n  reconnect: 1\n  remotes: [ {{\n    url: \"nats-leaf://{hub_leaf}\"\n    \
+             include \"{}\"\n    tls {{ ca_file: \"{}\" }}\n  }} ]\n}}\n",
+            store.display(),
+            auth.dir.join(format!("{domain}-leaf-users.conf")).display(),
+            auth.dir.join(format!("{domain}-remote.conf")).display(),
+            auth.ca_dir.join("ca.pem").display(),
         );
-        Self::launch(domain, dir, port, None, conf).await
+        let seed = auth.seed(&format!("{domain}.local"));
+        let inbox = protocol::EdgeId::new(domain.to_owned())
+            .map(|e| protocol::subjects::edge_inbox_prefix(&e))
+            .map_err(|e| anyhow::anyhow!("{domain}: {e}"))?;
+        Self::launch(domain, dir, port, None, conf, seed, inbox).await
     }
 
     async fn launch(
@@ -76,6 +178,8 @@ impl NatsServer {
         port: u16,
         leaf_port: Option<u16>,
         conf: String,
+        seed: String,
+        inbox_prefix: String,
     ) -> anyhow::Result<NatsServer> {
         let config = dir.join(format!("{name}.conf"));
         std::fs::write(&config, conf)?;
@@ -92,6 +196,8 @@ impl NatsServer {
             port,
             leaf_port,
             proc,
+            seed,
+            inbox_prefix,
             config,
             log,
         };
@@ -127,7 +233,22 @@ impl NatsServer {
         self.wait_ready().await
     }
 
+    /// A client with the server's usual user (core's on the hub, the
+    /// edge process's on a leaf).
     pub async fn client(&self) -> anyhow::Result<async_nats::Client> {
-        Ok(async_nats::connect(self.url()).await?)
+        self.client_as(&self.seed).await
+    }
+
+    /// A client with the nkey `seed`.
+    pub async fn client_as(&self, seed: &str) -> anyhow::Result<async_nats::Client> {
+        Ok(async_nats::ConnectOptions::with_nkey(seed.to_owned())
+            .custom_inbox_prefix(&self.inbox_prefix)
+            .connect(self.url())
+            .await?)
+    }
+
+    /// The seed [`client`](Self::client) uses.
+    pub fn seed(&self) -> &str {
+        &self.seed
     }
 }

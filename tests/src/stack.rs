@@ -8,7 +8,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::api::Api;
-use crate::nats::NatsServer;
+use crate::nats::{NatsAuth, NatsServer};
 use crate::process::Proc;
 use crate::proxy::TcpProxy;
 use crate::{bin_dir, free_port, pg_base_url, wait_until};
@@ -120,6 +120,8 @@ pub struct Stack {
     pub dir: TempDir,
     pub relay: Option<RelayProc>,
     pub hub: NatsServer,
+    /// The NATS identities (`core nats-auth`) and the dev CA.
+    pub nats_auth: NatsAuth,
     pub edges: Vec<EdgeProc>,
     pub core: Proc,
     pub core_url: String,
@@ -158,9 +160,11 @@ impl Stack {
             eprintln!("stack files kept in {}", dir.path().display());
         }
         let proxy_port = opts.proxied_edge.map(|_| free_port());
+        let nats_auth = NatsAuth::make(dir.path(), &opts.edges).await?;
         let hub = NatsServer::hub(
             dir.path(),
             proxy_port.map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
+            &nats_auth,
         )
         .await?;
         let hub_leaf = hub.leaf_addr().expect("hub has a leaf port");
@@ -179,6 +183,8 @@ impl Stack {
             db_url.clone(),
             "--nats-url".to_owned(),
             hub.url(),
+            "--nats-seed-file".to_owned(),
+            nats_auth.seed_file("core").display().to_string(),
             "--data-dir".to_owned(),
             core_data.display().to_string(),
             "--edge-stale-ms".to_owned(),
@@ -277,7 +283,7 @@ impl Stack {
                 _ => None,
             };
             let upstream = proxy.as_ref().map(|p| p.addr).unwrap_or(hub_leaf);
-            let leaf = NatsServer::leaf(dir.path(), id, upstream).await?;
+            let leaf = NatsServer::leaf(dir.path(), id, upstream, &nats_auth).await?;
             let port = free_port();
             let url = format!("http://127.0.0.1:{port}");
             let mut args = vec![
@@ -289,6 +295,11 @@ impl Stack {
                 url.clone(),
                 "--nats-url".to_owned(),
                 leaf.url(),
+                "--nats-seed-file".to_owned(),
+                nats_auth
+                    .seed_file(&format!("{id}.local"))
+                    .display()
+                    .to_string(),
                 "--core-url".to_owned(),
                 core_url.clone(),
                 "--data-dir".to_owned(),
@@ -344,6 +355,7 @@ impl Stack {
             dir,
             relay,
             hub,
+            nats_auth,
             edges,
             core,
             core_url,
@@ -415,6 +427,27 @@ impl Stack {
     /// Kills core like a crash.
     pub async fn kill_core(&mut self) {
         self.core.kill().await;
+    }
+
+    /// `core edge-owner`: the edge belongs to the tenant with `slug`, or is
+    /// shared (None), as `deploy/dev.sh` sets them.
+    pub async fn set_edge_owner(&self, edge: &str, slug: Option<&str>) -> anyhow::Result<()> {
+        let mut args = self.core_args.clone();
+        args.extend(["edge-owner".to_owned(), edge.to_owned()]);
+        match slug {
+            Some(t) => args.extend(["--tenant".to_owned(), t.to_owned()]),
+            None => args.push("--shared".to_owned()),
+        }
+        let out = tokio::process::Command::new(bin_dir().join("core"))
+            .args(&args)
+            .output()
+            .await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "edge-owner: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
     }
 
     pub async fn restart_core(&mut self) -> anyhow::Result<()> {

@@ -82,9 +82,7 @@ async fn only_the_roster_joins_and_only_its_teachers_run_the_class() {
     let student2 = api.login("student2@demo.test").await.unwrap();
     let s1 = user_id(&stack, &admin, "student1@demo.test").await;
     let s2 = user_id(&stack, &admin, "student2@demo.test").await;
-    let nats = async_nats::connect(format!("nats://127.0.0.1:{}", stack.hub.port))
-        .await
-        .unwrap();
+    let nats = stack.hub.client().await.unwrap();
 
     // a second teacher of the tenant, who does not teach this course
     let (s, v) = api

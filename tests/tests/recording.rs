@@ -701,7 +701,7 @@ async fn watch_program(stack: &Stack, track: &str, n: usize) -> Vec<u8> {
         "the program track on the relay",
         Duration::from_secs(30),
         || async {
-            let token = fetch_token(&nats, &edge).await.ok()?;
+            let (token, _) = fetch_token(&nats, &edge).await.ok()?;
             let client = MeshClient::connect(&relay.url, &ca, &token).await.ok()?;
             match client.subscribe(track).await {
                 Ok(s) => Some((client, s)),

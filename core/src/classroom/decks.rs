@@ -310,14 +310,17 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Tells every live edge about a new deck, so slide commands reach them
+/// Tells every edge the deck's tenant may use about a new deck (another
+/// tenant's campus box never sees its page URLs), so slide commands reach them
 /// with its page count even while core is away later. Best effort: an edge
 /// that missed it learns decks again at each session start.
 async fn announce(app: &AppState, tenant: TenantId, deck: DeckId, pages: u32) {
-    let edges: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges")
-        .fetch_all(app.db())
-        .await
-        .unwrap_or_default();
+    let edges: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM edges WHERE tenant_id IS NULL OR tenant_id = $1")
+            .bind(tenant.as_uuid())
+            .fetch_all(app.db())
+            .await
+            .unwrap_or_default();
     for (id,) in edges {
         let Ok(edge) = protocol::EdgeId::new(id) else {
             continue;

@@ -7,21 +7,35 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use protocol::EdgeId;
 use protocol::subjects::{
-    HUB_STREAM, core_stream_subjects, edge_domain, edge_stream_name, js_api_prefix,
+    HUB_STREAM, core_stream_subjects, edge_domain, edge_source_delivery_prefix, edge_stream_name,
+    edge_stream_subjects, js_api_prefix,
 };
 
 /// How long events stay in the hub stream. Postgres is the long-term store.
 const HUB_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The source of one edge's stream: only that edge's subjects are taken
+/// (whatever else its stream may hold), delivered on a prefix only that
+/// edge's NATS identity may publish to.
 fn edge_source(edge: &EdgeId) -> stream::Source {
     stream::Source {
         name: edge_stream_name(edge),
+        filter_subject: Some(edge_stream_subjects(edge)),
         external: Some(stream::External {
             api_prefix: js_api_prefix(&edge_domain(edge)),
-            delivery_prefix: None,
+            delivery_prefix: Some(edge_source_delivery_prefix(edge)),
         }),
         ..Default::default()
     }
+}
+
+fn same_source(a: &stream::Source, b: &stream::Source) -> bool {
+    let ext = |s: &stream::Source| {
+        s.external
+            .as_ref()
+            .map(|e| (e.api_prefix.clone(), e.delivery_prefix.clone()))
+    };
+    a.name == b.name && a.filter_subject == b.filter_subject && ext(a) == ext(b)
 }
 
 fn config(sources: Vec<stream::Source>) -> stream::Config {
@@ -60,7 +74,8 @@ pub async fn ensure(js: &jetstream::Context, edges: &[EdgeId]) -> anyhow::Result
     }
 }
 
-/// Adds an edge's stream to the hub's sources, if it is not there yet.
+/// Adds an edge's stream to the hub's sources, if it is not there yet (or
+/// is there with an older configuration).
 /// Returns whether the config changed.
 pub async fn add_edge(js: &jetstream::Context, edge: &EdgeId) -> anyhow::Result<bool> {
     let mut s = js
@@ -74,10 +89,13 @@ pub async fn add_edge(js: &jetstream::Context, edge: &EdgeId) -> anyhow::Result<
     let mut cfg = info.config.clone();
     let name = edge_stream_name(edge);
     let mut sources = cfg.sources.take().unwrap_or_default();
-    if sources.iter().any(|src| src.name == name) {
+    let want = edge_source(edge);
+    if sources.iter().any(|src| same_source(src, &want)) {
         return Ok(false);
     }
-    sources.push(edge_source(edge));
+    // an older source of this edge (without the filter) is replaced
+    sources.retain(|src| src.name != name);
+    sources.push(want);
     cfg.sources = Some(sources);
     js.update_stream(cfg)
         .await

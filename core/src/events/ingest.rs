@@ -15,6 +15,7 @@ use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use protocol::subjects::{
     HUB_STREAM, INGEST_CONSUMER, edge_domain, edge_event_subject, edge_stream_name,
+    parse_event_subject,
 };
 use protocol::{EdgeId, EventBody, SessionId, Source, TenantId};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -34,6 +35,10 @@ pub struct Ingest {
     nats: async_nats::Client,
     /// Last gap-free seq per session, as committed.
     last: HashMap<Uuid, (Uuid, i64)>,
+    /// Each session's home edge (it never moves).
+    homes: HashMap<Uuid, String>,
+    /// Events refused in the batch being processed, recorded once it commits.
+    refused: Vec<(EdgeId, TenantId, serde_json::Value)>,
 }
 
 enum Disposition {
@@ -50,6 +55,8 @@ impl Ingest {
             db,
             nats,
             last: HashMap::new(),
+            homes: HashMap::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -105,6 +112,7 @@ impl Ingest {
             if msgs.is_empty() {
                 continue;
             }
+            self.refused.clear();
             if let Err(e) = self.process(&js, &msgs).await {
                 // Nothing was committed: forget what we thought we knew and
                 // let every message come again.
@@ -171,6 +179,16 @@ impl Ingest {
         }
         tx.commit().await?;
         self.last = pending_last;
+        for (edge, tenant, details) in self.refused.drain(..) {
+            crate::trust::refuse(
+                &self.db,
+                &edge,
+                crate::trust::Refusal::Event,
+                Some(tenant),
+                details,
+            )
+            .await;
+        }
         for (m, d) in msgs.iter().zip(outcome) {
             let r = match d {
                 Disposition::Ack => m.ack().await,
@@ -205,18 +223,24 @@ impl Ingest {
         if held.contains(&ev.session_id) {
             return Ok(Disposition::Retry(Duration::from_millis(500)));
         }
-        let known = match last.get(&ev.session_id) {
-            Some(k) => Some(*k),
-            None => {
-                let row: Option<(Uuid, i64)> =
-                    sqlx::query_as("SELECT tenant_id, last_seq FROM sessions WHERE id = $1")
-                        .bind(ev.session_id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                if let Some(r) = row {
-                    last.insert(ev.session_id, r);
-                }
-                row
+        let known = match (
+            last.get(&ev.session_id),
+            self.homes.contains_key(&ev.session_id),
+        ) {
+            (Some(k), true) => Some(*k),
+            _ => {
+                let row: Option<(Uuid, i64, String)> = sqlx::query_as(
+                    "SELECT tenant_id, last_seq, edge_id FROM sessions WHERE id = $1",
+                )
+                .bind(ev.session_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                row.map(|(tenant, seq, home)| {
+                    self.homes.insert(ev.session_id, home);
+                    let k = last.get(&ev.session_id).copied().unwrap_or((tenant, seq));
+                    last.insert(ev.session_id, k);
+                    k
+                })
             }
         };
         let Some((tenant, mut high)) = known else {
@@ -230,6 +254,24 @@ impl Ingest {
         };
         if tenant != ev.tenant_id {
             tracing::error!(session_id = %ev.session_id, "event claims another tenant than its session; dropped");
+            return Ok(Disposition::Term);
+        }
+        // Only the session's home edge writes its events, into its own
+        // stream; the hub sources each edge stream filtered to that edge's
+        // subjects, so the subject names the stream it came from. Core's
+        // own subject is only publishable with core's identity.
+        let home = self.homes.get(&ev.session_id).cloned().unwrap_or_default();
+        if let Some(from) = wrong_origin(m.subject.as_str(), &ev.source, &home) {
+            self.refused.push((
+                from,
+                TenantId::from_uuid(tenant),
+                serde_json::json!({
+                    "session_id": ev.session_id,
+                    "event_id": ev.event_id,
+                    "subject": m.subject.as_str(),
+                    "home_edge": home,
+                }),
+            ));
             return Ok(Disposition::Term);
         }
         if ev.seq <= high {
@@ -289,6 +331,18 @@ impl Ingest {
         }
         Ok(h)
     }
+}
+
+/// The edge that sent an event it may not send (None: the event may come
+/// from where it came). An edge's subject must be the session's home edge
+/// and the envelope must name the same source.
+fn wrong_origin(subject: &str, source: &str, home: &str) -> Option<EdgeId> {
+    let (from, _, _) = parse_event_subject(subject)?;
+    if from == "core" {
+        return None;
+    }
+    let ok = from == home && source.strip_prefix("edge:") == Some(from);
+    if ok { None } else { EdgeId::new(from).ok() }
 }
 
 /// Inserts events in one statement, then applies the projections of those

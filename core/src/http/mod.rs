@@ -36,6 +36,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
+        .routes(routes!(metrics))
         .routes(routes!(web::index))
         .route("/assets/{*path}", get(web::asset))
         .routes(routes!(web::qr))
@@ -151,6 +152,19 @@ pub struct Health {
     pub service: String,
     pub db: bool,
     pub nats: bool,
+}
+
+/// Counters in Prometheus text format (the trust boundary's refusals).
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::trust::metrics_text(),
+    )
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "system",

@@ -114,8 +114,16 @@ impl SigningKeys {
 
     /// Signs a relay token for an edge: lets it publish and subscribe in the
     /// media mesh until `exp`.
-    pub fn sign_relay(&self, edge: &str, exp: i64) -> anyhow::Result<String> {
-        let claims = serde_json::json!({ "iss": ISSUER, "aud": protocol::claims::RELAY_AUDIENCE, "sub": edge, "exp": exp });
+    pub fn sign_relay(
+        &self,
+        edge: &str,
+        exp: i64,
+        grants: &protocol::claims::RelayGrants,
+    ) -> anyhow::Result<String> {
+        let claims = serde_json::json!({
+            "iss": ISSUER, "aud": protocol::claims::RELAY_AUDIENCE, "sub": edge, "exp": exp,
+            "publish": grants.publish, "subscribe": grants.subscribe,
+        });
         Ok(jsonwebtoken::encode(
             &self.header(),
             &claims,

@@ -8,12 +8,13 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use protocol::EdgeId;
 use protocol::control::EdgeHealth;
 use protocol::subjects::{EDGE_HEALTH_ALL, edge_health_subject};
+use protocol::{EdgeId, TenantId};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::events::hub_stream;
@@ -38,7 +39,19 @@ pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyh
             }
         };
         if msg.subject.as_str() != edge_health_subject(&health.edge_id) {
-            tracing::warn!(subject = %msg.subject, edge_id = %health.edge_id, "heartbeat on another edge's subject; ignored");
+            // The hub lets each edge's identity publish only its own
+            // heartbeat subject, so the subject names the sender.
+            let sender = msg.subject.as_str().split('.').nth(2).unwrap_or_default();
+            if let Ok(sender) = EdgeId::new(sender) {
+                crate::trust::refuse(
+                    app.db(),
+                    &sender,
+                    crate::trust::Refusal::Heartbeat,
+                    None,
+                    serde_json::json!({ "claimed_edge": health.edge_id.as_str() }),
+                )
+                .await;
+            }
             continue;
         }
         app.audience()
@@ -91,6 +104,7 @@ pub struct PlacedEdge {
 /// start without its media plane.
 pub async fn place(
     app: &AppState,
+    tenant: TenantId,
     requested: Option<&str>,
     region: Option<&str>,
 ) -> ApiResult<PlacedEdge> {
@@ -100,12 +114,14 @@ pub async fn place(
             "SELECT id, url FROM edges
              WHERE accepting AND last_seen > now() - make_interval(secs => $1) AND sessions < capacity
                AND ($2::text IS NULL OR id = $2) AND ($3::text IS NULL OR region = $3)
+               AND (tenant_id IS NULL OR tenant_id = $4)
              ORDER BY sessions::float8 / GREATEST(capacity, 1), id
              LIMIT 1",
         )
         .bind(stale)
         .bind(only)
         .bind(region)
+        .bind(tenant.as_uuid())
         .fetch_optional(app.db())
     };
     let row = if let Some(id) = requested {
@@ -136,37 +152,50 @@ pub async fn place(
     Ok(PlacedEdge { id, url })
 }
 
-/// Whether an edge is healthy right now, with its URL.
-pub async fn healthy(app: &AppState, id: &EdgeId) -> ApiResult<Option<String>> {
+/// Whether an edge `tenant` may use is healthy right now, with its URL.
+pub async fn healthy(app: &AppState, tenant: TenantId, id: &EdgeId) -> ApiResult<Option<String>> {
     let stale = app.config().edge_stale_ms as f64 / 1000.0;
     let row: Option<(String,)> = sqlx::query_as(
-        "SELECT url FROM edges WHERE id = $1 AND accepting AND last_seen > now() - make_interval(secs => $2)",
+        "SELECT url FROM edges WHERE id = $1 AND accepting AND last_seen > now() - make_interval(secs => $2)
+           AND (tenant_id IS NULL OR tenant_id = $3)",
     )
     .bind(id.as_str())
     .bind(stale)
+    .bind(tenant.as_uuid())
     .fetch_optional(app.db())
     .await?;
     Ok(row.map(|r| r.0))
 }
 
-/// Whether an edge of this name ever registered.
-pub async fn known(app: &AppState, id: &EdgeId) -> ApiResult<bool> {
-    let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM edges WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(app.db())
-        .await?;
+/// Whether an edge of this name that `tenant` may use ever registered
+/// (another tenant's edge is as unknown as a typo).
+pub async fn known(app: &AppState, tenant: TenantId, id: &EdgeId) -> ApiResult<bool> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM edges WHERE id = $1 AND (tenant_id IS NULL OR tenant_id = $2)",
+    )
+    .bind(id.as_str())
+    .bind(tenant.as_uuid())
+    .fetch_optional(app.db())
+    .await?;
     Ok(row.is_some())
 }
 
-/// The healthy edge of a region with the fewest participants, if any.
-pub async fn nearest_in(app: &AppState, region: &str) -> ApiResult<Option<EdgeId>> {
+/// The healthy edge of a region with the fewest participants that
+/// `tenant` may use, if any.
+pub async fn nearest_in(
+    app: &AppState,
+    tenant: TenantId,
+    region: &str,
+) -> ApiResult<Option<EdgeId>> {
     let stale = app.config().edge_stale_ms as f64 / 1000.0;
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM edges WHERE region = $1 AND accepting AND last_seen > now() - make_interval(secs => $2)
+           AND (tenant_id IS NULL OR tenant_id = $3)
          ORDER BY participants, id LIMIT 1",
     )
     .bind(region)
     .bind(stale)
+    .bind(tenant.as_uuid())
     .fetch_optional(app.db())
     .await?;
     Ok(row.and_then(|(id,)| EdgeId::new(id).ok()))
@@ -194,6 +223,8 @@ pub struct EdgeInfo {
     /// Accepting, and heard from recently.
     pub healthy: bool,
     pub last_seen: DateTime<Utc>,
+    /// The tenant the edge belongs to (a campus box); null when shared.
+    pub tenant_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -201,27 +232,41 @@ pub struct EdgeList {
     pub edges: Vec<EdgeInfo>,
 }
 
-/// `GET /edges`: every edge core knows, with its health (admins only).
+/// `GET /edges`: the caller's tenant's edges and the shared ones, with
+/// their health (admins only). Another tenant's edges are not listed.
 #[utoipa::path(get, path = "/edges", tag = "system", operation_id = "list_edges",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every edge, by id", body = EdgeList),
+        (status = 200, description = "The tenant's own and the shared edges, by id", body = EdgeList),
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin", body = ApiErrorBody),
     ))]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<EdgeList>> {
     auth.require_admin()?;
     let stale = Duration::from_millis(app.config().edge_stale_ms);
-    let rows: Vec<(String, String, Option<String>, i32, i32, i32, bool, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, url, region, capacity, sessions, participants, accepting, last_seen FROM edges ORDER BY id",
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(String, String, Option<String>, i32, i32, i32, bool, DateTime<Utc>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT id, url, region, capacity, sessions, participants, accepting, last_seen, tenant_id FROM edges
+         WHERE tenant_id IS NULL OR tenant_id = $1 ORDER BY id",
     )
+    .bind(auth.tenant_id.as_uuid())
     .fetch_all(app.db())
     .await?;
     let now = Utc::now();
     let edges = rows
         .into_iter()
         .map(
-            |(id, url, region, capacity, sessions, participants, accepting, last_seen)| {
+            |(
+                id,
+                url,
+                region,
+                capacity,
+                sessions,
+                participants,
+                accepting,
+                last_seen,
+                tenant_id,
+            )| {
                 let fresh = (now - last_seen)
                     .to_std()
                     .map(|d| d < stale)
@@ -236,9 +281,42 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Edg
                     accepting,
                     healthy: accepting && fresh,
                     last_seen,
+                    tenant_id,
                 }
             },
         )
         .collect();
     Ok(Json(EdgeList { edges }))
+}
+
+/// `core edge-owner`: the edge belongs to the tenant with this slug, or is
+/// shared (None). An edge that never sent a heartbeat gets a row that is
+/// not accepting until it does.
+pub async fn set_owner(
+    db: &sqlx::PgPool,
+    edge: &str,
+    tenant_slug: Option<&str>,
+) -> anyhow::Result<()> {
+    let edge = EdgeId::new(edge.to_owned()).map_err(|e| anyhow::anyhow!("{edge}: {e}"))?;
+    let tenant: Option<Uuid> = match tenant_slug {
+        Some(slug) => Some(
+            sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(db)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant has the slug {slug}"))?,
+        ),
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO edges (id, url, capacity, accepting, last_seen, tenant_id)
+         VALUES ($1, '', 0, false, 'epoch', $2)
+         ON CONFLICT (id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id",
+    )
+    .bind(edge.as_str())
+    .bind(tenant)
+    .execute(db)
+    .await?;
+    tracing::info!(edge_id = %edge, tenant = ?tenant_slug, "edge owner set");
+    Ok(())
 }

@@ -290,7 +290,7 @@ async fn start_inner(
         ));
     }
     let settings: SessionSettings = serde_json::from_value(tenant_settings).unwrap_or_default();
-    let placed = edges::place(app, edge_pref.as_deref(), region.as_deref()).await?;
+    let placed = edges::place(app, auth.tenant_id, edge_pref.as_deref(), region.as_deref()).await?;
     let session_id = SessionId::from_uuid(Uuid::now_v7());
     let title = format!("{course_title}: {lesson_title}");
     let span = tracing::info_span!("session_start", tenant_id = %auth.tenant_id, session_id = %session_id, edge_id = %placed.id);
@@ -703,16 +703,16 @@ pub async fn join(
                     "a region name is at most 64 characters",
                 ));
             }
-            Some(r) => edges::nearest_in(&app, r)
+            Some(r) => edges::nearest_in(&app, auth.tenant_id, r)
                 .await?
                 .unwrap_or_else(|| home.clone()),
             None => home.clone(),
         },
     };
-    let edge_url = match edges::healthy(&app, &edge).await? {
+    let edge_url = match edges::healthy(&app, auth.tenant_id, &edge).await? {
         Some(url) => url,
         None if edge == home => edges::url_of(&app, &edge).await?,
-        None if !edges::known(&app, &edge).await? => {
+        None if !edges::known(&app, auth.tenant_id, &edge).await? => {
             // a name no edge ever registered: the caller's mistake, not an outage
             return Err(ApiError::bad_request(
                 "unknown_edge",

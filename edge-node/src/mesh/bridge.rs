@@ -19,8 +19,8 @@ use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::TrackSource;
 use protocol::ids::EdgeId;
 use protocol::subjects::{
-    edge_control_subject, keyframe_request_subject, moq_source_track_name,
-    program_audio_track_name, program_track_name,
+    edge_state_subject, keyframe_request_subject, moq_source_track_name, program_audio_track_name,
+    program_track_name,
 };
 use protocol::{ParticipantId, SessionId, TenantId};
 use str0m::format::Codec;
@@ -144,7 +144,12 @@ pub(crate) async fn publish_session(
                                     t.publisher = Some(p);
                                     t.need_keyframe = !t.audio;
                                 }
-                                Err(e) => tracing::warn!(track = %t.name, error = %e, "track not published"),
+                                Err(e) => {
+                                    tracing::warn!(track = %t.name, error = %e, "track not published");
+                                    // a class that started after the token
+                                    // was issued is not in it yet
+                                    uplink.refresh();
+                                }
                             }
                         }
                     }
@@ -206,15 +211,18 @@ pub struct RemoteFeeds {
     sfu: Sfu,
     uplink: Uplink,
     nats: async_nats::Client,
+    /// This edge (it asks home edges for state in its own name).
+    me: EdgeId,
 }
 
 impl RemoteFeeds {
-    pub fn new(sfu: Sfu, uplink: Uplink, nats: async_nats::Client) -> RemoteFeeds {
+    pub fn new(sfu: Sfu, uplink: Uplink, nats: async_nats::Client, me: EdgeId) -> RemoteFeeds {
         RemoteFeeds {
             feeds: Arc::default(),
             sfu,
             uplink,
             nats,
+            me,
         }
     }
 
@@ -238,6 +246,7 @@ impl RemoteFeeds {
             tenant,
             session,
             home: home.clone(),
+            me: self.me.clone(),
         };
         let span = tracing::info_span!("remote_feed", session_id = %session, home = %home);
         feeds.insert(session, tokio::spawn(feed.run().instrument(span)));
@@ -252,6 +261,7 @@ struct Feed {
     tenant: TenantId,
     session: SessionId,
     home: EdgeId,
+    me: EdgeId,
 }
 
 /// Polls of an empty room before the feed stops.
@@ -407,7 +417,7 @@ impl Feed {
         let msg = tokio::time::timeout(
             Duration::from_secs(3),
             self.nats
-                .request(edge_control_subject(&self.home), req.into()),
+                .request(edge_state_subject(&self.home, &self.me), req.into()),
         )
         .await??;
         match serde_json::from_slice::<EdgeReply>(&msg.payload)? {

@@ -3,12 +3,19 @@
 //! when the connection drops reconnects with backoff (a fresh token each
 //! time). Publishers ask [`Uplink::client`] for the current connection and
 //! publish again on a new one; nothing in a class waits on the relay.
+//!
+//! A token names what the edge may publish (the classes it hosts when core
+//! issued it) and subscribe to, and lives [`protocol::claims::RELAY_TTL_SECS`];
+//! the relay closes the connection when it expires. So the edge connects
+//! again with a fresh token a minute before that, and whenever a publisher
+//! is refused (a class started after the token was issued): the new
+//! connection comes up before the old one is let go.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::ids::EdgeId;
-use protocol::subjects::RELAY_TOKEN_REQUEST;
+use protocol::subjects::relay_token_subject;
 use tokio::sync::watch;
 
 use super::{MeshClient, MeshError};
@@ -17,7 +24,13 @@ use super::{MeshClient, MeshError};
 pub struct Uplink {
     current: watch::Receiver<Option<Arc<MeshClient>>>,
     enabled: bool,
+    refresh: Arc<tokio::sync::Notify>,
 }
+
+/// A token is renewed this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// Refusal-driven renewals are at least this far apart.
+const MIN_RENEW_GAP: Duration = Duration::from_secs(2);
 
 impl Uplink {
     /// No relay configured: the edge serves only its own students.
@@ -25,26 +38,47 @@ impl Uplink {
         Uplink {
             current: watch::channel(None).1,
             enabled: false,
+            refresh: Arc::default(),
         }
     }
 
     /// Keeps a connection to `url` up for the edge's lifetime.
     pub fn start(url: String, ca_pem: Vec<u8>, edge: EdgeId, nats: async_nats::Client) -> Uplink {
         let (tx, rx) = watch::channel(None);
+        let refresh = Arc::new(tokio::sync::Notify::new());
+        let renew = refresh.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(250);
             loop {
                 match connect(&url, &ca_pem, &edge, &nats).await {
-                    Ok(client) => {
+                    Ok((client, ttl)) => {
                         let client = Arc::new(client);
-                        tracing::info!(relay = %url, "connected to the relay");
+                        tracing::info!(relay = %url, ttl_secs = ttl.as_secs(), "connected to the relay");
                         backoff = Duration::from_millis(250);
+                        // the new connection replaces the old one here;
+                        // publishers move over on `changed`
                         if tx.send(Some(client.clone())).is_err() {
                             return;
                         }
-                        let why = client.closed().await;
-                        tracing::warn!(relay = %url, error = %why, "relay connection lost; reconnecting");
-                        let _ = tx.send(None);
+                        let renew_in = ttl.saturating_sub(RENEW_BEFORE).max(MIN_RENEW_GAP);
+                        let asked = async {
+                            tokio::time::sleep(MIN_RENEW_GAP).await;
+                            renew.notified().await;
+                        };
+                        tokio::select! {
+                            why = client.closed() => {
+                                tracing::warn!(relay = %url, error = %why, "relay connection lost; reconnecting");
+                                let _ = tx.send(None);
+                            }
+                            _ = tokio::time::sleep(renew_in) => {
+                                tracing::info!(relay = %url, "relay token about to expire; connecting with a fresh one");
+                                continue;
+                            }
+                            _ = asked => {
+                                tracing::info!(relay = %url, "a publisher was refused; connecting with a fresh token");
+                                continue;
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(relay = %url, error = %e, retry_in_ms = backoff.as_millis() as u64, "relay not reachable");
@@ -60,7 +94,14 @@ impl Uplink {
         Uplink {
             current: rx,
             enabled: true,
+            refresh,
         }
+    }
+
+    /// Asks for a connection with a fresh token (the current one does not
+    /// cover a class that started since); at most one every two seconds.
+    pub fn refresh(&self) {
+        self.refresh.notify_one();
     }
 
     /// Whether a relay is configured at all.
@@ -81,20 +122,27 @@ impl Uplink {
     }
 }
 
-/// A relay token for `edge`, from core.
-pub async fn fetch_token(nats: &async_nats::Client, edge: &EdgeId) -> Result<String, MeshError> {
+/// A relay token for `edge` from core, with how long it lives.
+pub async fn fetch_token(
+    nats: &async_nats::Client,
+    edge: &EdgeId,
+) -> Result<(String, Duration), MeshError> {
     let body = serde_json::json!({ "edge_id": edge.as_str() }).to_string();
     let reply = tokio::time::timeout(
         Duration::from_secs(5),
-        nats.request(RELAY_TOKEN_REQUEST, body.into()),
+        nats.request(relay_token_subject(edge), body.into()),
     )
     .await
     .map_err(|_| MeshError::Disconnected("core did not answer the relay token request".into()))?
     .map_err(|e| MeshError::Disconnected(format!("relay token request: {e}")))?;
     let v: serde_json::Value = serde_json::from_slice(&reply.payload)
         .map_err(|e| MeshError::Config(format!("relay token reply: {e}")))?;
+    let ttl = v["expires_in"]
+        .as_u64()
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(protocol::claims::RELAY_TTL_SECS as u64));
     match v["token"].as_str() {
-        Some(t) => Ok(t.to_owned()),
+        Some(t) => Ok((t.to_owned(), ttl)),
         None => {
             tracing::warn!(error = %v["error"], "core refused a relay token");
             Err(MeshError::Unauthorized)
@@ -107,7 +155,7 @@ async fn connect(
     ca_pem: &[u8],
     edge: &EdgeId,
     nats: &async_nats::Client,
-) -> Result<MeshClient, MeshError> {
-    let token = fetch_token(nats, edge).await?;
-    MeshClient::connect(url, ca_pem, &token).await
+) -> Result<(MeshClient, Duration), MeshError> {
+    let (token, ttl) = fetch_token(nats, edge).await?;
+    Ok((MeshClient::connect(url, ca_pem, &token).await?, ttl))
 }

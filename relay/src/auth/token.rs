@@ -22,6 +22,9 @@ pub struct RelayClaims {
     /// The edge (or relay) id the token was issued to.
     pub sub: String,
     pub exp: i64,
+    /// The namespaces it may publish and subscribe to (none when absent).
+    #[serde(flatten)]
+    pub grants: protocol::claims::RelayGrants,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

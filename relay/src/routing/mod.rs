@@ -16,6 +16,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use protocol::claims::RelayGrants;
 
 #[cfg(test)]
 mod tests;
@@ -91,8 +92,26 @@ pub enum RejectReason {
     /// Nobody publishes the namespace here and there is no upstream to ask,
     /// or the upstream said it does not exist.
     NotFound,
+    /// The subscriber's token does not grant this namespace.
+    Unauthorized,
     /// The origin exists but could not be reached.
     Unavailable,
+}
+
+/// A connected peer: whom its token names and what it grants.
+#[derive(Clone, Debug)]
+struct Peer {
+    id: String,
+    grants: RelayGrants,
+}
+
+/// Why a PUBLISH_NAMESPACE was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublishRefusal {
+    /// The token does not grant publishing this namespace.
+    NotGranted,
+    /// Another peer publishes it; only that peer may take it over.
+    OwnedByAnother,
 }
 
 /// The newest group of a track, replayed to a subscriber that joins late.
@@ -108,8 +127,12 @@ pub struct CatchUp {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
+    /// A peer connected with a verified token: `peer` is whom it was issued
+    /// to, `grants` what it may publish and subscribe to.
     SessionUp {
         session: SessionKey,
+        peer: String,
+        grants: RelayGrants,
     },
     SessionDown {
         session: SessionKey,
@@ -246,6 +269,9 @@ pub struct Stats {
     /// Objects of groups older than what a source had when we joined, or of
     /// groups already ended here: never forwarded.
     pub objects_dropped: u64,
+    /// PUBLISH_NAMESPACE and SUBSCRIBE requests the peers' tokens did not
+    /// allow.
+    pub refused: u64,
 }
 
 /// Namespaces that never leave this relay: a client's cheap round trip to
@@ -259,7 +285,8 @@ const RETIRED_GROUPS: usize = 16;
 
 pub struct Router {
     config: RouterConfig,
-    sessions: BTreeSet<SessionKey>,
+    /// Connected sessions: who the peer is and what its token grants.
+    sessions: HashMap<SessionKey, Peer>,
     namespaces: HashMap<String, SessionKey>,
     tracks: HashMap<TrackKey, Track>,
     sources: HashMap<SourceKey, TrackKey>,
@@ -310,7 +337,7 @@ impl Router {
     pub fn new(config: RouterConfig) -> Router {
         Router {
             config,
-            sessions: BTreeSet::new(),
+            sessions: HashMap::new(),
             namespaces: HashMap::new(),
             tracks: HashMap::new(),
             sources: HashMap::new(),
@@ -364,8 +391,12 @@ impl Router {
 
     pub fn handle_input(&mut self, input: Input, now: Instant) {
         match input {
-            Input::SessionUp { session } => {
-                self.sessions.insert(session);
+            Input::SessionUp {
+                session,
+                peer,
+                grants,
+            } => {
+                self.sessions.insert(session, Peer { id: peer, grants });
             }
             Input::SessionDown { session } => self.session_down(session, now),
             Input::NamespacePublished { session, namespace } => {
@@ -429,7 +460,42 @@ impl Router {
         }
     }
 
+    /// Whether `session` may publish `namespace`: its token must grant it,
+    /// and a namespace another peer publishes stays that peer's (the same
+    /// peer reconnecting takes its own namespace over, newest wins).
+    pub fn check_publish(
+        &self,
+        session: SessionKey,
+        namespace: &str,
+    ) -> Result<(), PublishRefusal> {
+        let Some(peer) = self.sessions.get(&session) else {
+            return Err(PublishRefusal::NotGranted);
+        };
+        if !peer.grants.may_publish(namespace) {
+            return Err(PublishRefusal::NotGranted);
+        }
+        if let Some(owner) = self.namespaces.get(namespace)
+            && *owner != session
+            && self.sessions.get(owner).is_some_and(|o| o.id != peer.id)
+        {
+            return Err(PublishRefusal::OwnedByAnother);
+        }
+        Ok(())
+    }
+
+    /// Counts a PUBLISH_NAMESPACE the shell refused after [`check_publish`].
+    pub fn count_refused(&mut self) {
+        self.stats.refused += 1;
+    }
+
     fn namespace_published(&mut self, session: SessionKey, namespace: String) {
+        if self.check_publish(session, &namespace).is_err() {
+            // The shell checks before accepting; one that did not gets the
+            // namespace dropped rather than routed.
+            self.outputs
+                .push_back(Output::DropNamespace { session, namespace });
+            return;
+        }
         // Newest wins: a reconnecting edge publishes again before the relay
         // has noticed (idle timeout) that its old session is dead. Refusing
         // the new one would keep the class dark for that long.
@@ -458,8 +524,21 @@ impl Router {
             // The shell allocates keys; a duplicate is its bug, not the peer's.
             return;
         }
+        let probe = key.namespace.starts_with(PROBE_NAMESPACE);
+        let granted = self
+            .sessions
+            .get(&session)
+            .is_some_and(|p| p.grants.may_subscribe(&key.namespace));
+        if !probe && !granted {
+            self.stats.refused += 1;
+            self.outputs.push_back(Output::Reject {
+                subscription,
+                reason: RejectReason::Unauthorized,
+            });
+            return;
+        }
         if !self.tracks.contains_key(&key) {
-            let origin = if key.namespace.starts_with(PROBE_NAMESPACE) {
+            let origin = if probe {
                 None
             } else if let Some(owner) = self.namespaces.get(&key.namespace) {
                 Some(Origin::Session(*owner))

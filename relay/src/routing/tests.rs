@@ -1,7 +1,7 @@
 //! Routing tests as data: a script of inputs, the outputs they produce.
 //!
 //! Script lines (one input each):
-//!   up s1 | down s1
+//!   up s1 | up s1 as <peer> pub=<ns,..> sub=<ns,..> | down s1
 //!   publish s1 <namespace> | withdraw s1 <namespace>
 //!   subscribe s2 #1 <namespace>/<name> | unsubscribe #1
 //!   ready @1 [largest=G] | fail @1 not-found|unavailable
@@ -71,7 +71,27 @@ fn parse_input(words: &[&str]) -> Input {
     match words {
         ["up", s] => Input::SessionUp {
             session: session(s),
+            peer: s.to_string(),
+            grants: RelayGrants::all(),
         },
+        // up s1 as edge-a pub=t1/s1,t1/s2 sub=t1 ("-": nothing)
+        ["up", s, "as", peer, publish, subscribe] => {
+            let list = |w: &str, key: &str| -> Vec<String> {
+                let v = w.strip_prefix(key).expect("pub=/sub=");
+                v.split(',')
+                    .filter(|x| !x.is_empty() && *x != "-")
+                    .map(str::to_owned)
+                    .collect()
+            };
+            Input::SessionUp {
+                session: session(s),
+                peer: peer.to_string(),
+                grants: RelayGrants {
+                    publish: list(publish, "pub="),
+                    subscribe: list(subscribe, "sub="),
+                },
+            }
+        }
         ["down", s] => Input::SessionDown {
             session: session(s),
         },
@@ -661,4 +681,86 @@ fn a_lost_source_ends_its_subscriptions() {
             stats: sessions=0 namespaces=0 tracks=1 subscribers=1 in=1 out=1 dropped=0
         "#]],
     );
+}
+
+#[test]
+fn tokens_bound_what_a_peer_may_publish_and_subscribe() {
+    // edge-a hosts t1/s1; edge-b serves tenant t2 only; a second edge-a
+    // session (a reconnect) may take its own namespace over, edge-b may not
+    let mut router = Router::new(RouterConfig::default());
+    let now = Instant::now();
+    let up = |peer: &str, n: u64, publish: &[&str], subscribe: &[&str]| Input::SessionUp {
+        session: SessionKey(n),
+        peer: peer.to_owned(),
+        grants: RelayGrants {
+            publish: publish.iter().map(|x| x.to_string()).collect(),
+            subscribe: subscribe.iter().map(|x| x.to_string()).collect(),
+        },
+    };
+    router.handle_input(up("edge-a", 1, &["t1/s1"], &["*"]), now);
+    router.handle_input(up("edge-b", 2, &["t1/s1", "t2/s9"], &["t2"]), now);
+    router.handle_input(up("edge-a", 3, &["t1/s1"], &["*"]), now);
+    router.handle_input(up("nobody", 4, &[], &[]), now);
+    assert_eq!(router.check_publish(SessionKey(1), "t1/s1/p1"), Ok(()));
+    assert_eq!(
+        router.check_publish(SessionKey(1), "t1/s2/p1"),
+        Err(PublishRefusal::NotGranted),
+        "a class it does not host"
+    );
+    router.handle_input(
+        Input::NamespacePublished {
+            session: SessionKey(1),
+            namespace: "t1/s1/p1".into(),
+        },
+        now,
+    );
+    assert_eq!(
+        router.check_publish(SessionKey(2), "t1/s1/p1"),
+        Err(PublishRefusal::OwnedByAnother),
+        "another peer cannot take the namespace over, whatever its token says"
+    );
+    assert_eq!(
+        router.check_publish(SessionKey(3), "t1/s1/p1"),
+        Ok(()),
+        "the same edge reconnecting can"
+    );
+    assert_eq!(
+        router.check_publish(SessionKey(4), "t1/s1/p1"),
+        Err(PublishRefusal::NotGranted)
+    );
+    // a session that publishes without asking first is dropped, not routed
+    router.handle_input(
+        Input::NamespacePublished {
+            session: SessionKey(2),
+            namespace: "t1/s1/p1".into(),
+        },
+        now,
+    );
+    assert_eq!(
+        router.poll_output(),
+        Some(Output::DropNamespace {
+            session: SessionKey(2),
+            namespace: "t1/s1/p1".into()
+        })
+    );
+    // edge-b may not watch tenant t1's class; edge-a may
+    let sub = |n: u64, k: u64| Input::Subscribe {
+        session: SessionKey(n),
+        subscription: SubscriptionKey(k),
+        track: TrackKey::new("t1/s1/p1", "video"),
+    };
+    router.handle_input(sub(2, 10), now);
+    assert_eq!(
+        router.poll_output(),
+        Some(Output::Reject {
+            subscription: SubscriptionKey(10),
+            reason: RejectReason::Unauthorized
+        })
+    );
+    router.handle_input(sub(1, 11), now);
+    assert!(matches!(
+        router.poll_output(),
+        Some(Output::OpenSource { .. })
+    ));
+    assert_eq!(router.stats().refused, 1);
 }

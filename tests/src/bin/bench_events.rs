@@ -540,7 +540,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 4: raw JetStream on the same leaf, same durability
-    let leaf = async_nats::connect(stack.edges[0].leaf.url()).await?;
+    let leaf = stack.edges[0].leaf.client().await?;
     let js = jetstream::with_domain(leaf, "edge-a");
     js.get_or_create_stream(stream::Config {
         name: "BENCH_RAW".into(),
