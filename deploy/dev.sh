@@ -44,7 +44,7 @@ trap cleanup EXIT INT TERM
 # Identities: one nkey per NATS link (core on the hub, each edge's leaf link
 # with only its own subjects, each edge process on its own leaf), made once
 # and kept in $DATA/nats/auth; the leaf links run over TLS from the dev CA.
-AUTH="$DATA/nats/auth"
+AUTH="$DATA/nats/auth"   # nats-server resolves includes from the config's folder
 CA="$DATA/relay-ca"
 "$BIN/core" nats-auth --dir "$AUTH" --edge edge-a --edge edge-b >/dev/null
 "$BIN/relay" gen-dev-ca "$CA" --cert nats-hub >/dev/null
@@ -52,7 +52,7 @@ cat > "$DATA/nats/hub.conf" <<CONF
 server_name: hub
 listen: 127.0.0.1:$NATS_HUB_PORT
 jetstream { store_dir: "$DATA/nats/hub", domain: core, sync_interval: always }
-include "$AUTH/hub-users.conf"
+include "auth/hub-users.conf"
 leafnodes {
   listen: 127.0.0.1:$NATS_LEAFNODE_PORT
   tls { cert_file: "$CA/nats-hub.pem", key_file: "$CA/nats-hub.key", timeout: 2 }
@@ -64,12 +64,12 @@ for leaf in a b; do
 server_name: edge-$leaf
 listen: 127.0.0.1:${!port_var}
 jetstream { store_dir: "$DATA/nats/edge-$leaf", domain: edge-$leaf, sync_interval: always }
-include "$AUTH/edge-$leaf-leaf-users.conf"
+include "auth/edge-$leaf-leaf-users.conf"
 leafnodes {
   reconnect: 1
   remotes: [ {
     url: "nats-leaf://127.0.0.1:$NATS_LEAFNODE_PORT"
-    include "$AUTH/edge-$leaf-remote.conf"
+    include "auth/edge-$leaf-remote.conf"
     tls { ca_file: "$CA/ca.pem" }
   } ]
 }

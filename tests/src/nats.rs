@@ -59,6 +59,13 @@ impl NatsAuth {
     }
 }
 
+/// nats-server resolves `include` relative to the including file's folder
+/// (absolute paths too), so configs written into `dir` name their includes
+/// from there.
+fn include_path(dir: &Path, file: &Path) -> String {
+    file.strip_prefix(dir).unwrap_or(file).display().to_string()
+}
+
 async fn run(bin: &Path, args: &[String]) -> anyhow::Result<()> {
     let out = tokio::process::Command::new(bin)
         .args(args)
@@ -127,7 +134,7 @@ impl NatsServer {
              leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n{advertise}\
                tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 2 }}\n}}\n",
             store.display(),
-            auth.dir.join("hub-users.conf").display(),
+            include_path(dir, &auth.dir.join("hub-users.conf")),
             ca.join("nats-hub.pem").display(),
             ca.join("nats-hub.key").display(),
         );
@@ -161,8 +168,8 @@ impl NatsServer {
              leafnodes {{\n  reconnect: 1\n  remotes: [ {{\n    url: \"nats-leaf://{hub_leaf}\"\n    \
              include \"{}\"\n    tls {{ ca_file: \"{}\" }}\n  }} ]\n}}\n",
             store.display(),
-            auth.dir.join(format!("{domain}-leaf-users.conf")).display(),
-            auth.dir.join(format!("{domain}-remote.conf")).display(),
+            include_path(dir, &auth.dir.join(format!("{domain}-leaf-users.conf"))),
+            include_path(dir, &auth.dir.join(format!("{domain}-remote.conf"))),
             auth.ca_dir.join("ca.pem").display(),
         );
         let seed = auth.seed(&format!("{domain}.local"));

@@ -77,7 +77,6 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
 
     let hub = stack.hub.client().await.unwrap();
     let on_a = stack.edges[0].leaf.client().await.unwrap();
-    let on_b = stack.edges[1].leaf.client().await.unwrap();
 
     // edge-a's identity cannot publish edge-b's heartbeats: core (on the
     // hub) sees edge-b's own ones and never the forged one
@@ -85,7 +84,7 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
     let forged = json!({
         "edge_id": "edge-b", "url": "http://forged.invalid", "region": "campus-b",
         "capacity": 1000, "sessions": 0, "participants": 0, "accepting": true,
-        "public_viewers": {}
+        "public_viewers": {}, "at": chrono::Utc::now()
     });
     on_a.publish("cls.edge.edge-b.health", forged.to_string().into())
         .await
@@ -112,12 +111,13 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
         .await
         .unwrap();
     on_a.flush().await.unwrap();
-    wait_until("the heartbeat refusal", Duration::from_secs(10), || async {
-        (metric(&stack, "heartbeat").await > before).then_some(())
+    let rows = wait_until("the heartbeat refusal", Duration::from_secs(10), || async {
+        let rows = refusals(&db, "heartbeat").await;
+        (!rows.is_empty()).then_some(rows)
     })
     .await
     .unwrap();
-    let rows = refusals(&db, "heartbeat").await;
+    assert_eq!(metric(&stack, "heartbeat").await, before + 1);
     assert_eq!(rows[0].0, "edge-a", "the refusal names the sender");
     assert_eq!(rows[0].1["claimed_edge"], "edge-b");
     let (url,): (String,) = sqlx::query_as("SELECT url FROM edges WHERE id = 'edge-b'")
@@ -227,6 +227,7 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
     let class = api.start(&teacher, &run).await.unwrap();
     assert_eq!(class.edge_id, "edge-b");
     let sid = class.id.clone();
+    api.join(&teacher, &sid).await.unwrap();
     let (s, v) = api
         .post(
             &format!("/sessions/{sid}/chat"),
@@ -238,7 +239,9 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let evs = wait_until("the chat at core", Duration::from_secs(15), || async {
         let evs = api.events(&teacher, &sid).await.ok()?;
-        evs.iter().any(|e| e["type"] == "chat.sent").then_some(evs)
+        evs.iter()
+            .any(|e| e["type"] == "chat.message")
+            .then_some(evs)
     })
     .await
     .unwrap();
@@ -255,7 +258,7 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
     ev["event_id"] = json!(forged_id);
     ev["seq"] = json!(last_seq + 1);
     ev["source"] = json!("edge:edge-a");
-    ev["type"] = json!("chat.sent");
+    ev["type"] = json!("chat.message");
     let js_a = async_nats::jetstream::with_domain(on_a.clone(), "edge-a");
     js_a.publish(
         format!("cls.ev.edge-a.{tenant}.{sid}"),
@@ -315,12 +318,12 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
         Duration::from_secs(15),
         || async {
             let evs = api.events(&teacher, &sid).await.ok()?;
-            (evs.iter().filter(|e| e["type"] == "chat.sent").count() >= 2).then_some(evs)
+            (evs.iter().filter(|e| e["type"] == "chat.message").count() >= 2).then_some(evs)
         },
     )
     .await
     .unwrap();
-    let chats: Vec<&Value> = evs.iter().filter(|e| e["type"] == "chat.sent").collect();
+    let chats: Vec<&Value> = evs.iter().filter(|e| e["type"] == "chat.message").collect();
     assert_eq!(chats.len(), 2, "{chats:?}");
     assert!(evs.iter().all(|e| e["event_id"] != json!(forged_id)));
     assert!(evs.iter().all(|e| e["source"] != "edge:edge-a"), "{evs:?}");

@@ -11,7 +11,7 @@
 //! source becomes one [`Output::Deliver`] per subscriber that has that group
 //! open. The payload is a refcounted `Bytes`, so fan-out copies no media.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 

@@ -8,6 +8,7 @@
 //!   obj @1 gG oO pP <payload> | end-group @1 gG
 //!   end @1 track-ended|publisher-gone|source-lost
 //!   wait <secs>s        (advance the clock, then handle_timeout)
+//! A session used without `up` is up with a token that grants everything.
 //! Each input is echoed as `> line`, its outputs follow indented; the last
 //! line is the stats. Run with UPDATE_EXPECT=1 to rewrite expectations.
 
@@ -33,7 +34,24 @@ fn check(config: RouterConfig, script: &str, expect: Expect) {
                 now += Duration::from_secs(secs);
                 router.handle_timeout(now);
             }
-            _ => router.handle_input(parse_input(&words), now),
+            _ => {
+                // a session a script uses without `up` connected with a
+                // token that grants everything
+                if let ["publish" | "subscribe", sess, ..] = words.as_slice() {
+                    let key = SessionKey(num(sess, "s"));
+                    if !router.sessions.contains_key(&key) {
+                        router.handle_input(
+                            Input::SessionUp {
+                                session: key,
+                                peer: sess.to_string(),
+                                grants: RelayGrants::all(),
+                            },
+                            now,
+                        );
+                    }
+                }
+                router.handle_input(parse_input(&words), now)
+            }
         }
         while let Some(output) = router.poll_output() {
             let _ = writeln!(out, "    {}", render(&output));
@@ -339,7 +357,7 @@ fn late_subscriber_starts_at_the_newest_group_keyframe() {
                 deliver #1 g2 o0 k2
                 deliver #2 g2 o0 k2
                 deliver #3 g2 o0 k2
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=3 in=6 out=14 dropped=0
+            stats: sessions=4 namespaces=1 tracks=1 subscribers=3 in=6 out=14 dropped=0
         "#]],
     );
 }
@@ -372,7 +390,7 @@ fn history_older_than_the_origins_newest_group_is_dropped() {
             > obj @1 g4 o0 p2 old
             > obj @1 g5 o1 p2 next
                 deliver #1 g5 o1 next
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=1 in=4 out=2 dropped=2
+            stats: sessions=2 namespaces=1 tracks=1 subscribers=1 in=4 out=2 dropped=2
         "#]],
     );
 }
@@ -408,7 +426,7 @@ fn out_of_order_groups_are_forwarded_but_not_to_later_joiners() {
             > end-group @1 g1
                 end-group #1 g1
             > obj @1 g1 o1 p1 straggler
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=2 in=3 out=3 dropped=1
+            stats: sessions=3 namespaces=1 tracks=1 subscribers=2 in=3 out=3 dropped=1
         "#]],
     );
 }
@@ -446,7 +464,7 @@ fn too_many_open_groups_end_the_oldest() {
                 end-group #1 g1
                 deliver #1 g3 o0 c
             > obj @1 g1 o1 p1 late
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=1 in=4 out=3 dropped=1
+            stats: sessions=2 namespaces=1 tracks=1 subscribers=1 in=4 out=3 dropped=1
         "#]],
     );
 }
@@ -485,7 +503,7 @@ fn a_group_bigger_than_the_cache_is_not_offered_to_late_joiners() {
                 start #2 g2 p1
                 deliver #1 g2 o0 k
                 deliver #2 g2 o0 k
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=2 in=3 out=4 dropped=0
+            stats: sessions=3 namespaces=1 tracks=1 subscribers=2 in=3 out=4 dropped=0
         "#]],
     );
 }
@@ -503,7 +521,7 @@ fn unknown_tracks_are_refused_locally_and_pulled_from_upstream() {
                 reject #1 NotFound
             > subscribe s2 #2 .probe/auth
                 reject #2 NotFound
-            stats: sessions=0 namespaces=0 tracks=0 subscribers=0 in=0 out=0 dropped=0
+            stats: sessions=1 namespaces=0 tracks=0 subscribers=0 in=0 out=0 dropped=0
         "#]],
     );
     check(
@@ -536,7 +554,7 @@ fn unknown_tracks_are_refused_locally_and_pulled_from_upstream() {
                 reject #3 NotFound
             > subscribe s2 #4 .probe/auth
                 reject #4 NotFound
-            stats: sessions=0 namespaces=0 tracks=1 subscribers=2 in=1 out=2 dropped=0
+            stats: sessions=2 namespaces=0 tracks=1 subscribers=2 in=1 out=2 dropped=0
         "#]],
     );
 }
@@ -584,6 +602,8 @@ fn a_newer_session_takes_the_namespace_over() {
     check(
         local(),
         "
+        up s1 as edge-a pub=t sub=t
+        up s2 as edge-a pub=t sub=t
         publish s1 t/s/p
         subscribe s3 #1 t/s/p/video
         ready @1
@@ -593,6 +613,8 @@ fn a_newer_session_takes_the_namespace_over() {
         down s1
         ",
         expect![[r#"
+            > up s1 as edge-a pub=t sub=t
+            > up s2 as edge-a pub=t sub=t
             > publish s1 t/s/p
             > subscribe s3 #1 t/s/p/video
                 open-source @1 t/s/p/video from s1
@@ -606,7 +628,7 @@ fn a_newer_session_takes_the_namespace_over() {
                 open-source @2 t/s/p/video from s2
             > withdraw s1 t/s/p
             > down s1
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=1 in=0 out=0 dropped=0
+            stats: sessions=2 namespaces=1 tracks=1 subscribers=1 in=0 out=0 dropped=0
         "#]],
     );
 }
@@ -647,7 +669,7 @@ fn an_unwatched_track_keeps_its_source_for_the_linger_time() {
                 close-source @1
             > subscribe s2 #3 t/s/p/video
                 open-source @2 t/s/p/video from s1
-            stats: sessions=0 namespaces=1 tracks=1 subscribers=1 in=1 out=2 dropped=0
+            stats: sessions=2 namespaces=1 tracks=1 subscribers=1 in=1 out=2 dropped=0
         "#]],
     );
 }
@@ -678,7 +700,7 @@ fn a_lost_source_ends_its_subscriptions() {
             > obj @1 g0 o1 p1 ignored
             > subscribe s2 #2 t/s/p/video
                 open-source @2 t/s/p/video from upstream
-            stats: sessions=0 namespaces=0 tracks=1 subscribers=1 in=1 out=1 dropped=0
+            stats: sessions=1 namespaces=0 tracks=1 subscribers=1 in=1 out=1 dropped=0
         "#]],
     );
 }

@@ -284,7 +284,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** `GET /edges`: every edge core knows, with its health (admins only). */
+        /**
+         * `GET /edges`: the caller's tenant's edges and the shared ones, with
+         *     their health (admins only). Another tenant's edges are not listed.
+         */
         get: operations["list_edges"];
         put?: never;
         post?: never;
@@ -370,6 +373,23 @@ export interface paths {
         };
         /** My live and upcoming classes. */
         get: operations["my_classes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Counters in Prometheus text format (the trust boundary's refusals). */
+        get: operations["metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1783,6 +1803,11 @@ export interface components {
             healthy: boolean;
             /** Format: date-time */
             last_seen: string;
+            /**
+             * Format: uuid
+             * @description The tenant the edge belongs to (a campus box); null when shared.
+             */
+            tenant_id?: string | null;
         };
         EdgeList: {
             edges: components["schemas"]["EdgeInfo"][];
@@ -3923,7 +3948,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every edge, by id */
+            /** @description The tenant's own and the shared edges, by id */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4206,6 +4231,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text exposition */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
         };
