@@ -29,7 +29,8 @@ pub struct Uplink {
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
-/// Refusal-driven renewals are at least this far apart.
+/// Refusal-driven renewals are at least this far apart (doubling while
+/// they keep coming).
 const MIN_RENEW_GAP: Duration = Duration::from_secs(2);
 
 impl Uplink {
@@ -49,6 +50,11 @@ impl Uplink {
         let renew = refresh.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(250);
+            // refusal-driven renewals in a row: each waits twice as long
+            // (2 s … 64 s), so a publisher refused for good cannot make the
+            // edge reconnect every two seconds; a connection that lived five
+            // minutes starts the count again
+            let mut asked_in_a_row = 0u32;
             loop {
                 match connect(&url, &ca_pem, &edge, &nats).await {
                     Ok((client, ttl)) => {
@@ -61,8 +67,10 @@ impl Uplink {
                             return;
                         }
                         let renew_in = ttl.saturating_sub(RENEW_BEFORE).max(MIN_RENEW_GAP);
+                        let gap = MIN_RENEW_GAP * 2u32.pow(asked_in_a_row.min(5));
+                        let up_since = tokio::time::Instant::now();
                         let asked = async {
-                            tokio::time::sleep(MIN_RENEW_GAP).await;
+                            tokio::time::sleep(gap).await;
                             renew.notified().await;
                         };
                         tokio::select! {
@@ -75,7 +83,12 @@ impl Uplink {
                                 continue;
                             }
                             _ = asked => {
-                                tracing::info!(relay = %url, "a publisher was refused; connecting with a fresh token");
+                                asked_in_a_row = if up_since.elapsed() > Duration::from_secs(300) {
+                                    1
+                                } else {
+                                    asked_in_a_row + 1
+                                };
+                                tracing::info!(relay = %url, in_a_row = asked_in_a_row, "a publisher was refused; connecting with a fresh token");
                                 continue;
                             }
                         }
@@ -99,7 +112,8 @@ impl Uplink {
     }
 
     /// Asks for a connection with a fresh token (the current one does not
-    /// cover a class that started since); at most one every two seconds.
+    /// cover a class that started since); at most one every two seconds,
+    /// backing off while they keep coming.
     pub fn refresh(&self) {
         self.refresh.notify_one();
     }

@@ -1268,7 +1268,10 @@ async fn publish_program(
                         o.publisher = Some(p);
                         o.need_keyframe = true;
                     }
-                    Err(e) => tracing::warn!(track = %o.name, error = %e, "program not published"),
+                    Err(e) => {
+                        tracing::warn!(track = %o.name, error = %e, "program not published; asking for a fresh relay token");
+                        uplink.refresh();
+                    }
                 }
             }
         }
