@@ -39,6 +39,12 @@ if cargo fmt --version >/dev/null 2>&1; then
 else
   log "rustfmt is not installed: formatting not checked"
 fi
+if cargo clippy --version >/dev/null 2>&1; then
+  log "linting (clippy, warnings fail)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  log "clippy is not installed: lints not checked"
+fi
 log "building"
 cargo build --workspace --bins --tests --locked
 log "testing"

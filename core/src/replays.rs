@@ -739,7 +739,7 @@ async fn run_search(app: &AppState, q: Query, text: &str) -> ApiResult<Vec<class
     // transcript hits point at the word, not the segment's start
     let mut words: std::collections::HashMap<Uuid, Vec<derive::Word>> = Default::default();
     for h in hits.iter_mut().filter(|h| h.kind == "transcript") {
-        if !words.contains_key(&h.session_id) {
+        if let std::collections::hash_map::Entry::Vacant(e) = words.entry(h.session_id) {
             let w = match pipeline::artifact(app, SessionId::from_uuid(h.session_id), "transcript")
                 .await?
             {
@@ -748,7 +748,7 @@ async fn run_search(app: &AppState, q: Query, text: &str) -> ApiResult<Vec<class
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
-            words.insert(h.session_id, w);
+            e.insert(w);
         }
         h.start_ms = word_time(&words[&h.session_id], h, text);
     }
@@ -930,12 +930,12 @@ pub async fn search_all(
     let mut out = Vec::new();
     let mut allowed: std::collections::HashMap<Uuid, Option<ReplayRow>> = Default::default();
     for h in hits {
-        if !allowed.contains_key(&h.replay_id) {
+        if let std::collections::hash_map::Entry::Vacant(e) = allowed.entry(h.replay_id) {
             let r = match replay_by_id(&app, h.replay_id).await? {
                 Some(r) if may_open(&app, &auth, &r).await.is_ok() => Some(r),
                 _ => None,
             };
-            allowed.insert(h.replay_id, r);
+            e.insert(r);
         }
         let Some(r) = &allowed[&h.replay_id] else {
             continue;

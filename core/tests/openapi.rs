@@ -120,16 +120,16 @@ async fn the_document_lists_every_route_with_its_schemas(db: PgPool) {
             .collect();
         assert_eq!(declared, in_path, "{m} {p}: path parameters");
         // a body-taking JSON route says what it takes; JSON answers have schemas
-        if ["post", "patch", "put"].contains(&m.as_str()) {
-            if let Some(rb) = op.get("requestBody") {
-                let content = rb["content"].as_object().expect("request content");
-                for (ct, media) in content {
-                    if ct == "application/json" {
-                        assert!(
-                            media.get("schema").is_some(),
-                            "{m} {p}: body without schema"
-                        );
-                    }
+        if ["post", "patch", "put"].contains(&m.as_str())
+            && let Some(rb) = op.get("requestBody")
+        {
+            let content = rb["content"].as_object().expect("request content");
+            for (ct, media) in content {
+                if ct == "application/json" {
+                    assert!(
+                        media.get("schema").is_some(),
+                        "{m} {p}: body without schema"
+                    );
                 }
             }
         }

@@ -288,10 +288,10 @@ impl EventLog {
                 Ok(None) | Err(_) => break,
             };
             let pending = m.info().map(|i| i.pending).unwrap_or(0);
-            if let Ok(ev) = serde_json::from_slice::<Envelope>(&m.payload) {
-                if ev.seq > after {
-                    out.push(ev);
-                }
+            if let Ok(ev) = serde_json::from_slice::<Envelope>(&m.payload)
+                && ev.seq > after
+            {
+                out.push(ev);
             }
             if pending == 0 {
                 break;

@@ -52,10 +52,10 @@ pub async fn run(
                 .map(|(s, a)| (s, a.public))
                 .collect(),
         };
-        if let Ok(bytes) = serde_json::to_vec(&health) {
-            if let Err(e) = nats.publish(subject.clone(), bytes.into()).await {
-                tracing::debug!(error = %e, "heartbeat not sent");
-            }
+        if let Ok(bytes) = serde_json::to_vec(&health)
+            && let Err(e) = nats.publish(subject.clone(), bytes.into()).await
+        {
+            tracing::debug!(error = %e, "heartbeat not sent");
         }
     }
 }

@@ -59,11 +59,11 @@ impl JoinTokens {
             keys: Arc::new(RwLock::new(Vec::new())),
             verified: Arc::new(RwLock::new(HashMap::new())),
         };
-        if let Ok(bytes) = std::fs::read(&t.cache) {
-            if let Ok(jwks) = serde_json::from_slice::<Jwks>(&bytes) {
-                t.install(&jwks);
-                tracing::info!("loaded cached JWKS");
-            }
+        if let Ok(bytes) = std::fs::read(&t.cache)
+            && let Ok(jwks) = serde_json::from_slice::<Jwks>(&bytes)
+        {
+            t.install(&jwks);
+            tracing::info!("loaded cached JWKS");
         }
         t
     }

@@ -819,16 +819,16 @@ pub fn decide(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
                 .iter()
                 .map(|o| text_field(o, "a poll option", MAX_LABEL_CHARS))
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some(c) = correct_option {
-                if *c as usize >= options.len() {
-                    return Err(Rejection::invalid(
-                        "bad_correct_option",
-                        format!(
-                            "correct_option {c} is not one of the {} options",
-                            options.len()
-                        ),
-                    ));
-                }
+            if let Some(c) = correct_option
+                && *c as usize >= options.len()
+            {
+                return Err(Rejection::invalid(
+                    "bad_correct_option",
+                    format!(
+                        "correct_option {c} is not one of the {} options",
+                        options.len()
+                    ),
+                ));
             }
             if state.polls.contains_key(poll_id) {
                 return Err(Rejection::conflict("duplicate_id", "poll id already used"));
@@ -1008,13 +1008,13 @@ pub fn decide(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
         }
         KillSwitch { switch, engaged } => {
             who.require(Permission::KillSwitch)?;
-            if let crate::event::KillSwitch::Media { participant_id } = switch {
-                if state.participant(*participant_id).is_none() {
-                    return Err(Rejection::not_found(
-                        "participant_not_found",
-                        "no such participant",
-                    ));
-                }
+            if let crate::event::KillSwitch::Media { participant_id } = switch
+                && state.participant(*participant_id).is_none()
+            {
+                return Err(Rejection::not_found(
+                    "participant_not_found",
+                    "no such participant",
+                ));
             }
             if state.kill_switches.is_engaged(*switch) == *engaged {
                 return Ok(vec![]);

@@ -491,11 +491,11 @@ impl SessionState {
                 }
             }
             HandRaised { participant_id } => {
-                if let Some(p) = self.participants.get_mut(participant_id) {
-                    if !p.hand_raised {
-                        p.hand_raised = true;
-                        self.hands.push(*participant_id);
-                    }
+                if let Some(p) = self.participants.get_mut(participant_id)
+                    && !p.hand_raised
+                {
+                    p.hand_raised = true;
+                    self.hands.push(*participant_id);
                 }
             }
             HandLowered { participant_id } => {
@@ -616,10 +616,11 @@ impl SessionState {
                 participant_id,
                 option,
             } => {
-                if let Some(p) = self.polls.get_mut(poll_id) {
-                    if p.open && (*option as usize) < p.options.len() {
-                        p.votes.entry(*participant_id).or_insert(*option);
-                    }
+                if let Some(p) = self.polls.get_mut(poll_id)
+                    && p.open
+                    && (*option as usize) < p.options.len()
+                {
+                    p.votes.entry(*participant_id).or_insert(*option);
                 }
             }
             PollClosed { poll_id, .. } => {

@@ -580,14 +580,13 @@ async fn run(
                 return;
             }
             r = sock.recv_from(&mut buf) => {
-                if let Ok((n, source)) = r {
-                    if let Ok(contents) = buf[..n].try_into() {
+                if let Ok((n, source)) = r
+                    && let Ok(contents) = buf[..n].try_into() {
                         let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
                         if rtc.handle_input(input).is_err() {
                             return;
                         }
                     }
-                }
             }
             _ = sleep => {
                 if rtc.handle_input(Input::Timeout(Instant::now())).is_err() {

@@ -87,10 +87,10 @@ pub async fn list(
     short("action", &q.action)?;
     short("target_type", &q.target_type)?;
     short("target_id", &q.target_id)?;
-    if let (Some(f), Some(t)) = (q.from, q.to) {
-        if f > t {
-            return Err(ApiError::bad_request("invalid_query", "from is after to"));
-        }
+    if let (Some(f), Some(t)) = (q.from, q.to)
+        && f > t
+    {
+        return Err(ApiError::bad_request("invalid_query", "from is after to"));
     }
     // `course.` matches every course action; anything else matches exactly
     let (exact, prefix) = match q.action {

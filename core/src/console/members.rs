@@ -276,14 +276,15 @@ pub async fn import(
             });
             continue;
         };
-        if before.as_deref() == Some("teacher") && role != Role::Teacher {
-            if let Err(e) = last_teacher_guard(&mut tx, course, user).await {
-                errors.push(LineError {
-                    line,
-                    message: e.to_string(),
-                });
-                continue;
-            }
+        if before.as_deref() == Some("teacher")
+            && role != Role::Teacher
+            && let Err(e) = last_teacher_guard(&mut tx, course, user).await
+        {
+            errors.push(LineError {
+                line,
+                message: e.to_string(),
+            });
+            continue;
         }
         sqlx::query(
             "INSERT INTO course_members (tenant_id, course_id, user_id, role, added_by)

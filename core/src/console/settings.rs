@@ -6,7 +6,6 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::rate_limit::Kind;
 use crate::AppState;
@@ -163,7 +162,7 @@ pub async fn update(
             Some(auth.user_id),
             "tenant.settings_changed",
             "tenant",
-            &Uuid::from(auth.tenant_id.as_uuid()).to_string(),
+            &auth.tenant_id.as_uuid().to_string(),
             json!({ "from": before, "to": after }),
         )
         .await?;

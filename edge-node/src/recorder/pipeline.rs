@@ -246,11 +246,11 @@ impl Program {
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        if let Some(buf) = sample.buffer() {
-                            if let Ok(map) = buf.map_readable() {
-                                let data = bytes::Bytes::copy_from_slice(map.as_slice());
-                                let _ = feed_tx.try_send(ProgramFrame { audio, data });
-                            }
+                        if let Some(buf) = sample.buffer()
+                            && let Ok(map) = buf.map_readable()
+                        {
+                            let data = bytes::Bytes::copy_from_slice(map.as_slice());
+                            let _ = feed_tx.try_send(ProgramFrame { audio, data });
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })
@@ -285,15 +285,15 @@ impl Program {
                     .get(2)
                     .and_then(|v| v.get::<gst::ClockTime>().ok())
                     .map(|t| t.nseconds());
-                let Some(pts) = pts else { return None };
+                let pts = pts?;
                 let Ok(mut q) = layouts.lock() else {
                     return None;
                 };
                 while q.front().is_some_and(|(t, _)| *t <= pts) {
-                    if let Some((_, places)) = q.pop_front() {
-                        if let Ok(pads) = pads.lock() {
-                            apply(&pads, &places);
-                        }
+                    if let Some((_, places)) = q.pop_front()
+                        && let Ok(pads) = pads.lock()
+                    {
+                        apply(&pads, &places);
                     }
                 }
                 None
@@ -543,13 +543,12 @@ impl Program {
         // the depayloader asks for a keyframe after a loss: send it upstream
         if let Some(pad) = src.static_pad("src") {
             pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-                if let Some(ev) = info.event() {
-                    if ev
+                if let Some(ev) = info.event()
+                    && ev
                         .structure()
                         .is_some_and(|s| s.name() == "GstForceKeyUnit")
-                    {
-                        on_keyframe();
-                    }
+                {
+                    on_keyframe();
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -571,10 +570,10 @@ impl Program {
         out.link(&pad)
             .map_err(|e| PipelineError::Gst(format!("linking input: {e:?}")))?;
         bin.sync_state_with_parent()?;
-        if let (true, Some(s)) = (video, source) {
-            if let Ok(mut pads) = self.pads.lock() {
-                pads.insert(s, pad.clone());
-            }
+        if let (true, Some(s)) = (video, source)
+            && let Ok(mut pads) = self.pads.lock()
+        {
+            pads.insert(s, pad.clone());
         }
         self.inputs.insert(id, Input { src, bin, pad });
         Ok(id)

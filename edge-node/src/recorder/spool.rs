@@ -39,10 +39,10 @@ pub fn seal(part: &Path) -> Result<Finished, SpoolError> {
     if done != part {
         std::fs::rename(part, &done).map_err(io)?;
     }
-    if let Some(dir) = done.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = done.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
     let data = std::fs::read(&done).map_err(|e| SpoolError::Io(done.clone(), e))?;
     Ok(Finished {

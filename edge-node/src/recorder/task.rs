@@ -721,14 +721,14 @@ impl Task {
     fn slide_ready(&mut self, key: (DeckId, u32), buf: gst::Buffer) {
         tracing::debug!(deck_id = %key.0, page = key.1, "slide page ready");
         self.slides.insert(key, buf.clone());
-        if let Some((want, at)) = self.wanted_slide {
-            if want == key {
-                self.wanted_slide = None;
-                // late: show it from now (a frame the compositor has not made yet)
-                let now = self.now_running().unwrap_or(0).saturating_sub(50);
-                if let Some(r) = self.run.as_mut() {
-                    r.program.set_slide(buf, at.max(now));
-                }
+        if let Some((want, at)) = self.wanted_slide
+            && want == key
+        {
+            self.wanted_slide = None;
+            // late: show it from now (a frame the compositor has not made yet)
+            let now = self.now_running().unwrap_or(0).saturating_sub(50);
+            if let Some(r) = self.run.as_mut() {
+                r.program.set_slide(buf, at.max(now));
             }
         }
     }

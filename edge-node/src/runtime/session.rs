@@ -426,10 +426,10 @@ impl SessionTask {
     /// The state as of the last durable event, when memory still holds the
     /// whole log (it does for all but the longest classes).
     fn restore_from_recent(&mut self) {
-        if self.recent.front().map(|e| e.seq) == Some(Seq::FIRST) {
-            if let Ok(s) = protocol::fold(self.recent.iter().map(|e| e.as_ref())) {
-                self.state = s;
-            }
+        if self.recent.front().map(|e| e.seq) == Some(Seq::FIRST)
+            && let Ok(s) = protocol::fold(self.recent.iter().map(|e| e.as_ref()))
+        {
+            self.state = s;
         }
     }
 }

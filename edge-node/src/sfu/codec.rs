@@ -37,10 +37,10 @@ fn h264_nalus(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
                 }
             }
             FU_A => {
-                if let Some(&fu) = payload.get(1) {
-                    if fu & 0x80 != 0 {
-                        types.push(fu & 0x1f);
-                    }
+                if let Some(&fu) = payload.get(1)
+                    && fu & 0x80 != 0
+                {
+                    types.push(fu & 0x1f);
                 }
             }
             t => types.push(t),

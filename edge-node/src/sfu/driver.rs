@@ -879,10 +879,10 @@ impl Driver {
                     self.stats
                         .bytes_out
                         .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
-                        if e.kind() == std::io::ErrorKind::WouldBlock {
-                            let _ = self.socket.send_to(&t.contents, t.destination).await;
-                        }
+                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination)
+                        && e.kind() == std::io::ErrorKind::WouldBlock
+                    {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
                     }
                 }
                 Output::Event(e) => self.on_event(id, e, now).await,
@@ -1184,10 +1184,10 @@ impl Driver {
             return;
         };
         let msg = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() }).to_string();
-        if let Some(mut ch) = p.rtc.channel(cid) {
-            if let Err(e) = ch.write(false, msg.as_bytes()) {
-                tracing::debug!(peer = id.0, error = %e, "offer not sent");
-            }
+        if let Some(mut ch) = p.rtc.channel(cid)
+            && let Err(e) = ch.write(false, msg.as_bytes())
+        {
+            tracing::debug!(peer = id.0, error = %e, "offer not sent");
         }
         p.pending = Some((pending, planned));
         self.dirty.push_back(id);
@@ -1289,7 +1289,7 @@ impl Driver {
             track: t.key,
             layer,
             seq: *pkt.seq_no,
-            ts: pkt.time.numer() as u64,
+            ts: pkt.time.numer(),
             keyframe: super::codec::starts_keyframe(codec, &pkt.payload),
             picture_id: super::codec::vp8_picture_id(codec, &pkt.payload),
             bytes: pkt.payload.len(),
@@ -1313,12 +1313,7 @@ impl Driver {
             let Some(sub) = self.peers.get_mut(&f.subscriber) else {
                 continue;
             };
-            let Some(sub_pt) = sub
-                .rtc
-                .codec_config()
-                .match_params(params.clone())
-                .map(|p| p.pt())
-            else {
+            let Some(sub_pt) = sub.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
                 continue;
             };
             if write_forward(sub, &f, codec, sub_pt, marker, nackable, &pkt.payload, now) {
@@ -1676,12 +1671,11 @@ fn write_forward(
     let mut w = RtpWrite::new(pt, SeqNo::from(f.seq), f.ts, now, payload.to_vec())
         .marker(marker)
         .nackable(nackable);
-    if let (Some(pic), Codec::Vp8) = (f.picture_id, codec) {
-        if let Ok(d) = str0m::rtp::Vp8Descriptor::parse(payload) {
-            if let Ok(patch) = d.patch().picture_id(pic).build() {
-                w = w.vp8_patch(patch);
-            }
-        }
+    if let (Some(pic), Codec::Vp8) = (f.picture_id, codec)
+        && let Ok(d) = str0m::rtp::Vp8Descriptor::parse(payload)
+        && let Ok(patch) = d.patch().picture_id(pic).build()
+    {
+        w = w.vp8_patch(patch);
     }
     tx.write_rtp(w);
     true

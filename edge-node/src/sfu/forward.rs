@@ -112,7 +112,7 @@ impl LayerRate {
         let start = *self.window_start.get_or_insert(at);
         let elapsed = at.saturating_duration_since(start);
         if elapsed >= RATE_WINDOW {
-            self.bps = (self.window_bytes * 8) as u64 * 1000 / elapsed.as_millis().max(1) as u64;
+            self.bps = (self.window_bytes * 8) * 1000 / elapsed.as_millis().max(1) as u64;
             self.window_start = Some(at);
             self.window_bytes = 0;
         }

@@ -99,10 +99,10 @@ async fn main() -> anyhow::Result<()> {
     let seen2 = seen.clone();
     let obs = tokio::spawn(async move {
         while let Some(m) = observer.next(Duration::from_secs(60)).await {
-            if m["kind"] == "event" {
-                if let Some(seq) = m["event"]["seq"].as_i64() {
-                    seen2.lock().unwrap().insert(seq, Instant::now());
-                }
+            if m["kind"] == "event"
+                && let Some(seq) = m["event"]["seq"].as_i64()
+            {
+                seen2.lock().unwrap().insert(seq, Instant::now());
             }
         }
     });
@@ -176,10 +176,10 @@ async fn main() -> anyhow::Result<()> {
                     .await
                 {
                     Ok(r) if r.status().is_success() => {
-                        if let Ok(v) = r.json::<serde_json::Value>().await {
-                            if let Some(seq) = v["seq"].as_i64() {
-                                sent.lock().unwrap().push((seq, start));
-                            }
+                        if let Ok(v) = r.json::<serde_json::Value>().await
+                            && let Some(seq) = v["seq"].as_i64()
+                        {
+                            sent.lock().unwrap().push((seq, start));
                         }
                     }
                     Ok(r) => {

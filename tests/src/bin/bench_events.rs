@@ -11,8 +11,10 @@
 //!    durability (file storage, `sync_interval: always`), sequential and with
 //!    the same concurrency as (1).
 //!
-//!     cargo build --release --workspace --bins
-//!     cargo run --release -p classroom-tests --bin bench-events -- --seconds 10
+//! ```text
+//! cargo build --release --workspace --bins
+//! cargo run --release -p classroom-tests --bin bench-events -- --seconds 10
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,10 +189,10 @@ async fn open_loop(
                 let (http, tok, lat_tx) = (http.clone(), seat.join_token.clone(), lat_tx.clone());
                 inflight.push(tokio::spawn(async move {
                     let start = Instant::now();
-                    if let Ok(r) = http.post(&path).bearer_auth(&tok).json(&body).send().await {
-                        if r.status().is_success() {
-                            let _ = lat_tx.send(start.elapsed().as_secs_f64() * 1000.0);
-                        }
+                    if let Ok(r) = http.post(&path).bearer_auth(&tok).json(&body).send().await
+                        && r.status().is_success()
+                    {
+                        let _ = lat_tx.send(start.elapsed().as_secs_f64() * 1000.0);
                     }
                 }));
             }
@@ -443,7 +445,8 @@ async fn main() -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for (sid, _, tok) in seats.iter().step_by(args.per_session).cloned() {
+    for (sid, _, tok) in seats.iter().step_by(args.per_session) {
+        let (sid, tok) = (sid.clone(), tok.clone());
         let stop = stop.clone();
         let http = api.http.clone();
         let url = format!("{}/sessions/{sid}/chat", stack.core_url);
@@ -457,10 +460,9 @@ async fn main() -> anyhow::Result<()> {
                     .json(&json!({ "text": "via core" }))
                     .send()
                     .await
+                    && r.status().is_success()
                 {
-                    if r.status().is_success() {
-                        lat.push(start.elapsed().as_secs_f64() * 1000.0);
-                    }
+                    lat.push(start.elapsed().as_secs_f64() * 1000.0);
                 }
             }
             lat
@@ -575,10 +577,9 @@ async fn main() -> anyhow::Result<()> {
                     if let Ok(ack) = js
                         .publish_with_headers(format!("bench.raw.{c}"), h, payload.clone().into())
                         .await
+                        && ack.await.is_ok()
                     {
-                        if ack.await.is_ok() {
-                            lat.push(start.elapsed().as_secs_f64() * 1000.0);
-                        }
+                        lat.push(start.elapsed().as_secs_f64() * 1000.0);
                     }
                 }
                 lat

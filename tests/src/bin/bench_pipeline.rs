@@ -184,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
             // access tokens live 15 minutes: log in again for each look
             let teacher = api.login("teacher@demo.test").await.ok()?;
             let (_, v) = api.get(&path("/artifacts"), &teacher).await.ok()?;
-            if t_wait.elapsed().as_secs() % 30 == 0 {
+            if t_wait.elapsed().as_secs().is_multiple_of(30) {
                 eprintln!(
                     "pipeline: {} ({} s)",
                     v["state"],

@@ -55,7 +55,6 @@ struct Target {
 struct StepResult {
     n: usize,
     loss: f64,
-    worst: f64,
     cpu: f64,
     pps: Option<f64>,
     ttff: (f64, f64),
@@ -91,7 +90,7 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
                 .map_err(|e| anyhow::anyhow!("subscriber {i}: {e}"))?;
             joins.push(subs.len());
             subs.push(c);
-            if subs.len() % 10 == 0 {
+            if subs.len().is_multiple_of(10) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -164,7 +163,6 @@ async fn measure(t: &Target, args: &Args) -> anyhow::Result<Vec<StepResult>> {
         results.push(StepResult {
             n,
             loss,
-            worst,
             cpu,
             pps,
             ttff,
@@ -199,7 +197,6 @@ fn summary(name: &str, r: &[StepResult]) {
         }
         None => println!("{name}: no step stayed under 1 % loss"),
     }
-    let _ = r.iter().map(|s| s.worst).count();
 }
 
 #[tokio::main]
