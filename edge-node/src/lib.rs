@@ -13,6 +13,7 @@ pub mod join_tokens;
 pub mod mesh;
 pub mod rate_limit;
 pub mod recorder;
+pub mod rtp;
 pub mod runtime;
 pub mod sfu;
 
@@ -75,10 +76,9 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         }
         None => mesh::Uplink::disabled(),
     };
-    let mesh_out = config.relay_url.as_ref().map(|_| sfu::MeshOut {
-        uplink: uplink.clone(),
-        nats: nats.clone(),
-    });
+    // the SFU hands hosted sessions' taps to the relay publisher (below)
+    let (hosted_tx, hosted_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hosted_tx = config.relay_url.as_ref().map(|_| hosted_tx);
     let media_public = config.media_public.unwrap_or(config.media_udp);
     let sfu = sfu::Sfu::start(
         sfu::SfuConfig {
@@ -91,10 +91,19 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             max_public_viewers: config.max_public_viewers,
         },
         registry.clone(),
-        mesh_out,
+        hosted_tx,
     )
     .await
     .with_context(|| format!("binding the media socket {}", config.media_udp))?;
+    if uplink.is_enabled() {
+        tokio::spawn(mesh::bridge::publish_hosted(
+            hosted_rx,
+            uplink.clone(),
+            nats.clone(),
+            sfu.clone(),
+            registry.clone(),
+        ));
+    }
 
     let objects = config
         .object_store_dir
@@ -102,7 +111,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         .unwrap_or_else(|| config.data_dir.join("objects"));
     let store = recorder::spool::local_store(&objects)
         .with_context(|| format!("object storage at {}", objects.display()))?;
-    registry.set_recorders(recorder::Recorders::new(
+    registry.set_recorders(std::sync::Arc::new(recorder::Recorders::new(
         recorder::RecorderConfig {
             enabled: config.recording,
             spool: config
@@ -118,7 +127,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             enabled: config.captions && config.recording,
             model: config.captions_model.clone(),
         }),
-    ));
+    )));
     registry
         .recover()
         .await

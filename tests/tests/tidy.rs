@@ -2,7 +2,8 @@
 //! the service crates never depend on each other, `protocol` does no I/O,
 //! no source file outside the tests grows past 1,000 lines (the few that
 //! already have are listed with their ceiling, to be split, and may only
-//! shrink), and every file ARCHITECTURE.md names exists.
+//! shrink), every file ARCHITECTURE.md names exists, and the edge's
+//! modules import each other only downwards through its layers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -211,5 +212,89 @@ fn every_file_the_code_map_names_exists() {
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md names files that do not exist: {missing:?}"
+    );
+}
+
+/// The edge's layers, bottom first: a module may import (`crate::x`) only
+/// modules of its own layer or below. The session runtime knows nothing of
+/// media; the SFU hands out taps and knows neither the relay nor the
+/// recorder; the relay bridge and the recorder consume taps; the endpoints
+/// and the wiring sit on top.
+const EDGE_LAYERS: &[&[&str]] = &[
+    &[
+        "clock",
+        "config",
+        "event_log",
+        "rate_limit",
+        "join_tokens",
+        "rtp",
+    ],
+    &["runtime"],
+    &["sfu"],
+    &["mesh"],
+    &["recorder"],
+    &["http", "control", "health", "lib", "main"],
+];
+
+fn layer_of(module: &str) -> usize {
+    EDGE_LAYERS
+        .iter()
+        .position(|l| l.contains(&module))
+        .unwrap_or_else(|| panic!("edge-node module `{module}` is in no layer of EDGE_LAYERS"))
+}
+
+#[test]
+fn the_edge_imports_only_downwards_and_has_no_import_loop() {
+    let src = workspace_root().join("edge-node/src");
+    let mut rs = Vec::new();
+    files(&src, &[".rs"], &mut rs);
+    let mut imports: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for path in rs {
+        let rel = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // a file's unit tests may reach anywhere
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (i, _) in code.match_indices("crate::") {
+            let name: String = code[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                imports.entry(module.clone()).or_default().insert(name);
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    for (module, used) in &imports {
+        for u in used {
+            if layer_of(u) > layer_of(module) {
+                wrong.push(format!("{module} imports {u}, a layer above it"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // within one layer, no loop either
+    for (module, used) in &imports {
+        for u in used {
+            assert!(
+                !imports.get(u).is_some_and(|back| back.contains(module)),
+                "{module} and {u} import each other"
+            );
+        }
+    }
+    // the checker does read imports: the SFU uses the session runtime
+    assert!(
+        imports.get("sfu").is_some_and(|u| u.contains("runtime")),
+        "{imports:?}"
     );
 }

@@ -31,7 +31,7 @@ use tracing::Instrument;
 use super::{MediaPacket, MeshError, TrackPublisher, Uplink};
 use crate::runtime::registry::Registry;
 use crate::sfu::forward::TrackKey;
-use crate::sfu::{Audience, MeshOut, Sfu, SfuCommand, TapCodec, TapKind, TapMsg};
+use crate::sfu::{Audience, HostedTap, Sfu, TapCodec, TapKind, TapMsg};
 
 /// The program's stand-in publisher in the SFU (no participant sends it).
 pub fn program_participant() -> ParticipantId {
@@ -56,40 +56,44 @@ fn codec_of(c: TapCodec) -> Codec {
     }
 }
 
-/// Splits an RTP packet: (payload type, marker, sequence, timestamp,
-/// payload), skipping CSRCs, a header extension and padding.
-pub(crate) fn parse_rtp(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
-    if p.len() < 12 || p[0] >> 6 != 2 {
-        return None;
-    }
-    let pt = p[1] & 0x7f;
-    let marker = p[1] & 0x80 != 0;
-    let seq = u16::from_be_bytes([p[2], p[3]]);
-    let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-    let mut at = 12 + 4 * (p[0] & 0x0f) as usize;
-    if p[0] & 0x10 != 0 {
-        let ext = p.get(at + 2..at + 4)?;
-        at += 4 + 4 * u16::from_be_bytes([ext[0], ext[1]]) as usize;
-    }
-    let mut end = p.len();
-    if p[0] & 0x20 != 0 {
-        end = end.checked_sub(*p.last()? as usize)?;
-    }
-    Some((pt, marker, seq, ts, p.get(at..end)?))
-}
-
 /// Publishes a hosted session's tracks to the relay until the session is
 /// no longer hosted here.
-pub(crate) async fn publish_session(
-    mesh: MeshOut,
-    sfu: mpsc::Sender<SfuCommand>,
+/// Publishes every session the SFU hands a hosted tap for, each on its own
+/// task, until the SFU goes away.
+pub async fn publish_hosted(
+    mut hosted: mpsc::UnboundedReceiver<HostedTap>,
+    uplink: Uplink,
+    nats: async_nats::Client,
+    sfu: Sfu,
+    registry: Registry,
+) {
+    while let Some(h) = hosted.recv().await {
+        let span = tracing::info_span!("mesh_out", session_id = %h.session);
+        tokio::spawn(
+            publish_session(
+                uplink.clone(),
+                nats.clone(),
+                sfu.clone(),
+                registry.clone(),
+                h.tenant,
+                h.session,
+                h.tap,
+            )
+            .instrument(span),
+        );
+    }
+}
+
+async fn publish_session(
+    mut uplink: Uplink,
+    nats: async_nats::Client,
+    sfu: Sfu,
     registry: Registry,
     tenant: TenantId,
     session: SessionId,
     mut tap: mpsc::Receiver<TapMsg>,
 ) {
-    let mut uplink = mesh.uplink.clone();
-    let mut requests = match mesh.nats.subscribe(keyframe_request_subject(session)).await {
+    let mut requests = match nats.subscribe(keyframe_request_subject(session)).await {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "no keyframe requests from far edges");
@@ -98,13 +102,7 @@ pub(crate) async fn publish_session(
     };
     let mut tracks: HashMap<u32, OutTrack> = HashMap::new();
     let mut check = tokio::time::interval(Duration::from_secs(2));
-    let ask = |track: u32| {
-        let _ = sfu.try_send(SfuCommand::TapKeyframe {
-            session,
-            kind: TapKind::Mesh,
-            track,
-        });
-    };
+    let ask = |track: u32| sfu.keyframe_for(session, TapKind::Mesh, track);
     loop {
         let request = async {
             match requests.as_mut() {
@@ -133,7 +131,7 @@ pub(crate) async fn publish_session(
                 }
                 Some(TapMsg::Rtp { track, packet }) => {
                     let Some(t) = tracks.get_mut(&track) else { continue };
-                    let Some((pt, marker, sequence, timestamp, payload)) = parse_rtp(&packet) else { continue };
+                    let Some((pt, marker, sequence, timestamp, payload)) = crate::rtp::parse(&packet) else { continue };
                     let now = Instant::now();
                     if t.publisher.is_none() && now >= t.retry_at {
                         t.retry_at = now + Duration::from_secs(1);

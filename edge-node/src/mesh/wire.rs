@@ -33,19 +33,7 @@ pub const HEADER_LEN: usize = 9;
 const FLAG_MARKER: u8 = 0x80;
 const FLAG_KEYFRAME: u8 = 0x40;
 
-/// One media packet as it travels between edges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaPacket {
-    pub payload_type: u8,
-    pub sequence: u16,
-    pub timestamp: u32,
-    /// The RTP marker bit (end of a video frame).
-    pub marker: bool,
-    /// This packet begins a keyframe. Only the first packet of the frame
-    /// carries it: a new group starts here.
-    pub keyframe: bool,
-    pub payload: Bytes,
-}
+pub use crate::rtp::MediaPacket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {

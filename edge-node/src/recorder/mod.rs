@@ -321,3 +321,62 @@ pub fn free_mb(dir: &Path) -> u64 {
 pub fn object_key(tenant: TenantId, session: SessionId, name: &str) -> String {
     format!("recordings/{tenant}/{session}/{name}")
 }
+
+impl crate::runtime::hooks::RecordingHooks for Recorders {
+    fn prepare(
+        &self,
+        session: SessionId,
+    ) -> futures::future::BoxFuture<'_, crate::runtime::hooks::ArmOutcome> {
+        use crate::runtime::hooks::ArmOutcome;
+        Box::pin(async move {
+            match Recorders::prepare(self, session, 0).await {
+                Ok(p) => ArmOutcome::Armed(Box::new(p)),
+                Err(ArmError::Disabled) => ArmOutcome::Off,
+                Err(e) => ArmOutcome::Failed(e.to_string()),
+            }
+        })
+    }
+
+    fn abandon(&self, armed: crate::runtime::hooks::Armed, session: SessionId) {
+        if let Ok(p) = armed.downcast::<Prepared>() {
+            Recorders::abandon(self, *p, session);
+        }
+    }
+
+    fn launch(
+        &self,
+        armed: crate::runtime::hooks::Armed,
+        handle: SessionHandle,
+        registry: Registry,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            match armed.downcast::<Prepared>() {
+                Ok(p) => Recorders::launch(self, *p, handle, registry, None).await,
+                Err(_) => {
+                    tracing::error!(session_id = %handle.id, "armed recording of another kind")
+                }
+            }
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        handle: SessionHandle,
+        state: &'a SessionState,
+        registry: Registry,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(Recorders::resume(self, handle, state, registry))
+    }
+
+    fn discard(&self, session: SessionId) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(Recorders::discard(self, session))
+    }
+
+    fn finalize(
+        &self,
+        session: SessionId,
+        within: Duration,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(Recorders::finalize(self, session, within))
+    }
+}

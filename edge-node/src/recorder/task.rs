@@ -1180,7 +1180,8 @@ async fn publish_program(
     names: [String; 2],
     mut feed: mpsc::Receiver<super::pipeline::ProgramFrame>,
 ) {
-    use crate::mesh::{MediaPacket, TrackPublisher};
+    use crate::mesh::TrackPublisher;
+    use crate::rtp::MediaPacket;
     use crate::sfu::TapCodec;
 
     struct Out {
@@ -1230,8 +1231,7 @@ async fn publish_program(
             Some(()) = kf_rx.recv() => continue,
         };
         let o = &mut outs[usize::from(frame.audio)];
-        let Some((pt, marker, sequence, timestamp, payload)) =
-            crate::mesh::bridge::parse_rtp(&frame.data)
+        let Some((pt, marker, sequence, timestamp, payload)) = crate::rtp::parse(&frame.data)
         else {
             continue;
         };

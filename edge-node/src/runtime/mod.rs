@@ -1,4 +1,5 @@
 //! The live session runtime: one task per session, the session's one writer.
 
+pub mod hooks;
 pub mod registry;
 pub mod session;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::event_log::EventLog;
 use crate::rate_limit::RateLimits;
-use crate::recorder::Recorders;
+use crate::runtime::hooks::{ArmOutcome, RecordingHooks};
 use crate::runtime::session::{self, SessionHandle};
 
 #[derive(Clone)]
@@ -22,7 +22,7 @@ pub struct Registry {
     /// Page counts of the decks core told this edge about.
     decks: Arc<std::sync::RwLock<HashMap<DeckId, protocol::control::DeckInfo>>>,
     /// The composer/recorder, once the media plane is up.
-    recorders: Arc<std::sync::OnceLock<Recorders>>,
+    recorders: Arc<std::sync::OnceLock<Arc<dyn RecordingHooks>>>,
     /// Per-participant limits, applied by each session's writer.
     limits: RateLimits,
 }
@@ -52,12 +52,8 @@ impl Registry {
 
     /// Hands the registry its recorders (they need the SFU, which needs
     /// the registry).
-    pub fn set_recorders(&self, r: Recorders) {
+    pub fn set_recorders(&self, r: Arc<dyn RecordingHooks>) {
         let _ = self.recorders.set(r);
-    }
-
-    pub fn recorders(&self) -> Option<&Recorders> {
-        self.recorders.get()
     }
 
     /// A deck's page count, if core told this edge about it (same tenant only).
@@ -205,19 +201,26 @@ impl Registry {
         // requires recording does not start without it
         let mut unarmed = None;
         let prepared = match self.recorders.get() {
-            Some(rec) => match rec.prepare(p.session_id, 0).await {
-                Ok(prep) => Some(prep),
+            Some(rec) => match rec.prepare(p.session_id).await {
+                ArmOutcome::Armed(armed) => Some(armed),
                 // turned off on purpose: nothing to say about it per class
-                Err(crate::recorder::ArmError::Disabled) if !recording_required => None,
-                Err(e) if recording_required => {
+                ArmOutcome::Off if !recording_required => None,
+                ArmOutcome::Off => {
+                    tracing::error!(session_id = %p.session_id, "cannot start: recording is off on this edge");
+                    return EdgeReply::Failed {
+                        code: "recording_unavailable".into(),
+                        message: "recording is turned off on this edge".into(),
+                    };
+                }
+                ArmOutcome::Failed(e) if recording_required => {
                     tracing::error!(session_id = %p.session_id, error = %e, "cannot start: recorder unavailable");
                     return EdgeReply::Failed {
                         code: "recording_unavailable".into(),
-                        message: e.to_string(),
+                        message: e,
                     };
                 }
-                Err(e) => {
-                    unarmed = Some(e.to_string());
+                ArmOutcome::Failed(e) => {
+                    unarmed = Some(e);
                     None
                 }
             },
@@ -246,7 +249,7 @@ impl Registry {
         drop(map);
         if let (Some(rec), Some(h)) = (self.recorders.get(), handle) {
             match prepared {
-                Some(prep) => rec.launch(prep, h, self.clone(), None).await,
+                Some(prep) => rec.launch(prep, h, self.clone()).await,
                 None if unarmed.is_some() => {
                     let reason = format!("recording_unavailable: {}", unarmed.unwrap_or_default());
                     let body = EventBody::RecordingAlert { reason };

@@ -34,7 +34,6 @@ use super::{
 };
 use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
-use tracing::Instrument;
 
 pub(super) fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
@@ -124,8 +123,8 @@ struct Driver {
     /// Tracks that come from the relay (this edge does not host the session).
     remote: HashMap<TrackKey, RemoteTrack>,
     remote_peers: HashMap<(SessionId, ParticipantId), PeerId>,
-    /// Where this edge publishes the tracks of the sessions it hosts.
-    mesh: Option<super::MeshOut>,
+    /// Who takes the taps of the sessions hosted here (the relay publisher).
+    hosted: Option<mpsc::UnboundedSender<super::HostedTap>>,
     mesh_out: HashSet<SessionId>,
 }
 
@@ -173,8 +172,8 @@ pub(super) fn spawn(
     registry: Registry,
     stats: Arc<SfuStats>,
     self_tx: mpsc::Sender<SfuCommand>,
-    mesh: Option<super::MeshOut>,
-    remote_rx: mpsc::Receiver<(TrackKey, crate::mesh::MediaPacket)>,
+    hosted: Option<mpsc::UnboundedSender<super::HostedTap>>,
+    remote_rx: mpsc::Receiver<(TrackKey, crate::rtp::MediaPacket)>,
 ) {
     let (events, events_rx) = mpsc::unbounded_channel();
     tokio::spawn(emit_events(events_rx));
@@ -197,7 +196,7 @@ pub(super) fn spawn(
         last_tap_tick: Instant::now(),
         remote: HashMap::new(),
         remote_peers: HashMap::new(),
-        mesh,
+        hosted,
         mesh_out: HashSet::new(),
     };
     tokio::spawn(driver.run(rx, remote_rx));
@@ -228,7 +227,7 @@ impl Driver {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<SfuCommand>,
-        mut remote_rx: mpsc::Receiver<(TrackKey, crate::mesh::MediaPacket)>,
+        mut remote_rx: mpsc::Receiver<(TrackKey, crate::rtp::MediaPacket)>,
     ) {
         let mut buf = vec![0u8; 2000];
         tracing::info!(addr = %self.config.public, "SFU listening");
@@ -1325,10 +1324,10 @@ impl Driver {
         self.apply_outputs(session);
     }
 
-    /// Publishes a hosted session's tracks to the relay: a tap of its own
-    /// (best layer, continuous numbering) feeds the mesh publisher.
+    /// Hands a hosted session's tap (best layer, continuous numbering) to
+    /// whoever publishes hosted sessions (the relay bridge), once.
     fn start_mesh_out(&mut self, session: SessionId, tenant: protocol::TenantId, now: Instant) {
-        let Some(mesh) = self.mesh.clone() else {
+        let Some(hosted) = self.hosted.clone() else {
             return;
         };
         if !self.mesh_out.insert(session) {
@@ -1336,12 +1335,11 @@ impl Driver {
         }
         let (tx, rx) = mpsc::channel(4096);
         self.add_tap(session, TapKind::Mesh, tx, now);
-        let sfu_tx = self.self_tx.clone();
-        let registry = self.registry.clone();
-        tokio::spawn(
-            crate::mesh::bridge::publish_session(mesh, sfu_tx, registry, tenant, session, rx)
-                .instrument(tracing::info_span!("mesh_out", session_id = %session)),
-        );
+        let _ = hosted.send(super::HostedTap {
+            session,
+            tenant,
+            tap: rx,
+        });
     }
 
     /// A track from the relay joins the room like a local publisher's.
@@ -1440,7 +1438,7 @@ impl Driver {
     }
 
     /// One packet from the relay: forwarded like a local publisher's.
-    fn on_remote_packet(&mut self, key: TrackKey, pkt: crate::mesh::MediaPacket, now: Instant) {
+    fn on_remote_packet(&mut self, key: TrackKey, pkt: crate::rtp::MediaPacket, now: Instant) {
         let Some(rt) = self.remote.get_mut(&key) else {
             return;
         };
@@ -1541,7 +1539,7 @@ impl Driver {
             }
             t.announced = true;
         }
-        let packet = crate::recorder::raster::rtp_packet(
+        let packet = crate::rtp::packet(
             tap_codec.payload_type(),
             marker,
             f.seq as u16,

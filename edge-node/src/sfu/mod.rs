@@ -153,11 +153,13 @@ pub enum TapKind {
     Mesh,
 }
 
-/// What the SFU needs to publish hosted sessions to the relay.
-#[derive(Clone)]
-pub struct MeshOut {
-    pub uplink: crate::mesh::Uplink,
-    pub nats: async_nats::Client,
+/// A tap on a session hosted here, handed out when its first track is
+/// published: continuous numbering, the best layer of each track. The mesh
+/// publishes it to the relay; the SFU does not know who consumes it.
+pub struct HostedTap {
+    pub session: SessionId,
+    pub tenant: protocol::TenantId,
+    pub tap: mpsc::Receiver<TapMsg>,
 }
 
 impl TapCodec {
@@ -221,7 +223,7 @@ pub struct SfuStats {
 #[derive(Clone)]
 pub struct Sfu {
     tx: mpsc::Sender<SfuCommand>,
-    remote_tx: mpsc::Sender<(forward::TrackKey, crate::mesh::MediaPacket)>,
+    remote_tx: mpsc::Sender<(forward::TrackKey, crate::rtp::MediaPacket)>,
     pub stats: Arc<SfuStats>,
     pub public: SocketAddr,
 }
@@ -231,7 +233,7 @@ impl Sfu {
     pub async fn start(
         config: SfuConfig,
         registry: Registry,
-        mesh: Option<MeshOut>,
+        hosted: Option<mpsc::UnboundedSender<HostedTap>>,
     ) -> anyhow::Result<Sfu> {
         let socket = tokio::net::UdpSocket::bind(config.bind).await?;
         let public = config.public;
@@ -245,7 +247,7 @@ impl Sfu {
             registry,
             stats.clone(),
             tx.clone(),
-            mesh,
+            hosted,
             remote_rx,
         );
         Ok(Sfu {
@@ -286,7 +288,7 @@ impl Sfu {
     }
 
     /// Hands a relay packet to the SFU; dropped when it is overloaded.
-    pub fn remote_packet(&self, key: forward::TrackKey, packet: crate::mesh::MediaPacket) -> bool {
+    pub fn remote_packet(&self, key: forward::TrackKey, packet: crate::rtp::MediaPacket) -> bool {
         self.remote_tx.try_send((key, packet)).is_ok()
     }
 
@@ -385,11 +387,16 @@ impl Sfu {
         Ok(rx)
     }
 
-    /// Asks a tapped track's sender for a keyframe.
+    /// Asks a tapped track's sender for a keyframe (for the recorder's tap).
     pub fn tap_keyframe(&self, session: SessionId, track: u32) {
+        self.keyframe_for(session, TapKind::Recorder, track);
+    }
+
+    /// Asks a tapped track's sender for a keyframe, for the tap of `kind`.
+    pub fn keyframe_for(&self, session: SessionId, kind: TapKind, track: u32) {
         let _ = self.tx.try_send(SfuCommand::TapKeyframe {
             session,
-            kind: TapKind::Recorder,
+            kind,
             track,
         });
     }
