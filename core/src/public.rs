@@ -217,22 +217,15 @@ pub async fn watch(
             ));
         }
     }
-    let edge = match &body.region {
-        Some(r) if r.len() > 64 => {
-            return Err(ApiError::bad_request(
-                "invalid_region",
-                "a region name is at most 64 characters",
-            ));
-        }
-        Some(r) => edges::nearest_in(&app, TenantId::from_uuid(tenant), r)
-            .await?
-            .unwrap_or_else(|| home.clone()),
-        None => home.clone(),
-    };
-    let url = match edges::healthy(&app, TenantId::from_uuid(tenant), &edge).await? {
-        Some(url) => url,
-        None => edges::url_of(&app, &home).await?,
-    };
+    let viewer = edges::viewer_edge(
+        &app,
+        TenantId::from_uuid(tenant),
+        &home,
+        None,
+        body.region.as_deref(),
+    )
+    .await?;
+    let (edge, url) = (viewer.id, viewer.url);
     let now = Utc::now();
     let claims = JoinClaims {
         iss: ISSUER.to_owned(),

@@ -220,83 +220,82 @@ impl Ingest {
                 return Ok(Disposition::Term);
             }
         };
-        if held.contains(&ev.session_id) {
-            return Ok(Disposition::Retry(Duration::from_millis(500)));
-        }
-        let known = match (
-            last.get(&ev.session_id),
-            self.homes.contains_key(&ev.session_id),
-        ) {
-            (Some(k), true) => Some(*k),
-            _ => {
-                let row: Option<(Uuid, i64, String)> = sqlx::query_as(
-                    "SELECT tenant_id, last_seq, edge_id FROM sessions WHERE id = $1",
-                )
-                .bind(ev.session_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                row.map(|(tenant, seq, home)| {
-                    self.homes.insert(ev.session_id, home);
-                    let k = last.get(&ev.session_id).copied().unwrap_or((tenant, seq));
-                    last.insert(ev.session_id, k);
-                    k
-                })
-            }
+        let is_held = held.contains(&ev.session_id);
+        let known = if is_held {
+            None
+        } else {
+            self.known(tx, ev.session_id, last).await?
         };
-        let Some((tenant, mut high)) = known else {
-            let deliveries = m.info().map(|i| i.delivered).unwrap_or(1);
+        let deliveries = m.info().map(|i| i.delivered).unwrap_or(1);
+        let verdict = judge(&ev, m.subject.as_str(), is_held, known.as_ref(), deliveries);
+        let Some(k) = known else {
+            // later events of the session in this batch wait behind it
             held.insert(ev.session_id);
-            if deliveries >= MAX_ORPHAN_DELIVERIES {
-                tracing::warn!(session_id = %ev.session_id, seq = ev.seq, "event of a session core never started; dropped");
+            return Ok(verdict.disposition(&ev));
+        };
+        let tenant = k.tenant;
+        match verdict {
+            Verdict::Write => {}
+            Verdict::Refuse(from) => {
+                self.refused.push((
+                    from,
+                    TenantId::from_uuid(tenant),
+                    serde_json::json!({
+                        "session_id": ev.session_id,
+                        "event_id": ev.event_id,
+                        "subject": m.subject.as_str(),
+                        "home_edge": k.home,
+                    }),
+                ));
                 return Ok(Disposition::Term);
             }
-            return Ok(Disposition::Retry(Duration::from_millis(250)));
-        };
-        if tenant != ev.tenant_id {
-            tracing::error!(session_id = %ev.session_id, "event claims another tenant than its session; dropped");
-            return Ok(Disposition::Term);
-        }
-        // Only the session's home edge writes its events, into its own
-        // stream; the hub sources each edge stream filtered to that edge's
-        // subjects, so the subject names the stream it came from. Core's
-        // own subject is only publishable with core's identity.
-        let home = self.homes.get(&ev.session_id).cloned().unwrap_or_default();
-        if let Some(from) = wrong_origin(m.subject.as_str(), &ev.source, &home) {
-            self.refused.push((
-                from,
-                TenantId::from_uuid(tenant),
-                serde_json::json!({
-                    "session_id": ev.session_id,
-                    "event_id": ev.event_id,
-                    "subject": m.subject.as_str(),
-                    "home_edge": home,
-                }),
-            ));
-            return Ok(Disposition::Term);
-        }
-        if ev.seq <= high {
-            return Ok(Disposition::Ack);
-        }
-        if ev.seq > high + 1 {
-            match self.repair(js, &ev, high, writes).await {
-                Ok(repaired) => {
-                    high = repaired;
-                }
-                Err(e) => {
-                    tracing::warn!(session_id = %ev.session_id, from = high + 1, to = ev.seq - 1, error = %e, "seq gap could not be repaired yet");
+            Verdict::Repair { from, to } => {
+                let high = match self.repair(js, &ev, from - 1, writes).await {
+                    Ok(repaired) => repaired,
+                    Err(e) => {
+                        tracing::warn!(session_id = %ev.session_id, from, to, error = %e, "seq gap could not be repaired yet");
+                        held.insert(ev.session_id);
+                        return Ok(Disposition::Retry(Duration::from_secs(1)));
+                    }
+                };
+                if ev.seq != high + 1 {
                     held.insert(ev.session_id);
                     return Ok(Disposition::Retry(Duration::from_secs(1)));
                 }
             }
-            if ev.seq != high + 1 {
-                held.insert(ev.session_id);
-                return Ok(Disposition::Retry(Duration::from_secs(1)));
-            }
+            other => return Ok(other.disposition(&ev)),
         }
         last.insert(ev.session_id, (tenant, ev.seq));
         touched.insert(ev.session_id, ev.seq);
         writes.push(ev);
         Ok(Disposition::Ack)
+    }
+
+    /// What core knows of a session: its tenant, gap-free high-water mark
+    /// (as this batch has it) and home edge. None: no such session (yet).
+    async fn known(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        session: Uuid,
+        last: &mut HashMap<Uuid, (Uuid, i64)>,
+    ) -> anyhow::Result<Option<Known>> {
+        if let (Some((tenant, high)), Some(home)) = (last.get(&session), self.homes.get(&session)) {
+            return Ok(Some(Known {
+                tenant: *tenant,
+                high: *high,
+                home: home.clone(),
+            }));
+        }
+        let row: Option<(Uuid, i64, String)> =
+            sqlx::query_as("SELECT tenant_id, last_seq, edge_id FROM sessions WHERE id = $1")
+                .bind(session)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(row.map(|(tenant, seq, home)| {
+            self.homes.insert(session, home.clone());
+            let (tenant, high) = *last.entry(session).or_insert((tenant, seq));
+            Known { tenant, high, home }
+        }))
     }
 
     /// Reads events `high+1 .. ev.seq-1` of the session back from the edge
@@ -330,6 +329,94 @@ impl Ingest {
             }
         }
         Ok(h)
+    }
+}
+
+/// What ingest knows of an event's session.
+#[derive(Debug, Clone)]
+struct Known {
+    tenant: Uuid,
+    /// The gap-free high-water mark: every seq up to it is written.
+    high: i64,
+    home: String,
+}
+
+/// What one event needs. Decided by [`judge`] from the event and what is
+/// known of its session, with no I/O; the shell carries it out.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// The next seq of its session: write it.
+    Write,
+    /// Written already (a redelivery): acknowledge, write nothing.
+    Duplicate,
+    /// Not yet: its session waits on an earlier event, or its row is not
+    /// committed (a start in flight). Retry after this long.
+    Wait(Duration),
+    /// Seqs `from..=to` are missing: read them back from the home edge
+    /// first.
+    Repair { from: i64, to: i64 },
+    /// Never usable (unreadable, another tenant's, a session core never
+    /// started): dropped.
+    Drop(&'static str),
+    /// Sent through an edge that is not the session's home: refused and
+    /// audited, never written.
+    Refuse(EdgeId),
+}
+
+impl Verdict {
+    fn disposition(&self, ev: &StoredEvent) -> Disposition {
+        match self {
+            Verdict::Write | Verdict::Duplicate => Disposition::Ack,
+            Verdict::Wait(d) => Disposition::Retry(*d),
+            Verdict::Repair { .. } => Disposition::Retry(Duration::from_secs(1)),
+            Verdict::Drop(why) => {
+                tracing::warn!(session_id = %ev.session_id, seq = ev.seq, why, "event dropped");
+                Disposition::Term
+            }
+            Verdict::Refuse(_) => Disposition::Term,
+        }
+    }
+}
+
+/// Decides what an event needs (pure). `held`: an earlier event of its
+/// session is waiting in this batch, so this one waits too (order is kept).
+/// `deliveries`: how often the hub stream has handed it over.
+fn judge(
+    ev: &StoredEvent,
+    subject: &str,
+    held: bool,
+    known: Option<&Known>,
+    deliveries: i64,
+) -> Verdict {
+    if held {
+        return Verdict::Wait(Duration::from_millis(500));
+    }
+    let Some(k) = known else {
+        return if deliveries >= MAX_ORPHAN_DELIVERIES {
+            Verdict::Drop("a session core never started")
+        } else {
+            Verdict::Wait(Duration::from_millis(250))
+        };
+    };
+    if k.tenant != ev.tenant_id {
+        return Verdict::Drop("claims another tenant than its session");
+    }
+    // Only the session's home edge writes its events, into its own
+    // stream; the hub sources each edge stream filtered to that edge's
+    // subjects, so the subject names the stream it came from. Core's
+    // own subject is only publishable with core's identity.
+    if let Some(from) = wrong_origin(subject, &ev.source, &k.home) {
+        return Verdict::Refuse(from);
+    }
+    if ev.seq <= k.high {
+        Verdict::Duplicate
+    } else if ev.seq == k.high + 1 {
+        Verdict::Write
+    } else {
+        Verdict::Repair {
+            from: k.high + 1,
+            to: ev.seq - 1,
+        }
     }
 }
 
@@ -511,4 +598,126 @@ pub async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow::Resul
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Uuid = Uuid::from_u128(1);
+    const S: Uuid = Uuid::from_u128(2);
+
+    fn ev(seq: i64, source: &str) -> StoredEvent {
+        StoredEvent {
+            event_id: Uuid::from_u128(100 + seq as u128),
+            tenant_id: T,
+            session_id: S,
+            seq,
+            event_type: "chat.message".into(),
+            v: 1,
+            occurred_at: chrono::Utc::now(),
+            actor: serde_json::json!({"kind": "system"}),
+            source: source.into(),
+            payload: serde_json::json!({}),
+        }
+    }
+
+    fn known(high: i64) -> Known {
+        Known {
+            tenant: T,
+            high,
+            home: "edge-a".into(),
+        }
+    }
+
+    fn subject(edge: &str) -> String {
+        format!("cls.ev.{edge}.{T}.{S}")
+    }
+
+    #[test]
+    fn the_next_seq_is_written_and_a_redelivery_is_only_acknowledged() {
+        let k = known(4);
+        let a = subject("edge-a");
+        assert_eq!(
+            judge(&ev(5, "edge:edge-a"), &a, false, Some(&k), 1),
+            Verdict::Write
+        );
+        assert_eq!(
+            judge(&ev(4, "edge:edge-a"), &a, false, Some(&k), 2),
+            Verdict::Duplicate
+        );
+        assert_eq!(
+            judge(&ev(1, "edge:edge-a"), &a, false, Some(&k), 9),
+            Verdict::Duplicate
+        );
+    }
+
+    #[test]
+    fn a_gap_is_repaired_before_the_session_moves_on() {
+        let a = subject("edge-a");
+        assert_eq!(
+            judge(&ev(9, "edge:edge-a"), &a, false, Some(&known(4)), 1),
+            Verdict::Repair { from: 5, to: 8 }
+        );
+        // a long outage: the whole range comes back from the edge
+        assert_eq!(
+            judge(&ev(20_001, "edge:edge-a"), &a, false, Some(&known(0)), 1),
+            Verdict::Repair {
+                from: 1,
+                to: 20_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_held_session_keeps_its_order_and_an_unknown_one_waits_then_is_dropped() {
+        let a = subject("edge-a");
+        assert!(matches!(
+            judge(&ev(5, "edge:edge-a"), &a, true, Some(&known(4)), 1),
+            Verdict::Wait(_)
+        ));
+        assert!(matches!(
+            judge(&ev(1, "edge:edge-a"), &a, false, None, 1),
+            Verdict::Wait(_)
+        ));
+        assert!(matches!(
+            judge(
+                &ev(1, "edge:edge-a"),
+                &a,
+                false,
+                None,
+                MAX_ORPHAN_DELIVERIES
+            ),
+            Verdict::Drop(_)
+        ));
+    }
+
+    #[test]
+    fn only_the_home_edge_and_core_may_write_a_session() {
+        let k = known(4);
+        let b = subject("edge-b");
+        let e = EdgeId::new("edge-b".to_owned()).unwrap();
+        assert_eq!(
+            judge(&ev(5, "edge:edge-b"), &b, false, Some(&k), 1),
+            Verdict::Refuse(e.clone())
+        );
+        // the subject is edge-a's but the envelope names another source
+        let a = subject("edge-a");
+        assert_eq!(
+            judge(&ev(5, "edge:edge-b"), &a, false, Some(&k), 1),
+            Verdict::Refuse(EdgeId::new("edge-a".to_owned()).unwrap())
+        );
+        // core's own events (after a class ended) are core's to write
+        assert_eq!(
+            judge(&ev(5, "core"), &subject("core"), false, Some(&k), 1),
+            Verdict::Write
+        );
+        // another tenant's claim is dropped before anything else
+        let mut other = ev(5, "edge:edge-a");
+        other.tenant_id = Uuid::from_u128(9);
+        assert!(matches!(
+            judge(&other, &a, false, Some(&k), 1),
+            Verdict::Drop(_)
+        ));
+    }
 }

@@ -152,6 +152,53 @@ pub async fn place(
     Ok(PlacedEdge { id, url })
 }
 
+/// The edge a viewer of a class homed on `home` comes in through: the one
+/// asked for by name, else the healthy one of `region` with the fewest
+/// participants, else the home edge. Only edges `tenant` may use; a name no
+/// such edge has is the caller's mistake (400 `unknown_edge`), a known edge
+/// that is down is an outage (503 `edge_unavailable`); the home edge is
+/// always answered (its class runs there). Joins and public viewers both
+/// choose here.
+pub async fn viewer_edge(
+    app: &AppState,
+    tenant: TenantId,
+    home: &EdgeId,
+    asked: Option<&str>,
+    region: Option<&str>,
+) -> ApiResult<PlacedEdge> {
+    let edge = match (asked, region) {
+        (Some(e), _) => EdgeId::new(e.to_owned())
+            .map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?,
+        (None, Some(r)) if r.len() > 64 => {
+            return Err(ApiError::bad_request(
+                "invalid_region",
+                "a region name is at most 64 characters",
+            ));
+        }
+        (None, Some(r)) => nearest_in(app, tenant, r)
+            .await?
+            .unwrap_or_else(|| home.clone()),
+        (None, None) => home.clone(),
+    };
+    let url = match healthy(app, tenant, &edge).await? {
+        Some(url) => url,
+        None if &edge == home => url_of(app, &edge).await?,
+        None if !known(app, tenant, &edge).await? => {
+            return Err(ApiError::bad_request(
+                "unknown_edge",
+                format!("no edge is called {edge}"),
+            ));
+        }
+        None => {
+            return Err(ApiError::unavailable(
+                "edge_unavailable",
+                format!("edge {edge} is not available"),
+            ));
+        }
+    };
+    Ok(PlacedEdge { id: edge, url })
+}
+
 /// Whether an edge `tenant` may use is healthy right now, with its URL.
 pub async fn healthy(app: &AppState, tenant: TenantId, id: &EdgeId) -> ApiResult<Option<String>> {
     let stale = app.config().edge_stale_ms as f64 / 1000.0;

@@ -692,40 +692,15 @@ pub async fn join(
         }
     };
     let home = row.edge()?;
-    let edge = match body.value.edge_id {
-        Some(e) => {
-            EdgeId::new(e).map_err(|e| ApiError::bad_request("invalid_edge_id", e.to_string()))?
-        }
-        None => match &body.value.region {
-            Some(r) if r.len() > 64 => {
-                return Err(ApiError::bad_request(
-                    "invalid_region",
-                    "a region name is at most 64 characters",
-                ));
-            }
-            Some(r) => edges::nearest_in(&app, auth.tenant_id, r)
-                .await?
-                .unwrap_or_else(|| home.clone()),
-            None => home.clone(),
-        },
-    };
-    let edge_url = match edges::healthy(&app, auth.tenant_id, &edge).await? {
-        Some(url) => url,
-        None if edge == home => edges::url_of(&app, &edge).await?,
-        None if !edges::known(&app, auth.tenant_id, &edge).await? => {
-            // a name no edge ever registered: the caller's mistake, not an outage
-            return Err(ApiError::bad_request(
-                "unknown_edge",
-                format!("no edge is called {edge}"),
-            ));
-        }
-        None => {
-            return Err(ApiError::unavailable(
-                "edge_unavailable",
-                format!("edge {edge} is not available"),
-            ));
-        }
-    };
+    let viewer = edges::viewer_edge(
+        &app,
+        auth.tenant_id,
+        &home,
+        body.value.edge_id.as_deref(),
+        body.value.region.as_deref(),
+    )
+    .await?;
+    let (edge, edge_url) = (viewer.id, viewer.url);
     let (display_name,): (String,) =
         sqlx::query_as("SELECT display_name FROM users WHERE id = $1 AND tenant_id = $2")
             .bind(auth.user_id.as_uuid())
