@@ -1,5 +1,6 @@
 //! The live session runtime: one task per session, the session's one writer.
 
+pub mod batch;
 pub mod hooks;
 pub mod registry;
 pub mod session;

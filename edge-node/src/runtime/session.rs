@@ -9,14 +9,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use protocol::command::Rejection;
 use protocol::control::EdgeReply;
-use protocol::state::{Participant, SessionState};
+use protocol::state::SessionState;
 use protocol::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::batch;
 use crate::event_log::EventLog;
 use crate::rate_limit::RateLimits;
 
@@ -183,17 +183,6 @@ const MAX_BATCH_COMMANDS: usize = 128;
 
 type Pending = (Actor, Command, oneshot::Sender<EdgeReply>);
 
-/// What one command of a batch came to, before the batch is durable.
-enum Outcome {
-    Rejected(Rejection),
-    /// Its events are `events[range]` of the batch (possibly none).
-    Decided {
-        range: std::ops::Range<usize>,
-        seq: Seq,
-        participant: Option<Participant>,
-    },
-}
-
 impl SessionTask {
     async fn run(mut self) {
         tracing::info!(seq = %self.state.seq, "session writer running");
@@ -260,96 +249,41 @@ impl SessionTask {
         tracing::info!("session writer stopped");
     }
 
-    /// Fills in the caller's seat from the state when only the user is known
-    /// (commands forwarded by core).
-    fn resolve(&self, actor: Actor) -> Actor {
-        match actor {
-            Actor::Person {
-                user_id: Some(uid),
-                participant_id: None,
-                role,
-            } => {
-                let seat = self
-                    .state
-                    .participants
-                    .values()
-                    .filter(|p| p.user_id == Some(uid))
-                    .max_by_key(|p| (p.present, p.joined_seq))
-                    .map(|p| p.participant_id);
-                Actor::Person {
-                    user_id: Some(uid),
-                    participant_id: seat,
-                    role,
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// Decides each command against the state as the earlier ones left it,
-    /// appends all resulting events at once, and answers each command only
-    /// after that append is durable. If the append fails, the state is rebuilt
-    /// from the log, which is the truth: each command is answered by whether
-    /// its events are in it.
+    /// Decides each command against the state as the earlier ones left it
+    /// (`batch::plan`, on a copy), appends all resulting events at once, and
+    /// only then takes the new state and answers each command. If the
+    /// append fails, the state is rebuilt from the log, which is the truth:
+    /// each command is answered by whether its events are in it.
     async fn run_batch(&mut self, batch: Vec<Pending>) {
-        let mut events: Vec<Envelope> = Vec::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut commands = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         for (actor, command, reply) in batch {
-            let actor = self.resolve(actor);
-            // every way in (this edge's HTTP, core over NATS) meets the same limit
-            let limited = match limit_key(&actor) {
-                Some(key) => self.limits.check(key, &command).err(),
-                None => None,
-            };
-            let decision = match limited {
-                Some(secs) => Err(Rejection::rate_limited(secs)),
-                None => decide(&self.state, &actor, &command),
-            };
-            match decision {
-                Err(rejection) => {
-                    tracing::debug!(command = command.name(), code = %rejection.code, "command rejected");
-                    outcomes.push(Outcome::Rejected(rejection));
-                }
-                Ok(bodies) => {
-                    let start = events.len();
-                    let now = crate::clock::event_time();
-                    for body in bodies {
-                        let ev = Envelope {
-                            event_id: EventId::from_uuid(Uuid::now_v7()),
-                            tenant_id: self.state.tenant_id,
-                            session_id: self.state.session_id,
-                            seq: self.state.seq.next(),
-                            occurred_at: now,
-                            actor: actor.clone(),
-                            source: Source::Edge(self.edge.clone()),
-                            v: EVENT_SCHEMA_VERSION,
-                            body,
-                        };
-                        if let Err(e) = self.state.apply(&ev) {
-                            // decide() produced it for this very state: cannot happen.
-                            tracing::error!(error = %e, "decided event does not fold");
-                        }
-                        events.push(ev);
-                    }
-                    let participant = target_participant(&self.state, &actor, &command);
-                    outcomes.push(Outcome::Decided {
-                        range: start..events.len(),
-                        seq: self.state.seq,
-                        participant,
-                    });
-                }
-            }
+            commands.push((actor, command));
             replies.push(reply);
         }
+        let limits = &self.limits;
+        let planned = batch::plan(
+            &self.state,
+            &self.edge,
+            crate::clock::event_time(),
+            commands,
+            // every way in (this edge's HTTP, core over NATS) meets the same limit
+            |actor, command| limit_key(actor).and_then(|key| limits.check(key, command).err()),
+            || EventId::from_uuid(Uuid::now_v7()),
+        );
+        let events = planned.events;
         if events.is_empty() {
-            for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                let _ = reply.send(answer(outcome, &events));
+            for (r, reply) in batch::settle(planned.outcomes, &events, None, "")
+                .into_iter()
+                .zip(replies)
+            {
+                let _ = reply.send(r);
             }
             return;
         }
-        match self.log.append_batch(&events).await {
+        let answers = match self.log.append_batch(&events).await {
             Ok(()) => {
+                self.state = planned.state;
                 for ev in &events {
                     let ev = Arc::new(ev.clone());
                     if self.feed.receiver_count() > 0 {
@@ -360,34 +294,16 @@ impl SessionTask {
                 while self.recent.len() > RECENT {
                     self.recent.pop_front();
                 }
-                for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                    let _ = reply.send(answer(outcome, &events));
-                }
+                batch::settle(planned.outcomes, &events, None, "")
             }
             Err(e) => {
                 tracing::error!(events = events.len(), error = %e, "append failed; rebuilding state from the log");
                 let durable = self.reload().await;
-                for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                    let landed = match &outcome {
-                        Outcome::Decided { range, .. } => {
-                            !range.is_empty()
-                                && events[range.clone()]
-                                    .iter()
-                                    .all(|ev| durable.contains(&ev.event_id))
-                        }
-                        Outcome::Rejected(_) => false,
-                    };
-                    let r = match outcome {
-                        Outcome::Rejected(rejection) => EdgeReply::Rejected { rejection },
-                        decided if landed => answer(decided, &events),
-                        Outcome::Decided { .. } => EdgeReply::Failed {
-                            code: "event_log_unavailable".into(),
-                            message: e.to_string(),
-                        },
-                    };
-                    let _ = reply.send(r);
-                }
+                batch::settle(planned.outcomes, &events, Some(&durable), &e.to_string())
             }
+        };
+        for (r, reply) in answers.into_iter().zip(replies) {
+            let _ = reply.send(r);
         }
     }
 
@@ -447,33 +363,4 @@ fn limit_key(actor: &Actor) -> Option<Uuid> {
         } => Some(u.as_uuid()),
         _ => None,
     }
-}
-
-fn answer(outcome: Outcome, events: &[Envelope]) -> EdgeReply {
-    match outcome {
-        Outcome::Rejected(rejection) => EdgeReply::Rejected { rejection },
-        Outcome::Decided {
-            range,
-            seq,
-            participant,
-        } => EdgeReply::Done {
-            events: events[range].to_vec(),
-            seq,
-            participant,
-        },
-    }
-}
-
-fn target_participant(
-    state: &SessionState,
-    actor: &Actor,
-    command: &Command,
-) -> Option<Participant> {
-    let id = match command {
-        Command::Join { participant_id, .. }
-        | Command::ChangePermissions { participant_id, .. }
-        | Command::Leave { participant_id, .. } => Some(*participant_id),
-        _ => actor.participant_id(),
-    }?;
-    state.participant(id).cloned()
 }
