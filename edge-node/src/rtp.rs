@@ -3,22 +3,9 @@
 //! writing a minimal one ([`packet`]). Pure: no I/O, no clock. The SFU, the
 //! relay bridge and the recorder all use these.
 
-use bytes::Bytes;
-
 /// One media packet as it travels between edges (and from the SFU's taps to
-/// the relay): the RTP fields a receiver needs to rebuild its own header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaPacket {
-    pub payload_type: u8,
-    pub sequence: u16,
-    pub timestamp: u32,
-    /// The RTP marker bit (end of a video frame).
-    pub marker: bool,
-    /// This packet begins a keyframe. Only the first packet of the frame
-    /// carries it: a new group starts here.
-    pub keyframe: bool,
-    pub payload: Bytes,
-}
+/// the relay); defined with the mesh's wire format.
+pub use mesh_client::MediaPacket;
 
 /// The parts of an RTP packet the edge uses: (payload type, marker,
 /// sequence, timestamp, payload), skipping CSRCs, a header extension and

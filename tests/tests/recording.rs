@@ -692,7 +692,7 @@ async fn a_full_spool_stops_the_recording_with_an_alert_and_the_class_goes_on() 
 /// frames arrived; they must start at a keyframe. Returns the H.264 stream
 /// (reassembled from its RTP payloads).
 async fn watch_program(stack: &Stack, track: &str, n: usize) -> Vec<u8> {
-    use edge_node::mesh::{MeshClient, MeshError, fetch_token};
+    use mesh_client::{MeshClient, MeshError, fetch_token};
     let relay = stack.relay.as_ref().unwrap();
     let ca = std::fs::read(&relay.ca_pem).unwrap();
     let nats = stack.hub.client().await.unwrap();
@@ -766,11 +766,7 @@ async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
     // core gives relay tokens only to edges it knows
     let nats = stack.hub.client().await.unwrap();
     let stranger = protocol::ids::EdgeId::new("edge-unknown".to_owned()).unwrap();
-    assert!(
-        edge_node::mesh::fetch_token(&nats, &stranger)
-            .await
-            .is_err()
-    );
+    assert!(mesh_client::fetch_token(&nats, &stranger).await.is_err());
 
     let stream = watch_program(&stack, &track, 90).await;
     check_h264(&stream).await;

@@ -77,6 +77,23 @@ fn service_crates_never_depend_on_each_other() {
 }
 
 #[test]
+fn libraries_never_depend_on_a_service() {
+    for lib in ["protocol", "mesh-client", "asr", "search"] {
+        let deps = dependencies(lib);
+        for service in ["core", "edge-node", "relay"] {
+            assert!(
+                !deps.iter().any(|d| d == service),
+                "{lib} depends on the service {service}"
+            );
+        }
+    }
+    assert!(
+        dependencies("mesh-client").iter().any(|d| d == "protocol"),
+        "mesh-client's dependencies were not read"
+    );
+}
+
+#[test]
 fn protocol_does_no_io() {
     let deps = dependencies("protocol");
     for io in [
@@ -143,6 +160,7 @@ fn no_source_file_outside_the_tests_grows_past_a_thousand_lines() {
         "protocol",
         "core",
         "edge-node",
+        "mesh-client",
         "relay",
         "asr",
         "search",

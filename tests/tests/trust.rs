@@ -162,7 +162,7 @@ async fn each_edge_identity_is_kept_to_its_own_subjects() {
         "edge-a got an answer on edge-b's subject: {in_b_name:?}"
     );
     let before = metric(&stack, "relay_token").await;
-    let (token, _) = edge_node::mesh::fetch_token(&on_a, &a).await.unwrap();
+    let (token, _) = mesh_client::fetch_token(&on_a, &a).await.unwrap();
     assert_eq!(claims(&token)["sub"], "edge-a");
     let lie = on_a
         .request(
@@ -453,7 +453,7 @@ async fn a_tenants_campus_edge_serves_only_that_tenant() {
 
     // relay tokens: edge-b may watch only its tenant's classes and publish
     // only the class it hosts; the shared edge serves everyone
-    let (tb, _) = edge_node::mesh::fetch_token(&hub, &EdgeId::new("edge-b".to_owned()).unwrap())
+    let (tb, _) = mesh_client::fetch_token(&hub, &EdgeId::new("edge-b".to_owned()).unwrap())
         .await
         .unwrap();
     let cb = claims(&tb);
@@ -464,7 +464,7 @@ async fn a_tenants_campus_edge_serves_only_that_tenant() {
         hosted[0].as_str().unwrap().ends_with(&other_class.id),
         "{cb}"
     );
-    let (ta, _) = edge_node::mesh::fetch_token(&hub, &EdgeId::new("edge-a".to_owned()).unwrap())
+    let (ta, _) = mesh_client::fetch_token(&hub, &EdgeId::new("edge-a".to_owned()).unwrap())
         .await
         .unwrap();
     let ca = claims(&ta);

@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::ids::EdgeId;
-use protocol::subjects::relay_token_subject;
 use tokio::sync::watch;
 
-use super::{MeshClient, MeshError};
+use super::{MeshClient, MeshError, fetch_token};
 
 #[derive(Clone)]
 pub struct Uplink {
@@ -132,34 +131,6 @@ impl Uplink {
     pub async fn changed(&mut self) {
         if self.current.changed().await.is_err() {
             std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// A relay token for `edge` from core, with how long it lives.
-pub async fn fetch_token(
-    nats: &async_nats::Client,
-    edge: &EdgeId,
-) -> Result<(String, Duration), MeshError> {
-    let body = serde_json::json!({ "edge_id": edge.as_str() }).to_string();
-    let reply = tokio::time::timeout(
-        Duration::from_secs(5),
-        nats.request(relay_token_subject(edge), body.into()),
-    )
-    .await
-    .map_err(|_| MeshError::Disconnected("core did not answer the relay token request".into()))?
-    .map_err(|e| MeshError::Disconnected(format!("relay token request: {e}")))?;
-    let v: serde_json::Value = serde_json::from_slice(&reply.payload)
-        .map_err(|e| MeshError::Config(format!("relay token reply: {e}")))?;
-    let ttl = v["expires_in"]
-        .as_u64()
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(protocol::claims::RELAY_TTL_SECS as u64));
-    match v["token"].as_str() {
-        Some(t) => Ok((t.to_owned(), ttl)),
-        None => {
-            tracing::warn!(error = %v["error"], "core refused a relay token");
-            Err(MeshError::Unauthorized)
         }
     }
 }

@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::sync::watch;
 use url::Url;
 
-use super::MeshError;
+use crate::MeshError;
 
 /// The AUTHORIZATION TOKEN type our JWT travels under in SETUP (0: a type
 /// agreed out of band). Must match the relay's `SETUP_TOKEN_TYPE`.

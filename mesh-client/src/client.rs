@@ -10,10 +10,10 @@ use moq_transport::session::Publisher;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use super::connection::Connection;
-use super::publisher::{GroupPolicy, TrackPublisher};
-use super::subscriber::{TrackSubscriber, track_error};
-use super::{MeshError, split_track_name};
+use crate::connection::Connection;
+use crate::publisher::{GroupPolicy, TrackPublisher};
+use crate::subscriber::{TrackSubscriber, track_error};
+use crate::{MeshError, split_track_name};
 
 /// A namespace (one participant) we publish: its tracks and the task that
 /// answers the relay's SUBSCRIBEs for them.

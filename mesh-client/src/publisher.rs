@@ -3,9 +3,9 @@
 use moq_transport::serve::{Subgroup, SubgroupWriter, SubgroupsWriter};
 use tokio::sync::watch;
 
-use super::MeshError;
-use super::connection::CloseReason;
-use super::wire::{self, MediaPacket};
+use crate::MeshError;
+use crate::connection::CloseReason;
+use crate::wire::{self, MediaPacket};
 
 /// How a track is cut into groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

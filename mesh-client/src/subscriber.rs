@@ -7,10 +7,10 @@ use moq_transport::session::Subscribe;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::MeshError;
-use super::connection::CloseReason;
-use super::reorder::Reorder;
-use super::wire::{self, MediaPacket};
+use crate::MeshError;
+use crate::connection::CloseReason;
+use crate::reorder::Reorder;
+use crate::wire::{self, MediaPacket};
 
 /// Pieces from the per-group reader tasks, buffered ahead of `next()`.
 const PIECES: usize = 1024;

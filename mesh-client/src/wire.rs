@@ -33,7 +33,20 @@ pub const HEADER_LEN: usize = 9;
 const FLAG_MARKER: u8 = 0x80;
 const FLAG_KEYFRAME: u8 = 0x40;
 
-pub use crate::rtp::MediaPacket;
+/// One media packet as it travels between edges: the RTP fields a
+/// receiver needs to rebuild its own header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPacket {
+    pub payload_type: u8,
+    pub sequence: u16,
+    pub timestamp: u32,
+    /// The RTP marker bit (end of a video frame).
+    pub marker: bool,
+    /// This packet begins a keyframe. Only the first packet of the frame
+    /// carries it: a new group starts here.
+    pub keyframe: bool,
+    pub payload: Bytes,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
