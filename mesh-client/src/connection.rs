@@ -17,13 +17,9 @@ use url::Url;
 
 use crate::MeshError;
 
-/// The AUTHORIZATION TOKEN type our JWT travels under in SETUP (0: a type
-/// agreed out of band). Must match the relay's `SETUP_TOKEN_TYPE`.
-const TOKEN_TYPE: u64 = 0;
-/// The relay's close code for a refused token (draft-18 UNAUTHORIZED).
-const CLOSE_UNAUTHORIZED: u32 = 0x2;
-/// The namespace the relay reserves for [`Connection::probe`].
-const PROBE_NAMESPACE: &str = ".probe";
+use crate::codes::{
+    CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, PROBE_NAMESPACE, SETUP_TOKEN_TYPE as TOKEN_TYPE,
+};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,7 +45,10 @@ impl CloseReason {
 
     pub(crate) fn to_error(&self) -> MeshError {
         match self {
-            CloseReason::Application { code, .. } if *code == CLOSE_UNAUTHORIZED => {
+            // refused or expired: a fresh token is what it takes
+            CloseReason::Application { code, .. }
+                if *code == CLOSE_UNAUTHORIZED || *code == CLOSE_TOKEN_EXPIRED =>
+            {
                 MeshError::Unauthorized
             }
             CloseReason::Application { code, reason } => {

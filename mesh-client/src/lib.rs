@@ -16,6 +16,7 @@
 //! A library, not a service: it depends on `protocol` only.
 
 mod client;
+pub mod codes;
 mod connection;
 mod publisher;
 mod reorder;

@@ -12,18 +12,11 @@ use moq_transport::setup::AuthorizationToken;
 use tokio::sync::watch;
 use url::Url;
 
-use crate::auth::SETUP_TOKEN_TYPE;
-use crate::routing::PROBE_NAMESPACE;
-
-/// The close code the relay uses for a refused token (draft-18's
-/// UNAUTHORIZED session termination code).
-pub const CLOSE_UNAUTHORIZED: u32 = 0x2;
-/// The close code of a relay shutting down (NO_ERROR: reconnect).
-pub const CLOSE_SHUTDOWN: u32 = 0x0;
-/// The close code for a peer whose SETUP the relay could not accept.
-pub const CLOSE_PROTOCOL_VIOLATION: u32 = 0x3;
-/// The peer's relay token expired; it may reconnect with a fresh one.
-pub const CLOSE_TOKEN_EXPIRED: u32 = 0x10;
+/// The close codes, one copy with the mesh's clients.
+pub use mesh_client::codes::{
+    CLOSE_PROTOCOL_VIOLATION, CLOSE_SHUTDOWN, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED,
+};
+use mesh_client::codes::{PROBE_NAMESPACE, SETUP_TOKEN_TYPE};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DialError {

@@ -21,6 +21,7 @@ use crate::routing::{
 };
 use crate::source::{self, SourceOrigin};
 use crate::upstream::UpstreamLink;
+use mesh_client::codes::REQUEST_UNAUTHORIZED;
 
 /// Everything the driver hears about.
 pub(crate) enum Event {
@@ -74,9 +75,6 @@ pub(crate) enum SourceEvent {
     },
     Ended(EndReason),
 }
-
-/// REQUEST_ERROR's UNAUTHORIZED: the token does not allow the request.
-const REQUEST_UNAUTHORIZED: u64 = 0x1;
 
 /// PUBLISH_DONE status codes (draft-18 §15.10.3) for the ways a track ends.
 fn publish_done_code(reason: EndReason) -> u64 {

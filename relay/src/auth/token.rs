@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 /// The audience core puts in tokens meant for relays.
 pub const RELAY_AUDIENCE: &str = protocol::claims::RELAY_AUDIENCE;
 
-/// The AUTHORIZATION TOKEN type (draft-18 §10.3.1.4) our JWT travels under in
-/// SETUP. 0 is the value the registry reserves for a type agreed out of band,
-/// which is what this is: both ends are ours.
-pub const SETUP_TOKEN_TYPE: u64 = 0;
+/// The AUTHORIZATION TOKEN type our JWT travels under in SETUP (one copy
+/// with the mesh's clients).
+pub use mesh_client::codes::SETUP_TOKEN_TYPE;
 
 /// Seconds of clock skew tolerated on `exp`.
 const LEEWAY_SECS: i64 = 5;

@@ -276,7 +276,7 @@ pub struct Stats {
 
 /// Namespaces that never leave this relay: a client's cheap round trip to
 /// learn whether the relay accepted its token (see `client::probe`).
-pub const PROBE_NAMESPACE: &str = ".probe";
+pub use mesh_client::codes::PROBE_NAMESPACE;
 
 /// Ended groups remembered per track, so stragglers of a group that was
 /// already ended (forced out, or ended before a late object) are dropped
