@@ -199,6 +199,28 @@ pub enum RejectKind {
     RateLimited,
 }
 
+impl RejectKind {
+    pub const ALL: [RejectKind; 5] = [
+        RejectKind::Invalid,
+        RejectKind::Forbidden,
+        RejectKind::NotFound,
+        RejectKind::Conflict,
+        RejectKind::RateLimited,
+    ];
+
+    /// The HTTP status a rejection of this kind answers with, at core and at
+    /// every edge alike (one copy of the mapping).
+    pub fn http_status(self) -> u16 {
+        match self {
+            RejectKind::Invalid => 400,
+            RejectKind::Forbidden => 403,
+            RejectKind::NotFound => 404,
+            RejectKind::Conflict => 409,
+            RejectKind::RateLimited => 429,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Rejection {

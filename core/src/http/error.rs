@@ -168,3 +168,26 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The api.md error body, for the OpenAPI document (shared with the edge).
 pub use protocol::api::{ApiErrorBody, ApiErrorDetail};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_answers_with_the_status_its_kind_names() {
+        for kind in RejectKind::ALL {
+            let r = Rejection {
+                kind,
+                code: "x".into(),
+                message: "y".into(),
+                missing_permission: None,
+                retry_after_secs: Some(3),
+            };
+            assert_eq!(
+                ApiError::from(r).status().as_u16(),
+                kind.http_status(),
+                "{kind:?}: core and the edges answer alike"
+            );
+        }
+    }
+}

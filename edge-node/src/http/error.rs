@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use protocol::{Permission, RejectKind, Rejection};
+use protocol::{Permission, Rejection};
 use serde_json::json;
 
 use crate::join_tokens::TokenError;
@@ -38,13 +38,8 @@ impl EdgeError {
 
 impl From<Rejection> for EdgeError {
     fn from(r: Rejection) -> Self {
-        let status = match r.kind {
-            RejectKind::Invalid => StatusCode::BAD_REQUEST,
-            RejectKind::Forbidden => StatusCode::FORBIDDEN,
-            RejectKind::NotFound => StatusCode::NOT_FOUND,
-            RejectKind::Conflict => StatusCode::CONFLICT,
-            RejectKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        };
+        let status =
+            StatusCode::from_u16(r.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         EdgeError {
             status,
             code: r.code,
