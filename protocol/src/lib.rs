@@ -12,6 +12,7 @@ pub mod control;
 pub mod event;
 pub mod ids;
 pub mod recording;
+pub mod rejection;
 pub mod roles;
 pub mod state;
 pub mod subjects;
