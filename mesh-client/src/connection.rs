@@ -269,3 +269,25 @@ fn connection_error(error: &SessionError) -> Option<&quinn::ConnectionError> {
         wt::SessionError::WebTransportError(_) | wt::SessionError::SendDatagramError(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_or_expired_token_asks_for_a_fresh_one() {
+        let closed = |code| CloseReason::Application {
+            code,
+            reason: String::new(),
+        };
+        assert_eq!(
+            closed(CLOSE_UNAUTHORIZED).to_error(),
+            MeshError::Unauthorized
+        );
+        assert_eq!(
+            closed(CLOSE_TOKEN_EXPIRED).to_error(),
+            MeshError::Unauthorized
+        );
+        assert!(matches!(closed(0).to_error(), MeshError::Disconnected(_)));
+    }
+}

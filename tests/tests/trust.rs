@@ -363,6 +363,13 @@ async fn a_tenants_campus_edge_serves_only_that_tenant() {
     let edges = v["edges"].as_array().unwrap();
     assert_eq!(edges.len(), 2, "{v}");
     let other_tenant = edges[1]["tenant_id"].as_str().expect("edge-b is owned");
+    // the change of owner is in the gaining tenant's audit log
+    let (s, log) = api
+        .get("/audit?action=edge.owner_changed", &other_admin)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert!(log.to_string().contains("edge-b"), "{log}");
 
     // placement: demo's class cannot be put on edge-b, asked or not
     let run = api

@@ -355,6 +355,13 @@ pub async fn set_owner(
         ),
         None => None,
     };
+    let mut tx = db.begin().await?;
+    let before: Option<Uuid> =
+        sqlx::query_scalar("SELECT tenant_id FROM edges WHERE id = $1 FOR UPDATE")
+            .bind(edge.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
     sqlx::query(
         "INSERT INTO edges (id, url, capacity, accepting, last_seen, tenant_id)
          VALUES ($1, '', 0, false, 'epoch', $2)
@@ -362,8 +369,28 @@ pub async fn set_owner(
     )
     .bind(edge.as_str())
     .bind(tenant)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    // both the tenant that gains the edge and the one that loses it see it
+    // in their audit log (an operator's command: no actor)
+    if before != tenant {
+        let details = serde_json::json!({
+            "from": before, "to": tenant, "shared": tenant.is_none(),
+        });
+        for t in [before, tenant].into_iter().flatten() {
+            crate::audit::record_tx(
+                &mut tx,
+                TenantId::from_uuid(t),
+                None,
+                "edge.owner_changed",
+                "edge",
+                edge.as_str(),
+                details.clone(),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
     tracing::info!(edge_id = %edge, tenant = ?tenant_slug, "edge owner set");
     Ok(())
 }
