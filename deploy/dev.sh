@@ -28,7 +28,7 @@ ensure_postgres
 log "building the web app"
 (cd "$ROOT/web" && npm run build --silent)
 log "building"
-cargo build --workspace --bins
+cargo build --workspace --bins --all-features
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 NATS="$ROOT/.tools/bin/nats-server"
 

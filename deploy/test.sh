@@ -41,11 +41,11 @@ else
 fi
 if cargo clippy --version >/dev/null 2>&1; then
   log "linting (clippy, warnings fail)"
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 else
   log "clippy is not installed: lints not checked"
 fi
 log "building"
-cargo build --workspace --bins --tests --locked
+cargo build --workspace --bins --tests --all-features --locked
 log "testing"
-cargo test --workspace --locked "$@"
+cargo test --workspace --all-features --locked "$@"

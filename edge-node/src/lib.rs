@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod join_tokens;
 pub mod mesh;
+pub mod policy;
 pub mod rate_limit;
 pub mod recorder;
 pub mod rtp;

@@ -23,3 +23,7 @@ pub const REQUEST_UNAUTHORIZED: u64 = 0x1;
 /// Namespaces that never leave a relay: a client's cheap round trip to
 /// learn whether the relay accepted its token.
 pub const PROBE_NAMESPACE: &str = ".probe";
+
+/// The only ALPN the mesh speaks: raw QUIC MoQT draft-18 (what `moqt://`
+/// URLs use).
+pub const ALPN: &[u8] = moq_transport::setup::DraftVersion::Draft18.alpn_bytes();

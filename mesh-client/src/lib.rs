@@ -13,11 +13,14 @@
 //! * Errors say what to do next ([`MeshError::retryable`]): reconnect,
 //!   fetch a fresh token, or resubscribe later.
 //!
+//! * [`connection`] is the one dialer of the mesh: the relay pulls from its
+//!   upstream, and the tests and benchmarks connect, with it too.
+//!
 //! A library, not a service: it depends on `protocol` only.
 
 mod client;
 pub mod codes;
-mod connection;
+pub mod connection;
 mod publisher;
 mod reorder;
 mod subscriber;
@@ -25,6 +28,7 @@ mod token;
 pub mod wire;
 
 pub use client::MeshClient;
+pub use connection::{CloseReason, Connection, DialError, Dialer};
 pub use publisher::TrackPublisher;
 pub use subscriber::{ReceivedPacket, TrackSubscriber};
 pub use token::fetch_token;

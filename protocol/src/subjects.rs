@@ -16,6 +16,9 @@ pub const HUB_STREAM: &str = "CLASS_EVENTS";
 pub const HUB_DOMAIN: &str = "core";
 /// Durable consumer that writes the hub stream into Postgres.
 pub const INGEST_CONSUMER: &str = "core-ingest";
+/// Durable consumer that turns `session.ended` / `recording.finalized` on
+/// the hub stream into artifact jobs.
+pub const ARTIFACTS_CONSUMER: &str = "core-artifacts";
 /// Edges publish their health here; core subscribes to all of them.
 pub const EDGE_HEALTH_ALL: &str = "cls.edge.*.health";
 

@@ -6,25 +6,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::crypto::rustls::QuicServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// The only ALPN we speak: raw QUIC MoQT draft-18 (what `moqt://` URLs use).
-pub const ALPN: &[u8] = moq_transport::setup::DraftVersion::Draft18.alpn_bytes();
-
-/// Keep-alive well inside the idle timeout: a dead peer is noticed within
-/// `IDLE_TIMEOUT`, a quiet healthy one never times out.
-const KEEP_ALIVE: Duration = Duration::from_secs(2);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// In draft-18 every live subscription and published namespace holds a bidi
-/// stream, and every open group a uni stream. quinn's default of 100 each
-/// would cap a relay-to-relay link at ~100 tracks; raise it.
-const MAX_BIDI_STREAMS: u32 = 4096;
-const MAX_UNI_STREAMS: u32 = 8192;
+/// The only ALPN we speak, one copy with the mesh's clients.
+pub use mesh_client::codes::ALPN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -43,6 +31,8 @@ pub enum TlsError {
     Cert(#[from] rcgen::Error),
     #[error("no trust roots given")]
     NoRoots,
+    #[error("{0}")]
+    Client(#[from] mesh_client::connection::ClientConfigError),
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -66,18 +56,8 @@ pub(crate) fn tune_socket(socket: &std::net::UdpSocket) {
     );
 }
 
-pub(crate) fn transport_config() -> Arc<quinn::TransportConfig> {
-    let mut t = quinn::TransportConfig::default();
-    t.max_concurrent_bidi_streams(MAX_BIDI_STREAMS.into())
-        .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
-        .keep_alive_interval(Some(KEEP_ALIVE))
-        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok())
-        // BBR, as moq-native does: with Cubic a burst of receive-buffer
-        // drops at a busy subscriber halved the window and live objects
-        // queued for hundreds of ms (bench: p99 0.5 s at 20 x 5000 obj/s).
-        .congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
-    Arc::new(t)
-}
+/// The QUIC settings of both ends of a mesh link, one copy.
+pub(crate) use mesh_client::connection::transport_config;
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
@@ -140,33 +120,11 @@ pub fn client_config(roots: &[PathBuf]) -> Result<quinn::ClientConfig, TlsError>
     client_config_from_certs(certs)
 }
 
-/// Client side trusting the CA certificates in a PEM string.
-pub fn client_config_from_pem(pem: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Read {
-            path: PathBuf::from("<pem>"),
-            source,
-        })?;
-    client_config_from_certs(certs)
-}
-
 fn client_config_from_certs(
     certs: Vec<CertificateDer<'static>>,
 ) -> Result<quinn::ClientConfig, TlsError> {
     if certs.is_empty() {
         return Err(TlsError::NoRoots);
     }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert)?;
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
-    config.transport_config(transport_config());
-    Ok(config)
+    Ok(mesh_client::connection::client_config(certs)?)
 }

@@ -29,8 +29,6 @@ use super::transcribe;
 use crate::AppState;
 use crate::events::store;
 
-/// The durable consumer that turns class endings into jobs.
-pub const TRIGGER_CONSUMER: &str = "core-artifacts";
 /// A running job's lease: a worker that dies leaves it to another after this.
 const LEASE: Duration = Duration::from_secs(15 * 60);
 /// After this many failed attempts a job stops retrying (until re-run).
@@ -73,9 +71,9 @@ pub async fn run_triggers(app: AppState, stop: CancellationToken) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!("hub stream: {e}"))?;
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
-            TRIGGER_CONSUMER,
+            protocol::subjects::ARTIFACTS_CONSUMER,
             consumer::pull::Config {
-                durable_name: Some(TRIGGER_CONSUMER.to_owned()),
+                durable_name: Some(protocol::subjects::ARTIFACTS_CONSUMER.to_owned()),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
                 deliver_policy: consumer::DeliverPolicy::All,

@@ -6,8 +6,8 @@
 
 use axum::Json;
 use axum::extract::{MatchedPath, State};
-use protocol::api::{InputError, answer, build};
-use protocol::{Command, SessionId};
+use protocol::SessionId;
+use protocol::api::{answer, build};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -28,28 +28,15 @@ pub async fn class_command(
     let session: SessionId = ids.get(0)?;
     let params = ids.rest();
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
-    let built =
-        build(route.as_str(), &params, &body.value, Uuid::now_v7()).map_err(|e| match e {
-            InputError::Body(m) => {
-                ApiError::bad_request("invalid_body", format!("invalid JSON body: {m}"))
-            }
-            InputError::Id => {
-                ApiError::bad_request("invalid_id", "an id in the path is not a valid UUID")
-            }
-            InputError::Route => ApiError::not_found("route"),
-        })?;
+    let mut built = build(route.as_str(), &params, &body.value, Uuid::now_v7())
+        .map_err(ApiError::from_input)?;
     let row = load_session(&app, &auth, session).await?;
-    let mut command = built.command;
-    if let Command::ShowSlide {
-        deck_id,
-        page_count,
-        ..
-    } = &mut command
-    {
-        *page_count = decks::page_count(&app, auth.tenant_id, *deck_id)
+    if let Some(deck) = built.deck() {
+        let pages = decks::page_count(&app, auth.tenant_id, deck)
             .await?
             .ok_or(ApiError::not_found("deck"))?;
+        built = built.with_page_count(pages);
     }
-    let done = forward(&app, &row, actor_of(&auth), command).await?;
+    let done = forward(&app, &row, actor_of(&auth), built.command).await?;
     Ok(Json(answer(built.created, &done.events, done.seq)))
 }

@@ -72,6 +72,16 @@ impl ApiError {
         ApiError::NotFound { what }
     }
 
+    /// A class-command request that builds no command: the status, code and
+    /// message the edges give too (`protocol::api::InputError`).
+    pub fn from_input(e: protocol::api::InputError) -> Self {
+        let (code, message) = (e.code().to_owned(), e.message());
+        match e.http_status() {
+            404 => ApiError::NotFoundCode { code, message },
+            _ => ApiError::BadRequest { code, message },
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -188,6 +198,20 @@ mod tests {
                 kind.http_status(),
                 "{kind:?}: core and the edges answer alike"
             );
+        }
+    }
+
+    #[test]
+    fn a_class_command_that_builds_nothing_answers_like_the_edge() {
+        use protocol::api::InputError;
+        for e in [
+            InputError::Body("x".into()),
+            InputError::Id,
+            InputError::Route,
+        ] {
+            let api = ApiError::from_input(e.clone());
+            assert_eq!(api.status().as_u16(), e.http_status(), "{e:?}");
+            assert_eq!(api.code(), e.code(), "{e:?}");
         }
     }
 }

@@ -132,6 +132,12 @@ pub async fn state(State(st): State<EdgeState>, who: Joined, Path(sid): Path<Str
 
 /// Every class command route (the shared table in `protocol::api`; its
 /// OpenAPI description is `protocol::api::openapi::class_routes`).
+/// A request that builds no command, as the api.md error both ends give.
+fn input_error(e: InputError) -> EdgeError {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    EdgeError::new(status, e.code(), e.message())
+}
+
 pub async fn class_command(
     State(st): State<EdgeState>,
     who: Joined,
@@ -141,33 +147,18 @@ pub async fn class_command(
 ) -> Res {
     let sid = session_id(params.first().map(|p| p.1.as_str()).unwrap_or(""))?;
     let rest: Vec<&str> = params.iter().skip(1).map(|p| p.1.as_str()).collect();
-    let built = build(route.as_str(), &rest, &json, Uuid::now_v7()).map_err(|e| match e {
-        InputError::Body(m) => {
-            EdgeError::bad_request("invalid_body", format!("invalid JSON body: {m}"))
-        }
-        InputError::Id => {
-            EdgeError::bad_request("invalid_id", "an id in the path is not a valid UUID")
-        }
-        InputError::Route => {
-            EdgeError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
-        }
-    })?;
-    let mut command = built.command;
-    if let Command::ShowSlide {
-        deck_id,
-        page_count,
-        ..
-    } = &mut command
-    {
-        *page_count = st.registry.deck_pages(who.0.tid, *deck_id).ok_or_else(|| {
+    let mut built = build(route.as_str(), &rest, &json, Uuid::now_v7()).map_err(input_error)?;
+    if let Some(deck) = built.deck() {
+        let pages = st.registry.deck_pages(who.0.tid, deck).ok_or_else(|| {
             EdgeError::new(
                 StatusCode::NOT_FOUND,
                 "deck_not_found",
                 "this edge does not know that deck",
             )
         })?;
+        built = built.with_page_count(pages);
     }
-    let (evs, seq) = run(&st, &who, sid, command).await?;
+    let (evs, seq) = run(&st, &who, sid, built.command).await?;
     Ok(Json(answer(built.created, &evs, seq)))
 }
 

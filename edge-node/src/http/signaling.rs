@@ -9,12 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use protocol::api::ApiErrorBody;
 use protocol::event::TrackSource;
-use protocol::{Permission, Role, SessionId};
+use protocol::{Role, SessionId};
 use serde::Deserialize;
 
 use crate::http::EdgeState;
 use crate::http::auth::Joined;
 use crate::http::error::EdgeError;
+use crate::policy;
 use crate::sfu::{Direction, PeerId, PeerOwner, SfuError};
 
 /// SDP offers above this are refused.
@@ -126,15 +127,12 @@ fn sfu_error(e: SfuError) -> EdgeError {
     }
 }
 
-/// The participant's live standing: present, not removed, its permissions
-/// and whether a media kill switch holds it.
-struct Standing {
-    permissions: std::collections::BTreeSet<Permission>,
-    media_killed: bool,
-    exam_mode: bool,
-}
-
-async fn standing(st: &EdgeState, who: &Joined, session: SessionId) -> Result<Standing, EdgeError> {
+/// The class's state now, from its writer on this edge.
+async fn class_state(
+    st: &EdgeState,
+    who: &Joined,
+    session: SessionId,
+) -> Result<protocol::state::SessionState, EdgeError> {
     who.require_session(session)?;
     let h = st.registry.get(session).await.ok_or_else(|| {
         EdgeError::new(
@@ -143,29 +141,21 @@ async fn standing(st: &EdgeState, who: &Joined, session: SessionId) -> Result<St
             "the session is not live on this edge",
         )
     })?;
-    let state = h
-        .state()
+    h.state()
         .await
-        .map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))?;
-    let p = state.participant(who.0.sub).ok_or_else(|| {
-        EdgeError::new(
-            StatusCode::FORBIDDEN,
-            "not_joined",
-            "join the session first",
-        )
-    })?;
-    if p.removed {
-        return Err(EdgeError::new(
-            StatusCode::FORBIDDEN,
-            "removed",
-            "you were removed from this session",
-        ));
+        .map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))
+}
+
+/// A media-policy refusal as the api.md error.
+fn refused(r: policy::Refusal) -> EdgeError {
+    let mut e = match r {
+        policy::Refusal::NothingOffered => EdgeError::bad_request(r.code(), r.message()),
+        _ => EdgeError::new(StatusCode::FORBIDDEN, r.code(), r.message()),
+    };
+    if let policy::Refusal::MissingPermission(p) = r {
+        e.missing_permission = Some(p);
     }
-    Ok(Standing {
-        permissions: p.permissions.clone(),
-        media_killed: state.kill_switches.media.contains(&who.0.sub),
-        exam_mode: state.exam_mode,
-    })
+    e
 }
 
 fn owner(who: &Joined, session: SessionId) -> PeerOwner {
@@ -220,53 +210,14 @@ pub async fn publish(
             ));
         }
     };
-    let Standing {
-        permissions: perms,
-        media_killed,
-        exam_mode,
-    } = standing(&st, &who, session).await?;
-    if source == TrackSource::Screen && exam_mode {
-        return Err(EdgeError::new(
-            StatusCode::FORBIDDEN,
-            "exam_mode",
-            "screen sharing is restricted in exam mode",
-        ));
-    }
-    if media_killed {
-        return Err(EdgeError::new(
-            StatusCode::FORBIDDEN,
-            "media_disabled",
-            "a moderator switched your media off",
-        ));
-    }
+    let state = class_state(&st, &who, session).await?;
     let (audio, video) = offered_kinds(&sdp);
-    if !audio && !video {
-        return Err(EdgeError::bad_request(
-            "invalid_sdp",
-            "the offer sends no audio or video",
-        ));
-    }
-    let mut need = Vec::new();
-    match source {
-        TrackSource::Screen => need.push(Permission::ScreenShare),
-        _ => {
-            if video {
-                need.push(Permission::Present);
-            }
-            if audio {
-                need.push(Permission::Speak);
-            }
-        }
-    }
-    if let Some(missing) = need.into_iter().find(|p| !perms.contains(p)) {
-        let mut e = EdgeError::new(
-            StatusCode::FORBIDDEN,
-            "missing_permission",
-            format!("publishing this needs the {missing} permission"),
-        );
-        e.missing_permission = Some(missing);
-        return Err(e);
-    }
+    let offer = policy::Offer {
+        source,
+        audio,
+        video,
+    };
+    policy::may_publish(&state, who.0.sub, offer).map_err(refused)?;
     let (peer, answer) = st
         .sfu
         .connect(owner(&who, session), Direction::Publish(source), sdp)
@@ -319,7 +270,8 @@ pub async fn subscribe(
             st.remote_feeds.ensure(who.0.tid, session, home.clone());
         }
         _ if who.0.role != Role::Public => {
-            standing(&st, &who, session).await?;
+            let state = class_state(&st, &who, session).await?;
+            policy::may_watch(&state, who.0.role, who.0.sub).map_err(refused)?;
         }
         _ => {
             // a public viewer: only while the class allows public viewing
@@ -329,13 +281,7 @@ pub async fn subscribe(
                     .state()
                     .await
                     .map_err(|e| EdgeError::unavailable("session_stopped", e.to_string()))?;
-                if !state.settings.public_viewing {
-                    return Err(EdgeError::new(
-                        StatusCode::FORBIDDEN,
-                        "public_viewing_off",
-                        "public viewing is not allowed for this class",
-                    ));
-                }
+                policy::may_watch(&state, Role::Public, who.0.sub).map_err(refused)?;
             }
         }
     }

@@ -18,10 +18,7 @@ use futures::StreamExt;
 use protocol::control::{EdgeReply, EdgeRequest};
 use protocol::event::TrackSource;
 use protocol::ids::EdgeId;
-use protocol::subjects::{
-    edge_state_subject, keyframe_request_subject, moq_source_track_name, program_audio_track_name,
-    program_track_name,
-};
+use protocol::subjects::{edge_state_subject, keyframe_request_subject, moq_source_track_name};
 use protocol::{ParticipantId, SessionId, TenantId};
 use str0m::format::Codec;
 use tokio::sync::mpsc;
@@ -29,14 +26,10 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::{MediaPacket, MeshError, TrackPublisher, Uplink};
+use crate::policy;
 use crate::runtime::registry::Registry;
 use crate::sfu::forward::TrackKey;
 use crate::sfu::{Audience, HostedTap, Sfu, TapCodec, TapKind, TapMsg};
-
-/// The program's stand-in publisher in the SFU (no participant sends it).
-pub fn program_participant() -> ParticipantId {
-    ParticipantId::from_uuid(uuid::Uuid::nil())
-}
 
 struct OutTrack {
     name: String,
@@ -354,57 +347,29 @@ impl Feed {
         }
     }
 
-    /// The tracks this edge's audience needs: the home edge's participant
-    /// tracks for seated students, the program for public viewers. The same
-    /// look at the class's state enforces its rules here: removed students
-    /// and (when public viewing is off) public viewers are cut, and an ended
-    /// class ends for everyone.
+    /// The tracks this edge's audience needs, and the cuts the class's
+    /// rules make here, from the home edge's state (`policy::far_edge`).
     async fn published(
         &self,
         audience: Audience,
     ) -> anyhow::Result<HashMap<String, (ParticipantId, TrackSource)>> {
         let state = self.state().await?;
+        let plan = policy::far_edge(
+            &state,
+            self.tenant,
+            self.session,
+            policy::FarAudience {
+                seated: audience.seated,
+                public: audience.public,
+            },
+        );
+        for cut in plan.cuts {
+            self.sfu.cut(self.session, cut).await;
+        }
         if !state.is_live() {
-            self.sfu.cut(self.session, None, None).await;
             anyhow::bail!("the class has ended");
         }
-        for p in state.participants.values().filter(|p| p.removed) {
-            self.sfu
-                .cut(self.session, Some(p.participant_id), None)
-                .await;
-        }
-        if !state.settings.public_viewing && audience.public > 0 {
-            self.sfu
-                .cut(self.session, None, Some(protocol::Role::Public))
-                .await;
-        }
-        let mut wanted = HashMap::new();
-        if audience.public > 0 {
-            for name in [
-                program_track_name(self.tenant, self.session),
-                program_audio_track_name(self.tenant, self.session),
-            ] {
-                wanted.insert(name, (program_participant(), TrackSource::Program));
-            }
-        }
-        if audience.seated > 0 {
-            wanted.extend(
-                state
-                    .tracks
-                    .values()
-                    .filter(|t| t.source != TrackSource::Program)
-                    .map(|t| {
-                        let name = moq_source_track_name(
-                            self.tenant,
-                            self.session,
-                            t.participant_id,
-                            t.source,
-                        );
-                        (name, (t.participant_id, t.source))
-                    }),
-            );
-        }
-        Ok(wanted)
+        Ok(plan.pull)
     }
 
     /// The class's state, from its writer (the home edge).

@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod hooks;
+pub mod recovery;
 pub mod registry;
 pub mod session;

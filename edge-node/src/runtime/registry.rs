@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::event_log::EventLog;
 use crate::rate_limit::RateLimits;
 use crate::runtime::hooks::{ArmOutcome, RecordingHooks};
+use crate::runtime::recovery;
 use crate::runtime::session::{self, SessionHandle};
 
 #[derive(Clone)]
@@ -97,17 +98,14 @@ impl Registry {
         let mut live = 0;
         let mut resume = Vec::new();
         for (id, events) in all {
-            let state = match fold(&events) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(session_id = %id, error = %e, "session log does not fold; not resumed");
+            let (state, rearm) = match recovery::judge(&events) {
+                recovery::Verdict::Resume { state, rearm } => (*state, rearm),
+                recovery::Verdict::Ended => continue,
+                recovery::Verdict::Unreadable(error) => {
+                    tracing::error!(session_id = %id, %error, "session log does not fold; not resumed");
                     continue;
                 }
             };
-            if !state.is_live() {
-                continue;
-            }
-            let recording = state.recording.status == protocol::state::RecordingStatus::Armed;
             if let Some(h) = session::spawn(
                 state.clone(),
                 &events,
@@ -115,7 +113,7 @@ impl Registry {
                 self.edge.clone(),
                 self.limits.clone(),
             ) {
-                if recording {
+                if rearm {
                     resume.push((h.clone(), state));
                 }
                 map.insert(id, h);

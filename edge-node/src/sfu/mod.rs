@@ -292,22 +292,9 @@ impl Sfu {
         self.remote_tx.try_send((key, packet)).is_ok()
     }
 
-    /// Closes a session's peers here: one participant's, one role's, or all.
-    pub async fn cut(
-        &self,
-        session: SessionId,
-        participant: Option<ParticipantId>,
-        role: Option<protocol::Role>,
-    ) {
-        let cmd = match role {
-            Some(role) => SfuCommand::CutRole { session, role },
-            None => SfuCommand::Cut {
-                session,
-                participant,
-                publishers_only: false,
-            },
-        };
-        let _ = self.tx.send(cmd).await;
+    /// Closes a session's peers here as a policy cut says.
+    pub async fn cut(&self, session: SessionId, cut: crate::policy::Cut) {
+        let _ = self.tx.send(cut_command(session, cut)).await;
     }
 
     /// Tells every subscriber of a session something (JSON on the data
@@ -406,5 +393,25 @@ impl Sfu {
         let last = self.stats.loop_alive_ms.load(Ordering::Relaxed);
         let now = driver::epoch_ms();
         now.saturating_sub(last) < 5_000
+    }
+}
+
+/// The SFU command that carries out a policy cut.
+fn cut_command(session: SessionId, cut: crate::policy::Cut) -> SfuCommand {
+    match cut {
+        crate::policy::Cut::Everyone => SfuCommand::Cut {
+            session,
+            participant: None,
+            publishers_only: false,
+        },
+        crate::policy::Cut::Participant {
+            participant,
+            publishers_only,
+        } => SfuCommand::Cut {
+            session,
+            participant: Some(participant),
+            publishers_only,
+        },
+        crate::policy::Cut::Role(role) => SfuCommand::CutRole { session, role },
     }
 }

@@ -460,12 +460,65 @@ pub enum InputError {
     Route,
 }
 
+impl InputError {
+    /// The HTTP status both core and the edges answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            InputError::Body(_) | InputError::Id => 400,
+            InputError::Route => 404,
+        }
+    }
+
+    /// The api.md error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Body(_) => "invalid_body",
+            InputError::Id => "invalid_id",
+            InputError::Route => "route_not_found",
+        }
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> String {
+        match self {
+            InputError::Body(m) => format!("invalid JSON body: {m}"),
+            InputError::Id => "an id in the path is not a valid UUID".to_owned(),
+            InputError::Route => "no such route".to_owned(),
+        }
+    }
+}
+
 /// A command built from a request, with the id it creates (if any) under
 /// the name the answer uses (`message_id`, `question_id`, ...).
+///
+/// The class-command handler of core and of the edge is this, around
+/// their own authentication and transport: [`build`], then fill in the
+/// page count of [`Built::deck`] from the deck store they hold
+/// ([`Built::with_page_count`]), run the command where the class's state
+/// lives, and reply with [`answer`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Built {
     pub command: Command,
     pub created: Option<(&'static str, uuid::Uuid)>,
+}
+
+impl Built {
+    /// The deck whose page count the command needs (showing a slide), which
+    /// only the holder of the tenant's decks knows.
+    pub fn deck(&self) -> Option<DeckId> {
+        match &self.command {
+            Command::ShowSlide { deck_id, .. } => Some(*deck_id),
+            _ => None,
+        }
+    }
+
+    /// The command with the deck's page count filled in.
+    pub fn with_page_count(mut self, pages: u32) -> Built {
+        if let Command::ShowSlide { page_count, .. } = &mut self.command {
+            *page_count = pages;
+        }
+        self
+    }
 }
 
 fn body<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, InputError> {

@@ -16,6 +16,12 @@ use crate::ids::*;
 use crate::roles::{Permission, Role};
 use crate::state::{QuestionStatus, SessionState};
 
+mod content;
+mod join;
+pub use content::{blocked_word, contains_link};
+use content::{check_content, text_field};
+use join::decide_join;
+
 pub const MAX_CHAT_CHARS: usize = 2000;
 pub const MAX_QUESTION_CHARS: usize = 1000;
 pub const MAX_NOTE_CHARS: usize = 10_000;
@@ -313,94 +319,6 @@ fn enrolled_role(
     user_id
         .and_then(|u| roster.get(&u).copied())
         .ok_or_else(|| Rejection::forbidden("not_enrolled", "you are not enrolled in this course"))
-}
-
-fn text_field(text: &str, what: &str, max: usize) -> Result<String, Rejection> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(Rejection::invalid(
-            "empty_text",
-            format!("{what} must not be empty"),
-        ));
-    }
-    if t.contains('\0') {
-        // the log is stored as PostgreSQL jsonb, which cannot hold NUL
-        return Err(Rejection::invalid(
-            "invalid_text",
-            format!("{what} holds a NUL character"),
-        ));
-    }
-    let n = t.chars().count();
-    if n > max {
-        return Err(Rejection::invalid(
-            "text_too_long",
-            format!("{what} is {n} characters; at most {max} are allowed"),
-        ));
-    }
-    Ok(t.to_owned())
-}
-
-/// True if the text carries something a browser would follow as a link.
-pub fn contains_link(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    if lower.contains("://") || lower.contains("www.") {
-        return true;
-    }
-    // bare domains such as "example.com/path" or "evil.io"
-    const TLDS: [&str; 12] = [
-        ".com", ".org", ".net", ".io", ".edu", ".gov", ".ly", ".me", ".co", ".info", ".xyz", ".app",
-    ];
-    lower.split_whitespace().any(|word| {
-        let w = word.trim_end_matches(|c: char| !c.is_alphanumeric());
-        TLDS.iter().any(|tld| {
-            w.find(tld).is_some_and(|at| {
-                at > 0 && {
-                    let rest = &w[at + tld.len()..];
-                    rest.is_empty() || rest.starts_with('/')
-                }
-            })
-        })
-    })
-}
-
-/// The first blocked word the text contains, compared case-insensitively on
-/// word boundaries ("class" does not match "classic").
-pub fn blocked_word<'a>(text: &str, blocked: &'a [String]) -> Option<&'a str> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect();
-    blocked
-        .iter()
-        .find(|b| {
-            let b = b.to_lowercase();
-            let parts: Vec<&str> = b
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .collect();
-            !parts.is_empty()
-                && words
-                    .windows(parts.len())
-                    .any(|win| win.iter().zip(&parts).all(|(a, b)| a == b))
-        })
-        .map(|s| s.as_str())
-}
-
-fn check_content(state: &SessionState, who: &Standing<'_>, text: &str) -> Result<(), Rejection> {
-    if let Some(word) = blocked_word(text, &state.settings.blocked_words) {
-        return Err(Rejection::invalid(
-            "blocked_content",
-            format!("the text contains a blocked word ({word:?})"),
-        ));
-    }
-    if contains_link(text) && !who.has(Permission::PostLinks) {
-        let mut r = Rejection::missing(Permission::PostLinks);
-        r.code = "links_not_allowed".to_owned();
-        r.message = "links are off for you in this session (needs post_links)".to_owned();
-        return Err(r);
-    }
-    Ok(())
 }
 
 fn scene_source_ready(state: &SessionState, scene: Scene) -> Result<(), Rejection> {
@@ -976,68 +894,6 @@ pub fn decide(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
                 "only the platform may emit this event",
             )),
         },
-    }
-}
-
-fn decide_join(state: &SessionState, actor: &Actor, cmd: &Command) -> Decision {
-    let Command::Join {
-        participant_id,
-        user_id,
-        role,
-        display_name,
-        edge_id,
-    } = cmd
-    else {
-        unreachable!("decide_join is only called with Command::Join");
-    };
-    // Joins come from core (which authenticated the user) or the edge's
-    // public-link handler; either way the actor is the joiner or the system.
-    let actor_ok = match actor {
-        Actor::System => true,
-        Actor::Person {
-            user_id: actor_user,
-            ..
-        } => *actor_user == *user_id,
-    };
-    if !actor_ok {
-        return Err(Rejection::forbidden(
-            "not_yourself",
-            "a participant can only join as themselves",
-        ));
-    }
-    let name = text_field(display_name, "a display name", MAX_LABEL_CHARS)?;
-    let role = &enrolled_role(state, *user_id, *role)?;
-    match state.participant(*participant_id) {
-        Some(p) if p.removed => Err(Rejection::forbidden(
-            "removed",
-            "you were removed from this session",
-        )),
-        Some(p) if p.user_id != *user_id => Err(Rejection::conflict(
-            "seat_taken",
-            "that participant id belongs to someone else",
-        )),
-        Some(p) if p.present && p.edge_id == *edge_id => Ok(vec![]),
-        Some(p) => Ok(vec![EventBody::ParticipantJoined {
-            participant_id: *participant_id,
-            user_id: *user_id,
-            role: p.role,
-            display_name: p.display_name.clone(),
-            edge_id: edge_id.clone(),
-            permissions: p.permissions.clone(),
-        }]),
-        None => {
-            if state.locked && !role.is_staff() {
-                return Err(Rejection::forbidden("room_locked", "the room is locked"));
-            }
-            Ok(vec![EventBody::ParticipantJoined {
-                participant_id: *participant_id,
-                user_id: *user_id,
-                role: *role,
-                display_name: name,
-                edge_id: edge_id.clone(),
-                permissions: role.default_permissions(),
-            }])
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use protocol::event::{KillSwitch, LeaveReason, MediaKind as Kind, TrackSource};
+use protocol::event::{LeaveReason, MediaKind as Kind, TrackSource};
 use protocol::{Actor, Command, EventBody, ParticipantId, SessionId, TrackId};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -31,9 +31,15 @@ use uuid::Uuid;
 use super::forward::{self, Incoming, Layer, Outputs, PeerId, Room, TrackKey};
 use super::{
     Direction, PeerOwner, SfuCommand, SfuConfig, SfuError, SfuStats, TapCodec, TapKind, TapMsg,
+    cut_command,
 };
+use crate::policy;
 use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
+
+mod negotiate;
+mod remote;
+mod taps;
 
 pub(super) fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
@@ -313,28 +319,23 @@ impl Driver {
             self.drain(id, now).await;
         }
         // peers that never connected, or stayed disconnected past the grace
+        let timers = policy::PeerTimers {
+            connect_timeout: self.config.connect_timeout,
+            grace: self.config.grace,
+            idle: self.config.idle,
+        };
         let stale: Vec<(PeerId, &'static str)> = self
             .peers
             .values()
             .filter_map(|p| {
-                let why = if !p.connected
-                    && now.saturating_duration_since(p.created) > self.config.connect_timeout
-                {
-                    "never connected"
-                } else if p
-                    .disconnected_since
-                    .is_some_and(|t| now.saturating_duration_since(t) > self.config.grace)
-                {
-                    "disconnected"
-                } else if p.connected && now.saturating_duration_since(p.last_rx) > self.config.idle
-                {
-                    "silent"
-                } else if !p.rtc.is_alive() {
-                    "closed"
-                } else {
-                    return None;
+                let life = policy::PeerLife {
+                    created: p.created,
+                    connected: p.connected,
+                    disconnected_since: p.disconnected_since,
+                    last_rx: p.last_rx,
+                    alive: p.rtc.is_alive(),
                 };
-                Some((p.id, why))
+                policy::give_up(&life, &timers, now).map(|why| (p.id, why))
             })
             .collect();
         for (id, why) in stale {
@@ -345,7 +346,7 @@ impl Driver {
         let gone: Vec<(SessionId, ParticipantId)> = self
             .absent
             .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) > self.config.grace)
+            .filter(|(_, since)| policy::has_left(**since, self.config.grace, now))
             .map(|(k, _)| *k)
             .collect();
         for (session, participant) in gone {
@@ -539,139 +540,6 @@ impl Driver {
         }
     }
 
-    // ---- the recorder's tap ----------------------------------------------
-
-    fn add_tap(
-        &mut self,
-        session: SessionId,
-        kind: TapKind,
-        tx: mpsc::Sender<TapMsg>,
-        now: Instant,
-    ) {
-        let old: Vec<PeerId> = self
-            .taps
-            .values()
-            .filter(|t| t.session == session && t.kind == kind)
-            .map(|t| t.peer)
-            .collect();
-        for peer in old {
-            self.taps.remove(&peer);
-            if let Some(room) = self.rooms.get_mut(&session) {
-                room.remove_subscriber(peer);
-            }
-        }
-        let peer = PeerId(self.next_id);
-        self.next_id += 1;
-        self.taps.insert(
-            peer,
-            Tap {
-                peer,
-                session,
-                kind,
-                tx,
-                tracks: HashMap::new(),
-                next_track: 1,
-                dropped: 0,
-            },
-        );
-        let keys: Vec<TrackKey> = self
-            .rooms
-            .get(&session)
-            .map(|r| r.tracks().map(|(k, _)| *k).collect())
-            .unwrap_or_default();
-        for key in keys {
-            self.tap_subscribe_one(peer, key, now);
-        }
-        tracing::info!(session_id = %session, ?kind, "tap attached");
-    }
-
-    fn tap_subscribe(&mut self, session: SessionId, key: TrackKey, now: Instant) {
-        let peers: Vec<PeerId> = self
-            .taps
-            .values()
-            .filter(|t| t.session == session)
-            .map(|t| t.peer)
-            .collect();
-        for peer in peers {
-            self.tap_subscribe_one(peer, key, now);
-        }
-    }
-
-    fn tap_subscribe_one(&mut self, peer: PeerId, key: TrackKey, now: Instant) {
-        let Some(tap) = self.taps.get_mut(&peer) else {
-            return;
-        };
-        // the mesh carries only this edge's own publishers; the recorder
-        // composes participants, never the program itself
-        match (tap.kind, self.remote.get(&key)) {
-            (TapKind::Mesh, Some(_)) => return,
-            (TapKind::Recorder, Some(r)) if r.program => return,
-            _ => {}
-        }
-        let session = tap.session;
-        let id = tap.next_track;
-        tap.next_track += 1;
-        let mid = Mid::from(format!("t{id}").as_str());
-        tap.tracks.insert(
-            key,
-            TapTrack {
-                id,
-                mid,
-                announced: false,
-            },
-        );
-        let mut out = std::mem::take(&mut self.out);
-        let room = self.rooms.entry(session).or_default();
-        room.subscribe(peer, key, mid, now, &mut out);
-        room.set_estimate(peer, TAP_ESTIMATE_BPS, now, &mut out);
-        self.out = out;
-        self.apply_outputs(session);
-    }
-
-    fn tap_ended(&mut self, session: SessionId, key: TrackKey) {
-        for tap in self.taps.values_mut().filter(|t| t.session == session) {
-            if let Some(t) = tap.tracks.remove(&key) {
-                let _ = tap.tx.try_send(TapMsg::Ended { track: t.id });
-            }
-        }
-    }
-
-    /// Once a second: drop taps nobody reads, and re-offer the tap the best
-    /// layers now that their rates are measured.
-    fn tick_taps(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.last_tap_tick) < Duration::from_secs(1) {
-            return;
-        }
-        self.last_tap_tick = now;
-        let closed: Vec<PeerId> = self
-            .taps
-            .values()
-            .filter(|t| t.tx.is_closed())
-            .map(|t| t.peer)
-            .collect();
-        for peer in closed {
-            if let Some(t) = self.taps.remove(&peer) {
-                if let Some(room) = self.rooms.get_mut(&t.session) {
-                    room.remove_subscriber(t.peer);
-                }
-                if t.kind == TapKind::Mesh {
-                    self.mesh_out.remove(&t.session);
-                }
-                tracing::info!(session_id = %t.session, kind = ?t.kind, dropped = t.dropped, "tap detached");
-            }
-        }
-        let taps: Vec<(SessionId, PeerId)> =
-            self.taps.values().map(|t| (t.session, t.peer)).collect();
-        for (s, peer) in taps {
-            let mut out = std::mem::take(&mut self.out);
-            if let Some(room) = self.rooms.get_mut(&s) {
-                room.set_estimate(peer, TAP_ESTIMATE_BPS, now, &mut out);
-            }
-            self.out = out;
-            self.apply_outputs(s);
-        }
-    }
-
     async fn connect(
         &mut self,
         owner: PeerOwner,
@@ -756,7 +624,7 @@ impl Driver {
                         && p.owner.role == protocol::Role::Public
                 })
                 .count();
-            if public >= self.config.max_public_viewers as usize {
+            if policy::public_full(public, self.config.max_public_viewers) {
                 return Err(SfuError::Full(self.config.max_public_viewers));
             }
             return Ok(());
@@ -765,7 +633,7 @@ impl Driver {
             Direction::Publish(_) => super::MAX_PUBLISH_PER_SOURCE,
             Direction::Subscribe => super::MAX_SUBSCRIBE_PER_PARTICIPANT,
         };
-        let mut mine: Vec<(Instant, PeerId)> = self
+        let mine: Vec<(Instant, PeerId)> = self
             .peers
             .values()
             .filter(|p| {
@@ -775,13 +643,9 @@ impl Driver {
             })
             .map(|p| (p.created, p.id))
             .collect();
-        if mine.len() < cap {
-            return Ok(());
-        }
-        mine.sort_by_key(|(created, _)| *created);
-        for (_, id) in mine.iter().take(mine.len() + 1 - cap) {
+        for id in policy::to_replace(&mine, cap) {
             tracing::info!(peer = id.0, participant_id = %owner.participant, "oldest media connection replaced");
-            self.close_peer(*id, now).await;
+            self.close_peer(id, now).await;
         }
         Ok(())
     }
@@ -806,45 +670,13 @@ impl Driver {
                     Ok(fe) => fe,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        let _ = tx
-                            .send(SfuCommand::Cut {
-                                session,
-                                participant: None,
-                                publishers_only: false,
-                            })
-                            .await;
+                        let _ = tx.send(cut_command(session, policy::Cut::Everyone)).await;
                         return;
                     }
                 };
                 let _ = state.apply(&fe.event);
-                let cut = match &fe.event.body {
-                    EventBody::PermissionChanged {
-                        participant_id,
-                        revoked,
-                        ..
-                    } => revoked
-                        .iter()
-                        .any(|p| p.allows_publishing())
-                        .then_some((Some(*participant_id), true)),
-                    EventBody::KillSwitchChanged {
-                        switch: KillSwitch::Media { participant_id },
-                        engaged: true,
-                    } => Some((Some(*participant_id), true)),
-                    EventBody::ParticipantLeft {
-                        participant_id,
-                        reason: LeaveReason::Removed,
-                    } => Some((Some(*participant_id), false)),
-                    EventBody::SessionEnded { .. } => Some((None, false)),
-                    _ => None,
-                };
-                if let Some((participant, publishers_only)) = cut {
-                    let _ = tx
-                        .send(SfuCommand::Cut {
-                            session,
-                            participant,
-                            publishers_only,
-                        })
-                        .await;
+                if let Some(cut) = policy::cut_for(&fe.event.body) {
+                    let _ = tx.send(cut_command(session, cut)).await;
                 }
                 if !state.is_live() {
                     return;
@@ -992,570 +824,6 @@ impl Driver {
             // the client's offered m-lines arrive as MediaAdded right after
             // this; what they cannot carry is offered once its data channel opens
             self.assign_slots(id, Instant::now());
-        }
-    }
-
-    async fn on_media_added(&mut self, id: PeerId, m: str0m::media::MediaAdded, now: Instant) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let kind = rtc_kind(m.kind);
-        match p.direction {
-            Direction::Subscribe => {
-                // an m-line the client offered to receive on
-                if matches!(m.direction, SdpDirection::SendOnly | SdpDirection::SendRecv) {
-                    p.idle_slots.push((m.mid, kind));
-                    self.assign_slots(id, now);
-                }
-            }
-            Direction::Publish(source) => {
-                let mut layers = HashMap::new();
-                if let Some(sim) = &m.simulcast {
-                    let mut rids: Vec<(usize, String)> = sim
-                        .recv
-                        .iter()
-                        .enumerate()
-                        .map(|(i, l)| (super::codec::rid_rank(&l.rid, i), l.rid.to_string()))
-                        .collect();
-                    rids.sort();
-                    for (layer, (_, rid)) in rids.into_iter().enumerate() {
-                        layers.insert(rid, Layer(layer as u8));
-                    }
-                }
-                let key = TrackKey {
-                    publisher: id,
-                    mid: m.mid,
-                };
-                let track_id = TrackId::from_uuid(Uuid::now_v7());
-                let n_layers = layers.len().max(1) as u8;
-                let clock = if kind == Kind::Audio { 48_000 } else { 90_000 };
-                p.in_tracks.insert(
-                    m.mid,
-                    InTrack {
-                        key,
-                        kind,
-                        codec: None,
-                        layers: layers.clone(),
-                        track_id,
-                    },
-                );
-                let owner = p.owner.clone();
-                let session = owner.session;
-                self.room(session).add_track(
-                    key,
-                    match kind {
-                        Kind::Audio => forward::Kind::Audio,
-                        Kind::Video => forward::Kind::Video,
-                    },
-                    clock,
-                    n_layers,
-                );
-                self.tap_subscribe(session, key, now);
-                let mut rids: Vec<(Layer, String)> =
-                    layers.into_iter().map(|(r, l)| (l, r)).collect();
-                rids.sort();
-                if let Some(h) = self.registry.get(session).await {
-                    self.start_mesh_out(session, owner.tenant, now);
-                    let codec = if kind == Kind::Audio { "opus" } else { "video" };
-                    let body = EventBody::TrackPublished {
-                        track_id,
-                        participant_id: owner.participant,
-                        kind,
-                        source: if kind == Kind::Audio && source == TrackSource::Camera {
-                            TrackSource::Microphone
-                        } else {
-                            source
-                        },
-                        codec: codec.into(),
-                        simulcast: rids.into_iter().map(|(_, r)| r).collect(),
-                    };
-                    let _ = self
-                        .events
-                        .send((h, Actor::System, Command::System { event: body }));
-                }
-                // every subscriber of the room wants it
-                let subs: Vec<PeerId> = self
-                    .peers
-                    .values()
-                    .filter(|q| {
-                        q.owner.session == session
-                            && q.direction == Direction::Subscribe
-                            && q.connected
-                            && q.owner.role != protocol::Role::Public
-                    })
-                    .map(|q| q.id)
-                    .collect();
-                for s in subs {
-                    if let Some(q) = self.peers.get_mut(&s) {
-                        q.wants_add.push(key);
-                    }
-                    self.assign_slots(s, now);
-                    self.renegotiate(s);
-                }
-            }
-        }
-    }
-
-    /// Puts wanted tracks on idle offered m-lines (no renegotiation needed).
-    fn assign_slots(&mut self, id: PeerId, now: Instant) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if !p.connected {
-            return;
-        }
-        let session = p.owner.session;
-        let Some(room) = self.rooms.get(&session) else {
-            return;
-        };
-        let kinds: HashMap<TrackKey, forward::Kind> =
-            room.tracks().map(|(k, kind)| (*k, kind)).collect();
-        let mut assigned = Vec::new();
-        p.wants_add.retain(|key| {
-            let Some(kind) = kinds.get(key) else {
-                return false;
-            };
-            let want = match kind {
-                forward::Kind::Audio => Kind::Audio,
-                forward::Kind::Video => Kind::Video,
-            };
-            if let Some(i) = p.idle_slots.iter().position(|(_, k)| *k == want) {
-                let (mid, _) = p.idle_slots.remove(i);
-                assigned.push((*key, mid));
-                false
-            } else {
-                true
-            }
-        });
-        for (key, mid) in &assigned {
-            p.out.insert(*key, *mid);
-        }
-        let mut out = std::mem::take(&mut self.out);
-        let room = self.rooms.entry(session).or_default();
-        for (key, mid) in assigned {
-            room.subscribe(id, key, mid, now, &mut out);
-        }
-        self.out = out;
-        self.apply_outputs(session);
-    }
-
-    /// Offers wanted tracks (and stops removed ones) over the data channel,
-    /// one offer at a time.
-    fn renegotiate(&mut self, id: PeerId) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let Some(cid) = p.channel else { return };
-        if p.pending.is_some() || (p.wants_add.is_empty() && p.wants_stop.is_empty()) {
-            return;
-        }
-        let session = p.owner.session;
-        let kinds: HashMap<TrackKey, forward::Kind> = self
-            .rooms
-            .get(&session)
-            .map(|r| r.tracks().map(|(k, kind)| (*k, kind)).collect())
-            .unwrap_or_default();
-        let adds: Vec<TrackKey> = std::mem::take(&mut p.wants_add)
-            .into_iter()
-            .filter(|k| kinds.contains_key(k))
-            .collect();
-        let stops = std::mem::take(&mut p.wants_stop);
-        let mut api = p.rtc.sdp_api();
-        let mut planned = Vec::new();
-        for key in adds {
-            let kind = match kinds[&key] {
-                forward::Kind::Audio => MediaKind::Audio,
-                forward::Kind::Video => MediaKind::Video,
-            };
-            let mid = api.add_media(
-                kind,
-                SdpDirection::SendOnly,
-                Some(format!("p{}", key.publisher.0)),
-                None,
-                None,
-            );
-            planned.push((key, mid));
-        }
-        for mid in stops {
-            api.stop_media(mid);
-        }
-        let Some((offer, pending)) = api.apply() else {
-            return;
-        };
-        let msg = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() }).to_string();
-        if let Some(mut ch) = p.rtc.channel(cid)
-            && let Err(e) = ch.write(false, msg.as_bytes())
-        {
-            tracing::debug!(peer = id.0, error = %e, "offer not sent");
-        }
-        p.pending = Some((pending, planned));
-        self.dirty.push_back(id);
-    }
-
-    fn on_channel_data(&mut self, id: PeerId, data: &[u8], now: Instant) {
-        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(data) else {
-            return;
-        };
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        match msg["type"].as_str() {
-            Some("answer") => {
-                let Some((pending, planned)) = p.pending.take() else {
-                    return;
-                };
-                let Some(sdp) = msg["sdp"].as_str() else {
-                    return;
-                };
-                let Ok(answer) = SdpAnswer::from_sdp_string(sdp) else {
-                    return;
-                };
-                if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
-                    tracing::debug!(peer = id.0, error = %e, "renegotiation answer refused");
-                    return;
-                }
-                for (key, mid) in &planned {
-                    p.out.insert(*key, *mid);
-                }
-                let session = p.owner.session;
-                let mut out = std::mem::take(&mut self.out);
-                let room = self.rooms.entry(session).or_default();
-                for (key, mid) in planned {
-                    if room.has_track(key) {
-                        room.subscribe(id, key, mid, now, &mut out);
-                    }
-                }
-                self.out = out;
-                self.apply_outputs(session);
-                self.dirty.push_back(id);
-                self.renegotiate(id);
-            }
-            Some("layer") => {
-                // a client caps its layer (e.g. a thumbnail): {"type":"layer","max":0}
-                let max = msg["max"].as_u64().map(|m| Layer(m.min(2) as u8));
-                let session = p.owner.session;
-                let mut out = std::mem::take(&mut self.out);
-                self.room(session).set_max_layer(id, max, now, &mut out);
-                self.out = out;
-                self.apply_outputs(session);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_rtp(&mut self, id: PeerId, pkt: str0m::rtp::RtpPacket, now: Instant) {
-        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        // Browsers stop sending the mid/rid header extensions once the
-        // stream is established: str0m's receive stream for the SSRC knows them.
-        let ssrc = pkt.header.ssrc;
-        let (stream_mid, stream_rid) = match p.rtc.direct_api().stream_rx(&ssrc) {
-            Some(rx) => (Some(rx.mid()), rx.rid()),
-            None => (None, None),
-        };
-        let Some(mid) = pkt.header.ext_vals.mid.or(stream_mid) else {
-            return;
-        };
-        let rid = pkt.header.ext_vals.rid.or(stream_rid);
-        let pt = pkt.header.payload_type;
-        let codec = p
-            .rtc
-            .codec_config()
-            .find(|c| c.pt() == pt)
-            .map(|c| c.spec().codec);
-        let Some(t) = p.in_tracks.get_mut(&mid) else {
-            return;
-        };
-        if t.codec.is_none() {
-            t.codec = codec;
-        }
-        let Some(codec) = codec else { return };
-        let layer = match rid {
-            Some(rid) => match t.layers.get(&rid.to_string()) {
-                Some(l) => *l,
-                None => return,
-            },
-            None => Layer(0),
-        };
-        if tracing::enabled!(tracing::Level::TRACE) {
-            let key = super::codec::starts_keyframe(codec, &pkt.payload);
-            let head: Vec<u8> = pkt.payload.iter().take(8).copied().collect();
-            tracing::trace!(peer = id.0, %mid, ?rid, ?layer, key, ?codec, seq = *pkt.seq_no, ?head, "rtp in");
-        }
-        let incoming = Incoming {
-            track: t.key,
-            layer,
-            seq: *pkt.seq_no,
-            ts: pkt.time.numer(),
-            keyframe: super::codec::starts_keyframe(codec, &pkt.payload),
-            picture_id: super::codec::vp8_picture_id(codec, &pkt.payload),
-            bytes: pkt.payload.len(),
-            at: now,
-        };
-        let nackable = t.kind == Kind::Video;
-        let session = p.owner.session;
-        let origin = (p.owner.participant, p.direction, t.kind, t.key);
-        let Some(params) = p.rtc.codec_config().find(|c| c.pt() == pt).cloned() else {
-            return;
-        };
-        let mut out = std::mem::take(&mut self.out);
-        out.forward.clear();
-        self.room(session).on_packet(&incoming, &mut out);
-        let marker = pkt.header.marker;
-        for f in out.forward.drain(..) {
-            if self.taps.contains_key(&f.subscriber) {
-                Self::to_tap(&mut self.taps, origin, codec, marker, &f, &pkt.payload);
-                continue;
-            }
-            let Some(sub) = self.peers.get_mut(&f.subscriber) else {
-                continue;
-            };
-            let Some(sub_pt) = sub.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
-                continue;
-            };
-            if write_forward(sub, &f, codec, sub_pt, marker, nackable, &pkt.payload, now) {
-                self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
-                self.dirty.push_back(f.subscriber);
-            }
-        }
-        self.out = out;
-        self.apply_outputs(session);
-    }
-
-    /// Hands a hosted session's tap (best layer, continuous numbering) to
-    /// whoever publishes hosted sessions (the relay bridge), once.
-    fn start_mesh_out(&mut self, session: SessionId, tenant: protocol::TenantId, now: Instant) {
-        let Some(hosted) = self.hosted.clone() else {
-            return;
-        };
-        if !self.mesh_out.insert(session) {
-            return;
-        }
-        let (tx, rx) = mpsc::channel(4096);
-        self.add_tap(session, TapKind::Mesh, tx, now);
-        let _ = hosted.send(super::HostedTap {
-            session,
-            tenant,
-            tap: rx,
-        });
-    }
-
-    /// A track from the relay joins the room like a local publisher's.
-    fn add_remote(
-        &mut self,
-        session: SessionId,
-        participant: ParticipantId,
-        source: TrackSource,
-        codec: TapCodec,
-        keyframes: mpsc::Sender<()>,
-        now: Instant,
-    ) -> TrackKey {
-        let publisher = match self.remote_peers.get(&(session, participant)) {
-            Some(p) => *p,
-            None => {
-                let p = PeerId(self.next_id);
-                self.next_id += 1;
-                self.remote_peers.insert((session, participant), p);
-                p
-            }
-        };
-        let (kind, clock, codec) = match codec {
-            TapCodec::Opus => (forward::Kind::Audio, 48_000, Codec::Opus),
-            TapCodec::Vp8 => (forward::Kind::Video, 90_000, Codec::Vp8),
-            TapCodec::H264 => (forward::Kind::Video, 90_000, Codec::H264),
-        };
-        let mid = Mid::from(format!("{source:?}-{kind:?}").to_lowercase().as_str());
-        let key = TrackKey { publisher, mid };
-        if let Some(old) = self.remote.remove(&key) {
-            drop(old);
-            self.drop_track_for_subscribers(session, key);
-        }
-        let program = source == TrackSource::Program;
-        self.remote.insert(
-            key,
-            RemoteTrack {
-                session,
-                program,
-                codec,
-                kind,
-                seq: None,
-                ts: None,
-                keyframes,
-            },
-        );
-        self.room(session).add_track(key, kind, clock, 1);
-        tracing::info!(session_id = %session, participant_id = %participant, ?source, ?codec, "relay track added");
-        let subs: Vec<PeerId> = self
-            .peers
-            .values()
-            .filter(|q| {
-                q.owner.session == session && q.direction == Direction::Subscribe && q.connected
-            })
-            .filter(|q| (q.owner.role == protocol::Role::Public) == program)
-            .map(|q| q.id)
-            .collect();
-        for s in subs {
-            if let Some(q) = self.peers.get_mut(&s) {
-                q.wants_add.push(key);
-            }
-            self.assign_slots(s, now);
-            self.renegotiate(s);
-        }
-        key
-    }
-
-    /// Public viewers see the program only; everyone else never sees it.
-    fn visible(&self, role: protocol::Role, key: &TrackKey) -> bool {
-        let program = self.remote.get(key).is_some_and(|r| r.program);
-        (role == protocol::Role::Public) == program
-    }
-
-    fn remove_remote(&mut self, key: TrackKey) {
-        if let Some(rt) = self.remote.remove(&key) {
-            let session = rt.session;
-            self.drop_track_for_subscribers(session, key);
-            if !self.peers.values().any(|q| q.owner.session == session)
-                && !self.remote.values().any(|r| r.session == session)
-            {
-                self.rooms.remove(&session);
-                self.remote_peers.retain(|(s, _), _| *s != session);
-            }
-        }
-    }
-
-    /// Takes a track out of the room and off every subscriber.
-    fn drop_track_for_subscribers(&mut self, session: SessionId, key: TrackKey) {
-        let stopped = self.room(session).remove_track(key);
-        for (sub, mid) in stopped {
-            if let Some(q) = self.peers.get_mut(&sub) {
-                q.out.retain(|_, m| *m != mid);
-                q.wants_stop.push(mid);
-            }
-            self.renegotiate(sub);
-        }
-    }
-
-    /// One packet from the relay: forwarded like a local publisher's.
-    fn on_remote_packet(&mut self, key: TrackKey, pkt: crate::rtp::MediaPacket, now: Instant) {
-        let Some(rt) = self.remote.get_mut(&key) else {
-            return;
-        };
-        let seq = extend(&mut rt.seq, pkt.sequence as u64, 16);
-        let ts = extend(&mut rt.ts, pkt.timestamp as u64, 32);
-        let (codec, kind, session) = (rt.codec, rt.kind, rt.session);
-        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        let incoming = Incoming {
-            track: key,
-            layer: Layer(0),
-            seq,
-            ts,
-            keyframe: kind == forward::Kind::Audio
-                || super::codec::starts_keyframe(codec, &pkt.payload),
-            picture_id: super::codec::vp8_picture_id(codec, &pkt.payload),
-            bytes: pkt.payload.len(),
-            at: now,
-        };
-        let mut out = std::mem::take(&mut self.out);
-        out.forward.clear();
-        self.room(session).on_packet(&incoming, &mut out);
-        let payload: &[u8] = &pkt.payload;
-        for f in out.forward.drain(..) {
-            let Some(sub) = self.peers.get_mut(&f.subscriber) else {
-                continue;
-            };
-            // the payload type this m-line negotiated for the codec (H.264:
-            // packetization mode 1, which is what comes over the relay)
-            let negotiated: Vec<str0m::media::Pt> = sub
-                .rtc
-                .media(f.out_mid)
-                .map(|m| m.remote_pts().to_vec())
-                .unwrap_or_default();
-            let sub_pt = sub
-                .rtc
-                .codec_config()
-                .iter()
-                .filter(|p| p.spec().codec == codec && negotiated.contains(&p.pt()))
-                .max_by_key(|p| p.spec().format.packetization_mode == Some(1))
-                .map(|p| p.pt());
-            let Some(sub_pt) = sub_pt else {
-                continue;
-            };
-            if write_forward(
-                sub,
-                &f,
-                codec,
-                sub_pt,
-                pkt.marker,
-                kind == forward::Kind::Video,
-                payload,
-                now,
-            ) {
-                self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
-                self.dirty.push_back(f.subscriber);
-            }
-        }
-        self.out = out;
-        self.apply_outputs(session);
-    }
-
-    /// Hands one forwarded packet to the session's tap (never blocks).
-    fn to_tap(
-        taps: &mut HashMap<PeerId, Tap>,
-        (participant, direction, kind, key): (ParticipantId, Direction, Kind, TrackKey),
-        codec: Codec,
-        marker: bool,
-        f: &forward::Forward,
-        payload: &[u8],
-    ) {
-        let Some(tap) = taps.get_mut(&f.subscriber) else {
-            return;
-        };
-        let tap_codec = match codec {
-            Codec::Vp8 => TapCodec::Vp8,
-            Codec::H264 => TapCodec::H264,
-            Codec::Opus => TapCodec::Opus,
-            _ => return,
-        };
-        let Some(t) = tap.tracks.get_mut(&key) else {
-            return;
-        };
-        if !t.announced {
-            let source = match (direction, kind) {
-                (Direction::Publish(TrackSource::Camera), Kind::Audio) => TrackSource::Microphone,
-                (Direction::Publish(s), _) => s,
-                (Direction::Subscribe, _) => return,
-            };
-            let msg = TapMsg::Track {
-                track: t.id,
-                participant,
-                source,
-                codec: tap_codec,
-            };
-            if tap.tx.try_send(msg).is_err() {
-                tap.dropped += 1;
-                return;
-            }
-            t.announced = true;
-        }
-        let packet = crate::rtp::packet(
-            tap_codec.payload_type(),
-            marker,
-            f.seq as u16,
-            f.ts,
-            t.id,
-            payload,
-        );
-        if tap
-            .tx
-            .try_send(TapMsg::Rtp {
-                track: t.id,
-                packet,
-            })
-            .is_err()
-        {
-            tap.dropped += 1;
         }
     }
 
