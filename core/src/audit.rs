@@ -4,7 +4,7 @@ use protocol::{TenantId, UserId};
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 
-pub async fn record_tx(
+pub(crate) async fn record_tx(
     tx: &mut Transaction<'_, Postgres>,
     tenant: TenantId,
     actor: Option<UserId>,

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::identity::Auth;
 
-pub async fn run<F, Fut>(
+pub(crate) async fn run<F, Fut>(
     app: &AppState,
     auth: &Auth,
     key: Option<String>,

@@ -2,24 +2,24 @@
 //! and (later) artifacts, replay and distribution.
 #![warn(unreachable_pub)]
 
-pub mod artifacts;
-pub mod audit;
-pub mod classroom;
+mod artifacts;
+mod audit;
+mod classroom;
 pub mod config;
-pub mod console;
+mod console;
 pub mod db;
-pub mod events;
+mod events;
 pub mod http;
-pub mod idempotency;
+mod idempotency;
 pub mod identity;
 pub mod nats_auth;
 pub mod openapi;
 pub mod orchestration;
-pub mod public;
-pub mod recordings;
-pub mod replays;
+mod public;
+mod recordings;
+mod replays;
 pub mod seed;
-pub mod trust;
+mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -64,7 +64,7 @@ fn scope(session: SessionId) -> String {
 
 /// A public link to a live class.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PublicLink {
+pub(crate) struct PublicLink {
     /// The watch page with the key.
     pub url: String,
     /// For `POST /public/sessions/{id}/watch`.
@@ -86,7 +86,7 @@ pub struct PublicLink {
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The session has ended", body = ApiErrorBody),
     ))]
-pub async fn link(
+pub(crate) async fn link(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -131,7 +131,7 @@ pub async fn link(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WatchBody {
+pub(crate) struct WatchBody {
     /// The public link's key.
     key: String,
     /// The viewer's region: they watch through its nearest edge (at most 64
@@ -142,7 +142,7 @@ pub struct WatchBody {
 
 /// A public viewer's admission: a `public` join token for an edge.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Watching {
+pub(crate) struct Watching {
     pub session_id: SessionId,
     /// Always `public`.
     pub role: Role,
@@ -168,7 +168,7 @@ pub struct Watching {
         (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
         (status = 503, description = "The class's edge cannot be reached", body = ApiErrorBody),
     ))]
-pub async fn watch(
+pub(crate) async fn watch(
     State(app): State<AppState>,
     ClientAddr(from): ClientAddr,
     ids: PathIds,
@@ -256,7 +256,7 @@ pub async fn watch(
 
 /// Public viewers of a session now.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Audience {
+pub(crate) struct Audience {
     pub session_id: SessionId,
     pub public_viewers: u32,
     /// Viewers per edge id (edges with none are left out).
@@ -275,7 +275,7 @@ pub struct Audience {
         (status = 403, description = "Not an admin or teacher", body = ApiErrorBody),
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
     ))]
-pub async fn audience(
+pub(crate) async fn audience(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,

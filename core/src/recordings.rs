@@ -29,10 +29,10 @@ use crate::orchestration::sessions::{load_session, seat_of};
 /// Signed recording URLs live this long.
 const URL_TTL_SECS: i64 = 6 * 3600;
 
-pub use protocol::recording::{Gap, Recording, Segment};
+pub(crate) use protocol::recording::{Recording, Segment};
 
 /// What a playable file is made of, in order: segments and fillers.
-pub trait Timeline {
+pub(crate) trait Timeline {
     fn timeline(&self) -> Vec<Piece>;
 }
 
@@ -54,7 +54,7 @@ impl Timeline for Recording {
 }
 
 #[derive(Debug, Clone)]
-pub enum Piece {
+pub(crate) enum Piece {
     Segment(Segment),
     Filler { ms: u64 },
 }
@@ -82,14 +82,18 @@ async fn may_watch(app: &AppState, auth: &Auth, session: SessionId) -> ApiResult
     }
 }
 
-pub async fn load(app: &AppState, tenant: TenantId, session: SessionId) -> ApiResult<Recording> {
+pub(crate) async fn load(
+    app: &AppState,
+    tenant: TenantId,
+    session: SessionId,
+) -> ApiResult<Recording> {
     let events = store::read_all_typed(app.db(), tenant, session).await?;
     Ok(Recording::from_events(&events))
 }
 
 /// A stored segment of a recording, with a signed URL.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SegmentLink {
+pub(crate) struct SegmentLink {
     pub index: u32,
     /// Signed; valid for 6 hours.
     pub url: String,
@@ -102,7 +106,7 @@ pub struct SegmentLink {
 
 /// A stretch of media time no segment covers.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct GapView {
+pub(crate) struct GapView {
     pub from_ms: u64,
     pub to_ms: u64,
     pub reason: String,
@@ -110,7 +114,7 @@ pub struct GapView {
 
 /// A session's recording.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RecordingView {
+pub(crate) struct RecordingView {
     pub session_id: SessionId,
     /// `off`, `recording` or `finalized`
     pub status: String,
@@ -137,7 +141,7 @@ pub struct RecordingView {
         (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
     ))]
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -195,7 +199,7 @@ pub async fn get(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SigQuery {
+pub(crate) struct SigQuery {
     /// The signature from the signed URL.
     sig: String,
 }
@@ -218,7 +222,7 @@ pub struct SigQuery {
         (status = 401, description = "The URL is not signed for this object or has expired", body = ApiErrorBody),
         (status = 404, description = "No such object", body = ApiErrorBody),
     ))]
-pub async fn object(
+pub(crate) async fn object(
     State(app): State<AppState>,
     axum::extract::Path(key): axum::extract::Path<String>,
     QueryParams(q): QueryParams<SigQuery>,
@@ -257,7 +261,7 @@ pub async fn object(
         (status = 409, description = "The recording is not finalized yet", body = ApiErrorBody),
         (status = 503, description = "The recording could not be assembled", body = ApiErrorBody),
     ))]
-pub async fn mp4(
+pub(crate) async fn mp4(
     State(app): State<AppState>,
     ids: PathIds,
     QueryParams(q): QueryParams<SigQuery>,

@@ -36,7 +36,7 @@ const PUBLIC_LINK_TTL_SECS: i64 = 30 * 24 * 3600;
 const MAX_QUERY_CHARS: usize = 500;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ReplayRow {
+pub(crate) struct ReplayRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub session_id: Uuid,
@@ -55,7 +55,10 @@ const SELECT: &str = "SELECT r.id, r.tenant_id, r.session_id, r.visibility, r.pu
    JOIN lesson_runs lr ON lr.id = s.lesson_run_id AND lr.tenant_id = s.tenant_id
    JOIN lessons l ON l.id = lr.lesson_id AND l.tenant_id = lr.tenant_id";
 
-pub async fn replay_of(app: &AppState, session: SessionId) -> anyhow::Result<Option<ReplayRow>> {
+pub(crate) async fn replay_of(
+    app: &AppState,
+    session: SessionId,
+) -> anyhow::Result<Option<ReplayRow>> {
     Ok(sqlx::query_as(&format!("{SELECT} WHERE r.session_id = $1"))
         .bind(session.as_uuid())
         .fetch_optional(app.db())
@@ -173,7 +176,7 @@ async fn documents(app: &AppState, r: &ReplayRow) -> anyhow::Result<Vec<Doc>> {
 
 /// Puts a published replay's documents in the search index (replacing what
 /// it had). Returns how many.
-pub async fn index_replay(app: &AppState, r: &ReplayRow) -> anyhow::Result<usize> {
+pub(crate) async fn index_replay(app: &AppState, r: &ReplayRow) -> anyhow::Result<usize> {
     let docs = documents(app, r).await?;
     let index = app.search()?;
     let id = r.id;
@@ -186,7 +189,7 @@ pub async fn index_replay(app: &AppState, r: &ReplayRow) -> anyhow::Result<usize
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PublishBody {
+pub(crate) struct PublishBody {
     /// enrolled (the default), tenant or public
     #[serde(default)]
     visibility: Option<String>,
@@ -194,7 +197,7 @@ pub struct PublishBody {
 
 /// What publishing answers.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Published {
+pub(crate) struct Published {
     pub replay_id: Uuid,
     pub session_id: Uuid,
     /// enrolled, tenant or public
@@ -233,7 +236,7 @@ pub struct Published {
         (status = 409, description = "The class is still live", body = ApiErrorBody),
         (status = 413, description = "Body too large", body = ApiErrorBody),
     ))]
-pub async fn publish(
+pub(crate) async fn publish(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -391,7 +394,7 @@ fn replay_id(ids: &PathIds) -> ApiResult<Uuid> {
 
 /// The replay's media, under signed URLs.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayMedia {
+pub(crate) struct ReplayMedia {
     /// The whole recording as one MP4; null until the recording is finalized.
     pub mp4_url: Option<String>,
     /// WebVTT captions; null until there is a transcript.
@@ -400,14 +403,14 @@ pub struct ReplayMedia {
 
 /// A replay's transcript (its duration is the replay's).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayTranscript {
+pub(crate) struct ReplayTranscript {
     pub model: String,
     pub segments: Vec<derive::TranscriptSegment>,
 }
 
 /// Where the artifact pipeline is for the replay's class.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayArtifacts {
+pub(crate) struct ReplayArtifacts {
     /// The job's state, or `not_started`.
     pub state: String,
     pub stages: Vec<artifacts::ArtifactStage>,
@@ -416,7 +419,7 @@ pub struct ReplayArtifacts {
 /// Everything a player needs. The artifacts are null until the pipeline
 /// has made them.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Replay {
+pub(crate) struct Replay {
     pub replay_id: Uuid,
     pub session_id: Uuid,
     pub title: String,
@@ -512,7 +515,11 @@ async fn body_of(app: &AppState, r: &ReplayRow) -> ApiResult<Replay> {
         (status = 403, description = "An enrolled-only replay of a course the caller is not on", body = ApiErrorBody),
         (status = 404, description = "No such replay in the tenant", body = ApiErrorBody),
     ))]
-pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Replay>> {
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Replay>> {
     let id = replay_id(&ids)?;
     let r = replay_by_id(&app, id)
         .await?
@@ -525,7 +532,7 @@ pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct KeyQuery {
+pub(crate) struct KeyQuery {
     /// The public link's key (`public_key` from publishing).
     key: String,
     /// The search text (used by the search only).
@@ -563,7 +570,7 @@ async fn public_replay(app: &AppState, ids: &PathIds, key: &str) -> ApiResult<Re
         (status = 404, description = "No such replay", body = ApiErrorBody),
         (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
-pub async fn public_get(
+pub(crate) async fn public_get(
     State(app): State<AppState>,
     ClientAddr(from): ClientAddr,
     ids: PathIds,
@@ -578,7 +585,7 @@ pub async fn public_get(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct SigQuery {
+pub(crate) struct SigQuery {
     /// The signature from the replay's `transcript_vtt_url`.
     sig: String,
 }
@@ -593,7 +600,7 @@ pub struct SigQuery {
         (status = 404, description = "No such replay", body = ApiErrorBody),
         (status = 409, description = "The pipeline has not made the transcript yet", body = ApiErrorBody),
     ))]
-pub async fn vtt(
+pub(crate) async fn vtt(
     State(app): State<AppState>,
     ids: PathIds,
     QueryParams(q): QueryParams<SigQuery>,
@@ -621,7 +628,7 @@ pub async fn vtt(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct SearchQuery {
+pub(crate) struct SearchQuery {
     /// Words, `"exact phrases"`, `-excluded` words (1 to 500 characters).
     q: String,
     /// Hits wanted, 1 to 100 (outside values are brought into range); 20 when absent.
@@ -757,7 +764,7 @@ async fn run_search(app: &AppState, q: Query, text: &str) -> ApiResult<Vec<class
 
 /// A hit inside one replay.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SearchHit {
+pub(crate) struct SearchHit {
     /// Where it is said or shown, on the media clock (to the word for
     /// transcript hits).
     pub start_ms: u64,
@@ -782,7 +789,7 @@ fn hit_of(h: &classroom_search::Hit) -> SearchHit {
 
 /// The hits of a search inside one replay, best first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReplaySearch {
+pub(crate) struct ReplaySearch {
     pub replay_id: Uuid,
     pub q: String,
     pub hits: Vec<SearchHit>,
@@ -799,7 +806,7 @@ pub struct ReplaySearch {
         (status = 403, description = "An enrolled-only replay of a course the caller is not on", body = ApiErrorBody),
         (status = 404, description = "No such replay in the tenant", body = ApiErrorBody),
     ))]
-pub async fn search(
+pub(crate) async fn search(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -827,7 +834,7 @@ pub async fn search(
         (status = 404, description = "No such replay", body = ApiErrorBody),
         (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
-pub async fn public_search(
+pub(crate) async fn public_search(
     State(app): State<AppState>,
     ClientAddr(from): ClientAddr,
     ids: PathIds,
@@ -866,7 +873,7 @@ async fn search_one(
 
 /// A hit in the replay library, with its replay.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LibraryHit {
+pub(crate) struct LibraryHit {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
@@ -884,7 +891,7 @@ pub struct LibraryHit {
 
 /// The hits of a search across the replays the caller may open, best first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LibrarySearch {
+pub(crate) struct LibrarySearch {
     pub q: String,
     pub hits: Vec<LibraryHit>,
 }
@@ -899,7 +906,7 @@ pub struct LibrarySearch {
         (status = 400, description = "Empty or too long q, nothing to search for, date out of range, or unknown query parameter", body = ApiErrorBody),
         (status = 401, description = "No or bad token", body = ApiErrorBody),
     ))]
-pub async fn search_all(
+pub(crate) async fn search_all(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<SearchQuery>,

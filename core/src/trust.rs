@@ -13,16 +13,16 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     Heartbeat,
     RelayToken,
     Event,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 3] = [Refusal::Heartbeat, Refusal::RelayToken, Refusal::Event];
+    pub(crate) const ALL: [Refusal; 3] = [Refusal::Heartbeat, Refusal::RelayToken, Refusal::Event];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Refusal::Heartbeat => "heartbeat",
             Refusal::RelayToken => "relay_token",
@@ -38,13 +38,13 @@ impl Refusal {
 static COUNTS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 /// How many refusals of `kind` this process has made.
-pub fn count(kind: Refusal) -> u64 {
+pub(crate) fn count(kind: Refusal) -> u64 {
     COUNTS[kind.index()].load(Ordering::Relaxed)
 }
 
 /// Counts, keeps and audits one refusal. `tenant` is the tenant it concerns
 /// (the session's, or the edge owner's); when None the edge's owner is used.
-pub async fn refuse(
+pub(crate) async fn refuse(
     db: &PgPool,
     edge: &EdgeId,
     kind: Refusal,
@@ -102,7 +102,7 @@ async fn write(
 }
 
 /// The counters in Prometheus text format.
-pub fn metrics_text() -> String {
+pub(crate) fn metrics_text() -> String {
     let mut out = String::from(
         "# HELP classroom_trust_refusals_total Messages the trust boundary refused, by kind.\n\
          # TYPE classroom_trust_refusals_total counter\n",

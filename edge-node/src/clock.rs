@@ -4,6 +4,6 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-pub fn event_time() -> DateTime<Utc> {
+pub(crate) fn event_time() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::registry::Registry;
 
-pub async fn serve(
+pub(crate) async fn serve(
     nats: async_nats::Client,
     registry: Registry,
     edge: protocol::EdgeId,

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::runtime::registry::Registry;
 
-pub async fn run(
+pub(crate) async fn run(
     nats: async_nats::Client,
     registry: Registry,
     sfu: crate::sfu::Sfu,

@@ -13,7 +13,7 @@ use protocol::claims::{ISSUER, JoinClaims, TokenType, join_audience};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("no token")]
     Missing,
     #[error("the join token has expired")]
@@ -36,7 +36,7 @@ struct Jwks {
 }
 
 #[derive(Clone)]
-pub struct JoinTokens {
+pub(crate) struct JoinTokens {
     edge: EdgeId,
     core_url: String,
     cache: PathBuf,
@@ -51,7 +51,7 @@ pub struct JoinTokens {
 const VERIFIED_CACHE: usize = 20_000;
 
 impl JoinTokens {
-    pub fn new(edge: EdgeId, core_url: String, cache: PathBuf) -> Self {
+    pub(crate) fn new(edge: EdgeId, core_url: String, cache: PathBuf) -> Self {
         let t = JoinTokens {
             edge,
             core_url,
@@ -89,7 +89,7 @@ impl JoinTokens {
 
     /// Fetches core's JWKS, retrying until it succeeds or `stop` fires; then
     /// refreshes it every few minutes.
-    pub async fn keep_fresh(self, stop: tokio_util::sync::CancellationToken) {
+    pub(crate) async fn keep_fresh(self, stop: tokio_util::sync::CancellationToken) {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build();
@@ -128,11 +128,11 @@ impl JoinTokens {
         }
     }
 
-    pub fn has_keys(&self) -> bool {
+    pub(crate) fn has_keys(&self) -> bool {
         self.keys.read().map(|k| !k.is_empty()).unwrap_or(false)
     }
 
-    pub fn verify(&self, token: &str) -> Result<JoinClaims, TokenError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<JoinClaims, TokenError> {
         let now = chrono::Utc::now().timestamp();
         if let Some(c) = self
             .verified

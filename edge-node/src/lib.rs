@@ -3,20 +3,20 @@
 //! media plane) the SFU, composer and recorder.
 #![warn(unreachable_pub)]
 
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod control;
-pub mod event_log;
-pub mod health;
-pub mod http;
-pub mod join_tokens;
-pub mod mesh;
-pub mod policy;
-pub mod rate_limit;
+mod control;
+mod event_log;
+mod health;
+mod http;
+mod join_tokens;
+mod mesh;
+mod policy;
+mod rate_limit;
 pub mod recorder;
-pub mod rtp;
-pub mod runtime;
-pub mod sfu;
+mod rtp;
+mod runtime;
+mod sfu;
 
 use std::time::Duration;
 

@@ -21,7 +21,7 @@ use protocol::{EventBody, ParticipantId, Permission, Role, SessionId, TenantId};
 /// Why a participant may not have what they asked for. Each maps to one
 /// api.md error code (`code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No seat in the class.
     NotJoined,
     /// A moderator removed them.
@@ -40,7 +40,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The api.md error code.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Refusal::NotJoined => "not_joined",
             Refusal::Removed => "removed",
@@ -53,7 +53,7 @@ impl Refusal {
     }
 
     /// The message for people.
-    pub fn message(self) -> String {
+    pub(crate) fn message(self) -> String {
         match self {
             Refusal::NotJoined => "join the session first".into(),
             Refusal::Removed => "you were removed from this session".into(),
@@ -68,14 +68,14 @@ impl Refusal {
 
 /// What a publisher offers: the source and the media kinds its SDP sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offer {
+pub(crate) struct Offer {
     pub source: TrackSource,
     pub audio: bool,
     pub video: bool,
 }
 
 /// The participant's seat, if they hold one and were not removed.
-pub fn seated(state: &SessionState, who: ParticipantId) -> Result<&Participant, Refusal> {
+pub(crate) fn seated(state: &SessionState, who: ParticipantId) -> Result<&Participant, Refusal> {
     let p = state.participant(who).ok_or(Refusal::NotJoined)?;
     if p.removed {
         return Err(Refusal::Removed);
@@ -87,7 +87,11 @@ pub fn seated(state: &SessionState, who: ParticipantId) -> Result<&Participant, 
 /// screens, the media kill switch, something offered, then the permission
 /// each kind needs (video `present`, audio `speak`, a screen
 /// `screen_share`).
-pub fn may_publish(state: &SessionState, who: ParticipantId, offer: Offer) -> Result<(), Refusal> {
+pub(crate) fn may_publish(
+    state: &SessionState,
+    who: ParticipantId,
+    offer: Offer,
+) -> Result<(), Refusal> {
     let p = seated(state, who)?;
     if offer.source == TrackSource::Screen && state.exam_mode {
         return Err(Refusal::ExamMode);
@@ -117,7 +121,11 @@ pub fn may_publish(state: &SessionState, who: ParticipantId, offer: Offer) -> Re
 
 /// Whether someone may watch a class hosted here: a seat for participants,
 /// public viewing switched on for public viewers.
-pub fn may_watch(state: &SessionState, role: Role, who: ParticipantId) -> Result<(), Refusal> {
+pub(crate) fn may_watch(
+    state: &SessionState,
+    role: Role,
+    who: ParticipantId,
+) -> Result<(), Refusal> {
     if role == Role::Public {
         return match state.settings.public_viewing {
             true => Ok(()),
@@ -146,7 +154,7 @@ pub enum Cut {
 /// What `event` cuts: a revoked publishing permission or a media kill
 /// switch cuts what the participant publishes; a removal cuts all their
 /// media; the end of the class cuts everyone.
-pub fn cut_for(event: &EventBody) -> Option<Cut> {
+pub(crate) fn cut_for(event: &EventBody) -> Option<Cut> {
     match event {
         EventBody::PermissionChanged {
             participant_id,
@@ -178,13 +186,13 @@ pub fn cut_for(event: &EventBody) -> Option<Cut> {
 /// Whether a viewer of `role` is sent a track: public viewers see the
 /// program (the composed class) only; everyone else sees the participants'
 /// own tracks and never the program.
-pub fn sees(role: Role, program: bool) -> bool {
+pub(crate) fn sees(role: Role, program: bool) -> bool {
     (role == Role::Public) == program
 }
 
 /// Whether a participant's tracks go into the recording: they consent and
 /// were not removed. Tracks of someone not (yet) in the state wait.
-pub fn recorded(state: &SessionState, who: ParticipantId) -> bool {
+pub(crate) fn recorded(state: &SessionState, who: ParticipantId) -> bool {
     state
         .participants
         .get(&who)
@@ -193,14 +201,14 @@ pub fn recorded(state: &SessionState, who: ParticipantId) -> bool {
 
 /// A far edge's audience for one class hosted elsewhere.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FarAudience {
+pub(crate) struct FarAudience {
     pub seated: u32,
     pub public: u32,
 }
 
 /// What a far edge does for one class after reading the home edge's state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FarPlan {
+pub(crate) struct FarPlan {
     /// Connections to close here.
     pub cuts: Vec<Cut>,
     /// Relay tracks to pull, by name: whose and which source.
@@ -209,7 +217,7 @@ pub struct FarPlan {
 
 /// The stand-in publisher of the program in an SFU (no participant sends
 /// it).
-pub fn program_participant() -> ParticipantId {
+pub(crate) fn program_participant() -> ParticipantId {
     ParticipantId::from_uuid(uuid::Uuid::nil())
 }
 
@@ -217,7 +225,7 @@ pub fn program_participant() -> ParticipantId {
 /// everyone here (and nothing is pulled); removed students are cut; public
 /// viewers are cut when public viewing is off; public viewers get the
 /// program, seated students every participant track.
-pub fn far_edge(
+pub(crate) fn far_edge(
     state: &SessionState,
     tenant: TenantId,
     session: SessionId,
@@ -268,7 +276,7 @@ pub fn far_edge(
 
 /// A media connection's life so far.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerLife {
+pub(crate) struct PeerLife {
     pub created: Instant,
     pub connected: bool,
     pub disconnected_since: Option<Instant>,
@@ -280,14 +288,14 @@ pub struct PeerLife {
 /// How long a connection may take to connect, stay disconnected, or stay
 /// silent.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerTimers {
+pub(crate) struct PeerTimers {
     pub connect_timeout: Duration,
     pub grace: Duration,
     pub idle: Duration,
 }
 
 /// Why a connection is given up at `now`, if it is.
-pub fn give_up(p: &PeerLife, t: &PeerTimers, now: Instant) -> Option<&'static str> {
+pub(crate) fn give_up(p: &PeerLife, t: &PeerTimers, now: Instant) -> Option<&'static str> {
     let since = |at: Instant| now.saturating_duration_since(at);
     if !p.connected && since(p.created) > t.connect_timeout {
         Some("never connected")
@@ -304,13 +312,13 @@ pub fn give_up(p: &PeerLife, t: &PeerTimers, now: Instant) -> Option<&'static st
 
 /// Whether a participant whose last connection dropped at `since` has left
 /// the class by `now` (a reconnect within the grace keeps the seat).
-pub fn has_left(since: Instant, grace: Duration, now: Instant) -> bool {
+pub(crate) fn has_left(since: Instant, grace: Duration, now: Instant) -> bool {
     now.saturating_duration_since(since) > grace
 }
 
 /// The connections that make room for one more when a participant holds
 /// `mine` (each with when it was made) against a cap: the oldest go.
-pub fn to_replace<T: Copy>(mine: &[(Instant, T)], cap: usize) -> Vec<T> {
+pub(crate) fn to_replace<T: Copy>(mine: &[(Instant, T)], cap: usize) -> Vec<T> {
     if mine.len() < cap {
         return Vec::new();
     }
@@ -324,7 +332,7 @@ pub fn to_replace<T: Copy>(mine: &[(Instant, T)], cap: usize) -> Vec<T> {
 }
 
 /// Whether one more public viewer fits a class that has `viewers`.
-pub fn public_full(viewers: usize, max: u32) -> bool {
+pub(crate) fn public_full(viewers: usize, max: u32) -> bool {
     viewers >= max as usize
 }
 

@@ -5,12 +5,12 @@
 
 /// One media packet as it travels between edges (and from the SFU's taps to
 /// the relay); defined with the mesh's wire format.
-pub use mesh_client::MediaPacket;
+pub(crate) use mesh_client::MediaPacket;
 
 /// The parts of an RTP packet the edge uses: (payload type, marker,
 /// sequence, timestamp, payload), skipping CSRCs, a header extension and
 /// padding. None for anything that is not RTP version 2 or is cut short.
-pub fn parse(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
+pub(crate) fn parse(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
     if p.len() < 12 || p[0] >> 6 != 2 {
         return None;
     }
@@ -31,7 +31,14 @@ pub fn parse(p: &[u8]) -> Option<(u8, bool, u16, u32, &[u8])> {
 }
 
 /// A 12-byte RTP header (version 2, no CSRC, no extensions) and `payload`.
-pub fn packet(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn packet(
+    pt: u8,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut p = Vec::with_capacity(12 + payload.len());
     p.push(0x80);
     p.push((pt & 0x7f) | if marker { 0x80 } else { 0 });

@@ -7,8 +7,8 @@
 //!   highlights, summary, WebVTT).
 //! - `transcribe`: the recording's audio through Whisper.
 
-pub mod derive;
-pub mod pipeline;
+pub(crate) mod derive;
+pub(crate) mod pipeline;
 mod transcribe;
 
 use axum::Json;
@@ -43,7 +43,7 @@ async fn may_read(app: &AppState, auth: &Auth, session: SessionId) -> ApiResult<
 
 /// The newest version of a session's artifact, or a 409 saying the pipeline
 /// has not made it yet.
-pub async fn require(app: &AppState, session: SessionId, kind: &str) -> ApiResult<Value> {
+pub(crate) async fn require(app: &AppState, session: SessionId, kind: &str) -> ApiResult<Value> {
     pipeline::artifact(app, session, kind)
         .await?
         .ok_or_else(|| {
@@ -56,7 +56,7 @@ pub async fn require(app: &AppState, session: SessionId, kind: &str) -> ApiResul
 
 /// The artifact job of a session.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ArtifactJob {
+pub(crate) struct ArtifactJob {
     /// pending, running, done or failed
     pub state: String,
     /// The event seq that (last) triggered the job.
@@ -69,7 +69,7 @@ pub struct ArtifactJob {
 
 /// One stage of the pipeline (transcript, slides, timeline, knowledge, index).
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ArtifactStage {
+pub(crate) struct ArtifactStage {
     pub stage: String,
     pub version: i32,
     pub state: String,
@@ -83,7 +83,7 @@ pub struct ArtifactStage {
 
 /// One stored version of an artifact.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ArtifactVersion {
+pub(crate) struct ArtifactVersion {
     /// transcript, slides, timeline, chapters, highlights or summary
     pub kind: String,
     pub version: i32,
@@ -92,7 +92,7 @@ pub struct ArtifactVersion {
 
 /// Where the artifact pipeline is for a session.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ArtifactStatus {
+pub(crate) struct ArtifactStatus {
     pub session_id: Uuid,
     /// The job's state, or `not_started`.
     pub state: String,
@@ -114,7 +114,7 @@ pub struct ArtifactStatus {
         (status = 403, description = "Neither staff nor a participant of the class", body = ApiErrorBody),
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
     ))]
-pub async fn status(
+pub(crate) async fn status(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -124,7 +124,7 @@ pub async fn status(
     Ok(Json(status_of(&app, id).await?))
 }
 
-pub async fn status_of(app: &AppState, id: SessionId) -> ApiResult<ArtifactStatus> {
+pub(crate) async fn status_of(app: &AppState, id: SessionId) -> ApiResult<ArtifactStatus> {
     type JobRow = (
         String,
         i64,
@@ -222,7 +222,7 @@ pub async fn status_of(app: &AppState, id: SessionId) -> ApiResult<ArtifactStatu
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The class is still live", body = ApiErrorBody),
     ))]
-pub async fn rerun(
+pub(crate) async fn rerun(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -255,7 +255,7 @@ pub async fn rerun(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct TranscriptQuery {
+pub(crate) struct TranscriptQuery {
     /// json (the default) or vtt (WebVTT captions)
     #[serde(default)]
     format: Option<String>,
@@ -276,7 +276,7 @@ pub struct TranscriptQuery {
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The pipeline has not made the transcript yet", body = ApiErrorBody),
     ))]
-pub async fn transcript(
+pub(crate) async fn transcript(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -288,7 +288,7 @@ pub async fn transcript(
     transcript_response(body, q.format.as_deref())
 }
 
-pub fn transcript_response(body: Value, format: Option<&str>) -> ApiResult<Response> {
+pub(crate) fn transcript_response(body: Value, format: Option<&str>) -> ApiResult<Response> {
     let t: derive::Transcript =
         serde_json::from_value(body).map_err(|e| anyhow::anyhow!("stored transcript: {e}"))?;
     match format {
@@ -311,19 +311,19 @@ pub fn transcript_response(body: Value, format: Option<&str>) -> ApiResult<Respo
 
 /// The chapters artifact, as stored.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ChaptersBody {
+pub(crate) struct ChaptersBody {
     pub chapters: Vec<derive::Chapter>,
 }
 
 /// The highlights artifact, as stored.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HighlightsBody {
+pub(crate) struct HighlightsBody {
     pub highlights: Vec<derive::Highlight>,
 }
 
 /// A stretch of the recording with no media.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TimelineGap {
+pub(crate) struct TimelineGap {
     pub from_ms: u64,
     pub to_ms: u64,
     pub reason: String,
@@ -331,7 +331,7 @@ pub struct TimelineGap {
 
 /// The timeline artifact, as stored: every class event on the media clock.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     pub duration_ms: u64,
     /// Always `recording media time, ms`.
     pub clock: String,
@@ -360,7 +360,7 @@ async fn derived(app: &AppState, auth: &Auth, ids: &PathIds, kind: &str) -> ApiR
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The pipeline has not made them yet", body = ApiErrorBody),
     ))]
-pub async fn chapters(
+pub(crate) async fn chapters(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -380,7 +380,7 @@ pub async fn chapters(
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The pipeline has not made them yet", body = ApiErrorBody),
     ))]
-pub async fn highlights(
+pub(crate) async fn highlights(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -400,7 +400,7 @@ pub async fn highlights(
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The pipeline has not made it yet", body = ApiErrorBody),
     ))]
-pub async fn summary(
+pub(crate) async fn summary(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -420,7 +420,7 @@ pub async fn summary(
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
         (status = 409, description = "The pipeline has not made it yet", body = ApiErrorBody),
     ))]
-pub async fn timeline(
+pub(crate) async fn timeline(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,

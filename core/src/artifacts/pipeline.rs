@@ -37,16 +37,16 @@ const MAX_ATTEMPTS: i32 = 12;
 const FINALIZE_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// Stage names and versions, in the order they run.
-pub const STAGES: &[(&str, i32)] = &[
+pub(crate) const STAGES: &[(&str, i32)] = &[
     ("transcript", TRANSCRIPT_VERSION),
     ("slides", 1),
     ("timeline", 1),
     ("knowledge", 1),
     ("index", 1),
 ];
-pub const TRANSCRIPT_VERSION: i32 = 1;
+pub(crate) const TRANSCRIPT_VERSION: i32 = 1;
 
-pub fn version_of(kind: &str) -> i32 {
+pub(crate) fn version_of(kind: &str) -> i32 {
     match kind {
         "transcript" => TRANSCRIPT_VERSION,
         _ => 1,
@@ -63,7 +63,7 @@ struct Head {
 }
 
 /// Reads the hub stream for the events that start a job.
-pub async fn run_triggers(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn run_triggers(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let stream = app
         .js()
         .get_stream(HUB_STREAM)
@@ -122,7 +122,7 @@ pub async fn run_triggers(app: AppState, stop: CancellationToken) -> anyhow::Res
 
 /// Queues (or re-queues) a session's job. A trigger older than what the job
 /// has seen changes nothing, so redeliveries are harmless.
-pub async fn enqueue(
+pub(crate) async fn enqueue(
     app: &AppState,
     tenant: Uuid,
     session: Uuid,
@@ -169,7 +169,7 @@ struct Job {
 }
 
 /// Runs due jobs one at a time until `stop`.
-pub async fn run_worker(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn run_worker(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     tracing::info!("artifact worker running");
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     while !stop.is_cancelled() {
@@ -767,7 +767,7 @@ async fn stages(app: &AppState, ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 /// The newest version of an artifact of a session.
-pub async fn artifact(
+pub(crate) async fn artifact(
     app: &AppState,
     session: SessionId,
     kind: &str,

@@ -18,7 +18,7 @@ use crate::http::extract::{JsonBody, PathIds};
 use crate::identity::Auth;
 use crate::orchestration::sessions::{actor_of, forward, load_session};
 
-pub async fn class_command(
+pub(crate) async fn class_command(
     State(app): State<AppState>,
     auth: Auth,
     route: MatchedPath,

@@ -24,15 +24,15 @@ use crate::http::extract::{PathIds, QueryParams};
 use crate::identity::Auth;
 
 /// PDFs above this are refused with 413.
-pub const MAX_PDF_BYTES: usize = 50 * 1024 * 1024;
+pub(crate) const MAX_PDF_BYTES: usize = 50 * 1024 * 1024;
 /// Decks with more pages are refused.
-pub const MAX_PAGES: usize = 400;
+pub(crate) const MAX_PAGES: usize = 400;
 /// Page images are rendered at this resolution (a 16:9 slide → ~1280 px wide).
 const RENDER_DPI: &str = "96";
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct UploadQuery {
+pub(crate) struct UploadQuery {
     /// The course the deck belongs to; absent: every course of the tenant.
     #[serde(default)]
     #[param(value_type = Option<String>, format = Uuid)]
@@ -53,7 +53,11 @@ fn deck_dir(app: &AppState, tenant: TenantId, deck: DeckId) -> PathBuf {
         .join(deck.to_string())
 }
 
-pub async fn page_count(app: &AppState, tenant: TenantId, deck: DeckId) -> ApiResult<Option<u32>> {
+pub(crate) async fn page_count(
+    app: &AppState,
+    tenant: TenantId,
+    deck: DeckId,
+) -> ApiResult<Option<u32>> {
     let row: Option<(i32,)> =
         sqlx::query_as("SELECT page_count FROM decks WHERE id = $1 AND tenant_id = $2")
             .bind(deck.as_uuid())
@@ -156,17 +160,17 @@ async fn render(pdf: &Path, dir: &Path) -> ApiResult<Vec<String>> {
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 #[allow(dead_code)]
-pub struct PdfFile(Vec<u8>);
+pub(crate) struct PdfFile(Vec<u8>);
 
 /// A PNG image (a rendered page), for the OpenAPI document.
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 #[allow(dead_code)]
-pub struct PngImage(Vec<u8>);
+pub(crate) struct PngImage(Vec<u8>);
 
 /// A page of a deck.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeckPage {
+pub(crate) struct DeckPage {
     /// 0-based.
     pub index: usize,
     /// The page's text (from `pdftotext`).
@@ -177,7 +181,7 @@ pub struct DeckPage {
 
 /// A deck with its pages.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Deck {
+pub(crate) struct Deck {
     #[schema(value_type = String, format = Uuid)]
     pub id: DeckId,
     pub title: String,
@@ -203,7 +207,7 @@ pub struct Deck {
         (status = 413, description = "The PDF is larger than 50 MiB", body = ApiErrorBody),
         (status = 503, description = "The PDF tools are not available on this server", body = ApiErrorBody),
     ))]
-pub async fn upload(
+pub(crate) async fn upload(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<UploadQuery>,
@@ -341,7 +345,7 @@ async fn announce(app: &AppState, tenant: TenantId, deck: DeckId, pages: u32) {
 }
 
 /// The decks an edge should know when a class of `course` starts there.
-pub async fn for_start(
+pub(crate) async fn for_start(
     app: &AppState,
     tenant: TenantId,
     course: Uuid,
@@ -366,7 +370,7 @@ pub async fn for_start(
 }
 
 /// Signed URLs of a deck's page images (valid a week).
-pub fn page_urls(app: &AppState, deck: DeckId, pages: u32) -> Vec<String> {
+pub(crate) fn page_urls(app: &AppState, deck: DeckId, pages: u32) -> Vec<String> {
     let exp = Utc::now().timestamp() + 7 * 24 * 3600;
     (0..pages)
         .map(|i| {
@@ -427,7 +431,11 @@ fn deck_json(
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 404, description = "No such deck in the tenant", body = ApiErrorBody),
     ))]
-pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiResult<Json<Deck>> {
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<Deck>> {
     let deck: DeckId = ids.get(0)?;
     let row: Option<(String, Option<Uuid>)> =
         sqlx::query_as("SELECT title, course_id FROM decks WHERE id = $1 AND tenant_id = $2")
@@ -453,7 +461,7 @@ pub async fn get(State(app): State<AppState>, auth: Auth, ids: PathIds) -> ApiRe
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     /// The signature from the page's `image_url`.
     sig: String,
 }
@@ -471,7 +479,7 @@ pub struct PageQuery {
         (status = 401, description = "The URL is not signed for this page or has expired", body = ApiErrorBody),
         (status = 404, description = "No such deck or page", body = ApiErrorBody),
     ))]
-pub async fn page_image(
+pub(crate) async fn page_image(
     State(app): State<AppState>,
     ids: PathIds,
     QueryParams(q): QueryParams<PageQuery>,

@@ -2,5 +2,5 @@
 //! `protocol::api::CLASS_ROUTES`) forwarded to the session's home edge, and
 //! slide decks.
 
-pub mod commands;
-pub mod decks;
+pub(crate) mod commands;
+pub(crate) mod decks;

@@ -18,7 +18,7 @@ use crate::identity::Auth;
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// The acting user's id.
     #[param(value_type = Option<String>, format = Uuid)]
     actor: Option<Uuid>,
@@ -37,7 +37,7 @@ pub struct AuditQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
     #[schema(value_type = Option<String>, format = Uuid)]
@@ -51,7 +51,7 @@ pub struct AuditEntry {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditPage {
+pub(crate) struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,7 +77,7 @@ fn short(what: &str, v: &Option<String>) -> ApiResult<()> {
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin", body = ApiErrorBody),
     ))]
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<AuditQuery>,

@@ -18,7 +18,7 @@ use crate::identity::Auth;
 
 /// A class that is live now.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct LiveClass {
+pub(crate) struct LiveClass {
     #[schema(value_type = String, format = Uuid)]
     pub session_id: Uuid,
     pub title: String,
@@ -38,7 +38,7 @@ pub struct LiveClass {
 
 /// A lesson run scheduled and not started yet.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct UpcomingClass {
+pub(crate) struct UpcomingClass {
     #[schema(value_type = String, format = Uuid)]
     pub lesson_run_id: Uuid,
     #[schema(value_type = String, format = Uuid)]
@@ -52,7 +52,7 @@ pub struct UpcomingClass {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MyClasses {
+pub(crate) struct MyClasses {
     pub live: Vec<LiveClass>,
     /// Soonest first; runs scheduled up to two hours ago that have not
     /// started yet are still here.
@@ -78,7 +78,10 @@ fn is_admin(auth: &Auth) -> bool {
         (status = 200, description = "Live classes and scheduled ones", body = MyClasses),
         (status = 401, description = "No or bad token", body = ApiErrorBody),
     ))]
-pub async fn my_classes(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<MyClasses>> {
+pub(crate) async fn my_classes(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<MyClasses>> {
     let live: Vec<LiveClass> = sqlx::query_as(&format!(
         "SELECT s.id AS session_id, s.title, c.id AS course_id, c.title AS course_title,
                 l.id AS lesson_id, l.title AS lesson_title, r.id AS lesson_run_id, s.edge_id,
@@ -117,7 +120,7 @@ pub async fn my_classes(State(app): State<AppState>, auth: Auth) -> ApiResult<Js
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct SessionQuery {
+pub(crate) struct SessionQuery {
     /// live or ended
     status: Option<String>,
     #[param(value_type = Option<String>, format = Uuid)]
@@ -130,7 +133,7 @@ pub struct SessionQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct SessionSummary {
+pub(crate) struct SessionSummary {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
     pub title: String,
@@ -154,7 +157,7 @@ pub struct SessionSummary {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionPage {
+pub(crate) struct SessionPage {
     pub sessions: Vec<SessionSummary>,
     /// Pass as `before` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,7 +173,7 @@ pub struct SessionPage {
         (status = 400, description = "Bad query", body = ApiErrorBody),
         (status = 401, description = "No or bad token", body = ApiErrorBody),
     ))]
-pub async fn sessions(
+pub(crate) async fn sessions(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<SessionQuery>,
@@ -227,7 +230,7 @@ pub async fn sessions(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ReplayQuery {
+pub(crate) struct ReplayQuery {
     #[param(value_type = Option<String>, format = Uuid)]
     course_id: Option<Uuid>,
     /// 1 to 200; 50 when absent.
@@ -238,7 +241,7 @@ pub struct ReplayQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ReplaySummary {
+pub(crate) struct ReplaySummary {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
     #[schema(value_type = String, format = Uuid)]
@@ -255,7 +258,7 @@ pub struct ReplaySummary {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayPage {
+pub(crate) struct ReplayPage {
     pub replays: Vec<ReplaySummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
@@ -270,7 +273,7 @@ pub struct ReplayPage {
         (status = 400, description = "Bad query", body = ApiErrorBody),
         (status = 401, description = "No or bad token", body = ApiErrorBody),
     ))]
-pub async fn replays(
+pub(crate) async fn replays(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<ReplayQuery>,

@@ -30,7 +30,7 @@ use crate::http::extract::{JsonBody, PathIds};
 use crate::identity::Auth;
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Member {
+pub(crate) struct Member {
     #[schema(value_type = String, format = Uuid)]
     pub user_id: Uuid,
     pub email: String,
@@ -41,7 +41,7 @@ pub struct Member {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MemberList {
+pub(crate) struct MemberList {
     pub members: Vec<Member>,
 }
 
@@ -60,7 +60,7 @@ const SELECT_MEMBER: &str =
         (status = 403, description = "Not staff of this course", body = ApiErrorBody),
         (status = 404, description = "No such course in the tenant", body = ApiErrorBody),
     ))]
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -80,7 +80,7 @@ pub async fn list(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewMember {
+pub(crate) struct NewMember {
     /// The user to enroll (or give `email`).
     #[schema(value_type = Option<String>, format = Uuid)]
     user_id: Option<Uuid>,
@@ -106,7 +106,7 @@ pub struct NewMember {
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many changes", body = ApiErrorBody),
     ))]
-pub async fn add(
+pub(crate) async fn add(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -239,7 +239,7 @@ async fn last_teacher_guard(
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many uploads", body = ApiErrorBody),
     ))]
-pub async fn import(
+pub(crate) async fn import(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -328,7 +328,7 @@ pub async fn import(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EnrolledLine {
+pub(crate) struct EnrolledLine {
     pub line: usize,
     #[schema(value_type = String, format = Uuid)]
     pub user_id: Uuid,
@@ -337,7 +337,7 @@ pub struct EnrolledLine {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RosterReport {
+pub(crate) struct RosterReport {
     /// Members enrolled or whose role is now the one given.
     pub enrolled: Vec<EnrolledLine>,
     pub errors: Vec<LineError>,
@@ -393,7 +393,7 @@ fn read_roster(bytes: &[u8]) -> ApiResult<(Vec<(usize, String, Role)>, Vec<LineE
         (status = 409, description = "The course's last teacher", body = ApiErrorBody),
         (status = 429, description = "Too many changes", body = ApiErrorBody),
     ))]
-pub async fn remove(
+pub(crate) async fn remove(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -436,7 +436,7 @@ pub async fn remove(
 }
 
 /// The roster as the session writer holds it.
-pub async fn roster(app: &AppState, course: CourseId) -> ApiResult<BTreeMap<UserId, Role>> {
+pub(crate) async fn roster(app: &AppState, course: CourseId) -> ApiResult<BTreeMap<UserId, Role>> {
     let rows: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT user_id, role::text FROM course_members WHERE course_id = $1")
             .bind(course.as_uuid())
@@ -449,7 +449,7 @@ pub async fn roster(app: &AppState, course: CourseId) -> ApiResult<BTreeMap<User
 }
 
 /// Hands a live class its roster (right after it started).
-pub async fn send_roster(
+pub(crate) async fn send_roster(
     app: &AppState,
     edge: &EdgeId,
     session: SessionId,

@@ -6,12 +6,12 @@
 //! anything in the tenant; everyone else acts through their place on the
 //! course's roster (`course_members`).
 
-pub mod audit_log;
-pub mod discovery;
-pub mod members;
-pub mod rate_limit;
-pub mod settings;
-pub mod users;
+pub(crate) mod audit_log;
+pub(crate) mod discovery;
+pub(crate) mod members;
+pub(crate) mod rate_limit;
+pub(crate) mod settings;
+pub(crate) mod users;
 
 use protocol::{CourseId, Role};
 use uuid::Uuid;
@@ -21,10 +21,10 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::identity::Auth;
 
 /// The roles a course member can have.
-pub const COURSE_ROLES: [Role; 3] = [Role::Teacher, Role::Assistant, Role::Student];
+pub(crate) const COURSE_ROLES: [Role; 3] = [Role::Teacher, Role::Assistant, Role::Student];
 
 /// Parses a course role (`teacher`, `assistant`, `student`).
-pub fn course_role_of(s: &str) -> ApiResult<Role> {
+pub(crate) fn course_role_of(s: &str) -> ApiResult<Role> {
     match s.parse::<Role>() {
         Ok(r) if COURSE_ROLES.contains(&r) => Ok(r),
         _ => Err(ApiError::bad_request(
@@ -36,7 +36,11 @@ pub fn course_role_of(s: &str) -> ApiResult<Role> {
 
 /// The caller's role in a course of their tenant (`None`: not a member).
 /// A course of another tenant, or none, is 404.
-pub async fn course_role(app: &AppState, auth: &Auth, course: CourseId) -> ApiResult<Option<Role>> {
+pub(crate) async fn course_role(
+    app: &AppState,
+    auth: &Auth,
+    course: CourseId,
+) -> ApiResult<Option<Role>> {
     let row: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT m.role::text FROM courses c
            LEFT JOIN course_members m ON m.course_id = c.id AND m.user_id = $3
@@ -53,7 +57,7 @@ pub async fn course_role(app: &AppState, auth: &Auth, course: CourseId) -> ApiRe
 
 /// Admins, and the course's teachers, manage a course (its lessons, its
 /// roster, its classes).
-pub async fn require_course_teacher(
+pub(crate) async fn require_course_teacher(
     app: &AppState,
     auth: &Auth,
     course: CourseId,
@@ -70,7 +74,11 @@ pub async fn require_course_teacher(
 }
 
 /// Admins, and the course's teachers and assistants, see its roster.
-pub async fn require_course_staff(app: &AppState, auth: &Auth, course: CourseId) -> ApiResult<()> {
+pub(crate) async fn require_course_staff(
+    app: &AppState,
+    auth: &Auth,
+    course: CourseId,
+) -> ApiResult<()> {
     let role = course_role(app, auth, course).await?;
     if auth.role == Role::Admin || matches!(role, Some(Role::Teacher | Role::Assistant)) {
         Ok(())
@@ -83,7 +91,7 @@ pub async fn require_course_staff(app: &AppState, auth: &Auth, course: CourseId)
 }
 
 /// The course a session belongs to.
-pub async fn course_of_session(app: &AppState, session: Uuid) -> ApiResult<CourseId> {
+pub(crate) async fn course_of_session(app: &AppState, session: Uuid) -> ApiResult<CourseId> {
     let (course,): (Uuid,) = sqlx::query_as(
         "SELECT l.course_id FROM sessions s
            JOIN lesson_runs r ON r.id = s.lesson_run_id
@@ -97,7 +105,7 @@ pub async fn course_of_session(app: &AppState, session: Uuid) -> ApiResult<Cours
 }
 
 /// A page size from `?limit=`: 1 to `max`, `default` when absent.
-pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
+pub(crate) fn page_limit(limit: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),

@@ -17,7 +17,7 @@ const MAX_BLOCKED_WORDS: usize = 500;
 const MAX_WORD_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct TenantSettings {
+pub(crate) struct TenantSettings {
     /// The tenant's display name.
     #[serde(default)]
     pub name: String,
@@ -34,7 +34,7 @@ pub struct TenantSettings {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SettingsPatch {
+pub(crate) struct SettingsPatch {
     name: Option<String>,
     recording_required: Option<bool>,
     public_viewing: Option<bool>,
@@ -65,7 +65,10 @@ fn view(name: String, stored: &Value) -> TenantSettings {
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin", body = ApiErrorBody),
     ))]
-pub async fn get(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<TenantSettings>> {
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<TenantSettings>> {
     auth.require_admin()?;
     let (name, stored) = load(&app, &auth).await?;
     Ok(Json(view(name, &stored)))
@@ -82,7 +85,7 @@ pub async fn get(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Tena
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many changes", body = ApiErrorBody),
     ))]
-pub async fn update(
+pub(crate) async fn update(
     State(app): State<AppState>,
     auth: Auth,
     body: JsonBody<SettingsPatch>,

@@ -28,12 +28,12 @@ use crate::identity::{Auth, passwords};
 /// no password until an admin sets one.
 const NO_PASSWORD: &str = "!no-password";
 /// The biggest CSV import, in bytes and in data lines.
-pub const MAX_IMPORT_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 const MAX_IMPORT_LINES: usize = 10_000;
 
 /// A user as the console shows it; never the password.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
-pub struct User {
+pub(crate) struct User {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
     pub email: String,
@@ -49,7 +49,7 @@ const SELECT_USER: &str =
      FROM users u JOIN role_bindings rb ON rb.tenant_id = u.tenant_id AND rb.user_id = u.id";
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
+pub(crate) struct UserList {
     pub users: Vec<User>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +59,7 @@ pub struct UserList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct UserQuery {
+pub(crate) struct UserQuery {
     /// Part of the email or the display name.
     q: Option<String>,
     /// admin, teacher, assistant or student
@@ -90,7 +90,7 @@ fn tenant_role(s: &str) -> ApiResult<Role> {
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin or teacher", body = ApiErrorBody),
     ))]
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<AppState>,
     auth: Auth,
     QueryParams(q): QueryParams<UserQuery>,
@@ -147,7 +147,7 @@ fn page(mut users: Vec<User>, limit: i64) -> UserList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewUser {
+pub(crate) struct NewUser {
     email: String,
     display_name: String,
     /// admin, teacher, assistant or student
@@ -271,7 +271,7 @@ async fn insert(
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many changes", body = ApiErrorBody),
     ))]
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<AppState>,
     auth: Auth,
     IdempotencyKey(key): IdempotencyKey,
@@ -306,7 +306,7 @@ pub async fn create(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UserPatch {
+pub(crate) struct UserPatch {
     display_name: Option<String>,
     /// admin, teacher, assistant or student
     role: Option<String>,
@@ -330,7 +330,7 @@ pub struct UserPatch {
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many changes", body = ApiErrorBody),
     ))]
-pub async fn update(
+pub(crate) async fn update(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,
@@ -443,7 +443,7 @@ pub async fn update(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ImportedUser {
+pub(crate) struct ImportedUser {
     /// 1-based line of the CSV (the header is line 1).
     pub line: usize,
     #[schema(value_type = String, format = Uuid)]
@@ -452,21 +452,21 @@ pub struct ImportedUser {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SkippedLine {
+pub(crate) struct SkippedLine {
     pub line: usize,
     pub email: String,
     pub reason: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LineError {
+pub(crate) struct LineError {
     pub line: usize,
     pub message: String,
 }
 
 /// What an import did, line by line.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ImportReport {
+pub(crate) struct ImportReport {
     pub created: Vec<ImportedUser>,
     /// Lines whose email already has an account (nothing changed).
     pub skipped: Vec<SkippedLine>,
@@ -639,7 +639,7 @@ fn read_csv(bytes: &[u8]) -> ApiResult<(Vec<Row>, Vec<LineError>)> {
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many imports", body = ApiErrorBody),
     ))]
-pub async fn import(
+pub(crate) async fn import(
     State(app): State<AppState>,
     auth: Auth,
     headers: HeaderMap,

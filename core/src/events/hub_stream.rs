@@ -57,7 +57,7 @@ fn config(sources: Vec<stream::Source>) -> stream::Config {
 }
 
 /// Creates the hub stream if it is missing, sourcing the given edges.
-pub async fn ensure(js: &jetstream::Context, edges: &[EdgeId]) -> anyhow::Result<()> {
+pub(crate) async fn ensure(js: &jetstream::Context, edges: &[EdgeId]) -> anyhow::Result<()> {
     match js.get_stream(HUB_STREAM).await {
         Ok(_) => {
             for e in edges {
@@ -77,7 +77,7 @@ pub async fn ensure(js: &jetstream::Context, edges: &[EdgeId]) -> anyhow::Result
 /// Adds an edge's stream to the hub's sources, if it is not there yet (or
 /// is there with an older configuration).
 /// Returns whether the config changed.
-pub async fn add_edge(js: &jetstream::Context, edge: &EdgeId) -> anyhow::Result<bool> {
+pub(crate) async fn add_edge(js: &jetstream::Context, edge: &EdgeId) -> anyhow::Result<bool> {
     let mut s = js
         .get_stream(HUB_STREAM)
         .await

@@ -30,7 +30,7 @@ const BATCH: usize = 500;
 /// (its start was rolled back: core never acknowledged that session).
 const MAX_ORPHAN_DELIVERIES: i64 = 40;
 
-pub struct Ingest {
+pub(crate) struct Ingest {
     db: PgPool,
     nats: async_nats::Client,
     /// Last gap-free seq per session, as committed.
@@ -50,7 +50,7 @@ enum Disposition {
 }
 
 impl Ingest {
-    pub fn new(db: PgPool, nats: async_nats::Client) -> Self {
+    pub(crate) fn new(db: PgPool, nats: async_nats::Client) -> Self {
         Ingest {
             db,
             nats,
@@ -60,7 +60,7 @@ impl Ingest {
         }
     }
 
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         js: jetstream::Context,
         stop: CancellationToken,
@@ -518,7 +518,7 @@ async fn project(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyhow
 
 /// Reads a seq range of one session straight from an edge's stream, through
 /// that edge's JetStream domain.
-pub async fn read_edge_range(
+pub(crate) async fn read_edge_range(
     nats: &async_nats::Client,
     edge: &EdgeId,
     tenant: TenantId,
@@ -568,7 +568,7 @@ pub async fn read_edge_range(
 /// Writes events core just received from an edge (a forwarded command's
 /// reply) if they continue the session's gap-free log; anything else is left
 /// to the ingest consumer. Gives callers read-your-writes.
-pub async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow::Result<()> {
+pub(crate) async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow::Result<()> {
     let Some(first) = events.first() else {
         return Ok(());
     };

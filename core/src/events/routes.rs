@@ -18,7 +18,7 @@ use crate::orchestration::sessions::{load_session, viewer_for};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Events with a seq above this (0 when absent: from the start).
     #[serde(default)]
     #[param(minimum = 0)]
@@ -33,7 +33,7 @@ pub struct EventsQuery {
 /// [`store::StoredEvent`], whose fields these are).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
-pub struct StoredEventDoc {
+pub(crate) struct StoredEventDoc {
     pub event_id: Uuid,
     pub tenant_id: Uuid,
     pub session_id: Uuid,
@@ -57,7 +57,7 @@ pub struct StoredEventDoc {
 
 /// A page of a session's log.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EventPage {
+pub(crate) struct EventPage {
     pub session_id: SessionId,
     /// live or ended
     pub status: String,
@@ -80,7 +80,7 @@ pub struct EventPage {
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
     ))]
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<AppState>,
     auth: Auth,
     ids: PathIds,

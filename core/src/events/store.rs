@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// An event as stored: the envelope with its payload kept as raw JSON, so a
 /// newer schema version than this core knows is stored intact.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
-pub struct StoredEvent {
+pub(crate) struct StoredEvent {
     pub event_id: Uuid,
     pub tenant_id: Uuid,
     pub session_id: Uuid,
@@ -27,16 +27,16 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    pub fn from_json(bytes: &[u8]) -> Result<StoredEvent, serde_json::Error> {
+    pub(crate) fn from_json(bytes: &[u8]) -> Result<StoredEvent, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
 
-    pub fn from_envelope(ev: &Envelope) -> Result<StoredEvent, serde_json::Error> {
+    pub(crate) fn from_envelope(ev: &Envelope) -> Result<StoredEvent, serde_json::Error> {
         serde_json::from_value(serde_json::to_value(ev)?)
     }
 
     /// The typed envelope, when this core knows the event's schema.
-    pub fn typed(&self) -> Option<Envelope> {
+    pub(crate) fn typed(&self) -> Option<Envelope> {
         serde_json::to_value(self)
             .ok()
             .and_then(|v| serde_json::from_value(v).ok())
@@ -45,7 +45,7 @@ impl StoredEvent {
 
 /// Inserts one event; a second copy of the same event is a no-op. Returns
 /// whether a row was written.
-pub async fn insert(
+pub(crate) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     ev: &StoredEvent,
 ) -> Result<bool, sqlx::Error> {
@@ -72,7 +72,7 @@ pub async fn insert(
 
 /// Inserts many events in one statement; duplicates are no-ops. Returns the
 /// ids that were new.
-pub async fn insert_many(
+pub(crate) async fn insert_many(
     tx: &mut Transaction<'_, Postgres>,
     evs: &[StoredEvent],
 ) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
@@ -100,7 +100,7 @@ pub async fn insert_many(
 }
 
 /// Events after `after`, up to the session's gap-free high-water mark.
-pub async fn read_after(
+pub(crate) async fn read_after(
     db: &PgPool,
     tenant: TenantId,
     session: SessionId,
@@ -125,7 +125,7 @@ pub async fn read_after(
 }
 
 /// The whole gap-free log of a session, typed, for folding.
-pub async fn read_all_typed(
+pub(crate) async fn read_all_typed(
     db: &PgPool,
     tenant: TenantId,
     session: SessionId,

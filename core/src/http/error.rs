@@ -174,10 +174,10 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The api.md error body, for the OpenAPI document (shared with the edge).
-pub use protocol::api::{ApiErrorBody, ApiErrorDetail};
+pub(crate) use protocol::api::ApiErrorBody;
 
 #[cfg(test)]
 mod tests {

@@ -68,7 +68,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 }
 
 /// Whether any string (or key) in `v` holds a NUL character.
-pub fn holds_nul(v: &serde_json::Value) -> bool {
+pub(crate) fn holds_nul(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) => s.contains('\0'),
         serde_json::Value::Array(a) => a.iter().any(holds_nul),

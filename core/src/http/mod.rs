@@ -1,9 +1,9 @@
 //! The HTTP API: one router, the api.md contract.
 
-pub mod error;
-pub mod extract;
-pub mod throttle;
-pub mod web;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod throttle;
+pub(crate) mod web;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -26,14 +26,14 @@ use crate::{artifacts, replays};
 use error::ApiError;
 
 /// JSON bodies above this are refused with 413.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Every documented route of core: the handlers carry their OpenAPI
 /// annotations and are registered through `routes!`, so a route and its
 /// description cannot drift apart. `/openapi.json` is made from this.
 /// Class command routes are added by [`router`] from the shared table (their
 /// description comes from `protocol::api::openapi`).
-pub fn api() -> OpenApiRouter<AppState> {
+pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(metrics))
@@ -145,7 +145,7 @@ fn cors_layer(origins: &str) -> CorsLayer {
 
 /// Whether core and what it needs (PostgreSQL, NATS) are up.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     /// `ok`, or `degraded` when a dependency is down.
     pub status: String,
     /// Always `core`.

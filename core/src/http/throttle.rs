@@ -19,7 +19,7 @@ use crate::http::error::{ApiError, ApiResult};
 
 /// A bucket's shape: how many at once, and how many come back a second.
 #[derive(Debug, Clone, Copy)]
-pub struct Shape {
+pub(crate) struct Shape {
     pub burst: f64,
     pub per_sec: f64,
 }
@@ -30,13 +30,13 @@ struct Bucket {
 }
 
 /// Buckets of one shape, one per key.
-pub struct Buckets<K> {
+pub(crate) struct Buckets<K> {
     shape: Shape,
     map: Mutex<HashMap<K, Bucket>>,
 }
 
 impl<K: Hash + Eq> Buckets<K> {
-    pub fn new(shape: Shape) -> Self {
+    pub(crate) fn new(shape: Shape) -> Self {
         Buckets {
             shape,
             map: Mutex::new(HashMap::new()),
@@ -44,12 +44,12 @@ impl<K: Hash + Eq> Buckets<K> {
     }
 
     /// Takes a token for `key`, or answers 429 with how long to wait.
-    pub fn take(&self, key: K) -> ApiResult<()> {
+    pub(crate) fn take(&self, key: K) -> ApiResult<()> {
         self.with(key, Instant::now(), true)
     }
 
     /// Whether `key` has a token left, without taking it.
-    pub fn check(&self, key: K) -> ApiResult<()> {
+    pub(crate) fn check(&self, key: K) -> ApiResult<()> {
         self.with(key, Instant::now(), false)
     }
 

@@ -18,7 +18,7 @@ use crate::http::throttle::ClientAddr;
         (status = 200, description = "The web app", body = String, content_type = "text/html"),
         (status = 503, description = "The web app is not built (`npm run build` in web/)", body = ApiErrorBody),
     ))]
-pub async fn index(State(app): State<AppState>) -> Response {
+pub(crate) async fn index(State(app): State<AppState>) -> Response {
     let path = app.config().web_dir.join("index.html");
     match tokio::fs::read(&path).await {
         Ok(body) => (
@@ -54,7 +54,7 @@ pub async fn index(State(app): State<AppState>) -> Response {
         (status = 400, description = "Not an asset path", body = ApiErrorBody),
         (status = 404, description = "No such asset", body = ApiErrorBody),
     ))]
-pub async fn asset(
+pub(crate) async fn asset(
     State(app): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> Response {
@@ -89,7 +89,7 @@ pub async fn asset(
 
 #[derive(serde::Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct QrQuery {
+pub(crate) struct QrQuery {
     /// What the code says (a URL), 1 to 2000 bytes.
     data: String,
 }
@@ -102,7 +102,7 @@ pub struct QrQuery {
         (status = 400, description = "data missing, empty, too long or too much for a QR code", body = ApiErrorBody),
         (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
-pub async fn qr(
+pub(crate) async fn qr(
     State(app): State<AppState>,
     ClientAddr(from): ClientAddr,
     QueryParams(q): QueryParams<QrQuery>,

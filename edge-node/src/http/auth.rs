@@ -11,10 +11,10 @@ use crate::http::error::EdgeError;
 use crate::join_tokens::TokenError;
 
 /// A participant holding a valid join token for this edge.
-pub struct Joined(pub JoinClaims);
+pub(crate) struct Joined(pub JoinClaims);
 
 impl Joined {
-    pub fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor::Person {
             user_id: self.0.uid,
             participant_id: Some(self.0.sub),
@@ -23,7 +23,7 @@ impl Joined {
     }
 
     /// The token is for one session; any other is refused.
-    pub fn require_session(&self, id: SessionId) -> Result<(), EdgeError> {
+    pub(crate) fn require_session(&self, id: SessionId) -> Result<(), EdgeError> {
         if self.0.sid == id {
             Ok(())
         } else {

@@ -23,7 +23,7 @@ use crate::http::auth::Joined;
 use crate::http::error::EdgeError;
 
 /// A JSON body with api.md errors (400 bad JSON, 413 too large).
-pub struct Body<T>(pub T);
+pub(crate) struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = EdgeError;
@@ -68,7 +68,7 @@ fn session_id(raw: &str) -> Result<SessionId, EdgeError> {
 }
 
 /// Runs one command through the session's writer on behalf of the token holder.
-pub async fn run(
+pub(crate) async fn run(
     state: &EdgeState,
     who: &Joined,
     session: SessionId,
@@ -108,7 +108,11 @@ type Res = Result<Json<Value>, EdgeError>;
         (status = 404, description = "The session is not live on this edge (`session_not_found`)", body = ApiErrorBody),
         (status = 503, description = "The session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
-pub async fn state(State(st): State<EdgeState>, who: Joined, Path(sid): Path<String>) -> Res {
+pub(crate) async fn state(
+    State(st): State<EdgeState>,
+    who: Joined,
+    Path(sid): Path<String>,
+) -> Res {
     let sid = session_id(&sid)?;
     who.require_session(sid)?;
     let h = st.registry.get(sid).await.ok_or_else(|| {
@@ -138,7 +142,7 @@ fn input_error(e: InputError) -> EdgeError {
     EdgeError::new(status, e.code(), e.message())
 }
 
-pub async fn class_command(
+pub(crate) async fn class_command(
     State(st): State<EdgeState>,
     who: Joined,
     route: MatchedPath,
@@ -164,7 +168,7 @@ pub async fn class_command(
 
 /// What a permission change answers.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PermissionsAnswer {
+pub(crate) struct PermissionsAnswer {
     pub participant_id: ParticipantId,
     /// The participant's permissions now (null if the session has just ended).
     pub permissions: Option<BTreeSet<Permission>>,
@@ -189,7 +193,7 @@ pub struct PermissionsAnswer {
         (status = 429, description = "Too many commands (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
         (status = 503, description = "The event log or the session's writer is unavailable, or the token keys are not loaded yet; nothing was changed", body = ApiErrorBody),
     ))]
-pub async fn permissions(
+pub(crate) async fn permissions(
     State(st): State<EdgeState>,
     who: Joined,
     Path(sid): Path<String>,
@@ -242,7 +246,7 @@ pub async fn permissions(
         (status = 429, description = "Too many commands (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
         (status = 503, description = "The event log or the session's writer is unavailable, or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
-pub async fn leave(
+pub(crate) async fn leave(
     State(st): State<EdgeState>,
     who: Joined,
     Path(sid): Path<String>,

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::join_tokens::TokenError;
 
 #[derive(Debug)]
-pub struct EdgeError {
+pub(crate) struct EdgeError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
@@ -19,7 +19,7 @@ pub struct EdgeError {
 }
 
 impl EdgeError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         EdgeError {
             status,
             code: code.to_owned(),
@@ -28,10 +28,10 @@ impl EdgeError {
             retry_after_secs: None,
         }
     }
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
-    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 }

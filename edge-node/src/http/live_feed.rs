@@ -26,7 +26,7 @@ use crate::http::error::EdgeError;
 use crate::runtime::session::SessionHandle;
 
 #[derive(Deserialize)]
-pub struct LiveQuery {
+pub(crate) struct LiveQuery {
     #[serde(default)]
     after: Option<u64>,
 }
@@ -34,7 +34,7 @@ pub struct LiveQuery {
 /// One text frame of the live feed (each a JSON object).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum LiveMessage<'a> {
+pub(crate) enum LiveMessage<'a> {
     /// The state as the viewer may see it: first without `after`, and
     /// whenever the client sends `{"type":"snapshot"}`.
     Snapshot { seq: Seq, state: Box<SessionView> },
@@ -82,7 +82,7 @@ impl LiveMessage<'_> {
         (status = 426, description = "The connection cannot be upgraded (plain text)", body = String, content_type = "text/plain"),
         (status = 503, description = "The token keys are not loaded yet (`keys_unavailable`)", body = ApiErrorBody),
     ))]
-pub async fn live(
+pub(crate) async fn live(
     // the token is checked first: an unauthenticated request is a 401 even
     // when it is not a WebSocket upgrade
     who: Joined,

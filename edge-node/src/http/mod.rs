@@ -7,11 +7,11 @@
 //! command routes, shared with core, are described once in
 //! `protocol::api::openapi`.
 
-pub mod auth;
-pub mod commands;
-pub mod error;
-pub mod live_feed;
-pub mod signaling;
+pub(crate) mod auth;
+pub(crate) mod commands;
+pub(crate) mod error;
+pub(crate) mod live_feed;
+pub(crate) mod signaling;
 
 use std::sync::OnceLock;
 
@@ -33,7 +33,7 @@ use crate::join_tokens::JoinTokens;
 use crate::runtime::registry::Registry;
 
 #[derive(Clone)]
-pub struct EdgeState {
+pub(crate) struct EdgeState {
     pub registry: Registry,
     pub tokens: JoinTokens,
     pub config: Config,
@@ -44,13 +44,13 @@ pub struct EdgeState {
 }
 
 /// JSON bodies above this are refused with 413.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// Every route of the edge, with its OpenAPI description: the handlers
 /// carry their annotations and are registered through `routes!`; the class
 /// command routes come from the shared table (described by
 /// `protocol::api::openapi::class_routes`).
-pub fn api() -> OpenApiRouter<EdgeState> {
+pub(crate) fn api() -> OpenApiRouter<EdgeState> {
     use commands as c;
     let mut router = OpenApiRouter::new();
     for r in protocol::api::CLASS_ROUTES {
@@ -73,7 +73,7 @@ pub fn api() -> OpenApiRouter<EdgeState> {
         .routes(routes!(c::leave))
 }
 
-pub fn router(state: EdgeState) -> Router {
+pub(crate) fn router(state: EdgeState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let (router, _) = api().split_for_parts();
     router
@@ -131,7 +131,7 @@ impl Modify for JoinTokenScheme {
 }
 
 /// The edge's whole document: its routes and the class command routes.
-pub fn spec() -> utoipa::openapi::OpenApi {
+pub(crate) fn spec() -> utoipa::openapi::OpenApi {
     let mut doc = Base::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.merge(api().into_openapi());
@@ -179,7 +179,7 @@ fn cors_layer(origins: &str) -> CorsLayer {
 
 /// Whether the edge and what it needs are up.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EdgeHealth {
+pub(crate) struct EdgeHealth {
     pub appends: EdgeAppends,
     pub edge_id: protocol::EdgeId,
     /// The event log (JetStream) answers.
@@ -199,7 +199,7 @@ pub struct EdgeHealth {
 
 /// The media plane (SFU).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EdgeMedia {
+pub(crate) struct EdgeMedia {
     pub alive: bool,
     pub packets_in: u64,
     pub packets_out: u64,
@@ -210,7 +210,7 @@ pub struct EdgeMedia {
 
 /// Event log appends since start.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EdgeAppends {
+pub(crate) struct EdgeAppends {
     pub batches: u64,
     pub events: u64,
     pub failures: u64,

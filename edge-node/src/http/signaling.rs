@@ -22,7 +22,7 @@ use crate::sfu::{Direction, PeerId, PeerOwner, SfuError};
 const MAX_SDP: usize = 64 * 1024;
 
 #[derive(Deserialize, Default)]
-pub struct PublishQuery {
+pub(crate) struct PublishQuery {
     /// `camera` (default) or `screen`.
     #[serde(default)]
     source: Option<String>,
@@ -190,7 +190,7 @@ fn owner(who: &Joined, session: SessionId) -> PeerOwner {
         (status = 413, description = "The offer is larger than 64 KiB (plain text from the body limit)", body = String, content_type = "text/plain"),
         (status = 503, description = "The media plane is down (`media_unavailable`), the session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
-pub async fn publish(
+pub(crate) async fn publish(
     who: Joined,
     State(st): State<EdgeState>,
     Path(session): Path<String>,
@@ -245,7 +245,7 @@ pub async fn publish(
         (status = 413, description = "The offer is larger than 64 KiB (plain text from the body limit)", body = String, content_type = "text/plain"),
         (status = 503, description = "The media plane is down (`media_unavailable`), no relay to reach the class's home edge (`no_relay`), the class has as many public viewers as this edge takes (`class_full`, with `Retry-After`), the session's writer stopped, or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     who: Joined,
     State(st): State<EdgeState>,
     Path(session): Path<String>,
@@ -309,7 +309,7 @@ pub async fn subscribe(
         (status = 404, description = "No such connection (`peer_not_found`)", body = ApiErrorBody),
         (status = 503, description = "The media plane is down (`media_unavailable`), or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
-pub async fn leave_whip(
+pub(crate) async fn leave_whip(
     who: Joined,
     st: State<EdgeState>,
     path: Path<(String, String)>,
@@ -332,7 +332,7 @@ pub async fn leave_whip(
         (status = 404, description = "No such connection (`peer_not_found`)", body = ApiErrorBody),
         (status = 503, description = "The media plane is down (`media_unavailable`), or the token keys are not loaded yet", body = ApiErrorBody),
     ))]
-pub async fn leave_whep(
+pub(crate) async fn leave_whep(
     who: Joined,
     st: State<EdgeState>,
     path: Path<(String, String)>,

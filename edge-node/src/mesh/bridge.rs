@@ -53,7 +53,7 @@ fn codec_of(c: TapCodec) -> Codec {
 /// no longer hosted here.
 /// Publishes every session the SFU hands a hosted tap for, each on its own
 /// task, until the SFU goes away.
-pub async fn publish_hosted(
+pub(crate) async fn publish_hosted(
     mut hosted: mpsc::UnboundedReceiver<HostedTap>,
     uplink: Uplink,
     nats: async_nats::Client,
@@ -197,7 +197,7 @@ async fn publish_session(
 
 /// The relay feeds of sessions hosted on other edges, one per session.
 #[derive(Clone)]
-pub struct RemoteFeeds {
+pub(crate) struct RemoteFeeds {
     feeds: Arc<Mutex<HashMap<SessionId, JoinHandle<()>>>>,
     sfu: Sfu,
     uplink: Uplink,
@@ -207,7 +207,12 @@ pub struct RemoteFeeds {
 }
 
 impl RemoteFeeds {
-    pub fn new(sfu: Sfu, uplink: Uplink, nats: async_nats::Client, me: EdgeId) -> RemoteFeeds {
+    pub(crate) fn new(
+        sfu: Sfu,
+        uplink: Uplink,
+        nats: async_nats::Client,
+        me: EdgeId,
+    ) -> RemoteFeeds {
         RemoteFeeds {
             feeds: Arc::default(),
             sfu,
@@ -218,12 +223,12 @@ impl RemoteFeeds {
     }
 
     /// Whether this edge can carry classes hosted elsewhere (has a relay).
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.uplink.is_enabled()
     }
 
     /// Makes sure the session's tracks are pulled from the relay.
-    pub fn ensure(&self, tenant: TenantId, session: SessionId, home: EdgeId) {
+    pub(crate) fn ensure(&self, tenant: TenantId, session: SessionId, home: EdgeId) {
         let Ok(mut feeds) = self.feeds.lock() else {
             return;
         };

@@ -6,12 +6,9 @@
 //! The relay end is `relay/` (its `client.rs` dials the same way for relay
 //! chaining).
 
-pub mod bridge;
+pub(crate) mod bridge;
 mod uplink;
 
-pub use bridge::RemoteFeeds;
-pub use mesh_client::{
-    MediaPacket, MeshClient, MeshError, ReceivedPacket, TrackPublisher, TrackSubscriber,
-    fetch_token, wire,
-};
-pub use uplink::Uplink;
+pub(crate) use bridge::RemoteFeeds;
+pub(crate) use mesh_client::{MediaPacket, MeshClient, MeshError, TrackPublisher, fetch_token};
+pub(crate) use uplink::Uplink;

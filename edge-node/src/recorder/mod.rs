@@ -16,11 +16,11 @@
 //! records, transcribed on the side, as `caption.segment` events on the same
 //! media clock.
 
-pub mod captions;
+mod captions;
 pub mod layout;
 pub mod pipeline;
 pub mod raster;
-pub mod spool;
+pub(crate) mod spool;
 mod task;
 
 use std::collections::HashMap;

@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
+pub(crate) enum SpoolError {
     #[error("spool file {0}: {1}")]
     Io(PathBuf, std::io::Error),
     #[error("object storage: {0}")]
@@ -20,14 +20,14 @@ pub enum SpoolError {
 
 /// A finished segment on local disk.
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub path: PathBuf,
     pub bytes: u64,
     pub sha256: String,
 }
 
 /// Makes a closed `.part` durable and visible: fsync, rename, checksum.
-pub fn seal(part: &Path) -> Result<Finished, SpoolError> {
+pub(crate) fn seal(part: &Path) -> Result<Finished, SpoolError> {
     let io = |e| SpoolError::Io(part.to_path_buf(), e);
     let f = std::fs::File::open(part).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -53,7 +53,7 @@ pub fn seal(part: &Path) -> Result<Finished, SpoolError> {
 }
 
 /// Uploads a file to `key`, retrying with backoff for about a minute.
-pub async fn upload(
+pub(crate) async fn upload(
     store: &Arc<dyn ObjectStore>,
     file: &Path,
     key: &str,
@@ -78,7 +78,7 @@ pub async fn upload(
     Err(SpoolError::Store(last))
 }
 
-pub async fn upload_bytes(
+pub(crate) async fn upload_bytes(
     store: &Arc<dyn ObjectStore>,
     key: &str,
     data: Vec<u8>,
@@ -91,7 +91,7 @@ pub async fn upload_bytes(
 }
 
 /// The store: a local directory (object_store's local file system).
-pub fn local_store(dir: &Path) -> Result<Arc<dyn ObjectStore>, SpoolError> {
+pub(crate) fn local_store(dir: &Path) -> Result<Arc<dyn ObjectStore>, SpoolError> {
     std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io(dir.to_path_buf(), e))?;
     let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
         .map_err(|e| SpoolError::Store(e.to_string()))?;

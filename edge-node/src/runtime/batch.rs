@@ -19,7 +19,7 @@ use protocol::*;
 
 /// How one command of a batch came out.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Rejected(Rejection),
     /// Its events are `events[range]` of the batch (possibly none).
     Decided {
@@ -31,7 +31,7 @@ pub enum Outcome {
 
 /// A decided batch, not yet durable.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// The state once every event is applied; the writer takes it only
     /// after the append.
     pub state: SessionState,
@@ -43,7 +43,7 @@ pub struct Planned {
 /// Decides `commands` in order against `state`. `limited` says whether a
 /// command is over its caller's rate limit (seconds to wait); `event_id`
 /// names each new event. Rejections consume no `seq`.
-pub fn plan(
+pub(crate) fn plan(
     state: &SessionState,
     edge: &EdgeId,
     now: DateTime<Utc>,
@@ -101,7 +101,7 @@ pub fn plan(
 /// The answer to each command. `durable`: None when the append succeeded;
 /// after a failed one, the ids of the batch's events the log holds anyway
 /// (`error` says why the rest did not land).
-pub fn settle(
+pub(crate) fn settle(
     outcomes: Vec<Outcome>,
     events: &[Envelope],
     durable: Option<&HashSet<EventId>>,

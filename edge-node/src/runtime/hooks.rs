@@ -16,7 +16,7 @@ use super::session::SessionHandle;
 
 /// Whatever the recorder armed for one class; only the recorder looks
 /// inside.
-pub type Armed = Box<dyn Any + Send>;
+pub(crate) type Armed = Box<dyn Any + Send>;
 
 /// How arming went.
 pub enum ArmOutcome {

@@ -1,7 +1,7 @@
 //! The live session runtime: one task per session, the session's one writer.
 
-pub mod batch;
-pub mod hooks;
-pub mod recovery;
-pub mod registry;
-pub mod session;
+pub(crate) mod batch;
+pub(crate) mod hooks;
+pub(crate) mod recovery;
+pub(crate) mod registry;
+pub(crate) mod session;

@@ -8,7 +8,7 @@ use protocol::{Envelope, fold};
 
 /// One session's fate after a restart.
 #[derive(Debug)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Still live: its writer starts again from this state; `rearm` when a
     /// recording was running (the recorder re-arms, the gap is logged).
     Resume {
@@ -23,7 +23,7 @@ pub enum Verdict {
 }
 
 /// The verdict for one session's events, in log order.
-pub fn judge(events: &[Envelope]) -> Verdict {
+pub(crate) fn judge(events: &[Envelope]) -> Verdict {
     let state = match fold(events) {
         Ok(s) => s,
         Err(e) => return Verdict::Unreadable(e.to_string()),

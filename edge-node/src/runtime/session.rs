@@ -24,7 +24,7 @@ use crate::rate_limit::RateLimits;
 /// resumes from the event log.
 const FEED_CAPACITY: usize = 4096;
 
-pub enum SessionMsg {
+pub(crate) enum SessionMsg {
     Command {
         actor: Actor,
         command: Command,
@@ -135,7 +135,7 @@ impl SessionHandle {
     }
 }
 
-pub struct SessionTask {
+pub(crate) struct SessionTask {
     state: SessionState,
     log: EventLog,
     edge: EdgeId,
@@ -146,7 +146,7 @@ pub struct SessionTask {
 }
 
 /// Starts the writer for a session whose log is `events` (folding to `state`).
-pub fn spawn(
+pub(crate) fn spawn(
     state: SessionState,
     events: &[Envelope],
     log: EventLog,

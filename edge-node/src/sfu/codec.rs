@@ -11,7 +11,7 @@ const IDR_NALU: u8 = 5;
 const STAP_A: u8 = 24;
 const FU_A: u8 = 28;
 
-pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
+pub(crate) fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
     match codec {
         Codec::Vp8 => Vp8Descriptor::parse(payload).is_ok_and(|d| d.starts_keyframe(payload)),
         Codec::H264 => h264_nalus(payload).any(|t| t == SPS_NALU || t == IDR_NALU),
@@ -49,7 +49,7 @@ fn h264_nalus(payload: &[u8]) -> impl Iterator<Item = u8> + '_ {
     types.into_iter()
 }
 
-pub fn vp8_picture_id(codec: Codec, payload: &[u8]) -> Option<u16> {
+pub(crate) fn vp8_picture_id(codec: Codec, payload: &[u8]) -> Option<u16> {
     match codec {
         Codec::Vp8 => Vp8Descriptor::parse(payload)
             .ok()
@@ -60,7 +60,7 @@ pub fn vp8_picture_id(codec: Codec, payload: &[u8]) -> Option<u16> {
 
 /// Rank of a simulcast rid: browsers name layers `q`/`h`/`f` (quarter, half,
 /// full) or `l`/`m`/`h`; anything else keeps offer order.
-pub fn rid_rank(rid: &str, position: usize) -> usize {
+pub(crate) fn rid_rank(rid: &str, position: usize) -> usize {
     match rid {
         "q" | "l" | "low" | "lo" | "0" => 0,
         "m" | "mid" | "1" => 1,

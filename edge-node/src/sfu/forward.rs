@@ -28,17 +28,17 @@ pub struct TrackKey {
 
 /// A simulcast layer, 0 = lowest. Tracks without simulcast have only 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Layer(pub u8);
+pub(crate) struct Layer(pub u8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Audio,
     Video,
 }
 
 /// One incoming RTP packet, as far as forwarding cares.
 #[derive(Debug, Clone)]
-pub struct Incoming {
+pub(crate) struct Incoming {
     pub track: TrackKey,
     pub layer: Layer,
     /// Extended sequence number.
@@ -55,7 +55,7 @@ pub struct Incoming {
 
 /// Send this packet to this subscriber with these rewritten fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
+pub(crate) struct Forward {
     pub subscriber: PeerId,
     pub out_mid: Mid,
     pub seq: u64,
@@ -65,13 +65,13 @@ pub struct Forward {
 
 /// Ask the publisher of `track` for a keyframe on `layer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyframeRequest {
+pub(crate) struct KeyframeRequest {
     pub track: TrackKey,
     pub layer: Layer,
 }
 
 #[derive(Debug, Default)]
-pub struct Outputs {
+pub(crate) struct Outputs {
     pub forward: Vec<Forward>,
     pub keyframes: Vec<KeyframeRequest>,
 }
@@ -155,7 +155,7 @@ struct Subscriber {
 }
 
 #[derive(Debug, Default)]
-pub struct Room {
+pub(crate) struct Room {
     tracks: HashMap<TrackKey, PubTrack>,
     down: HashMap<(PeerId, TrackKey), DownTrack>,
     /// track → its subscribers
@@ -164,7 +164,7 @@ pub struct Room {
 }
 
 impl Room {
-    pub fn add_track(&mut self, key: TrackKey, kind: Kind, clock_rate: u32, layers: u8) {
+    pub(crate) fn add_track(&mut self, key: TrackKey, kind: Kind, clock_rate: u32, layers: u8) {
         let layers = (0..layers.max(1)).map(|_| LayerRate::default()).collect();
         self.tracks.insert(
             key,
@@ -179,7 +179,7 @@ impl Room {
 
     /// Removes a track; returns the subscribers that were receiving it, with
     /// the m-line each used (to stop it there).
-    pub fn remove_track(&mut self, key: TrackKey) -> Vec<(PeerId, Mid)> {
+    pub(crate) fn remove_track(&mut self, key: TrackKey) -> Vec<(PeerId, Mid)> {
         self.tracks.remove(&key);
         let subs = self.fanout.remove(&key).unwrap_or_default();
         subs.into_iter()
@@ -187,18 +187,18 @@ impl Room {
             .collect()
     }
 
-    pub fn tracks(&self) -> impl Iterator<Item = (&TrackKey, Kind)> {
+    pub(crate) fn tracks(&self) -> impl Iterator<Item = (&TrackKey, Kind)> {
         self.tracks.iter().map(|(k, t)| (k, t.kind))
     }
 
-    pub fn has_track(&self, key: TrackKey) -> bool {
+    pub(crate) fn has_track(&self, key: TrackKey) -> bool {
         self.tracks.contains_key(&key)
     }
 
     /// Starts forwarding `key` to `sub` on its m-line `out_mid`. The first
     /// layer is the lowest (a fast start); allocation raises it as the
     /// bandwidth estimate allows. Requests a keyframe to start from.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &mut self,
         sub: PeerId,
         key: TrackKey,
@@ -235,7 +235,7 @@ impl Room {
     }
 
     /// Forgets a subscriber entirely (its peer is gone).
-    pub fn remove_subscriber(&mut self, sub: PeerId) {
+    pub(crate) fn remove_subscriber(&mut self, sub: PeerId) {
         self.subscribers.remove(&sub);
         self.down.retain(|(s, _), _| *s != sub);
         for subs in self.fanout.values_mut() {
@@ -244,13 +244,13 @@ impl Room {
     }
 
     /// The subscriber's downstream estimate changed: re-choose its layers.
-    pub fn set_estimate(&mut self, sub: PeerId, bps: u64, now: Instant, out: &mut Outputs) {
+    pub(crate) fn set_estimate(&mut self, sub: PeerId, bps: u64, now: Instant, out: &mut Outputs) {
         self.subscribers.entry(sub).or_default().estimate_bps = Some(bps);
         self.allocate(sub, now, out);
     }
 
     /// Caps the layers a subscriber receives (e.g. a thumbnail view).
-    pub fn set_max_layer(
+    pub(crate) fn set_max_layer(
         &mut self,
         sub: PeerId,
         max: Option<Layer>,
@@ -261,18 +261,20 @@ impl Room {
         self.allocate(sub, now, out);
     }
 
-    /// The layer a subscriber currently receives of a track.
-    pub fn current_layer(&self, sub: PeerId, key: TrackKey) -> Option<Layer> {
+    /// The layer a subscriber currently receives of a track (tests watch it).
+    #[cfg(test)]
+    pub(crate) fn current_layer(&self, sub: PeerId, key: TrackKey) -> Option<Layer> {
         self.down.get(&(sub, key)).and_then(|d| d.current)
     }
 
-    pub fn target_layer(&self, sub: PeerId, key: TrackKey) -> Option<Layer> {
+    #[cfg(test)]
+    pub(crate) fn target_layer(&self, sub: PeerId, key: TrackKey) -> Option<Layer> {
         self.down.get(&(sub, key)).map(|d| d.target)
     }
 
     /// A subscriber lost a picture (PLI/FIR on its m-line): ask the publisher
     /// for a keyframe of the layer this subscriber is forwarded.
-    pub fn on_keyframe_request(
+    pub(crate) fn on_keyframe_request(
         &mut self,
         sub: PeerId,
         out_mid: Mid,
@@ -356,7 +358,7 @@ impl Room {
     }
 
     /// Routes one incoming packet to every subscriber that should get it.
-    pub fn on_packet(&mut self, p: &Incoming, out: &mut Outputs) {
+    pub(crate) fn on_packet(&mut self, p: &Incoming, out: &mut Outputs) {
         let Some(track) = self.tracks.get_mut(&p.track) else {
             return;
         };

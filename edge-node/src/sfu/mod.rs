@@ -5,9 +5,9 @@
 //! timeouts, and carries out what the core decides. The HTTP side (WHIP/WHEP)
 //! talks to the driver through `Sfu`, a command channel.
 
-pub mod codec;
+pub(crate) mod codec;
 mod driver;
-pub mod forward;
+pub(crate) mod forward;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use protocol::event::TrackSource;
 use protocol::{ParticipantId, SessionId, TenantId, UserId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use forward::PeerId;
+pub(crate) use forward::PeerId;
 
 use crate::runtime::registry::Registry;
 
@@ -44,8 +44,8 @@ pub struct SfuConfig {
 /// published source (a new camera replaces the old one, as after a
 /// reconnect), and a few to watch with (tabs, devices). Past the cap the
 /// oldest is closed, so a client that reconnects is never locked out.
-pub const MAX_PUBLISH_PER_SOURCE: usize = 1;
-pub const MAX_SUBSCRIBE_PER_PARTICIPANT: usize = 3;
+pub(crate) const MAX_PUBLISH_PER_SOURCE: usize = 1;
+pub(crate) const MAX_SUBSCRIBE_PER_PARTICIPANT: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// A chapter boundary closer than this to the previous one is folded into it.
-pub const MIN_CHAPTER_MS: u64 = 8_000;
+pub(crate) const MIN_CHAPTER_MS: u64 = 8_000;
 /// Chapters longer than this are split at the sharpest topic shift.
-pub const SPLIT_CHAPTER_MS: u64 = 240_000;
+pub(crate) const SPLIT_CHAPTER_MS: u64 = 240_000;
 /// A topic-shift split leaves at least this much on each side.
 const MIN_TOPIC_MS: u64 = 90_000;
 /// Engagement is counted in windows this long.
@@ -27,13 +27,13 @@ const ENGAGEMENT_WINDOW_MS: u64 = 30_000;
 /// started by then. Without a recording the clock starts at
 /// `session.started`.
 #[derive(Debug, Clone)]
-pub struct Clock {
+pub(crate) struct Clock {
     runs: Vec<(DateTime<Utc>, u64)>,
     origin: Option<DateTime<Utc>>,
 }
 
 impl Clock {
-    pub fn from_events(events: &[Envelope]) -> Clock {
+    pub(crate) fn from_events(events: &[Envelope]) -> Clock {
         let mut runs = Vec::new();
         let mut origin = None;
         for ev in events {
@@ -52,7 +52,7 @@ impl Clock {
         Clock { runs, origin }
     }
 
-    pub fn media_ms(&self, at: DateTime<Utc>) -> u64 {
+    pub(crate) fn media_ms(&self, at: DateTime<Utc>) -> u64 {
         let run = self
             .runs
             .iter()
@@ -73,14 +73,14 @@ impl Clock {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = TranscriptWord)]
-pub struct Word {
+pub(crate) struct Word {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TranscriptSegment {
+pub(crate) struct TranscriptSegment {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
@@ -89,20 +89,20 @@ pub struct TranscriptSegment {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Transcript {
+pub(crate) struct Transcript {
     pub model: String,
     pub duration_ms: u64,
     pub segments: Vec<TranscriptSegment>,
 }
 
 impl Transcript {
-    pub fn words(&self) -> impl Iterator<Item = &Word> {
+    pub(crate) fn words(&self) -> impl Iterator<Item = &Word> {
         self.segments.iter().flat_map(|s| s.words.iter())
     }
 
     /// WebVTT: a cue per segment, long segments cut at word boundaries so no
     /// cue runs past 7 s.
-    pub fn to_vtt(&self) -> String {
+    pub(crate) fn to_vtt(&self) -> String {
         let mut out = String::from("WEBVTT\n\n");
         let mut n = 0;
         for cue in self.cues(7_000) {
@@ -174,7 +174,7 @@ fn vtt_time(ms: u64) -> String {
 /// One class event placed on the media clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = TimelineMarker)]
-pub struct Marker {
+pub(crate) struct Marker {
     pub at_ms: u64,
     pub seq: u64,
     /// The event type (`slide.changed`, `question.asked`...).
@@ -185,10 +185,10 @@ pub struct Marker {
 }
 
 /// Slide text by deck and page (0-based), from `POST /decks`.
-pub type SlideText = HashMap<(DeckId, u32), String>;
+pub(crate) type SlideText = HashMap<(DeckId, u32), String>;
 
 /// A slide's title: its first line with letters in it.
-pub fn slide_title(text: &str) -> Option<String> {
+pub(crate) fn slide_title(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .find(|l| l.chars().filter(|c| c.is_alphabetic()).count() >= 2)
@@ -216,7 +216,7 @@ fn scene_name(s: Scene) -> &'static str {
 }
 
 /// Every teaching event of the class on the media clock, in seq order.
-pub fn markers(events: &[Envelope], clock: &Clock, slides: &SlideText) -> Vec<Marker> {
+pub(crate) fn markers(events: &[Envelope], clock: &Clock, slides: &SlideText) -> Vec<Marker> {
     let mut out = Vec::new();
     let mut questions: HashMap<String, String> = HashMap::new();
     let mut polls: HashMap<String, (String, Vec<String>)> = HashMap::new();
@@ -321,7 +321,7 @@ pub fn markers(events: &[Envelope], clock: &Clock, slides: &SlideText) -> Vec<Ma
 // --- chapters --------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Chapter {
+pub(crate) struct Chapter {
     pub start_ms: u64,
     pub end_ms: u64,
     pub title: String,
@@ -342,7 +342,7 @@ struct View {
 /// on screen; changes within [`MIN_CHAPTER_MS`] fold into one), long
 /// chapters are split at transcript topic shifts, and each is titled from
 /// its slide's text, else its transcript's key terms, else its scene.
-pub fn chapters(
+pub(crate) fn chapters(
     markers: &[Marker],
     transcript: &Transcript,
     slides: &SlideText,
@@ -592,7 +592,7 @@ fn key_terms_between(t: &Transcript, from: u64, to: u64, n: usize) -> Vec<String
 // --- highlights ------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Highlight {
+pub(crate) struct Highlight {
     pub start_ms: u64,
     pub end_ms: u64,
     /// "question", "poll", "engagement", "cta".
@@ -606,7 +606,7 @@ pub struct Highlight {
 /// poll with its results, calls to action, and the moments when the class
 /// reacted most (chat, hands, questions, votes well above the class's
 /// usual rate).
-pub fn highlights(events: &[Envelope], clock: &Clock, duration_ms: u64) -> Vec<Highlight> {
+pub(crate) fn highlights(events: &[Envelope], clock: &Clock, duration_ms: u64) -> Vec<Highlight> {
     struct Q {
         at: u64,
         text: String,
@@ -790,7 +790,7 @@ fn engagement(activity: &[u64], duration_ms: u64) -> Vec<Highlight> {
 // --- summary ---------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeyTerm {
+pub(crate) struct KeyTerm {
     pub term: String,
     pub count: u32,
     /// Where it is first said (or shown).
@@ -799,7 +799,7 @@ pub struct KeyTerm {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = ClassSummary)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub duration_ms: u64,
     pub words: usize,
     pub key_terms: Vec<KeyTerm>,
@@ -811,7 +811,7 @@ pub struct Summary {
 
 /// Key terms: spoken terms weighted by how often they are said, doubled
 /// when a slide shown in the class also has them.
-pub fn summary(
+pub(crate) fn summary(
     transcript: &Transcript,
     shown_slides: &[String],
     chapters: &[Chapter],
