@@ -122,6 +122,22 @@ pub enum CoreCommand {
         #[arg(long)]
         shared: bool,
     },
+    /// The audit log's hash chains.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Walks every tenant's chain (or one tenant's) and reports any row
+    /// edited or removed; exits with status 1 when a chain is broken.
+    Verify {
+        /// Only this tenant (its slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 impl Config {

@@ -56,3 +56,13 @@ async fn create_if_missing(opts: &PgConnectOptions) -> anyhow::Result<()> {
 pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(db).await.context("running migrations")
 }
+
+/// The id of the tenant with this slug.
+pub async fn tenant_by_slug(db: &PgPool, slug: &str) -> anyhow::Result<protocol::TenantId> {
+    let id: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(db)
+        .await?;
+    id.map(protocol::TenantId::from_uuid)
+        .ok_or_else(|| anyhow::anyhow!("no tenant has the slug {slug}"))
+}

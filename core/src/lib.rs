@@ -3,7 +3,7 @@
 #![warn(unreachable_pub)]
 
 mod artifacts;
-mod audit;
+pub mod audit;
 mod classroom;
 pub mod config;
 mod console;

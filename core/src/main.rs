@@ -1,5 +1,5 @@
 use clap::Parser;
-use classroom_core::config::{Config, CoreCommand};
+use classroom_core::config::{AuditCommand, Config, CoreCommand};
 use tokio_util::sync::CancellationToken;
 
 // mimalloc: the event path allocates per request; glibc malloc was a
@@ -9,7 +9,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // logs go to stderr: stdout carries what a command prints (`audit verify`)
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn".into()),
@@ -58,6 +60,31 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("say --tenant <slug> or --shared");
             }
             classroom_core::orchestration::edges::set_owner(&db, &edge, tenant.as_deref()).await
+        }
+        CoreCommand::Audit {
+            action: AuditCommand::Verify { tenant },
+        } => {
+            let db = classroom_core::db::connect(&config).await?;
+            classroom_core::db::migrate(&db).await?;
+            let tenant = match tenant {
+                Some(slug) => Some(classroom_core::db::tenant_by_slug(&db, &slug).await?),
+                None => None,
+            };
+            let report = classroom_core::audit::verify(&db, tenant).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.intact {
+                tracing::error!(
+                    breaks = report.breaks.len(),
+                    "the audit log was tampered with"
+                );
+                std::process::exit(1);
+            }
+            tracing::info!(
+                rows = report.rows,
+                tenants = report.tenants,
+                "every audit chain is whole"
+            );
+            Ok(())
         }
     }
 }

@@ -322,6 +322,12 @@ try {
   result.audit_rows = await auditRows.count();
   const actions = await page.getByRole('table').locator('tbody tr td:nth-child(3)').allTextContents();
   check(actions.length > 0 && actions.every((a) => a.trim().startsWith('course.')), `only course.* rows (${actions.slice(0, 5)})`);
+  const sources = await page.getByRole('table').locator('tbody tr td:nth-child(5)').allTextContents();
+  result.audit_sources = [...new Set(sources.map((s) => s.trim()))];
+  await page.getByRole('button', { name: 'Verify the audit log', exact: true }).click();
+  const verdict = page.getByRole('status').filter({ hasText: 'The audit log is whole' });
+  await verdict.waitFor();
+  result.audit_verdict = (await verdict.textContent()).trim();
   await axe(page, 'audit');
   await shots(page, 'audit');
 

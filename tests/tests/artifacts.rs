@@ -280,7 +280,14 @@ async fn a_recorded_class_becomes_a_searchable_replay_with_aligned_chapters() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
-    assert_eq!(failing["job"]["state"], "pending", "{failing}");
+    // waiting for its next attempt, or already in it: retried, not given up
+    assert!(
+        matches!(
+            failing["job"]["state"].as_str(),
+            Some("pending" | "running")
+        ),
+        "{failing}"
+    );
     let err = failing["job"]["last_error"].as_str().unwrap_or_default();
     assert!(
         err.contains("ggml-base.bin"),

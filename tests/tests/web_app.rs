@@ -96,6 +96,22 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
     ] {
         assert!(actions.contains(&want), "{want} not in {actions:?}");
     }
+    // the browser's changes came from loopback, and the console found the
+    // chain whole
+    for e in a["entries"].as_array().unwrap() {
+        assert_eq!(e["source_addr"], "127.0.0.1", "{e}");
+    }
+    assert_eq!(
+        result["audit_sources"],
+        serde_json::json!(["127.0.0.1"]),
+        "{result}"
+    );
+    assert!(
+        result["audit_verdict"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("The audit log is whole")),
+        "{result}"
+    );
 
     // the class the console observed, switched, ended and published
     let sid = result["session_id"].as_str().expect("session_id");

@@ -48,6 +48,11 @@ pub(crate) struct AuditEntry {
     pub target_id: String,
     #[schema(value_type = Object)]
     pub details: Value,
+    /// The address the request came from (absent for the command line and
+    /// background work).
+    pub source_addr: Option<String>,
+    /// The entry's place in the tenant's hash chain (`GET /audit/verify`).
+    pub chain_seq: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,7 +107,7 @@ pub(crate) async fn list(
     };
     let mut entries: Vec<AuditEntry> = sqlx::query_as(
         "SELECT a.id, a.at, a.actor_id, u.email AS actor_email, a.action, a.target_type,
-                a.target_id, a.details
+                a.target_id, a.details, host(a.source_addr) AS source_addr, a.chain_seq
            FROM audit_log a
            LEFT JOIN users u ON u.id = a.actor_id AND u.tenant_id = a.tenant_id
           WHERE a.tenant_id = $1
@@ -139,4 +144,28 @@ pub(crate) async fn list(
         entries,
         next_before,
     }))
+}
+
+/// Walks the tenant's audit chain (admins): whether any row was edited or
+/// removed since it was written, and where.
+#[utoipa::path(get, path = "/audit/verify", operation_id = "verify_audit_chain", tag = "console",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What the walk found (`intact` false: see `breaks`)", body = crate::audit::ChainReport),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin", body = ApiErrorBody),
+        (status = 429, description = "Too many walks (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
+    ))]
+pub(crate) async fn verify(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<crate::audit::ChainReport>> {
+    auth.require_admin()?;
+    app.console_limits()
+        .take(auth.user_id, super::rate_limit::Kind::AuditVerify)?;
+    let report = crate::audit::verify(app.db(), Some(auth.tenant_id)).await?;
+    if !report.intact {
+        tracing::error!(tenant_id = %auth.tenant_id, breaks = report.breaks.len(), "the audit chain is broken");
+    }
+    Ok(Json(report))
 }

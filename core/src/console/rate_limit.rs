@@ -16,6 +16,8 @@ pub enum Kind {
     Import,
     /// A course roster upload (many memberships, no accounts).
     RosterImport,
+    /// A walk of the tenant's whole audit chain.
+    AuditVerify,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
             Kind::Write => (60.0, 20.0),
             Kind::Import => (3.0, 0.1),
             Kind::RosterImport => (60.0, 2.0),
+            Kind::AuditVerify => (5.0, 0.2),
         }
     }
 }
@@ -34,6 +37,7 @@ pub struct ConsoleLimits {
     write: Buckets<UserId>,
     import: Buckets<UserId>,
     roster: Buckets<UserId>,
+    verify: Buckets<UserId>,
 }
 
 impl Default for ConsoleLimits {
@@ -46,6 +50,7 @@ impl Default for ConsoleLimits {
             write: Buckets::new(shape(Kind::Write)),
             import: Buckets::new(shape(Kind::Import)),
             roster: Buckets::new(shape(Kind::RosterImport)),
+            verify: Buckets::new(shape(Kind::AuditVerify)),
         }
     }
 }
@@ -57,6 +62,7 @@ impl ConsoleLimits {
             Kind::Write => &self.write,
             Kind::Import => &self.import,
             Kind::RosterImport => &self.roster,
+            Kind::AuditVerify => &self.verify,
         }
         .take(user)
     }

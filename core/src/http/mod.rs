@@ -65,6 +65,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(console::discovery::replays))
         .routes(routes!(console::settings::get, console::settings::update))
         .routes(routes!(console::audit_log::list))
+        .routes(routes!(console::audit_log::verify))
         .routes(routes!(courses::create_lesson))
         .routes(routes!(courses::create_lesson_run))
         .routes(routes!(edges::list))
@@ -113,10 +114,20 @@ pub fn router(app: AppState) -> Router {
     let cors = cors_layer(&app.config().cors_origins);
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(audit_source))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// Every audit row a request writes names the address it came from.
+async fn audit_source(
+    addr: throttle::ClientAddr,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::audit::with_source(addr.0, next.run(req)).await
 }
 
 fn cors_layer(origins: &str) -> CorsLayer {

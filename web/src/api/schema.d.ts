@@ -78,6 +78,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Walks the tenant's audit chain (admins): whether any row was edited or
+         *     removed since it was written, and where.
+         */
+        get: operations["verify_audit_chain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -1564,6 +1584,16 @@ export interface components {
             target_type: string;
             target_id: string;
             details: Record<string, never>;
+            /**
+             * @description The address the request came from (absent for the command line and
+             *     background work).
+             */
+            source_addr?: string | null;
+            /**
+             * Format: int64
+             * @description The entry's place in the tenant's hash chain (`GET /audit/verify`).
+             */
+            chain_seq: number;
         };
         AuditPage: {
             entries: components["schemas"]["AuditEntry"][];
@@ -1572,6 +1602,45 @@ export interface components {
              * @description Pass as `before` for the next (older) page; absent on the last page.
              */
             next_before?: number | null;
+        };
+        /** @description Where a chain is broken, and how. */
+        ChainBreak: {
+            /** Format: uuid */
+            tenant_id: string;
+            /**
+             * Format: int64
+             * @description The row's number in the tenant's chain (for a missing tail: the
+             *     number the head expected).
+             */
+            chain_seq: number;
+            /**
+             * Format: int64
+             * @description The row's id, when there is a row.
+             */
+            id?: number | null;
+            /**
+             * @description `edited` (the row's hash does not match its fields), `missing`
+             *     (rows before it were removed), `relinked` (it does not follow the
+             *     row before it), `tail_missing` (the last rows were removed).
+             */
+            problem: string;
+        };
+        /** @description What a walk of the chains found. */
+        ChainReport: {
+            /** @description Every chain walked is whole. */
+            intact: boolean;
+            /**
+             * Format: int64
+             * @description Rows checked.
+             */
+            rows: number;
+            /**
+             * Format: int64
+             * @description Tenants (chains) checked.
+             */
+            tenants: number;
+            /** @description The first breaks found (at most 100). */
+            breaks: components["schemas"]["ChainBreak"][];
         };
         Chapter: {
             /** Format: int64 */
@@ -3101,6 +3170,53 @@ export interface operations {
             };
             /** @description Not an admin */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    verify_audit_chain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the walk found (`intact` false: see `breaks`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChainReport"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many walks (`rate_limited`); see `Retry-After` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
