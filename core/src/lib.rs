@@ -19,6 +19,7 @@ mod public;
 mod recordings;
 mod replays;
 pub mod seed;
+mod subjects;
 mod trust;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ struct Inner {
     console_limits: console::rate_limit::ConsoleLimits,
     /// Sign-in and public-route limits.
     throttles: http::throttle::Throttles,
+    /// Wakes the subject-job worker when a job is queued.
+    subject_jobs: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -83,7 +86,16 @@ impl AppState {
             search: Default::default(),
             console_limits: Default::default(),
             throttles: Default::default(),
+            subject_jobs: Default::default(),
         }))
+    }
+    /// Tells the subject-job worker a job is queued.
+    pub(crate) fn subject_jobs_wake(&self) {
+        self.0.subject_jobs.notify_one();
+    }
+    /// Resolves when a subject job was queued.
+    pub(crate) async fn subject_jobs_woken(&self) {
+        self.0.subject_jobs.notified().await;
     }
     pub fn audience(&self) -> std::sync::MutexGuard<'_, public::AudienceBoard> {
         self.0.audience.lock().unwrap_or_else(|e| e.into_inner())
@@ -182,6 +194,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let ingest = tokio::spawn(
         events::ingest::Ingest::new(db.clone(), nats.clone()).run(app.js().clone(), stop.clone()),
     );
+    let subject_jobs = tokio::spawn(subjects::run_worker(app.clone(), stop.clone()));
 
     let (triggers, worker) = if config.artifacts {
         (
@@ -213,6 +226,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let _ = health.await;
     let _ = relay_tokens.await;
     let _ = ingest.await;
+    let _ = subject_jobs.await;
     for t in [triggers, worker].into_iter().flatten() {
         let _ = t.await;
     }

@@ -186,6 +186,14 @@ try {
     'the role change was saved');
   check((await row.textContent()).includes('Disabled'), 'the disable was saved');
 
+  step('export what is held about the new user');
+  await page.getByRole('button', { name: `Export data of ${created.name}`, exact: true }).click();
+  const download = page.getByRole('link', { name: `Download the export of ${created.name}`, exact: true });
+  await download.waitFor({ timeout: 60_000 });
+  await status.filter({ hasText: `The export of ${created.name} is ready` }).waitFor();
+  result.export_link = await download.getAttribute('href');
+  await axe(page, 'users-export');
+
   step('import a CSV with one good and one bad line');
   await page.getByLabel('CSV file', { exact: true }).setInputFiles({
     name: 'users.csv', mimeType: 'text/csv', buffer: Buffer.from(csv),

@@ -49,6 +49,21 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
 
     // the course the admin made in the browser, with its roster: the
     // teacher stays, student1 was enrolled, moved to assistant and removed
+    // the console's export of the new user: its link downloads the archive
+    let link = result["export_link"].as_str().expect("export_link");
+    let archive: serde_json::Value = stack
+        .api
+        .http
+        .get(link)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(archive["format"], "classroom.subject-export/1", "{archive}");
+    assert_eq!(archive["user"]["email"], email, "{archive}");
+
     let course = result["course_id"].as_str().expect("course_id");
     let (s, c) = stack
         .api

@@ -1,0 +1,484 @@
+//! Data-subject requests: an admin exports everything the platform holds
+//! about one person (GDPR access, FERPA inspection) as a job that writes a
+//! machine-readable archive, downloaded through a short-lived signed link.
+//!
+//! The archive (`classroom.subject-export/1`, JSON): the account and its
+//! roles, enrollments, every class sat in (seat, role, joined and left),
+//! every class event the person's seats caused or that names them (chat,
+//! questions and upvotes, poll votes, private notes, hands, consent given
+//! and withdrawn, media), those events sorted into sections, the replays
+//! they opened or searched, and the audit entries of what they did.
+//! Recording clips are not in it yet.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::console::rate_limit::Kind;
+use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
+use crate::http::extract::{PathIds, QueryParams};
+use crate::identity::Auth;
+
+/// The archive's format name.
+pub(crate) const FORMAT: &str = "classroom.subject-export/1";
+/// How long a download link works.
+const LINK_TTL_SECS: i64 = 15 * 60;
+/// A job running longer than this (its core died) is taken up again.
+const LEASE: Duration = Duration::from_secs(10 * 60);
+const MAX_ATTEMPTS: i32 = 3;
+
+/// A subject job as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SubjectJob {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    /// `export`.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// The archive's size and SHA-256, once done.
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+    /// A link to the archive, valid 15 minutes, once done.
+    pub download_url: Option<String>,
+}
+
+type JobRow = (
+    Uuid,
+    String,
+    String,
+    Uuid,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn scope(id: Uuid) -> String {
+    format!("subject-export:{id}")
+}
+
+async fn job_view(app: &AppState, r: JobRow) -> ApiResult<SubjectJob> {
+    let (id, kind, state, user_id, created_at, finished_at, error, bytes, sha256) = r;
+    let download_url = if state == "done" {
+        let exp = Utc::now().timestamp() + LINK_TTL_SECS;
+        let key = app.keys().sign_asset(&scope(id), exp)?;
+        Some(format!(
+            "{}/subjects/jobs/{id}/download?key={key}",
+            app.config().public_url.trim_end_matches('/')
+        ))
+    } else {
+        None
+    };
+    Ok(SubjectJob {
+        id,
+        kind,
+        state,
+        user_id,
+        created_at,
+        finished_at,
+        error,
+        bytes,
+        sha256,
+        download_url,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, kind, state, user_id, created_at, finished_at, error, bytes, sha256";
+
+/// Starts an export of everything held about a user of the tenant (admins).
+#[utoipa::path(post, path = "/subjects/{user_id}/export", operation_id = "export_subject", tag = "privacy",
+    params(("user_id" = Uuid, Path, description = "The person")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued: follow it at `GET /subjects/jobs/{id}`", body = SubjectJob),
+        (status = 400, description = "The id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin", body = ApiErrorBody),
+        (status = 404, description = "No such user in the tenant", body = ApiErrorBody),
+        (status = 429, description = "Too many exports (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
+    ))]
+pub(crate) async fn export(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Response> {
+    auth.require_admin()?;
+    let user: Uuid = ids.get(0)?;
+    app.console_limits().take(auth.user_id, Kind::Import)?;
+    let mut tx = app.db().begin().await?;
+    let known: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(user)
+            .bind(auth.tenant_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+    known.ok_or(ApiError::not_found("user"))?;
+    let id = Uuid::now_v7();
+    let row: JobRow = sqlx::query_as(&format!(
+        "INSERT INTO subject_jobs (id, tenant_id, user_id, kind, requested_by)
+         VALUES ($1, $2, $3, 'export', $4) RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(auth.tenant_id.as_uuid())
+    .bind(user)
+    .bind(auth.user_id.as_uuid())
+    .fetch_one(&mut *tx)
+    .await?;
+    crate::audit::record_tx(
+        &mut tx,
+        auth.tenant_id,
+        Some(auth.user_id),
+        "subject.export_requested",
+        "user",
+        &user.to_string(),
+        json!({ "job_id": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    app.subject_jobs_wake();
+    let job = job_view(&app, row).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+/// A subject job of the tenant (admins); a link to the archive once done.
+#[utoipa::path(get, path = "/subjects/jobs/{id}", operation_id = "get_subject_job", tag = "privacy",
+    params(("id" = Uuid, Path, description = "The job")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job", body = SubjectJob),
+        (status = 400, description = "The id is not a UUID (`invalid_id`)", body = ApiErrorBody),
+        (status = 401, description = "No or bad token", body = ApiErrorBody),
+        (status = 403, description = "Not an admin", body = ApiErrorBody),
+        (status = 404, description = "No such job in the tenant", body = ApiErrorBody),
+    ))]
+pub(crate) async fn job(
+    State(app): State<AppState>,
+    auth: Auth,
+    ids: PathIds,
+) -> ApiResult<Json<SubjectJob>> {
+    auth.require_admin()?;
+    let id: Uuid = ids.get(0)?;
+    let row: Option<JobRow> = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM subject_jobs WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_optional(app.db())
+    .await?;
+    let row = row.ok_or(ApiError::not_found("job"))?;
+    Ok(Json(job_view(&app, row).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DownloadQuery {
+    /// The signed key from the job's `download_url`.
+    key: String,
+}
+
+/// The archive of a finished export, through the signed link (no account:
+/// the link is the credential, for 15 minutes). Every download is audited.
+#[utoipa::path(get, path = "/subjects/jobs/{id}/download", operation_id = "download_subject_export", tag = "privacy",
+    params(("id" = Uuid, Path, description = "The job"), DownloadQuery),
+    responses(
+        (status = 200, description = "The archive (JSON, as an attachment)", body = Object, content_type = "application/json"),
+        (status = 400, description = "The id is not a UUID (`invalid_id`), or no key", body = ApiErrorBody),
+        (status = 401, description = "A bad or expired key (`invalid_key`)", body = ApiErrorBody),
+        (status = 404, description = "No such finished export", body = ApiErrorBody),
+    ))]
+pub(crate) async fn download(
+    State(app): State<AppState>,
+    ids: PathIds,
+    QueryParams(q): QueryParams<DownloadQuery>,
+) -> ApiResult<Response> {
+    let id: Uuid = ids.get(0)?;
+    if q.key.len() > 2048 || !app.keys().verify_asset(&q.key, &scope(id)) {
+        return Err(ApiError::unauthorized(
+            "invalid_key",
+            "the download link is invalid or has expired",
+        ));
+    }
+    let row: Option<(Uuid, Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT tenant_id, user_id, object_key FROM subject_jobs WHERE id = $1 AND state = 'done'",
+    )
+    .bind(id)
+    .fetch_optional(app.db())
+    .await?;
+    let (tenant, user, Some(key)) = row.ok_or(ApiError::not_found("export"))? else {
+        return Err(ApiError::not_found("export"));
+    };
+    let bytes = app
+        .objects()
+        .get(&object_store::path::Path::from(key.as_str()))
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?
+        .to_vec();
+    let mut tx = app.db().begin().await?;
+    crate::audit::record_tx(
+        &mut tx,
+        tenant.into(),
+        None,
+        "subject.export_downloaded",
+        "user",
+        &user.to_string(),
+        json!({ "job_id": id, "bytes": bytes.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"export-{user}.json\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Runs queued jobs until `stop`: woken by new jobs, and every few seconds
+/// for jobs whose core died mid-way.
+pub(crate) async fn run_worker(app: AppState, stop: CancellationToken) {
+    loop {
+        match claim(&app).await {
+            Ok(Some((id, tenant, user, attempts))) => {
+                let span = tracing::info_span!("subject_export", job_id = %id, attempt = attempts);
+                let _enter = span.enter();
+                let result = build_and_store(&app, id, tenant, user).await;
+                drop(_enter);
+                if let Err(e) = finish(&app, id, attempts, result).await {
+                    tracing::warn!(job_id = %id, error = %e, "recording a subject job's end");
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming subject jobs"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = app.subject_jobs_woken() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+async fn claim(app: &AppState) -> Result<Option<(Uuid, Uuid, Uuid, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE subject_jobs SET state = 'running', started_at = now(), attempts = attempts + 1
+          WHERE id = (SELECT id FROM subject_jobs
+                       WHERE state = 'queued'
+                          OR (state = 'running' AND started_at < now() - make_interval(secs => $1))
+                       ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)
+          RETURNING id, tenant_id, user_id, attempts",
+    )
+    .bind(LEASE.as_secs_f64())
+    .fetch_optional(app.db())
+    .await
+}
+
+async fn finish(
+    app: &AppState,
+    id: Uuid,
+    attempts: i32,
+    result: anyhow::Result<(String, i64, String)>,
+) -> Result<(), sqlx::Error> {
+    match result {
+        Ok((key, bytes, sha)) => {
+            tracing::info!(job_id = %id, bytes, "subject export written");
+            sqlx::query(
+                "UPDATE subject_jobs SET state = 'done', finished_at = now(), error = NULL,
+                        object_key = $2, bytes = $3, sha256 = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(key)
+            .bind(bytes)
+            .bind(sha)
+            .execute(app.db())
+            .await?;
+        }
+        Err(e) => {
+            let state = if attempts >= MAX_ATTEMPTS {
+                "failed"
+            } else {
+                "queued"
+            };
+            tracing::warn!(job_id = %id, attempts, state, error = %e, "subject export failed");
+            sqlx::query(
+                "UPDATE subject_jobs SET state = $2, error = $3,
+                        finished_at = CASE WHEN $2 = 'failed' THEN now() END WHERE id = $1",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(e.to_string())
+            .execute(app.db())
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the archive into object storage: (key, bytes, sha256).
+async fn build_and_store(
+    app: &AppState,
+    id: Uuid,
+    tenant: Uuid,
+    user: Uuid,
+) -> anyhow::Result<(String, i64, String)> {
+    let archive = archive(app.db(), tenant, user).await?;
+    let bytes = serde_json::to_vec_pretty(&archive)?;
+    let key = format!("exports/{tenant}/{id}.json");
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let size = bytes.len() as i64;
+    app.objects()
+        .put(&object_store::path::Path::from(key.as_str()), bytes.into())
+        .await?;
+    Ok((key, size, sha))
+}
+
+/// The event types sorted into the archive's sections.
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("chat", &["chat.message", "chat.deleted"]),
+    ("questions", &["question.asked", "question.upvoted"]),
+    ("poll_votes", &["poll.voted"]),
+    ("notes", &["note.saved"]),
+    ("hands", &["hand.raised", "hand.lowered"]),
+    ("consent", &["consent.changed"]),
+    ("attendance", &["participant.joined", "participant.left"]),
+];
+
+/// Everything held about `user` of `tenant`.
+pub(crate) async fn archive(db: &sqlx::PgPool, tenant: Uuid, user: Uuid) -> anyhow::Result<Value> {
+    let account: Option<(String, String, bool, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT email, display_name, disabled, created_at FROM users WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?;
+    let (email, display_name, disabled, created_at) =
+        account.ok_or_else(|| anyhow::anyhow!("the user is gone"))?;
+    let roles: Vec<(String,)> = sqlx::query_as(
+        "SELECT role::text FROM role_bindings WHERE user_id = $1 AND tenant_id = $2 ORDER BY 1",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    let enrollments: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT c.id, c.title, m.role::text FROM course_members m
+           JOIN courses c ON c.id = m.course_id
+          WHERE m.user_id = $1 AND c.tenant_id = $2 ORDER BY c.title",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    let seats: Vec<(
+        Uuid,
+        Uuid,
+        String,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    )> = sqlx::query_as(
+        "SELECT p.id, p.session_id, s.title, p.role, p.joined_at, p.left_at
+               FROM participants p JOIN sessions s ON s.id = p.session_id
+              WHERE p.user_id = $1 AND p.tenant_id = $2 ORDER BY p.joined_at",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    let seat_ids: Vec<String> = seats.iter().map(|s| s.0.to_string()).collect();
+    let events: Vec<(Uuid, i64, String, DateTime<Utc>, Value)> = sqlx::query_as(
+        "SELECT session_id, seq, type, occurred_at, payload FROM session_state_events
+          WHERE tenant_id = $1
+            AND (payload->>'participant_id' = ANY($2)
+                 OR actor->>'participant_id' = ANY($2)
+                 OR actor->>'user_id' = $3
+                 OR payload->>'user_id' = $3)
+          ORDER BY session_id, seq",
+    )
+    .bind(tenant)
+    .bind(&seat_ids)
+    .bind(user.to_string())
+    .fetch_all(db)
+    .await?;
+    let views: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT replay_id, via, action, at FROM replay_access_log
+          WHERE user_id = $1 AND tenant_id = $2 ORDER BY at",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    let actions: Vec<(DateTime<Utc>, String, String, String)> = sqlx::query_as(
+        "SELECT at, action, target_type, target_id FROM audit_log
+          WHERE actor_id = $1 AND tenant_id = $2 ORDER BY chain_seq",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|(session_id, seq, ty, at, payload)| {
+            json!({ "session_id": session_id, "seq": seq, "type": ty, "occurred_at": at, "payload": payload })
+        })
+        .collect();
+    let mut sections: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for (name, types) in SECTIONS {
+        sections.insert(
+            name,
+            events
+                .iter()
+                .filter(|e| e["type"].as_str().is_some_and(|t| types.contains(&t)))
+                .collect(),
+        );
+    }
+    Ok(json!({
+        "format": FORMAT,
+        "generated_at": Utc::now(),
+        "user": {
+            "id": user, "email": email, "display_name": display_name,
+            "disabled": disabled, "created_at": created_at,
+            "roles": roles.into_iter().map(|(r,)| r).collect::<Vec<_>>(),
+        },
+        "enrollments": enrollments.into_iter().map(|(id, title, role)| json!({ "course_id": id, "course_title": title, "role": role })).collect::<Vec<_>>(),
+        "classes": seats.iter().map(|(pid, sid, title, role, joined, left)| json!({
+            "session_id": sid, "title": title, "participant_id": pid, "role": role,
+            "joined_at": joined, "left_at": left,
+        })).collect::<Vec<_>>(),
+        "sections": sections,
+        "events": events,
+        "replay_access": views.into_iter().map(|(r, via, action, at)| json!({ "replay_id": r, "via": via, "action": action, "at": at })).collect::<Vec<_>>(),
+        "audit": actions.into_iter().map(|(at, action, tt, tid)| json!({ "at": at, "action": action, "target_type": tt, "target_id": tid })).collect::<Vec<_>>(),
+        "recordings": { "clips": [], "note": "recording clips of the person are not included in this version of the export" },
+    }))
+}
