@@ -6,6 +6,7 @@ mod artifacts;
 pub mod audit;
 mod classroom;
 pub mod config;
+mod consents;
 mod console;
 pub mod db;
 mod events;

@@ -29,7 +29,7 @@ use crate::http::error::ApiErrorBody;
         (name = "system", description = "Health, keys and this document"),
         (name = "auth", description = "Log in, refresh, log out"),
         (name = "console", description = "Users, rosters, discovery, tenant settings, audit log"),
-        (name = "privacy", description = "Data-subject requests: exports of what is held about a person"),
+        (name = "privacy", description = "Data-subject requests (exports of what is held about a person) and consent records"),
         (name = "courses", description = "Courses, lessons and lesson runs"),
         (name = "sessions", description = "Live classes: start, join, end, state, events"),
         (name = "class", description = "Class commands (the same routes on the edge)"),

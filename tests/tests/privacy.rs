@@ -2,7 +2,8 @@
 //! asked, upvoted, voted, kept a note, raised a hand and withdrew consent is
 //! exported by an admin; the archive holds all of it and nothing of another
 //! student; only the tenant's admins start and follow the job; the link is
-//! the only way to the archive and every download is audited.
+//! the only way to the archive and every download is audited. The class's
+//! consent records show who withdrew consent, to its staff only.
 
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
     let sid = class.id.clone();
     let at = |p: &str| format!("/sessions/{sid}{p}");
     let ana_seat = api.join(&ana, &sid).await.unwrap();
-    api.join(&ben, &sid).await.unwrap();
+    let ben_seat = api.join(&ben, &sid).await.unwrap();
     api.join(&teacher, &sid).await.unwrap();
     let ok = |r: anyhow::Result<(StatusCode, Value)>| {
         let (s, v) = r.unwrap();
@@ -139,6 +140,35 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
     )
     .await
     .unwrap();
+
+    // the class's consent records: ana withdrew, ben never did (staff only)
+    let (s, v) = api.get(&at("/consents"), &ana).await.unwrap();
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "not_course_staff"),
+        "{v}"
+    );
+    let (s, _) = api.get(&at("/consents"), &other_admin).await.unwrap();
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, consents) = api.get(&at("/consents"), &teacher).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{consents}");
+    let record = |seat: &str| {
+        consents["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["participant_id"] == seat)
+            .unwrap_or_else(|| panic!("{seat} not in {consents}"))
+            .clone()
+    };
+    let ana_consent = record(&ana_seat.participant_id);
+    assert_eq!(ana_consent["recording"], false, "{consents}");
+    assert_eq!(ana_consent["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(ana_consent["user_id"], ana_id.as_str());
+    let ben_consent = record(&ben_seat.participant_id);
+    assert_eq!(ben_consent["recording"], true);
+    assert_eq!(ben_consent["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(consents["declined"], 1, "{consents}");
 
     // only the tenant's admins may export, and only their own people
     let export = format!("/subjects/{ana_id}/export");

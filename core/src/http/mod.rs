@@ -66,6 +66,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(console::settings::get, console::settings::update))
         .routes(routes!(console::audit_log::list))
         .routes(routes!(console::audit_log::verify))
+        .routes(routes!(crate::consents::list))
         .routes(routes!(crate::subjects::export))
         .routes(routes!(crate::subjects::job))
         .routes(routes!(crate::subjects::download))

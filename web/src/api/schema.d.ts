@@ -776,6 +776,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{id}/consents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The consent records of a class (the course's staff, admins). */
+        get: operations["session_consents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{id}/ctas": {
         parameters: {
             query?: never;
@@ -1744,6 +1761,40 @@ export interface components {
         ConsentBody: {
             /** @description `false` withdraws consent to being recorded. */
             recording: boolean;
+        };
+        /** @description One change of a participant's consent. */
+        ConsentChange: {
+            /**
+             * Format: int64
+             * @description The event's place in the class's log.
+             */
+            seq: number;
+            /** Format: date-time */
+            at: string;
+            /** @description May they appear in the recording from then on? */
+            recording: boolean;
+        };
+        /** @description A participant's consent in one class. */
+        ConsentRecord: {
+            /** Format: uuid */
+            participant_id: string;
+            /** Format: uuid */
+            user_id?: string | null;
+            display_name: string;
+            role: string;
+            /** Format: date-time */
+            joined_at: string;
+            /** @description Their consent now (`true` from the join until withdrawn). */
+            recording: boolean;
+            /** @description Every change after the join, in order. */
+            changes: components["schemas"]["ConsentChange"][];
+        };
+        ConsentRecords: {
+            /** Format: uuid */
+            session_id: string;
+            participants: components["schemas"]["ConsentRecord"][];
+            /** @description How many do not consent now. */
+            declined: number;
         };
         /** @description A course as created. */
         Course: {
@@ -5783,6 +5834,65 @@ export interface operations {
             };
             /** @description Nothing was changed: the class's edge or its event log is unreachable (`edge_unreachable`, `event_log_unavailable`), the session's writer stopped, or the edge has not loaded the token keys yet (`keys_unavailable`) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    session_consents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Each participant's consent now and its history */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsentRecords"];
+                };
+            };
+            /** @description The id is not a UUID (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not the course's staff (`not_course_staff`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such session in the tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
