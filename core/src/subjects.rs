@@ -28,7 +28,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::console::rate_limit::Kind;
 use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
-use crate::http::extract::{PathIds, QueryParams};
+use crate::http::extract::{IdempotencyKey, PathIds, QueryParams};
+use crate::idempotency;
 use crate::identity::Auth;
 
 /// The archive's format name.
@@ -106,7 +107,10 @@ const JOB_COLUMNS: &str = "id, kind, state, user_id, created_at, finished_at, er
 
 /// Starts an export of everything held about a user of the tenant (admins).
 #[utoipa::path(post, path = "/subjects/{user_id}/export", operation_id = "export_subject", tag = "privacy",
-    params(("user_id" = Uuid, Path, description = "The person")),
+    params(
+        ("user_id" = Uuid, Path, description = "The person"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key answers the first job again"),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Queued: follow it at `GET /subjects/jobs/{id}`", body = SubjectJob),
@@ -114,49 +118,58 @@ const JOB_COLUMNS: &str = "id, kind, state, user_id, created_at, finished_at, er
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin", body = ApiErrorBody),
         (status = 404, description = "No such user in the tenant", body = ApiErrorBody),
+        (status = 409, description = "The `Idempotency-Key` was used for another request, or its first call still runs", body = ApiErrorBody),
         (status = 429, description = "Too many exports (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
     ))]
 pub(crate) async fn export(
     State(app): State<AppState>,
     auth: Auth,
+    IdempotencyKey(key): IdempotencyKey,
     ids: PathIds,
 ) -> ApiResult<Response> {
     auth.require_admin()?;
     let user: Uuid = ids.get(0)?;
     app.console_limits().take(auth.user_id, Kind::Import)?;
-    let mut tx = app.db().begin().await?;
-    let known: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM users WHERE id = $1 AND tenant_id = $2")
-            .bind(user)
-            .bind(auth.tenant_id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-    known.ok_or(ApiError::not_found("user"))?;
-    let id = Uuid::now_v7();
-    let row: JobRow = sqlx::query_as(&format!(
-        "INSERT INTO subject_jobs (id, tenant_id, user_id, kind, requested_by)
-         VALUES ($1, $2, $3, 'export', $4) RETURNING {JOB_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(auth.tenant_id.as_uuid())
-    .bind(user)
-    .bind(auth.user_id.as_uuid())
-    .fetch_one(&mut *tx)
-    .await?;
-    crate::audit::record_tx(
-        &mut tx,
-        auth.tenant_id,
-        Some(auth.user_id),
-        "subject.export_requested",
-        "user",
-        &user.to_string(),
-        json!({ "job_id": id }),
-    )
-    .await?;
-    tx.commit().await?;
-    app.subject_jobs_wake();
-    let job = job_view(&app, row).await?;
-    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+    let route = format!("POST /subjects/{user}/export");
+    idempotency::run(&app, &auth, key, &route, b"", || async {
+        let mut tx = app.db().begin().await?;
+        let known: Option<(Uuid,)> =
+            sqlx::query_as("SELECT id FROM users WHERE id = $1 AND tenant_id = $2")
+                .bind(user)
+                .bind(auth.tenant_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        known.ok_or(ApiError::not_found("user"))?;
+        let id = Uuid::now_v7();
+        let row: JobRow = sqlx::query_as(&format!(
+            "INSERT INTO subject_jobs (id, tenant_id, user_id, kind, requested_by)
+             VALUES ($1, $2, $3, 'export', $4) RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(auth.tenant_id.as_uuid())
+        .bind(user)
+        .bind(auth.user_id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        crate::audit::record_tx(
+            &mut tx,
+            auth.tenant_id,
+            Some(auth.user_id),
+            "subject.export_requested",
+            "user",
+            &user.to_string(),
+            json!({ "job_id": id }),
+        )
+        .await?;
+        tx.commit().await?;
+        app.subject_jobs_wake();
+        let job = job_view(&app, row).await?;
+        Ok((
+            StatusCode::ACCEPTED,
+            serde_json::to_value(job).map_err(anyhow::Error::from)?,
+        ))
+    })
+    .await
 }
 
 /// A subject job of the tenant (admins); a link to the archive once done.

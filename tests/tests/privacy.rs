@@ -185,9 +185,19 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
         (StatusCode::BAD_REQUEST, "invalid_id"),
         "{v}"
     );
-    let (s, job) = api.post(&export, &admin, json!({})).await.unwrap();
+    let (s, job) = api
+        .post_with_key(&export, &admin, "export-ana-1", json!({}))
+        .await
+        .unwrap();
     assert_eq!(s, StatusCode::ACCEPTED, "{job}");
     let job_id = job["id"].as_str().unwrap().to_owned();
+    // a retried request with the same key is the same job, not a second one
+    let (s, again) = api
+        .post_with_key(&export, &admin, "export-ana-1", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["id"], job["id"]);
     assert!(job["download_url"].is_null(), "{job}");
     let (s, _) = api
         .get(&format!("/subjects/jobs/{job_id}"), &other_admin)

@@ -9286,7 +9286,10 @@ export interface operations {
     export_subject: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The same key answers the first job again */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 /** @description The person */
                 user_id: string;
@@ -9333,6 +9336,15 @@ export interface operations {
             };
             /** @description No such user in the tenant */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used for another request, or its first call still runs */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
