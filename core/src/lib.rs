@@ -59,6 +59,8 @@ struct Inner {
     throttles: http::throttle::Throttles,
     /// Wakes the subject-job worker when a job is queued.
     subject_jobs: tokio::sync::Notify,
+    /// The HTTP requests answered (`/metrics`).
+    http_requests: protocol::metrics::HttpRequests,
 }
 
 impl AppState {
@@ -88,7 +90,12 @@ impl AppState {
             console_limits: Default::default(),
             throttles: Default::default(),
             subject_jobs: Default::default(),
+            http_requests: Default::default(),
         }))
+    }
+    /// The HTTP requests answered so far.
+    pub(crate) fn http_requests(&self) -> &protocol::metrics::HttpRequests {
+        &self.0.http_requests
     }
     /// Tells the subject-job worker a job is queued.
     pub(crate) fn subject_jobs_wake(&self) {

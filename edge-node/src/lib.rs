@@ -163,6 +163,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         sfu,
         config: config.clone(),
         nats,
+        http_requests: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -11,6 +11,7 @@ pub mod command;
 pub mod control;
 pub mod event;
 pub mod ids;
+pub mod metrics;
 pub mod recording;
 pub mod rejection;
 pub mod roles;

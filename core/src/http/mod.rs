@@ -36,6 +36,8 @@ pub(crate) const MAX_JSON_BODY: usize = 64 * 1024;
 pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(web::index))
         .route("/assets/{*path}", get(web::asset))
@@ -119,6 +121,10 @@ pub fn router(app: AppState) -> Router {
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(audit_source))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            count_request,
+        ))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
@@ -169,17 +175,86 @@ pub(crate) struct Health {
     pub nats: bool,
 }
 
-/// Counters in Prometheus text format (the trust boundary's refusals).
+/// Every answered request counted by route template and status, timed.
+async fn count_request(
+    State(app): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    app.http_requests().record(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// Prometheus text exposition: requests by route and status with their
+/// latency, whether the database and NATS are up, the trust boundary's
+/// refusals.
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
-async fn metrics() -> impl IntoResponse {
+    responses((status = 200, description = "Prometheus text exposition (0.0.4)", body = String, content_type = "text/plain")))]
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let (db, nats) = dependencies(&app).await;
+    let mut out = protocol::metrics::Exposition::new();
+    out.gauge(
+        "classroom_core_dependency_up",
+        "Whether core reaches a dependency (1) or not (0).",
+        &[
+            (&[("dependency", "db")], f64::from(u8::from(db))),
+            (&[("dependency", "nats")], f64::from(u8::from(nats))),
+        ],
+    );
+    out.gauge(
+        "classroom_core_db_connections",
+        "Database connections held by core's pool, by state.",
+        &[
+            (&[("state", "open")], f64::from(app.db().size())),
+            (&[("state", "idle")], app.db().num_idle() as f64),
+        ],
+    );
+    app.http_requests().write("classroom_core", &mut out);
+    out.raw(&crate::trust::metrics_text());
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            protocol::metrics::CONTENT_TYPE,
         )],
-        crate::trust::metrics_text(),
+        out.finish(),
     )
+}
+
+async fn dependencies(app: &AppState) -> (bool, bool) {
+    let db = sqlx::query("SELECT 1").execute(app.db()).await.is_ok();
+    let nats = app.nats().connection_state() == async_nats::connection::State::Connected;
+    (db, nats)
+}
+
+/// Liveness: the process answers (restart it if not).
+#[utoipa::path(get, path = "/livez", tag = "system",
+    responses((status = 200, description = "Core's process is up", body = Object)))]
+async fn livez() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: core can serve (its database and NATS are reachable); send it
+/// traffic only while this is 200.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "A dependency is down", body = Health),
+    ))]
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    healthz(State(app)).await
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "system",
@@ -188,8 +263,7 @@ async fn metrics() -> impl IntoResponse {
         (status = 503, description = "A dependency is down", body = Health),
     ))]
 async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
-    let db = sqlx::query("SELECT 1").execute(app.db()).await.is_ok();
-    let nats = app.nats().connection_state() == async_nats::connection::State::Connected;
+    let (db, nats) = dependencies(&app).await;
     let status = if db && nats {
         StatusCode::OK
     } else {

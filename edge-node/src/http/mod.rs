@@ -41,6 +41,8 @@ pub(crate) struct EdgeState {
     pub sfu: crate::sfu::Sfu,
     /// Classes hosted on other edges, pulled from the relay for students here.
     pub remote_feeds: crate::mesh::RemoteFeeds,
+    /// The HTTP requests answered (`/metrics`).
+    pub http_requests: std::sync::Arc<protocol::metrics::HttpRequests>,
 }
 
 /// JSON bodies above this are refused with 413.
@@ -62,6 +64,9 @@ pub(crate) fn api() -> OpenApiRouter<EdgeState> {
     }
     router
         .routes(routes!(healthz))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
         .routes(routes!(document))
         .routes(routes!(live_feed::live))
         .routes(routes!(signaling::publish))
@@ -80,6 +85,10 @@ pub(crate) fn router(state: EdgeState) -> Router {
         .fallback(|| async {
             error::EdgeError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
         .with_state(state)
@@ -216,6 +225,137 @@ pub(crate) struct EdgeAppends {
     pub failures: u64,
 }
 
+/// Every answered request counted by route template and status, timed.
+async fn count_request(
+    State(st): State<EdgeState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    st.http_requests.record(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// Whether the edge can serve classes: its event log, NATS, the media
+/// plane and core's token keys.
+async fn readiness(st: &EdgeState) -> [(&'static str, bool); 4] {
+    [
+        ("event_log", st.registry.log().healthy().await),
+        (
+            "nats",
+            st.nats.connection_state() == async_nats::connection::State::Connected,
+        ),
+        ("media", st.sfu.alive()),
+        ("keys", st.tokens.has_keys()),
+    ]
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "system", operation_id = "edge_metrics",
+    summary = "Prometheus text exposition: requests, the event path, media, dependencies",
+    responses((status = 200, description = "Prometheus text exposition (0.0.4)", body = String, content_type = "text/plain")))]
+async fn metrics(State(st): State<EdgeState>) -> impl IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = protocol::metrics::Exposition::new();
+    let ready = readiness(&st).await;
+    let up: Vec<([(&str, &str); 1], f64)> = ready
+        .iter()
+        .map(|(name, ok)| ([("dependency", *name)], f64::from(u8::from(*ok))))
+        .collect();
+    let up: Vec<(&[(&str, &str)], f64)> = up.iter().map(|(l, v)| (&l[..], *v)).collect();
+    out.gauge(
+        "classroom_edge_dependency_up",
+        "Whether a part the edge needs works (1) or not (0).",
+        &up,
+    );
+    out.gauge(
+        "classroom_edge_live_sessions",
+        "Classes this edge hosts now.",
+        &[(&[], st.registry.live_count().await as f64)],
+    );
+    let stats = st.registry.log().stats();
+    out.counter(
+        "classroom_edge_event_appends_total",
+        "Appends to the edge's event log (a batch is one append).",
+        &[(&[], stats.appends.load(Relaxed))],
+    );
+    out.counter(
+        "classroom_edge_events_appended_total",
+        "Class events made durable in the edge's event log.",
+        &[(&[], stats.events.load(Relaxed))],
+    );
+    out.counter(
+        "classroom_edge_event_append_failures_total",
+        "Appends the event log refused or did not acknowledge.",
+        &[(&[], stats.failures.load(Relaxed))],
+    );
+    let media = &st.sfu.stats;
+    out.gauge(
+        "classroom_edge_media_peers",
+        "WebRTC connections (publishers and subscribers) now.",
+        &[(&[], media.peers.load(Relaxed) as f64)],
+    );
+    out.counter(
+        "classroom_edge_media_packets_total",
+        "RTP packets through the SFU, by direction.",
+        &[
+            (&[("direction", "in")], media.packets_in.load(Relaxed)),
+            (&[("direction", "out")], media.packets_out.load(Relaxed)),
+        ],
+    );
+    out.counter(
+        "classroom_edge_media_bytes_out_total",
+        "Bytes the SFU sent.",
+        &[(&[], media.bytes_out.load(Relaxed))],
+    );
+    st.http_requests.write("classroom_edge", &mut out);
+    (
+        [(header::CONTENT_TYPE, protocol::metrics::CONTENT_TYPE)],
+        out.finish(),
+    )
+}
+
+#[utoipa::path(get, path = "/livez", tag = "system", operation_id = "edge_livez",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "Up", body = Object)))]
+async fn livez() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "system", operation_id = "edge_readyz",
+    summary = "Readiness: the event log, NATS, the media plane and the token keys work",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready: the parts that fail are false", body = Object),
+    ))]
+async fn readyz(State(st): State<EdgeState>) -> impl IntoResponse {
+    let ready = readiness(&st).await;
+    let ok = ready.iter().all(|(_, up)| *up);
+    let mut body = serde_json::json!({ "status": if ok { "ok" } else { "not_ready" } });
+    for (name, up) in ready {
+        body[name] = serde_json::json!(up);
+    }
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
+}
+
 #[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "edge_healthz",
     summary = "Health of the edge, its event log, NATS and media plane",
     responses(
@@ -312,6 +452,9 @@ mod tests {
         }
         for (m, p) in [
             ("get", "/healthz"),
+            ("get", "/livez"),
+            ("get", "/readyz"),
+            ("get", "/metrics"),
             ("get", "/openapi.json"),
             ("get", "/sessions/{id}/live"),
             ("post", "/whip/{id}"),
@@ -326,7 +469,7 @@ mod tests {
         }
         assert_eq!(
             ops.len(),
-            protocol::api::CLASS_ROUTES.len() + 10,
+            protocol::api::CLASS_ROUTES.len() + 13,
             "an operation without a test: {:?}",
             ops.keys().collect::<Vec<_>>()
         );
@@ -386,8 +529,10 @@ mod tests {
             for (status, resp) in responses {
                 if let Some(media) = resp["content"].get("application/json") {
                     let schema = resolve(&doc, &media["schema"]);
-                    // errors (but the health answer, whatever its status)
-                    if status.starts_with('4') || (status.starts_with('5') && p != "/healthz") {
+                    // errors (but the health and readiness answers, whatever
+                    // their status)
+                    let probe = p == "/healthz" || p == "/readyz";
+                    if status.starts_with('4') || (status.starts_with('5') && !probe) {
                         assert!(
                             schema["properties"]["error"].is_object(),
                             "{m} {p} {status}: errors use the api.md body"
