@@ -19,9 +19,12 @@ pub struct Config {
     #[arg(long, env = "CORE_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
 
+    /// The PostgreSQL URL (it may hold a password: `--help` never shows
+    /// the environment's value).
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/classroom"
     )]
     pub database_url: String,
@@ -96,7 +99,13 @@ pub enum CoreCommand {
     Migrate,
     /// Seed the demo tenants and accounts (dev stack only).
     SeedDemo {
-        #[arg(long, env = "DEMO_PASSWORD", default_value = "classroom-demo")]
+        #[arg(
+            long,
+            env = "DEMO_PASSWORD",
+            hide_env_values = true,
+            hide_default_value = true,
+            default_value = "classroom-demo"
+        )]
         password: String,
         /// Number of demo students.
         #[arg(long, default_value_t = 30)]
@@ -122,6 +131,11 @@ pub enum CoreCommand {
         #[arg(long)]
         shared: bool,
     },
+    /// Rotates core's signing key: the current key keeps verifying (and
+    /// stays in the JWKS) until the next rotation, a new key signs. Restart
+    /// core to sign with it; edges and relays fetch the JWKS again when they
+    /// meet its kid.
+    RotateKeys,
     /// The audit log's hash chains.
     Audit {
         #[command(subcommand)]

@@ -178,10 +178,17 @@ pub async fn connect_nats(
 }
 
 /// Runs core until `stop` fires: the HTTP API, edge registry, and ingest.
+/// Where core keeps its signing key (and, beside it, the one a rotation
+/// retired).
+pub fn signing_key_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("signing-key.pem")
+}
+
 pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let db = db::connect(&config).await?;
     db::migrate(&db).await?;
-    let keys = SigningKeys::load_or_create(&config.data_dir.join("signing-key.pem"))?;
+    let keys = SigningKeys::load_or_create(&signing_key_path(&config))?;
+    tracing::info!(kid = keys.kid(), "signing key loaded");
     let nats = connect_nats(&config.nats_url, "core", config.nats_seed_file.as_deref()).await?;
     let app = AppState::new(db.clone(), keys, nats.clone(), config.clone());
 

@@ -1,11 +1,13 @@
 //! Verifies join tokens offline with core's JWKS. The JWKS is fetched from
 //! core and cached on disk, so a restarted edge accepts joins while core is
-//! unreachable.
+//! unreachable. A token signed by a key this edge does not know yet (core
+//! rotated its key) makes it fetch the JWKS again (single-flight, at most
+//! once per `REFETCH_EVERY`; a token arriving sooner waits for the next).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use protocol::EdgeId;
@@ -22,7 +24,14 @@ pub(crate) enum TokenError {
     Invalid,
     #[error("this edge cannot verify tokens yet (core's keys unknown)")]
     NoKeys,
+    /// Signed by a key this edge does not know (yet).
+    #[error("the join token names a key this edge does not know")]
+    UnknownKey,
 }
+
+/// At most one JWKS fetch per this long is triggered by unknown keys, so a
+/// stream of forged `kid`s cannot make the edge hammer core.
+const REFETCH_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize, Clone)]
 struct Jwk {
@@ -45,6 +54,9 @@ pub(crate) struct JoinTokens {
     /// token with every command, and an Ed25519 verification per request
     /// would be most of the edge's CPU under load. Expiry is still checked.
     verified: Arc<RwLock<HashMap<String, JoinClaims>>>,
+    /// When an unknown key last made the edge fetch the JWKS (held while
+    /// one fetch runs: fetches are single-flight).
+    last_refetch: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 /// Verified tokens remembered at most (the cache is cleared when full).
@@ -58,6 +70,7 @@ impl JoinTokens {
             cache,
             keys: Arc::new(RwLock::new(Vec::new())),
             verified: Arc::new(RwLock::new(HashMap::new())),
+            last_refetch: Arc::default(),
         };
         if let Ok(bytes) = std::fs::read(&t.cache)
             && let Ok(jwks) = serde_json::from_slice::<Jwks>(&bytes)
@@ -87,36 +100,46 @@ impl JoinTokens {
         }
     }
 
+    fn jwks_url(&self) -> String {
+        format!(
+            "{}/.well-known/jwks.json",
+            self.core_url.trim_end_matches('/')
+        )
+    }
+
+    /// One fetch of core's JWKS: installed and cached on success.
+    async fn fetch(&self, client: &reqwest::Client) -> bool {
+        let Ok(r) = client.get(self.jwks_url()).send().await else {
+            return false;
+        };
+        if !r.status().is_success() {
+            return false;
+        }
+        let Ok(bytes) = r.bytes().await else {
+            return false;
+        };
+        let Ok(jwks) = serde_json::from_slice::<Jwks>(&bytes) else {
+            return false;
+        };
+        self.install(&jwks);
+        if let Some(dir) = self.cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&self.cache, &bytes);
+        true
+    }
+
     /// Fetches core's JWKS, retrying until it succeeds or `stop` fires; then
     /// refreshes it every few minutes.
     pub(crate) async fn keep_fresh(self, stop: tokio_util::sync::CancellationToken) {
-        let client = reqwest::Client::builder()
+        let Ok(client) = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
-            .build();
-        let Ok(client) = client else { return };
-        let url = format!(
-            "{}/.well-known/jwks.json",
-            self.core_url.trim_end_matches('/')
-        );
+            .build()
+        else {
+            return;
+        };
         loop {
-            let ok = match client.get(&url).send().await {
-                Ok(r) if r.status().is_success() => match r.bytes().await {
-                    Ok(bytes) => match serde_json::from_slice::<Jwks>(&bytes) {
-                        Ok(jwks) => {
-                            self.install(&jwks);
-                            if let Some(dir) = self.cache.parent() {
-                                let _ = std::fs::create_dir_all(dir);
-                            }
-                            let _ = std::fs::write(&self.cache, &bytes);
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    Err(_) => false,
-                },
-                _ => false,
-            };
-            let wait = if ok {
+            let wait = if self.fetch(&client).await {
                 Duration::from_secs(300)
             } else {
                 Duration::from_millis(500)
@@ -125,6 +148,40 @@ impl JoinTokens {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// [`Self::verify`], fetching the JWKS again first when the token names
+    /// a key this edge does not know. Fetches are single-flight and at most
+    /// one per `REFETCH_EVERY`: a token that arrives sooner waits for the
+    /// next one (so a real new key is never refused, and forged `kid`s
+    /// cannot make the edge hammer core).
+    pub(crate) async fn verify_fresh(&self, token: &str) -> Result<JoinClaims, TokenError> {
+        match self.verify(token) {
+            Err(TokenError::UnknownKey) => {
+                let mut last = self.last_refetch.lock().await;
+                // another request may have fetched while this one waited
+                if let Ok(c) = self.verify(token) {
+                    return Ok(c);
+                }
+                if let Some(t) = *last {
+                    let since = t.elapsed();
+                    if since < REFETCH_EVERY {
+                        tokio::time::sleep(REFETCH_EVERY - since).await;
+                    }
+                }
+                *last = Some(Instant::now());
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(3))
+                    .build()
+                    .map_err(|_| TokenError::UnknownKey)?;
+                if self.fetch(&client).await {
+                    tracing::info!("a token named an unknown key: fetched core's JWKS again");
+                }
+                drop(last);
+                self.verify(token)
+            }
+            other => other,
         }
     }
 
@@ -162,11 +219,12 @@ impl JoinTokens {
         if keys.is_empty() {
             return Err(TokenError::NoKeys);
         }
-        let key = match &header.kid {
-            Some(kid) => keys.iter().find(|(k, _)| k == kid).map(|(_, d)| d),
-            None => None,
-        }
-        .ok_or(TokenError::Invalid)?;
+        let kid = header.kid.as_ref().ok_or(TokenError::Invalid)?;
+        let key = keys
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, d)| d)
+            .ok_or(TokenError::UnknownKey)?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_audience(&[join_audience(&self.edge)]);
         v.set_issuer(&[ISSUER]);

@@ -432,22 +432,29 @@ impl Stack {
     /// `core edge-owner`: the edge belongs to the tenant with `slug`, or is
     /// shared (None), as `deploy/dev.sh` sets them.
     pub async fn set_edge_owner(&self, edge: &str, slug: Option<&str>) -> anyhow::Result<()> {
-        let mut args = self.core_args.clone();
-        args.extend(["edge-owner".to_owned(), edge.to_owned()]);
+        let mut args = vec!["edge-owner".to_owned(), edge.to_owned()];
         match slug {
             Some(t) => args.extend(["--tenant".to_owned(), t.to_owned()]),
             None => args.push("--shared".to_owned()),
         }
+        self.core_command(&args).await.map(|_| ())
+    }
+
+    /// Runs a `core` subcommand with the stack's core flags (its database,
+    /// data directory); returns what it printed on stdout.
+    pub async fn core_command(&self, command: &[String]) -> anyhow::Result<String> {
+        let mut args = self.core_args.clone();
+        args.extend(command.iter().cloned());
         let out = tokio::process::Command::new(bin_dir().join("core"))
             .args(&args)
             .output()
             .await?;
         anyhow::ensure!(
             out.status.success(),
-            "edge-owner: {}",
+            "core {command:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub async fn restart_core(&mut self) -> anyhow::Result<()> {

@@ -130,8 +130,21 @@ async fn metrics_and_probes_tell_how_each_service_is_doing() {
 
     // the relay: its routing figures (the edge keeps a session with it)
     let relay_base = format!("http://127.0.0.1:{}", stack.relay.as_ref().unwrap().port);
-    let relay = scrape(&http, &relay_base).await;
-    assert!(value(&relay, "classroom_relay_sessions") >= 1.0);
+    // the edge dials the relay on its own time (a token from core first)
+    let relay = wait_until(
+        "the edge's session at the relay",
+        Duration::from_secs(30),
+        || {
+            let http = http.clone();
+            let base = relay_base.clone();
+            async move {
+                let relay = scrape(&http, &base).await;
+                (value(&relay, "classroom_relay_sessions") >= 1.0).then_some(relay)
+            }
+        },
+    )
+    .await
+    .unwrap();
     value(&relay, "classroom_relay_objects_total{direction=\"in\"}");
     value(&relay, "classroom_relay_refusals_total");
 

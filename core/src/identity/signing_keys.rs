@@ -21,64 +21,160 @@ use sha2::{Digest, Sha256};
 use crate::http::error::ApiError;
 use crate::identity::Auth;
 
-pub struct SigningKeys {
+/// One Ed25519 key: what signs (or only verifies) and what the JWKS shows.
+struct Key {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// RFC 7638 thumbprint of the public key.
     kid: String,
     x: String,
 }
 
-impl SigningKeys {
-    /// Loads the key from `path`, creating it (mode 0600) on first start.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<SigningKeys> {
-        let key = if path.exists() {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("reading signing key {}", path.display()))?;
-            SigningKey::from_pkcs8_pem(&pem).context("signing key is not an Ed25519 PKCS#8 PEM")?
-        } else {
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let pem = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .context("encoding signing key")?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            write_private(path, pem.as_bytes())?;
-            tracing::info!(path = %path.display(), "created a new signing key");
-            key
-        };
-        Self::from_key(&key)
-    }
-
-    pub fn from_key(key: &SigningKey) -> anyhow::Result<SigningKeys> {
+impl Key {
+    fn of(key: &SigningKey) -> anyhow::Result<Key> {
         let der = key.to_pkcs8_der().context("encoding signing key")?;
-        let public = key.verifying_key().to_bytes();
-        let x = URL_SAFE_NO_PAD.encode(public);
-        let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..12]);
-        Ok(SigningKeys {
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+        Ok(Key {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_components(&x).context("public key")?,
-            kid,
+            kid: thumbprint(&x),
             x,
         })
     }
 
-    pub fn jwks(&self) -> Value {
+    fn jwk(&self) -> Value {
         json!({
-            "keys": [{
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "alg": "EdDSA",
-                "use": "sig",
-                "kid": self.kid,
-                "x": self.x,
-            }]
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "alg": "EdDSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x": self.x,
         })
+    }
+}
+
+/// The RFC 7638 JWK thumbprint of an Ed25519 public key: SHA-256 over the
+/// required members in lexicographic order, no whitespace, base64url.
+pub fn thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Core's keys: the current one signs; the one before a rotation still
+/// verifies (and stays in the JWKS) until the next rotation, so tokens
+/// signed before it keep working while they live.
+pub struct SigningKeys {
+    current: Key,
+    previous: Option<Key>,
+}
+
+/// Where the key a rotation retired is kept, beside the current one.
+fn previous_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("previous.pem")
+}
+
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading signing key {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem).context("signing key is not an Ed25519 PKCS#8 PEM")
+}
+
+fn create_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding signing key")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(path, pem.as_bytes())?;
+    Ok(key)
+}
+
+impl SigningKeys {
+    /// Loads the key from `path` (and the one a rotation retired, if any),
+    /// creating it (mode 0600) on first start.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<SigningKeys> {
+        let key = if path.exists() {
+            read_key(path)?
+        } else {
+            let key = create_key(path)?;
+            tracing::info!(path = %path.display(), "created a new signing key");
+            key
+        };
+        let previous = previous_path(path);
+        let previous = if previous.exists() {
+            Some(Key::of(&read_key(&previous)?)?)
+        } else {
+            None
+        };
+        Ok(SigningKeys {
+            current: Key::of(&key)?,
+            previous,
+        })
+    }
+
+    /// `core rotate-keys`: the current key becomes the previous one (the
+    /// one before it is dropped) and a new key signs from now on. Cores
+    /// pick the new key up when they start; edges and relays fetch the JWKS
+    /// again when they meet its `kid`. Returns (new kid, retired kid).
+    pub fn rotate(path: &Path) -> anyhow::Result<(String, Option<String>)> {
+        let retired = if path.exists() {
+            let old = read_key(path)?;
+            let previous = previous_path(path);
+            let tmp = path.with_extension("rotating.pem");
+            std::fs::copy(path, &tmp).with_context(|| format!("copying {}", path.display()))?;
+            std::fs::rename(&tmp, &previous)
+                .with_context(|| format!("keeping {}", previous.display()))?;
+            std::fs::remove_file(path)?;
+            Some(Key::of(&old)?.kid)
+        } else {
+            None
+        };
+        let key = create_key(path)?;
+        Ok((Key::of(&key)?.kid, retired))
+    }
+
+    pub fn from_key(key: &SigningKey) -> anyhow::Result<SigningKeys> {
+        Ok(SigningKeys {
+            current: Key::of(key)?,
+            previous: None,
+        })
+    }
+
+    /// The key that signs now.
+    pub fn kid(&self) -> &str {
+        &self.current.kid
+    }
+
+    /// The keys that verify: the current one first.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .map(Key::jwk)
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// The key a token names (`kid`), among those that verify; a token
+    /// without one is checked against the current key.
+    fn verifying(&self, token: &str) -> Option<&DecodingKey> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
+        match kid {
+            None => Some(&self.current.decoding),
+            Some(k) if k == self.current.kid => Some(&self.current.decoding),
+            Some(k) => self
+                .previous
+                .as_ref()
+                .filter(|p| p.kid == k)
+                .map(|p| &p.decoding),
+        }
     }
 
     fn header(&self) -> Header {
         let mut h = Header::new(Algorithm::EdDSA);
-        h.kid = Some(self.kid.clone());
+        h.kid = Some(self.current.kid.clone());
         h
     }
 
@@ -100,7 +196,7 @@ impl SigningKeys {
             jti: uuid::Uuid::now_v7().to_string(),
             typ: TokenType::Access,
         };
-        let token = jsonwebtoken::encode(&self.header(), &claims, &self.encoding)?;
+        let token = jsonwebtoken::encode(&self.header(), &claims, &self.current.encoding)?;
         Ok((token, ACCESS_TTL_SECS))
     }
 
@@ -108,7 +204,7 @@ impl SigningKeys {
         Ok(jsonwebtoken::encode(
             &self.header(),
             claims,
-            &self.encoding,
+            &self.current.encoding,
         )?)
     }
 
@@ -127,7 +223,7 @@ impl SigningKeys {
         Ok(jsonwebtoken::encode(
             &self.header(),
             &claims,
-            &self.encoding,
+            &self.current.encoding,
         )?)
     }
 
@@ -138,7 +234,7 @@ impl SigningKeys {
         Ok(jsonwebtoken::encode(
             &self.header(),
             &claims,
-            &self.encoding,
+            &self.current.encoding,
         )?)
     }
 
@@ -147,7 +243,8 @@ impl SigningKeys {
         v.set_audience(&[format!("asset:{scope}")]);
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "aud", "iss"]);
-        jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding, &v).is_ok()
+        self.verifying(token)
+            .is_some_and(|key| jsonwebtoken::decode::<serde_json::Value>(token, key, &v).is_ok())
     }
 
     /// Verifies an access token: signature (EdDSA only, so `alg: none` and
@@ -158,17 +255,19 @@ impl SigningKeys {
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         v.leeway = 5;
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &v).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => ApiError::unauthorized(
-                        "token_expired",
-                        "the access token has expired; refresh it",
-                    ),
-                    _ => ApiError::unauthorized("invalid_token", "the access token is not valid"),
-                }
-            })?;
+        let key = self.verifying(token).ok_or_else(|| {
+            ApiError::unauthorized("invalid_token", "the access token is not valid")
+        })?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => ApiError::unauthorized(
+                    "token_expired",
+                    "the access token has expired; refresh it",
+                ),
+                _ => ApiError::unauthorized("invalid_token", "the access token is not valid"),
+            }
+        })?;
         let c = data.claims;
         if c.typ != TokenType::Access {
             return Err(ApiError::unauthorized(
@@ -258,7 +357,7 @@ mod tests {
             &Header::new(Algorithm::HS256),
             &serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(claims_part).unwrap())
                 .unwrap(),
-            &EncodingKey::from_secret(k.x.as_bytes()),
+            &EncodingKey::from_secret(k.current.x.as_bytes()),
         )
         .unwrap();
         assert!(k.verify_access(&hs).is_err());
@@ -275,5 +374,62 @@ mod tests {
         );
         assert!(k.verify_access(&tampered).is_err());
         assert!(k.verify_access("garbage").is_err());
+    }
+
+    #[test]
+    fn the_kid_is_the_rfc_7638_thumbprint() {
+        // RFC 8037 appendix A.3: the Ed25519 example key's thumbprint
+        assert_eq!(
+            thumbprint("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        let k = keys();
+        assert_eq!(k.kid(), thumbprint(&k.current.x));
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_previous_key_verifying_until_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing-key.pem");
+        let first = SigningKeys::load_or_create(&path).unwrap();
+        let (u, t) = ids();
+        let (old_token, _) = first.sign_access(u, t, Role::Student, Utc::now()).unwrap();
+        let old_asset = first
+            .sign_asset("deck:1", Utc::now().timestamp() + 60)
+            .unwrap();
+
+        let (new_kid, retired) = SigningKeys::rotate(&path).unwrap();
+        assert_eq!(retired.as_deref(), Some(first.kid()));
+        let second = SigningKeys::load_or_create(&path).unwrap();
+        assert_eq!(second.kid(), new_kid);
+        assert_ne!(second.kid(), first.kid());
+        // the JWKS carries both, the new one first
+        let kids: Vec<String> = second.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kids, vec![second.kid().to_owned(), first.kid().to_owned()]);
+        // tokens signed before the rotation still verify; new ones too
+        assert!(second.verify_access(&old_token).is_ok());
+        assert!(second.verify_asset(&old_asset, "deck:1"));
+        let (new_token, _) = second.sign_access(u, t, Role::Student, Utc::now()).unwrap();
+        assert!(second.verify_access(&new_token).is_ok());
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some(second.kid())
+        );
+
+        // the next rotation drops the first key
+        SigningKeys::rotate(&path).unwrap();
+        let third = SigningKeys::load_or_create(&path).unwrap();
+        assert_eq!(third.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert!(third.verify_access(&old_token).is_err());
+        assert!(!third.verify_asset(&old_asset, "deck:1"));
+        assert!(third.verify_access(&new_token).is_ok());
     }
 }

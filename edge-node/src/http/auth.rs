@@ -63,6 +63,6 @@ impl FromRequestParts<EdgeState> for Joined {
         let token = token_from(parts)
             .filter(|t| !t.is_empty())
             .ok_or(TokenError::Missing)?;
-        Ok(Joined(state.tokens.verify(&token)?))
+        Ok(Joined(state.tokens.verify_fresh(&token).await?))
     }
 }

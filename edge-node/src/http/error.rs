@@ -55,14 +55,15 @@ impl From<TokenError> for EdgeError {
         let code = match e {
             TokenError::Missing => "missing_token",
             TokenError::Expired => "token_expired",
-            TokenError::Invalid => "invalid_token",
+            TokenError::Invalid | TokenError::UnknownKey => "invalid_token",
             TokenError::NoKeys => "keys_unavailable",
         };
         let status = match e {
             TokenError::NoKeys => StatusCode::SERVICE_UNAVAILABLE,
-            TokenError::Missing | TokenError::Expired | TokenError::Invalid => {
-                StatusCode::UNAUTHORIZED
-            }
+            TokenError::Missing
+            | TokenError::Expired
+            | TokenError::Invalid
+            | TokenError::UnknownKey => StatusCode::UNAUTHORIZED,
         };
         EdgeError::new(status, code, e.to_string())
     }
