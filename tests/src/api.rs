@@ -264,6 +264,22 @@ impl Api {
         })
     }
 
+    /// The id of the user with `email`, looked up by an admin.
+    pub async fn user_id(&self, admin: &str, email: &str) -> anyhow::Result<String> {
+        let (s, v) = self
+            .get(&format!("/users?q={}", email.replace('@', "%40")), admin)
+            .await?;
+        anyhow::ensure!(s == StatusCode::OK, "users: {s} {v}");
+        v["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["email"] == email)
+            .and_then(|u| u["id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("{email} not in {v}"))
+    }
+
     /// Every event core holds for the session (paged).
     pub async fn events(&self, token: &str, session: &str) -> anyhow::Result<Vec<Value>> {
         let mut out = Vec::new();

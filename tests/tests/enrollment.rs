@@ -16,24 +16,6 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
 
-async fn user_id(stack: &Stack, admin: &str, email: &str) -> String {
-    let (s, v) = stack
-        .api
-        .get(&format!("/users?q={}", email.replace('@', "%40")), admin)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == email)
-        .unwrap_or_else(|| panic!("{email} not in {v}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A join sent straight to the edge's session writer, as the platform,
 /// bypassing core's own check: what the writer decides on its own.
 async fn join_at_edge(
@@ -80,8 +62,16 @@ async fn only_the_roster_joins_and_only_its_teachers_run_the_class() {
     let teacher = api.login("teacher@demo.test").await.unwrap();
     let student1 = api.login("student1@demo.test").await.unwrap();
     let student2 = api.login("student2@demo.test").await.unwrap();
-    let s1 = user_id(&stack, &admin, "student1@demo.test").await;
-    let s2 = user_id(&stack, &admin, "student2@demo.test").await;
+    let s1 = stack
+        .api
+        .user_id(&admin, "student1@demo.test")
+        .await
+        .unwrap();
+    let s2 = stack
+        .api
+        .user_id(&admin, "student2@demo.test")
+        .await
+        .unwrap();
     let nats = stack.hub.client().await.unwrap();
 
     // a second teacher of the tenant, who does not teach this course

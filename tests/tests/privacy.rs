@@ -15,24 +15,6 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
 
-async fn user_id(stack: &Stack, admin: &str, email: &str) -> String {
-    let (s, v) = stack
-        .api
-        .get(&format!("/users?q={}", email.replace('@', "%40")), admin)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == email)
-        .unwrap_or_else(|| panic!("{email} not in {v}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
     let stack = Stack::start(StackOptions::default()).await.unwrap();
@@ -42,7 +24,11 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
     let ana = api.login("student1@demo.test").await.unwrap();
     let ben = api.login("student2@demo.test").await.unwrap();
     let other_admin = api.login("admin@other.test").await.unwrap();
-    let ana_id = user_id(&stack, &admin, "student1@demo.test").await;
+    let ana_id = stack
+        .api
+        .user_id(&admin, "student1@demo.test")
+        .await
+        .unwrap();
 
     let class = api.start_class(&teacher).await.unwrap();
     let sid = class.id.clone();
