@@ -54,12 +54,18 @@ pub struct Config {
     #[arg(long, env = "CORE_EDGE_TIMEOUT_MS", default_value_t = 5000)]
     pub edge_timeout_ms: u64,
 
-    /// Browser origins allowed by CORS (comma separated); empty allows any.
     /// Object storage (a local directory) where edges upload recordings;
     /// default `<data-dir>/objects`.
     #[arg(long, env = "OBJECT_STORE_DIR")]
     pub object_store_dir: Option<PathBuf>,
 
+    /// The key-encryption key that wraps each person's data key (a local
+    /// key file, made on first start; back it up apart from the database).
+    /// Default `<data-dir>/subject-kek.key`.
+    #[arg(long, env = "CORE_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+
+    /// Browser origins allowed by CORS (comma separated); empty allows any.
     #[arg(long, env = "CORE_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 
@@ -156,6 +162,12 @@ pub enum AuditCommand {
 
 impl Config {
     /// The object storage directory.
+    pub fn kek_path(&self) -> PathBuf {
+        self.kek_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("subject-kek.key"))
+    }
+
     pub fn objects_dir(&self) -> PathBuf {
         self.object_store_dir
             .clone()

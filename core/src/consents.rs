@@ -76,8 +76,8 @@ pub(crate) async fn list(
     load_session(&app, &auth, session).await?;
     let course = course_of_session(&app, session.as_uuid()).await?;
     require_course_staff(&app, &auth, course).await?;
-    let rows: Vec<(i64, String, DateTime<Utc>, Value)> = sqlx::query_as(
-        "SELECT seq, type, occurred_at, payload FROM session_state_events
+    let rows: Vec<(Uuid, i64, String, DateTime<Utc>, Value)> = sqlx::query_as(
+        "SELECT event_id, seq, type, occurred_at, payload FROM session_state_events
           WHERE tenant_id = $1 AND session_id = $2
             AND type IN ('participant.joined', 'consent.changed')
           ORDER BY seq",
@@ -86,7 +86,20 @@ pub(crate) async fn list(
     .bind(session.as_uuid())
     .fetch_all(app.db())
     .await?;
-    Ok(Json(records(session.as_uuid(), rows)))
+    let mut opened = Vec::with_capacity(rows.len());
+    for (event_id, seq, ty, at, mut payload) in rows {
+        app.vault()
+            .open_payload(
+                app.db(),
+                auth.tenant_id.as_uuid(),
+                event_id,
+                &ty,
+                &mut payload,
+            )
+            .await?;
+        opened.push((seq, ty, at, payload));
+    }
+    Ok(Json(records(session.as_uuid(), opened)))
 }
 
 /// Folds the class's seat and consent events into records.

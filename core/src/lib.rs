@@ -16,6 +16,7 @@ pub mod identity;
 pub mod nats_auth;
 pub mod openapi;
 pub mod orchestration;
+mod privacy;
 mod public;
 mod recordings;
 mod replays;
@@ -61,10 +62,20 @@ struct Inner {
     subject_jobs: tokio::sync::Notify,
     /// The HTTP requests answered (`/metrics`).
     http_requests: protocol::metrics::HttpRequests,
+    /// Each person's data key: seals and opens personal fields of events.
+    vault: Arc<privacy::Vault>,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, keys: SigningKeys, nats: async_nats::Client, config: Config) -> Self {
+    /// Fails when the key-encryption key cannot be read or made.
+    pub fn new(
+        db: PgPool,
+        keys: SigningKeys,
+        nats: async_nats::Client,
+        config: Config,
+    ) -> anyhow::Result<Self> {
+        let kms = privacy::kms::LocalKms::load_or_create(&config.kek_path())?;
+        let vault = Arc::new(privacy::Vault::new(Arc::new(kms)));
         let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
         let dir = config.objects_dir();
@@ -77,7 +88,7 @@ impl AppState {
                     Arc::new(object_store::memory::InMemory::new())
                 }
             };
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             db,
             keys,
             nats,
@@ -91,7 +102,11 @@ impl AppState {
             throttles: Default::default(),
             subject_jobs: Default::default(),
             http_requests: Default::default(),
-        }))
+            vault,
+        })))
+    }
+    pub(crate) fn vault(&self) -> &Arc<privacy::Vault> {
+        &self.0.vault
     }
     /// The HTTP requests answered so far.
     pub(crate) fn http_requests(&self) -> &protocol::metrics::HttpRequests {
@@ -190,7 +205,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let keys = SigningKeys::load_or_create(&signing_key_path(&config))?;
     tracing::info!(kid = keys.kid(), "signing key loaded");
     let nats = connect_nats(&config.nats_url, "core", config.nats_seed_file.as_deref()).await?;
-    let app = AppState::new(db.clone(), keys, nats.clone(), config.clone());
+    let app = AppState::new(db.clone(), keys, nats.clone(), config.clone())?;
 
     let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges")
         .fetch_all(&db)
@@ -207,7 +222,8 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         stop.clone(),
     ));
     let ingest = tokio::spawn(
-        events::ingest::Ingest::new(db.clone(), nats.clone()).run(app.js().clone(), stop.clone()),
+        events::ingest::Ingest::new(db.clone(), nats.clone(), app.vault().clone())
+            .run(app.js().clone(), stop.clone()),
     );
     let subject_jobs = tokio::spawn(subjects::run_worker(app.clone(), stop.clone()));
 

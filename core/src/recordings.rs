@@ -87,7 +87,7 @@ pub(crate) async fn load(
     tenant: TenantId,
     session: SessionId,
 ) -> ApiResult<Recording> {
-    let events = store::read_all_typed(app.db(), tenant, session).await?;
+    let events = store::read_all_typed(app.db(), app.vault(), tenant, session).await?;
     Ok(Recording::from_events(&events))
 }
 

@@ -84,6 +84,23 @@ impl Api {
         .await
     }
 
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        Self::finish(
+            self.http
+                .patch(self.url(path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     pub async fn post_with_key(
         &self,
         path: &str,

@@ -160,6 +160,21 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// Derives a session's artifacts again (after an erasure changed what its
+/// events read as): the stages whose inputs changed run, the transcript and
+/// slides are kept. False when the session never had artifacts.
+pub(crate) async fn rederive(app: &AppState, session: Uuid) -> anyhow::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE artifact_jobs SET state = 'pending', attempts = 0, next_attempt_at = now(),
+                updated_at = now()
+          WHERE session_id = $1",
+    )
+    .bind(session)
+    .execute(app.db())
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 struct Job {
     session_id: Uuid,
     tenant_id: Uuid,
@@ -307,6 +322,10 @@ struct Ctx {
     recording: protocol::recording::Recording,
     duration_ms: u64,
     force: bool,
+    /// The class's people who were erased: what is derived from events
+    /// (timeline, chapters, highlights, index) is derived again when this
+    /// changes.
+    erased: Vec<Uuid>,
 }
 
 async fn run_job(app: &AppState, job: &Job) -> Outcome {
@@ -335,7 +354,7 @@ async fn prepare(app: &AppState, job: &Job) -> anyhow::Result<Result<Ctx, Outcom
     }
     let tenant = TenantId::from_uuid(job.tenant_id);
     let session = SessionId::from_uuid(job.session_id);
-    let events = store::read_all_typed(app.db(), tenant, session).await?;
+    let events = store::read_all_typed(app.db(), app.vault(), tenant, session).await?;
     let recording = protocol::recording::Recording::from_events(&events);
     if recording.armed && recording.finalized.is_none() {
         let ended_for = ended_at
@@ -356,6 +375,14 @@ async fn prepare(app: &AppState, job: &Job) -> anyhow::Result<Result<Ctx, Outcom
             .map(|e| (e - started_at).num_milliseconds().max(0) as u64)
             .unwrap_or(0)
     };
+    let erased: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT k.user_id FROM participants p
+           JOIN subject_keys k ON k.tenant_id = p.tenant_id AND k.user_id = p.user_id
+          WHERE p.session_id = $1 AND k.erased_at IS NOT NULL ORDER BY 1",
+    )
+    .bind(job.session_id)
+    .fetch_all(app.db())
+    .await?;
     Ok(Ok(Ctx {
         tenant,
         session,
@@ -363,6 +390,7 @@ async fn prepare(app: &AppState, job: &Job) -> anyhow::Result<Result<Ctx, Outcom
         recording,
         duration_ms,
         force: job.force,
+        erased: erased.into_iter().map(|(u,)| u).collect(),
     }))
 }
 
@@ -670,11 +698,13 @@ async fn stages(app: &AppState, ctx: &Ctx) -> anyhow::Result<()> {
     // 2. temporal alignment: events and words on the media clock
     let clock = Clock::from_events(&ctx.events);
     let last_seq = ctx.events.last().map(|e| e.seq.get()).unwrap_or(0);
+    let erased: Vec<u8> = ctx.erased.iter().flat_map(|u| *u.as_bytes()).collect();
     let tl_hash = hash_of(&[
         b"timeline",
         last_seq.to_string().as_bytes(),
         t_hash.as_bytes(),
         s_hash.as_bytes(),
+        &erased,
     ]);
     let markers = derive::markers(&ctx.events, &clock, &slides);
     stage(

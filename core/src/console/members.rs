@@ -507,7 +507,7 @@ async fn send(
     };
     match app.edge_link().request(edge, &req).await {
         Ok(EdgeReply::Done { events, .. }) => {
-            if let Err(e) = crate::events::ingest::absorb(app.db(), &events).await {
+            if let Err(e) = crate::events::ingest::absorb(app.db(), app.vault(), &events).await {
                 tracing::warn!(error = ?e, "writing the roster event now failed; ingest will");
             }
             Ok(())

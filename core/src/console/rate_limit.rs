@@ -18,6 +18,8 @@ pub enum Kind {
     RosterImport,
     /// A walk of the tenant's whole audit chain.
     AuditVerify,
+    /// A data-subject request (an export or an erasure job).
+    Subject,
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
             Kind::Import => (3.0, 0.1),
             Kind::RosterImport => (60.0, 2.0),
             Kind::AuditVerify => (5.0, 0.2),
+            Kind::Subject => (10.0, 0.2),
         }
     }
 }
@@ -38,6 +41,7 @@ pub struct ConsoleLimits {
     import: Buckets<UserId>,
     roster: Buckets<UserId>,
     verify: Buckets<UserId>,
+    subject: Buckets<UserId>,
 }
 
 impl Default for ConsoleLimits {
@@ -51,6 +55,7 @@ impl Default for ConsoleLimits {
             import: Buckets::new(shape(Kind::Import)),
             roster: Buckets::new(shape(Kind::RosterImport)),
             verify: Buckets::new(shape(Kind::AuditVerify)),
+            subject: Buckets::new(shape(Kind::Subject)),
         }
     }
 }
@@ -63,6 +68,7 @@ impl ConsoleLimits {
             Kind::Import => &self.import,
             Kind::RosterImport => &self.roster,
             Kind::AuditVerify => &self.verify,
+            Kind::Subject => &self.subject,
         }
         .take(user)
     }

@@ -116,7 +116,7 @@ pub(crate) async fn list(
     });
     let users: Vec<User> = sqlx::query_as(&format!(
         "{SELECT_USER}
-         WHERE u.tenant_id = $1
+         WHERE u.tenant_id = $1 AND u.erased_at IS NULL
            AND ($2::text IS NULL OR u.email LIKE $2 OR lower(u.display_name) LIKE $2)
            AND ($3::text IS NULL OR rb.role::text = $3)
            AND ($4::bool IS NULL OR u.disabled = $4)
@@ -245,7 +245,8 @@ async fn insert(
         "user.created",
         "user",
         &id.to_string(),
-        json!({ "email": email, "role": role }),
+        // ids, not personal values: the audit chain outlives an erasure
+        json!({ "role": role }),
     )
     .await?;
     Ok(Some(User {
@@ -400,11 +401,9 @@ pub(crate) async fn update(
         0
     };
     let mut changes = serde_json::Map::new();
-    if let Some(n) = &name {
-        changes.insert(
-            "display_name".into(),
-            json!({ "from": before.display_name, "to": n }),
-        );
+    if name.is_some() {
+        // that it changed, not the names: the audit chain outlives an erasure
+        changes.insert("display_name".into(), json!("changed"));
     }
     if let Some(r) = role {
         changes.insert("role".into(), json!({ "from": before.role, "to": r }));

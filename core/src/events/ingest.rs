@@ -9,6 +9,7 @@
 //! row is not committed yet (a start in flight) wait and are retried.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::events::store::{self, StoredEvent};
+use crate::privacy::Vault;
 
 /// Batches are at most this many messages.
 const BATCH: usize = 500;
@@ -33,6 +35,8 @@ const MAX_ORPHAN_DELIVERIES: i64 = 40;
 pub(crate) struct Ingest {
     db: PgPool,
     nats: async_nats::Client,
+    /// Seals personal fields before they are written.
+    vault: Arc<Vault>,
     /// Last gap-free seq per session, as committed.
     last: HashMap<Uuid, (Uuid, i64)>,
     /// Each session's home edge (it never moves).
@@ -50,10 +54,11 @@ enum Disposition {
 }
 
 impl Ingest {
-    pub(crate) fn new(db: PgPool, nats: async_nats::Client) -> Self {
+    pub(crate) fn new(db: PgPool, nats: async_nats::Client, vault: Arc<Vault>) -> Self {
         Ingest {
             db,
             nats,
+            vault,
             last: HashMap::new(),
             homes: HashMap::new(),
             refused: Vec::new(),
@@ -169,7 +174,7 @@ impl Ingest {
                 .execute(&mut *tx)
                 .await?;
         }
-        write_all(&mut tx, &writes).await?;
+        write_all(&self.db, &self.vault, &mut tx, &mut writes).await?;
         for (session, seq) in &touched {
             sqlx::query("UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2")
                 .bind(session)
@@ -432,12 +437,18 @@ fn wrong_origin(subject: &str, source: &str, home: &str) -> Option<EdgeId> {
     if ok { None } else { EdgeId::new(from).ok() }
 }
 
-/// Inserts events in one statement, then applies the projections of those
-/// that were new, in order.
-async fn write_all(tx: &mut Transaction<'_, Postgres>, evs: &[StoredEvent]) -> anyhow::Result<()> {
+/// Seals the events' personal fields, inserts them in one statement, then
+/// applies the projections of those that were new, in order.
+async fn write_all(
+    db: &PgPool,
+    vault: &Vault,
+    tx: &mut Transaction<'_, Postgres>,
+    evs: &mut [StoredEvent],
+) -> anyhow::Result<()> {
     if evs.is_empty() {
         return Ok(());
     }
+    vault.seal(db, tx, evs).await?;
     let fresh = store::insert_many(tx, evs).await?;
     for ev in evs.iter().filter(|e| fresh.contains(&e.event_id)) {
         project(tx, ev).await?;
@@ -445,10 +456,16 @@ async fn write_all(tx: &mut Transaction<'_, Postgres>, evs: &[StoredEvent]) -> a
     Ok(())
 }
 
-/// Inserts one event and applies its projections.
-async fn write_one(tx: &mut Transaction<'_, Postgres>, ev: &StoredEvent) -> anyhow::Result<()> {
-    if store::insert(tx, ev).await? {
-        project(tx, ev).await?;
+/// Seals one event, inserts it and applies its projections.
+async fn write_one(
+    db: &PgPool,
+    vault: &Vault,
+    tx: &mut Transaction<'_, Postgres>,
+    mut ev: StoredEvent,
+) -> anyhow::Result<()> {
+    vault.seal(db, tx, std::slice::from_mut(&mut ev)).await?;
+    if store::insert(tx, &ev).await? {
+        project(tx, &ev).await?;
     }
     Ok(())
 }
@@ -568,7 +585,11 @@ pub(crate) async fn read_edge_range(
 /// Writes events core just received from an edge (a forwarded command's
 /// reply) if they continue the session's gap-free log; anything else is left
 /// to the ingest consumer. Gives callers read-your-writes.
-pub(crate) async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow::Result<()> {
+pub(crate) async fn absorb(
+    db: &PgPool,
+    vault: &Vault,
+    events: &[protocol::Envelope],
+) -> anyhow::Result<()> {
     let Some(first) = events.first() else {
         return Ok(());
     };
@@ -585,7 +606,7 @@ pub(crate) async fn absorb(db: &PgPool, events: &[protocol::Envelope]) -> anyhow
     for ev in events {
         let seq = ev.seq.get() as i64;
         if seq == last + 1 {
-            write_one(&mut tx, &StoredEvent::from_envelope(ev)?).await?;
+            write_one(db, vault, &mut tx, StoredEvent::from_envelope(ev)?).await?;
             last = seq;
         }
     }

@@ -99,7 +99,15 @@ pub(crate) async fn list(
     }
     let row = load_session(&app, &auth, session).await?;
     let viewer = viewer_for(&app, &auth, session).await?;
-    let events = store::read_after(app.db(), auth.tenant_id, session, q.after, limit).await?;
+    let events = store::read_after(
+        app.db(),
+        app.vault(),
+        auth.tenant_id,
+        session,
+        q.after,
+        limit,
+    )
+    .await?;
     let next_after = events.last().map(|e| e.seq).unwrap_or(q.after);
     let visible: Vec<store::StoredEvent> = events
         .into_iter()

@@ -8,6 +8,8 @@ use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::privacy::Vault;
+
 /// An event as stored: the envelope with its payload kept as raw JSON, so a
 /// newer schema version than this core knows is stored intact.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
@@ -99,15 +101,17 @@ pub(crate) async fn insert_many(
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// Events after `after`, up to the session's gap-free high-water mark.
+/// Events after `after`, up to the session's gap-free high-water mark, with
+/// their personal fields opened (placeholders for an erased person).
 pub(crate) async fn read_after(
     db: &PgPool,
+    vault: &Vault,
     tenant: TenantId,
     session: SessionId,
     after: i64,
     limit: i64,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    sqlx::query_as(
+) -> anyhow::Result<Vec<StoredEvent>> {
+    let mut events: Vec<StoredEvent> = sqlx::query_as(
         "SELECT e.event_id, e.tenant_id, e.session_id, e.seq, e.type, e.v, e.occurred_at,
                 e.actor, e.source, e.payload
          FROM session_state_events e
@@ -121,19 +125,22 @@ pub(crate) async fn read_after(
     .bind(after)
     .bind(limit)
     .fetch_all(db)
-    .await
+    .await?;
+    vault.open(db, &mut events).await?;
+    Ok(events)
 }
 
 /// The whole gap-free log of a session, typed, for folding.
 pub(crate) async fn read_all_typed(
     db: &PgPool,
+    vault: &Vault,
     tenant: TenantId,
     session: SessionId,
 ) -> anyhow::Result<Vec<Envelope>> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
-        let page = read_after(db, tenant, session, after, 5000).await?;
+        let page = read_after(db, vault, tenant, session, after, 5000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for ev in &page {

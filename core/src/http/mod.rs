@@ -72,6 +72,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::subjects::export))
         .routes(routes!(crate::subjects::job))
         .routes(routes!(crate::subjects::download))
+        .routes(routes!(crate::subjects::erase::erase))
         .routes(routes!(courses::create_lesson))
         .routes(routes!(courses::create_lesson_run))
         .routes(routes!(edges::list))

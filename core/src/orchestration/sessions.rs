@@ -156,7 +156,7 @@ pub async fn forward(
             seq,
             participant,
         } => {
-            if let Err(e) = ingest::absorb(app.db(), &events).await {
+            if let Err(e) = ingest::absorb(app.db(), app.vault(), &events).await {
                 // The events are durable on the edge and will arrive through
                 // the hub stream; only read-your-writes is delayed.
                 tracing::warn!(error = ?e, "writing forwarded events now failed; ingest will");
@@ -564,7 +564,8 @@ pub async fn state(
     let (state, source) = match q.source.as_deref() {
         None | Some("edge") => current_state(&app, &auth, &row).await?,
         Some("core") => {
-            let events = store::read_all_typed(app.db(), auth.tenant_id, row.id.into()).await?;
+            let events =
+                store::read_all_typed(app.db(), app.vault(), auth.tenant_id, row.id.into()).await?;
             (
                 fold(&events).map_err(|e| anyhow::anyhow!("folding session log: {e}"))?,
                 "core",
@@ -613,7 +614,8 @@ pub async fn current_state(
             }
         }
     }
-    let events = store::read_all_typed(app.db(), auth.tenant_id, row.id.into()).await?;
+    let events =
+        store::read_all_typed(app.db(), app.vault(), auth.tenant_id, row.id.into()).await?;
     let state = fold(&events).map_err(|e| anyhow::anyhow!("folding session log: {e}"))?;
     Ok((state, "core"))
 }

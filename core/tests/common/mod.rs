@@ -15,7 +15,14 @@ use sqlx::PgPool;
 use tower::ServiceExt;
 
 pub fn app(db: PgPool) -> axum::Router {
-    let config = Config::parse_from(["core", "--edge-timeout-ms", "300"]);
+    let kek = std::env::temp_dir().join("classroom-core-tests-kek.key");
+    let config = Config::parse_from([
+        "core",
+        "--edge-timeout-ms",
+        "300",
+        "--kek-file",
+        kek.to_str().expect("a UTF-8 temp dir"),
+    ]);
     let keys = SigningKeys::from_key(&ed25519_dalek::SigningKey::from_bytes(&[3u8; 32])).unwrap();
     let nats = futures::executor::block_on(
         async_nats::ConnectOptions::new()
@@ -23,7 +30,7 @@ pub fn app(db: PgPool) -> axum::Router {
             .connect("nats://127.0.0.1:1"),
     )
     .unwrap();
-    http::router(AppState::new(db, keys, nats, config))
+    http::router(AppState::new(db, keys, nats, config).expect("app state"))
 }
 
 pub async fn call(

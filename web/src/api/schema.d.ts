@@ -1502,6 +1502,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subjects/{user_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts the erasure of a user of the tenant (admins; not oneself). */
+        post: operations["erase_subject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/subjects/{user_id}/export": {
         parameters: {
             query?: never;
@@ -2983,7 +3000,7 @@ export interface components {
         SubjectJob: {
             /** Format: uuid */
             id: string;
-            /** @description `export`. */
+            /** @description `export` or `erase`. */
             kind: string;
             /** @description `queued`, `running`, `done` or `failed`. */
             state: string;
@@ -3000,8 +3017,13 @@ export interface components {
              */
             bytes?: number | null;
             sha256?: string | null;
-            /** @description A link to the archive, valid 15 minutes, once done. */
+            /**
+             * @description A link to the archive, valid 15 minutes, once an export is done
+             *     (and until the person is erased).
+             */
             download_url?: string | null;
+            /** @description What a finished erasure did. */
+            result?: Record<string, never> | null;
         };
         /**
          * Format: uuid
@@ -9371,6 +9393,95 @@ export interface operations {
                     "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
+            /** @description Too many requests from this address to the routes that need no account; see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    erase_subject: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key answers the first job again */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The person */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued: follow it at `GET /subjects/jobs/{id}`; its `result` says what was erased */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubjectJob"];
+                };
+            };
+            /** @description The id is not a UUID (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such user in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description The caller's own account (`cannot_erase_self`), a person already erased (`already_erased`), or an `Idempotency-Key` used for another request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many subject requests (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
         };
     };
     export_subject: {
@@ -9433,7 +9544,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
-            /** @description The `Idempotency-Key` was used for another request, or its first call still runs */
+            /** @description The person was erased (`already_erased`), or the `Idempotency-Key` was used for another request, or its first call still runs */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -9,6 +9,9 @@
 //! and withdrawn, media), those events sorted into sections, the replays
 //! they opened or searched, and the audit entries of what they did.
 //! Recording clips are not in it yet.
+//!
+//! Erasure ([`erase`]) is the second kind of job: it shreds the person's data
+//! key and purges every derived copy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -29,8 +33,11 @@ use crate::AppState;
 use crate::console::rate_limit::Kind;
 use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{IdempotencyKey, PathIds, QueryParams};
+use crate::http::throttle::ClientAddr;
 use crate::idempotency;
 use crate::identity::Auth;
+
+pub(crate) mod erase;
 
 /// The archive's format name.
 pub(crate) const FORMAT: &str = "classroom.subject-export/1";
@@ -45,7 +52,7 @@ const MAX_ATTEMPTS: i32 = 3;
 pub(crate) struct SubjectJob {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
-    /// `export`.
+    /// `export` or `erase`.
     pub kind: String,
     /// `queued`, `running`, `done` or `failed`.
     pub state: String,
@@ -57,8 +64,12 @@ pub(crate) struct SubjectJob {
     /// The archive's size and SHA-256, once done.
     pub bytes: Option<i64>,
     pub sha256: Option<String>,
-    /// A link to the archive, valid 15 minutes, once done.
+    /// A link to the archive, valid 15 minutes, once an export is done
+    /// (and until the person is erased).
     pub download_url: Option<String>,
+    /// What a finished erasure did.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
 }
 
 type JobRow = (
@@ -71,6 +82,7 @@ type JobRow = (
     Option<String>,
     Option<i64>,
     Option<String>,
+    Option<Value>,
 );
 
 fn scope(id: Uuid) -> String {
@@ -78,8 +90,8 @@ fn scope(id: Uuid) -> String {
 }
 
 async fn job_view(app: &AppState, r: JobRow) -> ApiResult<SubjectJob> {
-    let (id, kind, state, user_id, created_at, finished_at, error, bytes, sha256) = r;
-    let download_url = if state == "done" {
+    let (id, kind, state, user_id, created_at, finished_at, error, bytes, sha256, result) = r;
+    let download_url = if kind == "export" && state == "done" && bytes.is_some() {
         let exp = Utc::now().timestamp() + LINK_TTL_SECS;
         let key = app.keys().sign_asset(&scope(id), exp)?;
         Some(format!(
@@ -100,10 +112,12 @@ async fn job_view(app: &AppState, r: JobRow) -> ApiResult<SubjectJob> {
         bytes,
         sha256,
         download_url,
+        result,
     })
 }
 
-const JOB_COLUMNS: &str = "id, kind, state, user_id, created_at, finished_at, error, bytes, sha256";
+const JOB_COLUMNS: &str =
+    "id, kind, state, user_id, created_at, finished_at, error, bytes, sha256, result";
 
 /// Starts an export of everything held about a user of the tenant (admins).
 #[utoipa::path(post, path = "/subjects/{user_id}/export", operation_id = "export_subject", tag = "privacy",
@@ -118,8 +132,8 @@ const JOB_COLUMNS: &str = "id, kind, state, user_id, created_at, finished_at, er
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin", body = ApiErrorBody),
         (status = 404, description = "No such user in the tenant", body = ApiErrorBody),
-        (status = 409, description = "The `Idempotency-Key` was used for another request, or its first call still runs", body = ApiErrorBody),
-        (status = 429, description = "Too many exports (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
+        (status = 409, description = "The person was erased (`already_erased`), or the `Idempotency-Key` was used for another request, or its first call still runs", body = ApiErrorBody),
+        (status = 429, description = "Too many subject requests (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
     ))]
 pub(crate) async fn export(
     State(app): State<AppState>,
@@ -129,25 +143,45 @@ pub(crate) async fn export(
 ) -> ApiResult<Response> {
     auth.require_admin()?;
     let user: Uuid = ids.get(0)?;
-    app.console_limits().take(auth.user_id, Kind::Import)?;
-    let route = format!("POST /subjects/{user}/export");
-    idempotency::run(&app, &auth, key, &route, b"", || async {
+    app.console_limits().take(auth.user_id, Kind::Subject)?;
+    queue(&app, &auth, key, user, "export").await
+}
+
+/// Queues a job of `kind` about `user` (an account of the caller's tenant;
+/// not yet erased), audited as `subject.<kind>_requested`; a retry with the
+/// same `Idempotency-Key` answers the first job again.
+pub(crate) async fn queue(
+    app: &AppState,
+    auth: &Auth,
+    key: Option<String>,
+    user: Uuid,
+    kind: &'static str,
+) -> ApiResult<Response> {
+    let route = format!("POST /subjects/{user}/{kind}");
+    idempotency::run(app, auth, key, &route, b"", || async {
         let mut tx = app.db().begin().await?;
-        let known: Option<(Uuid,)> =
-            sqlx::query_as("SELECT id FROM users WHERE id = $1 AND tenant_id = $2")
+        let known: Option<(Option<DateTime<Utc>>,)> =
+            sqlx::query_as("SELECT erased_at FROM users WHERE id = $1 AND tenant_id = $2")
                 .bind(user)
                 .bind(auth.tenant_id.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await?;
-        known.ok_or(ApiError::not_found("user"))?;
+        let (erased_at,) = known.ok_or(ApiError::not_found("user"))?;
+        if erased_at.is_some() {
+            return Err(ApiError::conflict(
+                "already_erased",
+                "this person was erased; nothing is held about them any more",
+            ));
+        }
         let id = Uuid::now_v7();
         let row: JobRow = sqlx::query_as(&format!(
             "INSERT INTO subject_jobs (id, tenant_id, user_id, kind, requested_by)
-             VALUES ($1, $2, $3, 'export', $4) RETURNING {JOB_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5) RETURNING {JOB_COLUMNS}"
         ))
         .bind(id)
         .bind(auth.tenant_id.as_uuid())
         .bind(user)
+        .bind(kind)
         .bind(auth.user_id.as_uuid())
         .fetch_one(&mut *tx)
         .await?;
@@ -155,7 +189,7 @@ pub(crate) async fn export(
             &mut tx,
             auth.tenant_id,
             Some(auth.user_id),
-            "subject.export_requested",
+            &format!("subject.{kind}_requested"),
             "user",
             &user.to_string(),
             json!({ "job_id": id }),
@@ -163,7 +197,7 @@ pub(crate) async fn export(
         .await?;
         tx.commit().await?;
         app.subject_jobs_wake();
-        let job = job_view(&app, row).await?;
+        let job = job_view(app, row).await?;
         Ok((
             StatusCode::ACCEPTED,
             serde_json::to_value(job).map_err(anyhow::Error::from)?,
@@ -217,12 +251,15 @@ pub(crate) struct DownloadQuery {
         (status = 400, description = "The id is not a UUID (`invalid_id`), or no key", body = ApiErrorBody),
         (status = 401, description = "A bad or expired key (`invalid_key`)", body = ApiErrorBody),
         (status = 404, description = "No such finished export", body = ApiErrorBody),
+        (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
     ))]
 pub(crate) async fn download(
     State(app): State<AppState>,
+    ClientAddr(from): ClientAddr,
     ids: PathIds,
     QueryParams(q): QueryParams<DownloadQuery>,
 ) -> ApiResult<Response> {
+    app.throttles().public(from)?;
     let id: Uuid = ids.get(0)?;
     if q.key.len() > 2048 || !app.keys().verify_asset(&q.key, &scope(id)) {
         return Err(ApiError::unauthorized(
@@ -279,11 +316,19 @@ pub(crate) async fn download(
 pub(crate) async fn run_worker(app: AppState, stop: CancellationToken) {
     loop {
         match claim(&app).await {
-            Ok(Some((id, tenant, user, attempts))) => {
-                let span = tracing::info_span!("subject_export", job_id = %id, attempt = attempts);
-                let _enter = span.enter();
-                let result = build_and_store(&app, id, tenant, user).await;
-                drop(_enter);
+            Ok(Some((id, tenant, user, attempts, kind))) => {
+                let span = tracing::info_span!("subject_job", job_id = %id, kind = %kind, attempt = attempts);
+                let result = async {
+                    if kind == "erase" {
+                        erase::run(&app, id, tenant, user).await.map(Done::Erased)
+                    } else {
+                        build_and_store(&app, id, tenant, user)
+                            .await
+                            .map(|(key, bytes, sha)| Done::Exported { key, bytes, sha })
+                    }
+                }
+                .instrument(span)
+                .await;
                 if let Err(e) = finish(&app, id, attempts, result).await {
                     tracing::warn!(job_id = %id, error = %e, "recording a subject job's end");
                 }
@@ -300,14 +345,24 @@ pub(crate) async fn run_worker(app: AppState, stop: CancellationToken) {
     }
 }
 
-async fn claim(app: &AppState) -> Result<Option<(Uuid, Uuid, Uuid, i32)>, sqlx::Error> {
+/// What a job made.
+enum Done {
+    Exported {
+        key: String,
+        bytes: i64,
+        sha: String,
+    },
+    Erased(Value),
+}
+
+async fn claim(app: &AppState) -> Result<Option<(Uuid, Uuid, Uuid, i32, String)>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE subject_jobs SET state = 'running', started_at = now(), attempts = attempts + 1
           WHERE id = (SELECT id FROM subject_jobs
                        WHERE state = 'queued'
                           OR (state = 'running' AND started_at < now() - make_interval(secs => $1))
                        ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)
-          RETURNING id, tenant_id, user_id, attempts",
+          RETURNING id, tenant_id, user_id, attempts, kind",
     )
     .bind(LEASE.as_secs_f64())
     .fetch_optional(app.db())
@@ -318,10 +373,21 @@ async fn finish(
     app: &AppState,
     id: Uuid,
     attempts: i32,
-    result: anyhow::Result<(String, i64, String)>,
+    result: anyhow::Result<Done>,
 ) -> Result<(), sqlx::Error> {
     match result {
-        Ok((key, bytes, sha)) => {
+        Ok(Done::Erased(summary)) => {
+            tracing::info!(job_id = %id, "subject erased");
+            sqlx::query(
+                "UPDATE subject_jobs SET state = 'done', finished_at = now(), error = NULL,
+                        result = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(summary)
+            .execute(app.db())
+            .await?;
+        }
+        Ok(Done::Exported { key, bytes, sha }) => {
             tracing::info!(job_id = %id, bytes, "subject export written");
             sqlx::query(
                 "UPDATE subject_jobs SET state = 'done', finished_at = now(), error = NULL,
@@ -340,7 +406,7 @@ async fn finish(
             } else {
                 "queued"
             };
-            tracing::warn!(job_id = %id, attempts, state, error = %e, "subject export failed");
+            tracing::warn!(job_id = %id, attempts, state, error = %e, "subject job failed");
             sqlx::query(
                 "UPDATE subject_jobs SET state = $2, error = $3,
                         finished_at = CASE WHEN $2 = 'failed' THEN now() END WHERE id = $1",
@@ -362,7 +428,7 @@ async fn build_and_store(
     tenant: Uuid,
     user: Uuid,
 ) -> anyhow::Result<(String, i64, String)> {
-    let archive = archive(app.db(), tenant, user).await?;
+    let archive = archive(app.db(), app.vault(), tenant, user).await?;
     let bytes = serde_json::to_vec_pretty(&archive)?;
     let key = format!("exports/{tenant}/{id}.json");
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
@@ -385,7 +451,12 @@ const SECTIONS: &[(&str, &[&str])] = &[
 ];
 
 /// Everything held about `user` of `tenant`.
-pub(crate) async fn archive(db: &sqlx::PgPool, tenant: Uuid, user: Uuid) -> anyhow::Result<Value> {
+pub(crate) async fn archive(
+    db: &sqlx::PgPool,
+    vault: &crate::privacy::Vault,
+    tenant: Uuid,
+    user: Uuid,
+) -> anyhow::Result<Value> {
     let account: Option<(String, String, bool, DateTime<Utc>)> = sqlx::query_as(
         "SELECT email, display_name, disabled, created_at FROM users WHERE id = $1 AND tenant_id = $2",
     )
@@ -428,8 +499,8 @@ pub(crate) async fn archive(db: &sqlx::PgPool, tenant: Uuid, user: Uuid) -> anyh
     .fetch_all(db)
     .await?;
     let seat_ids: Vec<String> = seats.iter().map(|s| s.0.to_string()).collect();
-    let events: Vec<(Uuid, i64, String, DateTime<Utc>, Value)> = sqlx::query_as(
-        "SELECT session_id, seq, type, occurred_at, payload FROM session_state_events
+    let events: Vec<(Uuid, Uuid, i64, String, DateTime<Utc>, Value)> = sqlx::query_as(
+        "SELECT event_id, session_id, seq, type, occurred_at, payload FROM session_state_events
           WHERE tenant_id = $1
             AND (payload->>'participant_id' = ANY($2)
                  OR actor->>'participant_id' = ANY($2)
@@ -459,12 +530,14 @@ pub(crate) async fn archive(db: &sqlx::PgPool, tenant: Uuid, user: Uuid) -> anyh
     .fetch_all(db)
     .await?;
 
-    let events: Vec<Value> = events
-        .into_iter()
-        .map(|(session_id, seq, ty, at, payload)| {
-            json!({ "session_id": session_id, "seq": seq, "type": ty, "occurred_at": at, "payload": payload })
-        })
-        .collect();
+    let mut opened = Vec::with_capacity(events.len());
+    for (event_id, session_id, seq, ty, at, mut payload) in events {
+        vault
+            .open_payload(db, tenant, event_id, &ty, &mut payload)
+            .await?;
+        opened.push(json!({ "session_id": session_id, "seq": seq, "type": ty, "occurred_at": at, "payload": payload }));
+    }
+    let events = opened;
     let mut sections: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for (name, types) in SECTIONS {
         sections.insert(
