@@ -9553,7 +9553,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
-            /** @description Too many exports (`rate_limited`); see `Retry-After` */
+            /** @description Too many subject requests (`rate_limited`); see `Retry-After` */
             429: {
                 headers: {
                     [name: string]: unknown;
