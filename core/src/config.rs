@@ -65,6 +65,11 @@ pub struct Config {
     #[arg(long, env = "CORE_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
 
+    /// How often the retention sweep removes what every tenant's policy no
+    /// longer keeps (0: never; admins can still sweep now from the console).
+    #[arg(long, env = "CORE_RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub retention_interval_secs: u64,
+
     /// Browser origins allowed by CORS (comma separated); empty allows any.
     #[arg(long, env = "CORE_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,

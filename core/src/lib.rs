@@ -20,6 +20,7 @@ mod privacy;
 mod public;
 mod recordings;
 mod replays;
+mod retention;
 pub mod seed;
 mod subjects;
 mod trust;
@@ -199,10 +200,18 @@ pub fn signing_key_path(config: &Config) -> std::path::PathBuf {
     config.data_dir.join("signing-key.pem")
 }
 
+/// `core rotate-keys`: see [`SigningKeys::rotate`]. Returns (new kid,
+/// retired kid).
+pub fn rotate_signing_keys(config: &Config) -> anyhow::Result<(String, Option<String>)> {
+    let kms = privacy::kms::LocalKms::load_or_create(&config.kek_path())?;
+    SigningKeys::rotate(&signing_key_path(config), &kms)
+}
+
 pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let db = db::connect(&config).await?;
     db::migrate(&db).await?;
-    let keys = SigningKeys::load_or_create(&signing_key_path(&config))?;
+    let kms = privacy::kms::LocalKms::load_or_create(&config.kek_path())?;
+    let keys = SigningKeys::load_or_create(&signing_key_path(&config), &kms)?;
     tracing::info!(kid = keys.kid(), "signing key loaded");
     let nats = connect_nats(&config.nats_url, "core", config.nats_seed_file.as_deref()).await?;
     let app = AppState::new(db.clone(), keys, nats.clone(), config.clone())?;
@@ -226,6 +235,13 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             .run(app.js().clone(), stop.clone()),
     );
     let subject_jobs = tokio::spawn(subjects::run_worker(app.clone(), stop.clone()));
+    let retention = (config.retention_interval_secs > 0).then(|| {
+        tokio::spawn(retention::sweep::run_scheduler(
+            app.clone(),
+            stop.clone(),
+            Duration::from_secs(config.retention_interval_secs),
+        ))
+    });
 
     let (triggers, worker) = if config.artifacts {
         (
@@ -258,6 +274,9 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let _ = relay_tokens.await;
     let _ = ingest.await;
     let _ = subject_jobs.await;
+    if let Some(r) = retention {
+        let _ = r.await;
+    }
     for t in [triggers, worker].into_iter().flatten() {
         let _ = t.await;
     }

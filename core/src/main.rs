@@ -70,9 +70,7 @@ async fn main() -> anyhow::Result<()> {
             classroom_core::orchestration::edges::set_owner(&db, &edge, tenant.as_deref()).await
         }
         CoreCommand::RotateKeys => {
-            let path = classroom_core::signing_key_path(&config);
-            let (kid, retired) =
-                classroom_core::identity::signing_keys::SigningKeys::rotate(&path)?;
+            let (kid, retired) = classroom_core::rotate_signing_keys(&config)?;
             println!("{}", serde_json::json!({ "kid": kid, "retired": retired }));
             tracing::info!(%kid, ?retired, "signing key rotated; restart core to sign with it");
             Ok(())

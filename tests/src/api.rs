@@ -90,9 +90,28 @@ impl Api {
         token: &str,
         body: Value,
     ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(reqwest::Method::PATCH, path, token, body).await
+    }
+
+    pub async fn put(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(reqwest::Method::PUT, path, token, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         Self::finish(
             self.http
-                .patch(self.url(path))
+                .request(method, self.url(path))
                 .bearer_auth(token)
                 .json(&body)
                 .send()

@@ -254,6 +254,33 @@ impl NatsServer {
             .await?)
     }
 
+    /// Every message of `stream` in JetStream `domain`, as text, oldest
+    /// first (read as this server's usual user).
+    pub async fn stream_text(&self, domain: &str, stream: &str) -> anyhow::Result<Vec<String>> {
+        use async_nats::jetstream;
+        use futures::StreamExt;
+        let js = jetstream::with_domain(self.client().await?, domain);
+        let consumer = js
+            .get_stream(stream)
+            .await?
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer.messages().await?;
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(Duration::from_secs(2), messages.next()).await
+        {
+            out.push(String::from_utf8_lossy(&m.payload).into_owned());
+            if m.info().map(|i| i.pending).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The seed [`client`](Self::client) uses.
     pub fn seed(&self) -> &str {
         &self.seed

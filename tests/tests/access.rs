@@ -5,7 +5,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use classroom_tests::{Stack, StackOptions};
-use ed25519_dalek::pkcs8::DecodePrivateKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -223,7 +222,31 @@ async fn students_cannot_run_a_class_and_tenants_never_meet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_rotate_and_forgeries_fail() {
-    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let mut stack = Stack::start(StackOptions::default()).await.unwrap();
+    // core's signing key is sealed under its KEK at rest; a plain key from
+    // before sealing (one this test knows) is sealed in place at the next
+    // start and signs from then on
+    let key_file = stack.dir.path().join("core/signing-key.pem");
+    let sealed = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        !sealed.contains("PRIVATE KEY"),
+        "the signing key is stored plain: {sealed}"
+    );
+    let known = ed25519_dalek::SigningKey::from_bytes(&[77u8; 32]);
+    {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let pem = known
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap();
+        std::fs::write(&key_file, pem.as_bytes()).unwrap();
+    }
+    stack.restart_core().await.unwrap();
+    let resealed = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        !resealed.contains("PRIVATE KEY"),
+        "the plain key was not sealed: {resealed}"
+    );
+    assert_ne!(resealed, sealed);
     let api = &stack.api;
 
     let (s, v) = api
@@ -361,8 +384,7 @@ async fn tokens_rotate_and_forgeries_fail() {
     let (s, _) = api.get("/edges", &tampered).await.unwrap();
     assert_eq!(s, StatusCode::UNAUTHORIZED, "tampered claims");
 
-    let pem = std::fs::read_to_string(stack.dir.path().join("core/signing-key.pem")).unwrap();
-    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let key = known;
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     let der = key.to_pkcs8_der().unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);

@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
 use classroom_tests::{Api, Stack, StackOptions, wait_until};
-use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -55,27 +53,15 @@ async fn finished(api: &Api, admin: &str, id: &str) -> Value {
 
 /// Every message of the hub stream, as text.
 async fn hub_stream_text(stack: &Stack) -> String {
-    let client = stack.hub.client().await.unwrap();
-    let js = jetstream::with_domain(client, protocol::subjects::HUB_DOMAIN);
-    let stream = js.get_stream(protocol::subjects::HUB_STREAM).await.unwrap();
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
+    stack
+        .hub
+        .stream_text(
+            protocol::subjects::HUB_DOMAIN,
+            protocol::subjects::HUB_STREAM,
+        )
         .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut out = String::new();
-    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(2), messages.next()).await
-    {
-        out.push_str(&String::from_utf8_lossy(&m.payload));
-        out.push('\n');
-        if m.info().map(|i| i.pending).unwrap_or(0) == 0 {
-            break;
-        }
-    }
-    out
+        .unwrap()
+        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::error::ApiError;
 use crate::identity::Auth;
+use crate::privacy::kms::{self, Kms};
 
 /// One Ed25519 key: what signs (or only verifies) and what the JWKS shows.
 struct Key {
@@ -74,13 +75,32 @@ fn previous_path(path: &Path) -> std::path::PathBuf {
     path.with_extension("previous.pem")
 }
 
-fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let pem = std::fs::read_to_string(path)
+/// What a sealed signing key file says it holds.
+const PURPOSE: &str = "signing-key";
+
+/// Reads a key file: sealed under the KEK, or a plain PEM from before keys
+/// were sealed, which is sealed in place on the way.
+fn read_key(path: &Path, kms: &dyn Kms) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading signing key {}", path.display()))?;
+    let pem = match kms::open_secret(kms, PURPOSE, &text)
+        .with_context(|| format!("opening signing key {}", path.display()))?
+    {
+        Some(bytes) => String::from_utf8(bytes).context("a sealed signing key is not a PEM")?,
+        None => {
+            let sealed = kms::seal_secret(kms, PURPOSE, text.as_bytes())?;
+            let tmp = path.with_extension("sealing.pem");
+            let _ = std::fs::remove_file(&tmp);
+            write_private(&tmp, sealed.as_bytes())?;
+            std::fs::rename(&tmp, path)?;
+            tracing::info!(path = %path.display(), "sealed a plain signing key under the KEK");
+            text
+        }
+    };
     SigningKey::from_pkcs8_pem(&pem).context("signing key is not an Ed25519 PKCS#8 PEM")
 }
 
-fn create_key(path: &Path) -> anyhow::Result<SigningKey> {
+fn create_key(path: &Path, kms: &dyn Kms) -> anyhow::Result<SigningKey> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
@@ -88,24 +108,27 @@ fn create_key(path: &Path) -> anyhow::Result<SigningKey> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    write_private(path, pem.as_bytes())?;
+    write_private(
+        path,
+        kms::seal_secret(kms, PURPOSE, pem.as_bytes())?.as_bytes(),
+    )?;
     Ok(key)
 }
 
 impl SigningKeys {
     /// Loads the key from `path` (and the one a rotation retired, if any),
-    /// creating it (mode 0600) on first start.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<SigningKeys> {
+    /// creating it (mode 0600, sealed under the KEK) on first start.
+    pub(crate) fn load_or_create(path: &Path, kms: &dyn Kms) -> anyhow::Result<SigningKeys> {
         let key = if path.exists() {
-            read_key(path)?
+            read_key(path, kms)?
         } else {
-            let key = create_key(path)?;
+            let key = create_key(path, kms)?;
             tracing::info!(path = %path.display(), "created a new signing key");
             key
         };
         let previous = previous_path(path);
         let previous = if previous.exists() {
-            Some(Key::of(&read_key(&previous)?)?)
+            Some(Key::of(&read_key(&previous, kms)?)?)
         } else {
             None
         };
@@ -119,9 +142,9 @@ impl SigningKeys {
     /// one before it is dropped) and a new key signs from now on. Cores
     /// pick the new key up when they start; edges and relays fetch the JWKS
     /// again when they meet its `kid`. Returns (new kid, retired kid).
-    pub fn rotate(path: &Path) -> anyhow::Result<(String, Option<String>)> {
+    pub(crate) fn rotate(path: &Path, kms: &dyn Kms) -> anyhow::Result<(String, Option<String>)> {
         let retired = if path.exists() {
-            let old = read_key(path)?;
+            let old = read_key(path, kms)?;
             let previous = previous_path(path);
             let tmp = path.with_extension("rotating.pem");
             std::fs::copy(path, &tmp).with_context(|| format!("copying {}", path.display()))?;
@@ -132,7 +155,7 @@ impl SigningKeys {
         } else {
             None
         };
-        let key = create_key(path)?;
+        let key = create_key(path, kms)?;
         Ok((Key::of(&key)?.kid, retired))
     }
 
@@ -391,16 +414,22 @@ mod tests {
     fn a_rotation_keeps_the_previous_key_verifying_until_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("signing-key.pem");
-        let first = SigningKeys::load_or_create(&path).unwrap();
+        let kek = crate::privacy::kms::LocalKms::from_bytes(&[9u8; 32]).unwrap();
+        let first = SigningKeys::load_or_create(&path, &kek).unwrap();
+        let at_rest = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !at_rest.contains("PRIVATE KEY"),
+            "the key is stored plain: {at_rest}"
+        );
         let (u, t) = ids();
         let (old_token, _) = first.sign_access(u, t, Role::Student, Utc::now()).unwrap();
         let old_asset = first
             .sign_asset("deck:1", Utc::now().timestamp() + 60)
             .unwrap();
 
-        let (new_kid, retired) = SigningKeys::rotate(&path).unwrap();
+        let (new_kid, retired) = SigningKeys::rotate(&path, &kek).unwrap();
         assert_eq!(retired.as_deref(), Some(first.kid()));
-        let second = SigningKeys::load_or_create(&path).unwrap();
+        let second = SigningKeys::load_or_create(&path, &kek).unwrap();
         assert_eq!(second.kid(), new_kid);
         assert_ne!(second.kid(), first.kid());
         // the JWKS carries both, the new one first
@@ -425,11 +454,33 @@ mod tests {
         );
 
         // the next rotation drops the first key
-        SigningKeys::rotate(&path).unwrap();
-        let third = SigningKeys::load_or_create(&path).unwrap();
+        SigningKeys::rotate(&path, &kek).unwrap();
+        let third = SigningKeys::load_or_create(&path, &kek).unwrap();
         assert_eq!(third.jwks()["keys"].as_array().unwrap().len(), 2);
         assert!(third.verify_access(&old_token).is_err());
         assert!(!third.verify_asset(&old_asset, "deck:1"));
         assert!(third.verify_access(&new_token).is_ok());
+        // under another KEK the files do not open
+        let other = crate::privacy::kms::LocalKms::from_bytes(&[10u8; 32]).unwrap();
+        assert!(SigningKeys::load_or_create(&path, &other).is_err());
+    }
+
+    #[test]
+    fn a_plain_key_from_before_is_sealed_in_place_and_keeps_its_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing-key.pem");
+        let key = SigningKey::from_bytes(&[5u8; 32]);
+        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        std::fs::write(&path, pem.as_bytes()).unwrap();
+        let kek = crate::privacy::kms::LocalKms::from_bytes(&[9u8; 32]).unwrap();
+        let loaded = SigningKeys::load_or_create(&path, &kek).unwrap();
+        assert_eq!(loaded.kid(), SigningKeys::from_key(&key).unwrap().kid());
+        let at_rest = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            at_rest.starts_with("-----BEGIN CLASSROOM SEALED SECRET-----"),
+            "{at_rest}"
+        );
+        let again = SigningKeys::load_or_create(&path, &kek).unwrap();
+        assert_eq!(again.kid(), loaded.kid());
     }
 }

@@ -165,6 +165,8 @@ pub struct CourseDetail {
     pub my_role: Option<Role>,
     /// In the order they were created.
     pub lessons: Vec<LessonRef>,
+    /// The course is on legal hold: retention removes nothing of it.
+    pub legal_hold: bool,
 }
 
 /// A course and its lessons (its roster and admins).
@@ -191,14 +193,14 @@ pub async fn get_course(
             "you are not on this course's roster",
         ));
     }
-    let row: Option<(String, Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT title, owner_id, created_at FROM courses WHERE id = $1 AND tenant_id = $2",
+    let row: Option<(String, Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
+        "SELECT title, owner_id, created_at, legal_hold FROM courses WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id.as_uuid())
     .bind(auth.tenant_id.as_uuid())
     .fetch_optional(app.db())
     .await?;
-    let (title, owner, at) = row.ok_or(ApiError::not_found("course"))?;
+    let (title, owner, at, legal_hold) = row.ok_or(ApiError::not_found("course"))?;
     let lessons: Vec<(Uuid, String)> = sqlx::query_as(
         "SELECT id, title FROM lessons WHERE course_id = $1 AND tenant_id = $2 ORDER BY created_at",
     )
@@ -219,6 +221,7 @@ pub async fn get_course(
                 title,
             })
             .collect(),
+        legal_hold,
     }))
 }
 

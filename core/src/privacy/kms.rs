@@ -88,6 +88,65 @@ impl Kms for LocalKms {
     }
 }
 
+const SEALED_BEGIN: &str = "-----BEGIN CLASSROOM SEALED SECRET-----";
+const SEALED_END: &str = "-----END CLASSROOM SEALED SECRET-----";
+
+/// A secret file's text, sealed under the KEK: the secret's `purpose` and
+/// the KEK's id in the clear, the secret wrapped (with `purpose` as its
+/// associated data, so a sealed signing key does not open as anything
+/// else).
+pub(crate) fn seal_secret(kms: &dyn Kms, purpose: &str, secret: &[u8]) -> anyhow::Result<String> {
+    use base64::Engine;
+    let wrapped = kms.wrap(secret, purpose.as_bytes())?;
+    Ok(format!(
+        "{SEALED_BEGIN}\npurpose: {purpose}\nkek: {}\n\n{}\n{SEALED_END}\n",
+        kms.id(),
+        base64::engine::general_purpose::STANDARD.encode(wrapped)
+    ))
+}
+
+/// The secret in a sealed file's text; None when the text is not sealed
+/// (a plain file from before secrets were sealed).
+pub(crate) fn open_secret(
+    kms: &dyn Kms,
+    purpose: &str,
+    text: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    use base64::Engine;
+    let Some(body) = text.trim().strip_prefix(SEALED_BEGIN) else {
+        return Ok(None);
+    };
+    let body = body
+        .trim_end()
+        .strip_suffix(SEALED_END)
+        .ok_or_else(|| anyhow::anyhow!("a sealed secret without its end line"))?;
+    let (headers, data) = body
+        .trim()
+        .split_once("\n\n")
+        .ok_or_else(|| anyhow::anyhow!("a sealed secret without its headers"))?;
+    let header = |name: &str| {
+        headers
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::trim)
+    };
+    anyhow::ensure!(
+        header("purpose") == Some(purpose),
+        "the file holds a {} secret, not a {purpose}",
+        header("purpose").unwrap_or("unnamed")
+    );
+    let kek = header("kek").unwrap_or_default();
+    anyhow::ensure!(
+        kek == kms.id(),
+        "the secret is sealed under {kek}, and this core holds {}",
+        kms.id()
+    );
+    let wrapped = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| anyhow::anyhow!("a sealed secret is not base64: {e}"))?;
+    kms.unwrap(&wrapped, purpose.as_bytes()).map(Some)
+}
+
 /// Makes a file only its owner may read, whole or not at all; false when
 /// the file exists already (it is never replaced).
 fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
@@ -126,6 +185,25 @@ mod tests {
         assert!(kms.unwrap(&wrapped, b"tenant/other-user").is_err());
         assert!(other.unwrap(&wrapped, b"tenant/user").is_err());
         assert_ne!(kms.id(), other.id());
+    }
+
+    #[test]
+    fn a_sealed_secret_hides_its_bytes_and_opens_only_for_its_purpose_and_kek() {
+        let kms = LocalKms::from_bytes(&[7u8; 32]).unwrap();
+        let secret =
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let text = seal_secret(&kms, "signing-key", secret).unwrap();
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+        assert!(text.contains("purpose: signing-key"), "{text}");
+        assert_eq!(
+            open_secret(&kms, "signing-key", &text).unwrap().as_deref(),
+            Some(&secret[..])
+        );
+        assert!(open_secret(&kms, "nats-seed", &text).is_err());
+        let other = LocalKms::from_bytes(&[8u8; 32]).unwrap();
+        assert!(open_secret(&other, "signing-key", &text).is_err());
+        let plain = std::str::from_utf8(secret).unwrap();
+        assert_eq!(open_secret(&kms, "signing-key", plain).unwrap(), None);
     }
 
     #[test]

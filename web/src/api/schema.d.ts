@@ -187,6 +187,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/courses/{id}/legal-hold": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Puts a course on legal hold or releases it (admins; audited). */
+        put: operations["set_legal_hold"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/courses/{id}/members": {
         parameters: {
             query?: never;
@@ -647,6 +664,23 @@ export interface paths {
         };
         /** `GET /replays/{id}/transcript.vtt?sig=`: captions for the player. */
         get: operations["replay_transcript_vtt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/retention/removals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the sweep removed of the tenant, newest first (admins). */
+        get: operations["list_retention_removals"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1536,6 +1570,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tenant/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's retention policy (admins). */
+        get: operations["get_retention"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Changes the tenant's retention policy (admins; audited); the next sweep
+         *     applies it.
+         */
+        patch: operations["update_retention"];
+        trace?: never;
+    };
+    "/tenant/retention/sweep": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sweeps the tenant now (admins): removes what is past the policy and
+         *     answers what it did.
+         */
+        post: operations["sweep_retention"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tenant/settings": {
         parameters: {
             query?: never;
@@ -1872,6 +1947,8 @@ export interface components {
             my_role?: components["schemas"]["Role"] | null;
             /** @description In the order they were created. */
             lessons: components["schemas"]["LessonRef"][];
+            /** @description The course is on legal hold: retention removes nothing of it. */
+            legal_hold: boolean;
         };
         /** Format: uuid */
         CourseId: string;
@@ -2129,6 +2206,12 @@ export interface components {
         HighlightsBody: {
             highlights: components["schemas"]["Highlight"][];
         };
+        HoldBody: {
+            /** @description Keep everything of the course's classes, whatever the policy says. */
+            hold: boolean;
+            /** @description Why (a case or request reference; at most 500 characters). */
+            reason?: string | null;
+        };
         /** @description What an import did, line by line. */
         ImportReport: {
             created: components["schemas"]["ImportedUser"][];
@@ -2244,6 +2327,14 @@ export interface components {
          */
         LayoutBody: {
             layout: components["schemas"]["Layout"];
+        };
+        LegalHold: {
+            /** Format: uuid */
+            course_id: string;
+            hold: boolean;
+            reason?: string | null;
+            /** Format: date-time */
+            since?: string | null;
         };
         /** @description A lesson as created. */
         Lesson: {
@@ -2505,6 +2596,18 @@ export interface components {
          * @description A PNG image (a rendered page), for the OpenAPI document.
          */
         PngImage: string;
+        PolicyPatch: {
+            /** Format: int32 */
+            class_days?: number | null;
+            /** Format: int32 */
+            recording_days?: number | null;
+            /** Format: int32 */
+            transcript_days?: number | null;
+            /** Format: int32 */
+            access_log_days?: number | null;
+            /** Format: int32 */
+            analytics_days?: number | null;
+        };
         /**
          * @example {
          *       "correct_option": 1,
@@ -2662,6 +2765,29 @@ export interface components {
         RefreshBody: {
             refresh_token: string;
         };
+        /** @description One thing the sweep removed. */
+        Removal: {
+            /** Format: int64 */
+            id: number;
+            /** Format: uuid */
+            session_id?: string | null;
+            /** @description `class`, `recording`, `transcript` or `access_log`. */
+            what: string;
+            /**
+             * Format: date-time
+             * @description The class's end (or, for access log rows, the cut-off).
+             */
+            older_than: string;
+            /** Format: int64 */
+            rows: number;
+            /** Format: int64 */
+            objects: number;
+            /** Format: date-time */
+            removed_at: string;
+        };
+        Removals: {
+            removals: components["schemas"]["Removal"][];
+        };
         /**
          * @description Everything a player needs. The artifacts are null until the pipeline
          *     has made them.
@@ -2739,6 +2865,38 @@ export interface components {
         ReplayTranscript: {
             model: string;
             segments: components["schemas"]["TranscriptSegment"][];
+        };
+        /**
+         * @description How long each kind of data lives, in days after the class ended (the
+         *     access log: after the access).
+         */
+        RetentionPolicy: {
+            /**
+             * Format: int32
+             * @description A whole class: its events, seats, artifacts, replay and recording.
+             */
+            class_days: number;
+            /**
+             * Format: int32
+             * @description A class's recording (at most `class_days`).
+             */
+            recording_days: number;
+            /**
+             * Format: int32
+             * @description A class's transcript, what is derived from it, and its search
+             *     entries (at most `class_days`).
+             */
+            transcript_days: number;
+            /**
+             * Format: int32
+             * @description Replay openings and searches.
+             */
+            access_log_days: number;
+            /**
+             * Format: int32
+             * @description Analytics aggregates.
+             */
+            analytics_days: number;
         };
         /** @enum {string} */
         Role: "admin" | "teacher" | "assistant" | "student" | "public";
@@ -3024,6 +3182,23 @@ export interface components {
             download_url?: string | null;
             /** @description What a finished erasure did. */
             result?: Record<string, never> | null;
+        };
+        /** @description What one sweep of a tenant did. */
+        SweepReport: {
+            /** Format: int64 */
+            classes_removed: number;
+            /** Format: int64 */
+            recordings_removed: number;
+            /** Format: int64 */
+            transcripts_removed: number;
+            /** Format: int64 */
+            access_log_rows_removed: number;
+            /**
+             * Format: int64
+             * @description Classes with something past the policy, kept whole because their
+             *     course is on legal hold.
+             */
+            held: number;
         };
         /**
          * Format: uuid
@@ -3729,6 +3904,78 @@ export interface operations {
             };
             /** @description No such course in the tenant */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    set_legal_hold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The course */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HoldBody"];
+            };
+        };
+        responses: {
+            /** @description The course's hold now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegalHold"];
+                };
+            };
+            /** @description Invalid id or body (`invalid_id`, `invalid_reason`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such course in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5254,6 +5501,56 @@ export interface operations {
             };
             /** @description The pipeline has not made the transcript yet */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    list_retention_removals: {
+        parameters: {
+            query?: {
+                /** @description At most this many, newest first (1 to 1000; default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The record of removals */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Removals"];
+                };
+            };
+            /** @description Invalid limit (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9554,6 +9851,160 @@ export interface operations {
                 };
             };
             /** @description Too many subject requests (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy (the default until an admin sets one) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionPolicy"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    update_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyPatch"];
+            };
+        };
+        responses: {
+            /** @description The policy after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionPolicy"];
+                };
+            };
+            /** @description A value out of 1..=36500 days, or a recording or transcript kept longer than its class (`invalid_retention`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    sweep_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What this sweep removed and kept */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepReport"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many sweeps (`rate_limited`); see `Retry-After` */
             429: {
                 headers: {
                     [name: string]: unknown;
