@@ -73,6 +73,29 @@ pub(crate) struct PublicLink {
     pub expires_at: i64,
 }
 
+/// No class of a course with a minor on its roster is shown to the public
+/// (parental-consent rules): 409 `minors_enrolled`.
+async fn refuse_minors(app: &AppState, session: SessionId) -> ApiResult<()> {
+    let (minors,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM sessions s
+           JOIN lesson_runs r ON r.id = s.lesson_run_id
+           JOIN lessons l ON l.id = r.lesson_id
+           JOIN course_members m ON m.course_id = l.course_id
+           JOIN users u ON u.id = m.user_id AND u.tenant_id = s.tenant_id
+          WHERE s.id = $1 AND u.minor",
+    )
+    .bind(session.as_uuid())
+    .fetch_one(app.db())
+    .await?;
+    if minors > 0 {
+        return Err(ApiError::conflict(
+            "minors_enrolled",
+            "a minor is on this course's roster: its classes are not shown to the public",
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /sessions/{id}/public-link`: the class's staff get a link anyone
 /// may watch with, if the tenant allows public viewing.
 #[utoipa::path(post, path = "/sessions/{id}/public-link", tag = "public", operation_id = "create_public_link",
@@ -84,7 +107,7 @@ pub(crate) struct PublicLink {
         (status = 401, description = "No or bad token", body = ApiErrorBody),
         (status = 403, description = "Not an admin or teacher, or public viewing is off for the class", body = ApiErrorBody),
         (status = 404, description = "No such session in the tenant", body = ApiErrorBody),
-        (status = 409, description = "The session has ended", body = ApiErrorBody),
+        (status = 409, description = "The session has ended, or a minor is on the course's roster (`minors_enrolled`)", body = ApiErrorBody),
     ))]
 pub(crate) async fn link(
     State(app): State<AppState>,
@@ -104,6 +127,7 @@ pub(crate) async fn link(
             "public viewing is not allowed for this class (tenant setting public_viewing)",
         ));
     }
+    refuse_minors(&app, id).await?;
     let expires = Utc::now().timestamp() + LINK_TTL_SECS;
     let key = app.keys().sign_asset(&scope(id), expires)?;
     let url = format!(
@@ -163,7 +187,7 @@ pub(crate) struct Watching {
         (status = 401, description = "The key is not valid for the session or has expired", body = ApiErrorBody),
         (status = 403, description = "Public viewing is off for the class", body = ApiErrorBody),
         (status = 404, description = "No such session", body = ApiErrorBody),
-        (status = 409, description = "The session has ended", body = ApiErrorBody),
+        (status = 409, description = "The session has ended, or a minor is on the course's roster (`minors_enrolled`)", body = ApiErrorBody),
         (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 429, description = "Too many requests from this address to the routes that need no account; see `Retry-After`", body = ApiErrorBody),
         (status = 503, description = "The class's edge cannot be reached", body = ApiErrorBody),
@@ -192,6 +216,8 @@ pub(crate) async fn watch(
     if status != "live" {
         return Err(ApiError::conflict("session_ended", "the session has ended"));
     }
+    // a minor may have joined the roster since the link was made
+    refuse_minors(&app, id).await?;
     let home = EdgeId::new(home).map_err(|e| anyhow::anyhow!(e))?;
     // the class must still allow it (asked of its writer, the home edge)
     match app

@@ -2,8 +2,8 @@
 //! and words are sealed at rest from the start; an admin erases her; after
 //! that nothing of her name or words can be found — the class's events
 //! (the decrypted view), consent records, the account, her export archive,
-//! the replay and its search index, the hub stream, core's and the edge's
-//! logs — while the class's replay still plays and searches for everyone
+//! the replay and its search index, the hub stream and the edge's stream,
+//! core's and the edge's logs — while the class's replay still plays and searches for everyone
 //! else, and the audit chain records the erasure and still verifies.
 
 use std::time::Duration;
@@ -335,6 +335,32 @@ async fn an_erased_student_is_gone_everywhere_and_the_class_still_works_for_the_
         assert!(!hub_after.contains(gone), "{gone} still in the hub stream");
     }
     assert!(hub_after.contains(BEN_SAID[0]));
+    assert!(
+        result["edge_stream_copies_deleted"].as_u64().unwrap() >= 4,
+        "{done}"
+    );
+    assert_eq!(result["edges_unreachable"], json!([]), "{done}");
+    let edge = &stack.edges[0];
+    let edge_id = protocol::EdgeId::new(edge.id.clone()).unwrap();
+    let edge_stream = edge
+        .leaf
+        .stream_text(
+            &protocol::subjects::edge_domain(&edge_id),
+            &protocol::subjects::edge_stream_name(&edge_id),
+        )
+        .await
+        .unwrap()
+        .join("\n");
+    for gone in ANA_SAID.iter().chain(&[ANA_NAME]) {
+        assert!(
+            !edge_stream.contains(gone),
+            "{gone} still in the edge's stream"
+        );
+    }
+    assert!(
+        edge_stream.contains(BEN_SAID[0]),
+        "the edge's stream lost Ben's words"
+    );
 
     // no process logged her name or words
     for proc in std::iter::once(&stack.core).chain(stack.edges.iter().map(|e| &e.proc)) {

@@ -302,3 +302,100 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
         "{actions:?}"
     );
 }
+
+/// Parental-consent rules: while a minor is on a course's roster, none of
+/// its classes is shown to the public — no new public link, and a link made
+/// before stops letting anyone in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minor_on_the_roster_keeps_the_class_off_public_links() {
+    let stack = Stack::start(StackOptions {
+        students: 2,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = &stack.api;
+    let admin = api.login("admin@demo.test").await.unwrap();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let (s, v) = api
+        .patch(
+            "/tenant/settings",
+            &admin,
+            json!({ "public_viewing": true }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let sid = api.start_class(&teacher).await.unwrap().id;
+    let link = format!("/sessions/{sid}/public-link");
+    let (s, before) = api.post(&link, &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{before}");
+    let watch = |key: Value| {
+        let path = format!("/public/sessions/{sid}/watch");
+        async move {
+            let resp = api
+                .http
+                .post(format!("{}{path}", api.base))
+                .json(&json!({ "key": key }))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, v) = watch(before["key"].clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // a student on the roster is marked a minor (admins only; audited)
+    let ana = api.user_id(&admin, "student1@demo.test").await.unwrap();
+    let mark = |minor: bool| {
+        let path = format!("/users/{ana}");
+        let admin = admin.clone();
+        async move {
+            api.patch(&path, &admin, json!({ "minor": minor }))
+                .await
+                .unwrap()
+        }
+    };
+    let (s, v) = api
+        .patch(&format!("/users/{ana}"), &teacher, json!({ "minor": true }))
+        .await
+        .unwrap();
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "admin_only"), "{v}");
+    let (s, v) = mark(true).await;
+    assert_eq!((s, &v["minor"]), (StatusCode::OK, &json!(true)), "{v}");
+
+    let (s, v) = api.post(&link, &teacher, json!({})).await.unwrap();
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "minors_enrolled"),
+        "{v}"
+    );
+    let (s, v) = watch(before["key"].clone()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "minors_enrolled"),
+        "the link made before still let the public in: {v}"
+    );
+
+    // unmarked, the class may be public again
+    let (s, _) = mark(false).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = api.post(&link, &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (_, audit) = api
+        .get("/audit?action=user.updated&limit=10", &admin)
+        .await
+        .unwrap();
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target_id"] == ana.as_str()),
+        "{audit}"
+    );
+    stack.shutdown().await;
+}

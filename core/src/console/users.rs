@@ -41,11 +41,14 @@ pub(crate) struct User {
     /// admin, teacher, assistant or student
     pub role: String,
     pub disabled: bool,
+    /// A minor: parental-consent rules limit processing (no public viewing
+    /// of their courses' classes; analytics no further than attendance).
+    pub minor: bool,
     pub created_at: DateTime<Utc>,
 }
 
 const SELECT_USER: &str =
-    "SELECT u.id, u.email, u.display_name, rb.role::text AS role, u.disabled, u.created_at
+    "SELECT u.id, u.email, u.display_name, rb.role::text AS role, u.disabled, u.minor, u.created_at
      FROM users u JOIN role_bindings rb ON rb.tenant_id = u.tenant_id AND rb.user_id = u.id";
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -255,6 +258,7 @@ async fn insert(
         display_name: name.to_owned(),
         role: role.as_str().to_owned(),
         disabled: false,
+        minor: false,
         created_at,
     }))
 }
@@ -315,9 +319,11 @@ pub(crate) struct UserPatch {
     disabled: Option<bool>,
     /// A new password (at least 8 characters).
     password: Option<String>,
+    /// Mark or unmark a minor (parental-consent rules).
+    minor: Option<bool>,
 }
 
-/// Changes a user's name, role, password or disabled flag (admins).
+/// Changes a user's name, role, password, disabled or minor flag (admins).
 #[utoipa::path(patch, path = "/users/{id}", operation_id = "update_user", tag = "console", request_body = UserPatch,
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The user")),
@@ -366,7 +372,8 @@ pub(crate) async fn update(
     sqlx::query(
         "UPDATE users SET display_name = COALESCE($3, display_name),
                           disabled = COALESCE($4, disabled),
-                          password_hash = COALESCE($5, password_hash)
+                          password_hash = COALESCE($5, password_hash),
+                          minor = COALESCE($6, minor)
          WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id.as_uuid())
@@ -374,6 +381,7 @@ pub(crate) async fn update(
     .bind(&name)
     .bind(b.disabled)
     .bind(&pw)
+    .bind(b.minor)
     .execute(&mut *tx)
     .await?;
     if let Some(r) = role {
@@ -416,6 +424,9 @@ pub(crate) async fn update(
     }
     if pw.is_some() {
         changes.insert("password_changed".into(), json!(true));
+    }
+    if let Some(m) = b.minor {
+        changes.insert("minor".into(), json!({ "from": before.minor, "to": m }));
     }
     if revoked > 0 {
         changes.insert("refresh_tokens_revoked".into(), json!(revoked));

@@ -4,7 +4,8 @@
 //! is purged: the account's name and email, enrollments, sign-in tokens,
 //! export archives, the artifacts and search index derived from the classes
 //! they sat in (derived again, so replays still play and search for
-//! everyone else), and the plain copies of their events in the hub stream.
+//! everyone else), and the plain copies of their events in the hub stream
+//! and in the home edge's stream.
 //!
 //! Each step is idempotent: a job that dies mid-way is taken up again and
 //! finishes the rest. Kept on purpose: the rows' ids (events, seats, the
@@ -14,11 +15,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer;
+use async_nats::jetstream::{self, consumer};
 use axum::extract::State;
 use axum::response::Response;
 use futures::StreamExt;
-use protocol::subjects::{HUB_STREAM, core_event_subject, edge_event_subject};
+use protocol::subjects::{
+    HUB_STREAM, core_event_subject, edge_domain, edge_event_subject, edge_stream_name,
+};
 use protocol::{EdgeId, SessionId, TenantId};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -133,8 +136,8 @@ pub(crate) async fn run(
     }
 
     // 4. what was derived from the classes they sat in
-    let classes: Vec<(Uuid, String, i64)> = sqlx::query_as(
-        "SELECT DISTINCT s.id, s.edge_id, s.last_seq FROM participants p
+    let classes: Vec<(Uuid, String, i64, bool)> = sqlx::query_as(
+        "SELECT DISTINCT s.id, s.edge_id, s.last_seq, s.status = 'ended' FROM participants p
            JOIN sessions s ON s.id = p.session_id
           WHERE p.tenant_id = $1 AND p.user_id = $2",
     )
@@ -150,29 +153,46 @@ pub(crate) async fn run(
             .await?;
     let seats: HashSet<String> = seats.into_iter().map(|(s,)| s.to_string()).collect();
     let mut rederived = 0;
-    for (session, _, _) in &classes {
+    for (session, _, _, _) in &classes {
         if crate::artifacts::pipeline::rederive(app, *session).await? {
             rederived += 1;
         }
     }
 
-    // 5. the plain copies of their events in the hub stream (the ones core
-    //    has already written to Postgres; the rest are sealed on arrival)
-    let mut stream_copies = 0;
-    for (session, home, last_seq) in &classes {
+    // 5. the plain copies of their events in the hub stream and in the home
+    //    edge's own stream (of ended classes only, and only what Postgres
+    //    already holds; a live class's stream is its writer's recovery log)
+    let (mut hub_copies, mut edge_copies) = (0, 0);
+    let mut unreachable: Vec<String> = Vec::new();
+    for (session, home, last_seq, ended) in &classes {
         let Ok(home) = EdgeId::new(home.clone()) else {
             continue;
         };
-        stream_copies += purge_hub_copies(
-            app,
-            tenant.into(),
-            (*session).into(),
-            &home,
-            *last_seq,
-            user,
-            &seats,
+        if !ended {
+            continue;
+        }
+        let (t, s) = (TenantId::from_uuid(tenant), SessionId::from_uuid(*session));
+        let edge_subject = edge_event_subject(&home, t, s);
+        let who = Whose {
+            user: user.to_string(),
+            seats: &seats,
+            last_seq: *last_seq,
+        };
+        hub_copies += purge_copies(
+            app.js(),
+            HUB_STREAM,
+            &[edge_subject.clone(), core_event_subject(t, s)],
+            &who,
         )
         .await?;
+        let edge_js = jetstream::with_domain(app.nats().clone(), edge_domain(&home));
+        match purge_copies(&edge_js, &edge_stream_name(&home), &[edge_subject], &who).await {
+            Ok(n) => edge_copies += n,
+            Err(e) => {
+                tracing::warn!(edge_id = %home, error = %e, "the edge's stream copies could not be deleted; they expire with its retention");
+                unreachable.push(home.to_string());
+            }
+        }
     }
 
     let summary = json!({
@@ -182,7 +202,10 @@ pub(crate) async fn run(
         "export_archives_deleted": archives.len(),
         "classes": classes.len(),
         "classes_rederived": rederived,
-        "hub_stream_copies_deleted": stream_copies,
+        "hub_stream_copies_deleted": hub_copies,
+        "edge_stream_copies_deleted": edge_copies,
+        // their copies expire with the edge stream's own retention (7 days)
+        "edges_unreachable": unreachable,
     });
     let mut tx = app.db().begin().await?;
     crate::audit::record_tx(
@@ -209,28 +232,28 @@ fn concerns(ev: &StoredEvent, user: &str, seats: &HashSet<String>) -> bool {
         || seat(&ev.actor["participant_id"])
 }
 
-/// Deletes the hub stream's messages about the person in one class, up to
-/// `last_seq` (what Postgres holds). Returns how many were deleted.
-async fn purge_hub_copies(
-    app: &AppState,
-    tenant: TenantId,
-    session: SessionId,
-    home: &EdgeId,
+/// Whose copies are deleted: the person's account and seats, up to the
+/// class's `last_seq`.
+struct Whose<'a> {
+    user: String,
+    seats: &'a HashSet<String>,
     last_seq: i64,
-    user: Uuid,
-    seats: &HashSet<String>,
+}
+
+/// Deletes the messages of `stream` on `subjects` that are about the person
+/// and that Postgres already holds. Returns how many were deleted.
+async fn purge_copies(
+    js: &jetstream::Context,
+    stream_name: &str,
+    subjects: &[String],
+    who: &Whose<'_>,
 ) -> anyhow::Result<u64> {
-    let stream = app
-        .js()
-        .get_stream(HUB_STREAM)
+    let stream = js
+        .get_stream(stream_name)
         .await
-        .map_err(|e| anyhow::anyhow!("hub stream: {e}"))?;
-    let user = user.to_string();
+        .map_err(|e| anyhow::anyhow!("stream {stream_name}: {e}"))?;
     let mut deleted = 0;
-    for subject in [
-        edge_event_subject(home, tenant, session),
-        core_event_subject(tenant, session),
-    ] {
+    for subject in subjects {
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: subject.clone(),
@@ -238,11 +261,11 @@ async fn purge_hub_copies(
                 ..Default::default()
             })
             .await
-            .map_err(|e| anyhow::anyhow!("reading the hub stream: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("reading {stream_name}: {e}"))?;
         let mut messages = consumer
             .messages()
             .await
-            .map_err(|e| anyhow::anyhow!("reading the hub stream: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("reading {stream_name}: {e}"))?;
         let mut doomed = Vec::new();
         loop {
             let next = tokio::time::timeout(Duration::from_secs(2), messages.next()).await;
@@ -250,8 +273,8 @@ async fn purge_hub_copies(
             let Ok(info) = m.info() else { break };
             let (stream_seq, pending) = (info.stream_sequence, info.pending);
             if let Ok(ev) = StoredEvent::from_json(&m.payload)
-                && ev.seq <= last_seq
-                && concerns(&ev, &user, seats)
+                && ev.seq <= who.last_seq
+                && concerns(&ev, &who.user, who.seats)
             {
                 doomed.push(stream_seq);
             }
@@ -261,12 +284,11 @@ async fn purge_hub_copies(
         }
         drop(messages);
         for seq in doomed {
-            match stream.delete_message(seq).await {
-                Ok(_) => deleted += 1,
-                Err(e) => {
-                    tracing::warn!(stream_seq = seq, error = %e, "deleting a hub stream copy")
-                }
-            }
+            stream
+                .delete_message(seq)
+                .await
+                .map_err(|e| anyhow::anyhow!("deleting message {seq} of {stream_name}: {e}"))?;
+            deleted += 1;
         }
     }
     Ok(deleted)

@@ -457,14 +457,14 @@ pub(crate) async fn archive(
     tenant: Uuid,
     user: Uuid,
 ) -> anyhow::Result<Value> {
-    let account: Option<(String, String, bool, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT email, display_name, disabled, created_at FROM users WHERE id = $1 AND tenant_id = $2",
+    let account: Option<(String, String, bool, bool, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT email, display_name, disabled, minor, created_at FROM users WHERE id = $1 AND tenant_id = $2",
     )
     .bind(user)
     .bind(tenant)
     .fetch_optional(db)
     .await?;
-    let (email, display_name, disabled, created_at) =
+    let (email, display_name, disabled, minor, created_at) =
         account.ok_or_else(|| anyhow::anyhow!("the user is gone"))?;
     let roles: Vec<(String,)> = sqlx::query_as(
         "SELECT role::text FROM role_bindings WHERE user_id = $1 AND tenant_id = $2 ORDER BY 1",
@@ -553,7 +553,7 @@ pub(crate) async fn archive(
         "generated_at": Utc::now(),
         "user": {
             "id": user, "email": email, "display_name": display_name,
-            "disabled": disabled, "created_at": created_at,
+            "disabled": disabled, "minor": minor, "created_at": created_at,
             "roles": roles.into_iter().map(|(r,)| r).collect::<Vec<_>>(),
         },
         "enrollments": enrollments.into_iter().map(|(id, title, role)| json!({ "course_id": id, "course_title": title, "role": role })).collect::<Vec<_>>(),

@@ -1681,7 +1681,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Changes a user's name, role, password or disabled flag (admins). */
+        /** Changes a user's name, role, password, disabled or minor flag (admins). */
         patch: operations["update_user"];
         trace?: never;
     };
@@ -3330,6 +3330,11 @@ export interface components {
             /** @description admin, teacher, assistant or student */
             role: string;
             disabled: boolean;
+            /**
+             * @description A minor: parental-consent rules limit processing (no public viewing
+             *     of their courses' classes; analytics no further than attendance).
+             */
+            minor: boolean;
             /** Format: date-time */
             created_at: string;
         };
@@ -3348,6 +3353,8 @@ export interface components {
             disabled?: boolean | null;
             /** @description A new password (at least 8 characters). */
             password?: string | null;
+            /** @description Mark or unmark a minor (parental-consent rules). */
+            minor?: boolean | null;
         };
         /**
          * @example {
@@ -5110,7 +5117,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
-            /** @description The session has ended */
+            /** @description The session has ended, or a minor is on the course's roster (`minors_enrolled`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8166,7 +8173,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
-            /** @description The session has ended */
+            /** @description The session has ended, or a minor is on the course's roster (`minors_enrolled`) */
             409: {
                 headers: {
                     [name: string]: unknown;
