@@ -68,7 +68,8 @@ struct Inner {
 }
 
 impl AppState {
-    /// Fails when the key-encryption key cannot be read or made.
+    /// Fails when the key-encryption key cannot be read or made, or the
+    /// object store cannot be opened.
     pub fn new(
         db: PgPool,
         keys: SigningKeys,
@@ -79,16 +80,15 @@ impl AppState {
         let vault = Arc::new(privacy::Vault::new(Arc::new(kms)));
         let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
+        // no silent fallback: a core that cannot reach its object store
+        // does not start (recordings, decks and exports would be lost)
         let dir = config.objects_dir();
-        let _ = std::fs::create_dir_all(&dir);
-        let objects: Arc<dyn object_store::ObjectStore> =
-            match object_store::local::LocalFileSystem::new_with_prefix(&dir) {
-                Ok(fs) => Arc::new(fs),
-                Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "object storage unavailable; recordings cannot be served");
-                    Arc::new(object_store::memory::InMemory::new())
-                }
-            };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("object storage at {}", dir.display()))?;
+        let objects: Arc<dyn object_store::ObjectStore> = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .with_context(|| format!("object storage at {}", dir.display()))?,
+        );
         Ok(AppState(Arc::new(Inner {
             db,
             keys,

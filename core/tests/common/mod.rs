@@ -16,12 +16,15 @@ use tower::ServiceExt;
 
 pub fn app(db: PgPool) -> axum::Router {
     let kek = std::env::temp_dir().join("classroom-core-tests-kek.key");
+    let objects = std::env::temp_dir().join("classroom-core-tests-objects");
     let config = Config::parse_from([
         "core",
         "--edge-timeout-ms",
         "300",
         "--kek-file",
         kek.to_str().expect("a UTF-8 temp dir"),
+        "--object-store-dir",
+        objects.to_str().expect("a UTF-8 temp dir"),
     ]);
     let keys = SigningKeys::from_key(&ed25519_dalek::SigningKey::from_bytes(&[3u8; 32])).unwrap();
     let nats = futures::executor::block_on(
