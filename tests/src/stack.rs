@@ -469,6 +469,16 @@ impl Stack {
         wait_healthy("core healthz", &self.core_url).await
     }
 
+    /// Every message of the hub stream (core's domain), as text.
+    pub async fn hub_stream_text(&self) -> anyhow::Result<Vec<String>> {
+        self.hub
+            .stream_text(
+                protocol::subjects::HUB_DOMAIN,
+                protocol::subjects::HUB_STREAM,
+            )
+            .await
+    }
+
     /// A pool on the stack's database, for assertions on stored rows.
     pub async fn db(&self) -> anyhow::Result<sqlx::PgPool> {
         Ok(sqlx::postgres::PgPoolOptions::new()

@@ -51,19 +51,6 @@ async fn finished(api: &Api, admin: &str, id: &str) -> Value {
     .unwrap()
 }
 
-/// Every message of the hub stream, as text.
-async fn hub_stream_text(stack: &Stack) -> String {
-    stack
-        .hub
-        .stream_text(
-            protocol::subjects::HUB_DOMAIN,
-            protocol::subjects::HUB_STREAM,
-        )
-        .await
-        .unwrap()
-        .join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erased_student_is_gone_everywhere_and_the_class_still_works_for_the_others() {
     let stack = Stack::start(StackOptions {
@@ -182,7 +169,7 @@ async fn an_erased_student_is_gone_everywhere_and_the_class_still_works_for_the_
     )
     .await
     .unwrap();
-    let hub_before = hub_stream_text(&stack).await;
+    let hub_before = stack.hub_stream_text().await.unwrap().join("\n");
     assert!(
         hub_before.contains(ANA_SAID[0]),
         "the hub stream carries the live events in plain text until erased"
@@ -330,7 +317,7 @@ async fn an_erased_student_is_gone_everywhere_and_the_class_still_works_for_the_
     );
 
     // the hub stream no longer carries her events; Ben's are still there
-    let hub_after = hub_stream_text(&stack).await;
+    let hub_after = stack.hub_stream_text().await.unwrap().join("\n");
     for gone in ANA_SAID.iter().chain(&[ANA_NAME]) {
         assert!(!hub_after.contains(gone), "{gone} still in the hub stream");
     }

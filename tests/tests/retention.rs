@@ -166,11 +166,7 @@ async fn the_sweep_removes_an_expired_class_keeps_a_held_one_and_records_it() {
         let stack = &stack;
         async move {
             stack
-                .hub
-                .stream_text(
-                    protocol::subjects::HUB_DOMAIN,
-                    protocol::subjects::HUB_STREAM,
-                )
+                .hub_stream_text()
                 .await
                 .unwrap()
                 .iter()

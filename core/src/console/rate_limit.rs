@@ -20,6 +20,8 @@ pub enum Kind {
     AuditVerify,
     /// A data-subject request (an export or an erasure job).
     Subject,
+    /// A retention sweep asked for now.
+    Sweep,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::RosterImport => (60.0, 2.0),
             Kind::AuditVerify => (5.0, 0.2),
             Kind::Subject => (10.0, 0.2),
+            Kind::Sweep => (5.0, 0.1),
         }
     }
 }
@@ -42,6 +45,7 @@ pub struct ConsoleLimits {
     roster: Buckets<UserId>,
     verify: Buckets<UserId>,
     subject: Buckets<UserId>,
+    sweep: Buckets<UserId>,
 }
 
 impl Default for ConsoleLimits {
@@ -56,6 +60,7 @@ impl Default for ConsoleLimits {
             roster: Buckets::new(shape(Kind::RosterImport)),
             verify: Buckets::new(shape(Kind::AuditVerify)),
             subject: Buckets::new(shape(Kind::Subject)),
+            sweep: Buckets::new(shape(Kind::Sweep)),
         }
     }
 }
@@ -69,6 +74,7 @@ impl ConsoleLimits {
             Kind::RosterImport => &self.roster,
             Kind::AuditVerify => &self.verify,
             Kind::Subject => &self.subject,
+            Kind::Sweep => &self.sweep,
         }
         .take(user)
     }

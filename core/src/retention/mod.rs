@@ -368,7 +368,7 @@ pub(crate) async fn sweep_now(
     auth: Auth,
 ) -> ApiResult<Json<sweep::SweepReport>> {
     auth.require_admin()?;
-    app.console_limits().take(auth.user_id, Kind::AuditVerify)?;
+    app.console_limits().take(auth.user_id, Kind::Sweep)?;
     let report = sweep::tenant(&app, auth.tenant_id.as_uuid(), Utc::now()).await?;
     Ok(Json(report))
 }

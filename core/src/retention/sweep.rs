@@ -115,35 +115,24 @@ pub(crate) async fn tenant(
         remove_class(app, tenant, session, &edge, ended).await?;
         report.classes_removed += 1;
     }
-    for (session, _, ended, held) in due(
-        app,
-        tenant,
-        cutoff(policy.recording_days),
-        "recording_purged_at",
-    )
-    .await?
-    {
-        if held {
-            held_classes.insert(session);
-            continue;
+    // a recording and a transcript each go on their own, earlier clock
+    for (days, column) in [
+        (policy.recording_days, "recording_purged_at"),
+        (policy.transcript_days, "transcript_purged_at"),
+    ] {
+        for (session, _, ended, held) in due(app, tenant, cutoff(days), column).await? {
+            if held {
+                held_classes.insert(session);
+                continue;
+            }
+            if column == "recording_purged_at" {
+                remove_recording(app, tenant, session, ended).await?;
+                report.recordings_removed += 1;
+            } else {
+                remove_transcript(app, tenant, session, ended).await?;
+                report.transcripts_removed += 1;
+            }
         }
-        remove_recording(app, tenant, session, ended).await?;
-        report.recordings_removed += 1;
-    }
-    for (session, _, ended, held) in due(
-        app,
-        tenant,
-        cutoff(policy.transcript_days),
-        "transcript_purged_at",
-    )
-    .await?
-    {
-        if held {
-            held_classes.insert(session);
-            continue;
-        }
-        remove_transcript(app, tenant, session, ended).await?;
-        report.transcripts_removed += 1;
     }
     report.access_log_rows_removed =
         remove_access_rows(app, tenant, cutoff(policy.access_log_days)).await?;
