@@ -85,6 +85,21 @@ PY
   "$TOOLS/bin/nats-server" --version >&2
 fi
 
+# Garage (S3 object storage: the store that spans sites) built once from
+# crates.io into a cache outside the clone, like the cargo target cache
+# (about ten minutes on two cores, then never again), linked into .tools/bin.
+GARAGE_VERSION="2.5.0"
+GARAGE_CACHE="${CLASSROOM_CACHE:-$HOME/.cache/classroom}"
+GARAGE_ROOT="$GARAGE_CACHE/tools/garage-$GARAGE_VERSION"
+if ! "$GARAGE_ROOT/bin/garage" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
+  log "building garage $GARAGE_VERSION (once, into $GARAGE_ROOT)"
+  CARGO_TARGET_DIR="$GARAGE_CACHE/garage-build" cargo install garage \
+    --version "$GARAGE_VERSION" --locked --no-default-features \
+    --features bundled-libs,sqlite --root "$GARAGE_ROOT" --quiet
+  rm -rf "$GARAGE_CACHE/garage-build"
+fi
+ln -sf "$GARAGE_ROOT/bin/garage" "$TOOLS/bin/garage"
+
 # Node packages of the browser tests (playwright-core drives Debian's chromium;
 # no browser download).
 if ! command -v node >/dev/null 2>&1; then

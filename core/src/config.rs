@@ -55,9 +55,26 @@ pub struct Config {
     pub edge_timeout_ms: u64,
 
     /// Object storage (a local directory) where edges upload recordings;
-    /// default `<data-dir>/objects`.
+    /// default `<data-dir>/objects`. `--object-store-url` takes precedence.
     #[arg(long, env = "OBJECT_STORE_DIR")]
     pub object_store_dir: Option<PathBuf>,
+
+    /// Object storage by URL: `file:///dir` or `s3://bucket[/prefix]` (the
+    /// same bucket the edges record into). For S3 the endpoint and the
+    /// credentials come from the environment only (`AWS_ENDPOINT`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint, `OBJECT_STORE_CA`
+    /// for a private CA).
+    #[arg(long, env = "OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM; with `--tls-key`).
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 
     /// The key-encryption key that wraps each person's data key (a local
     /// key file, made on first start; back it up apart from the database).
@@ -171,6 +188,14 @@ impl Config {
         self.kek_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("subject-kek.key"))
+    }
+
+    /// Where objects live: `--object-store-url`, else the directory.
+    pub fn objects(&self) -> Result<hosting::objects::Location, hosting::objects::StoreError> {
+        match &self.object_store_url {
+            Some(url) => hosting::objects::Location::parse(url),
+            None => Ok(hosting::objects::Location::Dir(self.objects_dir())),
+        }
     }
 
     pub fn objects_dir(&self) -> PathBuf {

@@ -82,13 +82,7 @@ impl AppState {
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
         // no silent fallback: a core that cannot reach its object store
         // does not start (recordings, decks and exports would be lost)
-        let dir = config.objects_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("object storage at {}", dir.display()))?;
-        let objects: Arc<dyn object_store::ObjectStore> = Arc::new(
-            object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                .with_context(|| format!("object storage at {}", dir.display()))?,
-        );
+        let objects = hosting::objects::open(&config.objects()?)?;
         Ok(AppState(Arc::new(Inner {
             db,
             keys,
@@ -215,6 +209,12 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     tracing::info!(kid = keys.kid(), "signing key loaded");
     let nats = connect_nats(&config.nats_url, "core", config.nats_seed_file.as_deref()).await?;
     let app = AppState::new(db.clone(), keys, nats.clone(), config.clone())?;
+    let location = config.objects()?;
+    hosting::objects::check(app.objects(), &location, Duration::from_secs(20)).await?;
+    tracing::info!(store = %location.display(), "object store reachable");
+    let tls = hosting::tls::TlsFiles::from_pair(config.tls_cert.clone(), config.tls_key.clone())?
+        .map(|f| hosting::tls::server_config(&f))
+        .transpose()?;
 
     let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges")
         .fetch_all(&db)
@@ -261,14 +261,17 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "core listening");
+    tracing::info!(addr = %listener.local_addr()?, https = tls.is_some(), "core listening");
     let router = http::router(app.clone());
     let shutdown = stop.clone();
     // the caller's address reaches the handlers (per-address limits)
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    hosting::tls::serve(
+        listener,
+        router,
+        tls,
+        async move { shutdown.cancelled().await },
+    )
+    .await?;
     stop.cancel();
     let _ = health.await;
     let _ = relay_tokens.await;

@@ -475,8 +475,16 @@ async fn serve(
         .and_then(|v| parse_range(v, size));
     match range {
         Some((start, end)) => {
-            let bytes = objects
-                .get_range(&path, start..end + 1)
+            // streamed from the store as it arrives (a seek into a long
+            // recording never holds the range in memory)
+            let got = objects
+                .get_opts(
+                    &path,
+                    object_store::GetOptions {
+                        range: Some(object_store::GetRange::Bounded(start..end + 1)),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
             Ok((
@@ -485,8 +493,9 @@ async fn serve(
                     (header::CONTENT_TYPE, content_type.to_string()),
                     (header::ACCEPT_RANGES, "bytes".to_string()),
                     (header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
+                    (header::CONTENT_LENGTH, (end + 1 - start).to_string()),
                 ],
-                Body::from(bytes),
+                Body::from_stream(got.into_stream()),
             )
                 .into_response())
         }

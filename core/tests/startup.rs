@@ -40,9 +40,35 @@ async fn an_object_store_that_cannot_be_opened_stops_core() {
         .await
         .err()
         .expect("core started without its object store");
-    assert!(format!("{err:#}").contains("object storage"), "{err:#}");
+    assert!(format!("{err:#}").contains("object store"), "{err:#}");
 
     let good = dir.path().join("objects");
     assert!(app_with_objects_at(dir.path(), &good).await.is_ok());
     assert!(good.is_dir());
+}
+
+/// `DATABASE_URL` with `sslmode=require`: core's pool speaks TLS to
+/// PostgreSQL (the server says so for core's own connection).
+#[tokio::test]
+async fn core_reaches_postgres_over_tls() {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let config = Config::parse_from([
+        "core",
+        "--database-url",
+        &format!("{base}/postgres?sslmode=require"),
+    ]);
+    let db = classroom_core::db::connect(&config)
+        .await
+        .expect("a TLS connection (the PostgreSQL server must have ssl = on)");
+    let (ssl, version): (bool, Option<String>) =
+        sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(ssl, "the connection is not encrypted");
+    assert!(
+        version.as_deref().is_some_and(|v| v.starts_with("TLSv1.")),
+        "{version:?}"
+    );
 }

@@ -98,6 +98,28 @@ pub struct Config {
     #[arg(long, env = "OBJECT_STORE_DIR")]
     pub object_store_dir: Option<PathBuf>,
 
+    /// Object storage by URL, taking precedence over the directory:
+    /// `s3://bucket[/prefix]` (core's bucket: the edge uploads recordings
+    /// there itself, no shared filesystem) or `file:///dir`. Endpoint and
+    /// credentials from the environment only (`AWS_ENDPOINT`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ALLOW_HTTP`, `OBJECT_STORE_CA`).
+    #[arg(long, env = "OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
+    /// CA certificate(s) (PEM) core's HTTPS certificate chains to, when
+    /// core's is not publicly trusted (the JWKS and deck pages come over it).
+    #[arg(long, env = "EDGE_CORE_CA")]
+    pub core_ca: Option<PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM; with `--tls-key`).
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// The MoQ relay of the media mesh (`moqt://host:port`); unset, the edge
     /// serves only its own students and publishes no program feed.
     #[arg(long, env = "RELAY_URL")]

@@ -48,6 +48,8 @@ struct Jwks {
 pub(crate) struct JoinTokens {
     edge: EdgeId,
     core_url: String,
+    /// Trusts core's CA when core's certificate is private (`--core-ca`).
+    http: reqwest::Client,
     cache: PathBuf,
     keys: Arc<RwLock<Vec<(String, DecodingKey)>>>,
     /// Tokens already verified, with their claims: a client sends the same
@@ -63,10 +65,16 @@ pub(crate) struct JoinTokens {
 const VERIFIED_CACHE: usize = 20_000;
 
 impl JoinTokens {
-    pub(crate) fn new(edge: EdgeId, core_url: String, cache: PathBuf) -> Self {
+    pub(crate) fn new(
+        edge: EdgeId,
+        core_url: String,
+        http: reqwest::Client,
+        cache: PathBuf,
+    ) -> Self {
         let t = JoinTokens {
             edge,
             core_url,
+            http,
             cache,
             keys: Arc::new(RwLock::new(Vec::new())),
             verified: Arc::new(RwLock::new(HashMap::new())),
@@ -108,8 +116,8 @@ impl JoinTokens {
     }
 
     /// One fetch of core's JWKS: installed and cached on success.
-    async fn fetch(&self, client: &reqwest::Client) -> bool {
-        let Ok(r) = client.get(self.jwks_url()).send().await else {
+    async fn fetch(&self, within: Duration) -> bool {
+        let Ok(r) = self.http.get(self.jwks_url()).timeout(within).send().await else {
             return false;
         };
         if !r.status().is_success() {
@@ -132,14 +140,8 @@ impl JoinTokens {
     /// Fetches core's JWKS, retrying until it succeeds or `stop` fires; then
     /// refreshes it every few minutes.
     pub(crate) async fn keep_fresh(self, stop: tokio_util::sync::CancellationToken) {
-        let Ok(client) = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-        else {
-            return;
-        };
         loop {
-            let wait = if self.fetch(&client).await {
+            let wait = if self.fetch(Duration::from_secs(5)).await {
                 Duration::from_secs(300)
             } else {
                 Duration::from_millis(500)
@@ -171,11 +173,7 @@ impl JoinTokens {
                     }
                 }
                 *last = Some(Instant::now());
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(3))
-                    .build()
-                    .map_err(|_| TokenError::UnknownKey)?;
-                if self.fetch(&client).await {
+                if self.fetch(Duration::from_secs(3)).await {
                     tracing::info!("a token named an unknown key: fetched core's JWKS again");
                 }
                 drop(last);

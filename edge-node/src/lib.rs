@@ -106,12 +106,28 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         ));
     }
 
-    let objects = config
-        .object_store_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("objects"));
-    let store = recorder::spool::local_store(&objects)
-        .with_context(|| format!("object storage at {}", objects.display()))?;
+    let location = match &config.object_store_url {
+        Some(url) => hosting::objects::Location::parse(url)?,
+        None => hosting::objects::Location::Dir(
+            config
+                .object_store_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("objects")),
+        ),
+    };
+    // no silent fallback: an edge that cannot store recordings does not start
+    let store = hosting::objects::open(&location)?;
+    hosting::objects::check(&store, &location, Duration::from_secs(20)).await?;
+    tracing::info!(store = %location.display(), "object store reachable");
+    // core over HTTPS may be signed by a private CA
+    let mut core_http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    for ca in hosting::tls::client_roots(config.core_ca.as_deref())? {
+        core_http = core_http.add_root_certificate(ca);
+    }
+    let core_http = core_http.build().context("an HTTP client for core")?;
+    let tls = hosting::tls::TlsFiles::from_pair(config.tls_cert.clone(), config.tls_key.clone())?
+        .map(|f| hosting::tls::server_config(&f))
+        .transpose()?;
     registry.set_recorders(std::sync::Arc::new(recorder::Recorders::new(
         recorder::RecorderConfig {
             enabled: config.recording,
@@ -128,6 +144,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             enabled: config.captions && config.recording,
             model: config.captions_model.clone(),
         }),
+        core_http.clone(),
     )));
     registry
         .recover()
@@ -137,6 +154,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let tokens = JoinTokens::new(
         config.edge_id.clone(),
         config.core_url.clone(),
+        core_http.clone(),
         config.data_dir.join("jwks.json"),
     );
     tokio::spawn(tokens.clone().keep_fresh(stop.clone()));
@@ -168,10 +186,11 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(edge_id = %config.edge_id, addr = %listener.local_addr()?, "edge listening");
+    tracing::info!(edge_id = %config.edge_id, addr = %listener.local_addr()?, https = tls.is_some(), "edge listening");
     let shutdown = stop.clone();
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    hosting::tls::serve(listener, http::router(state), tls, async move {
+        shutdown.cancelled().await
+    })
+    .await?;
     Ok(())
 }

@@ -58,6 +58,11 @@ pub struct Config {
     #[arg(long, env = "RELAY_CORE_URL", default_value = "http://127.0.0.1:8080")]
     pub core_url: String,
 
+    /// CA certificate(s) (PEM) core's HTTPS certificate chains to, when it
+    /// is not publicly trusted.
+    #[arg(long, env = "RELAY_CORE_CA")]
+    pub core_ca: Option<PathBuf>,
+
     /// A parent relay to pull tracks from when nobody here publishes them
     /// (`moqt://host:port`).
     #[arg(long, env = "RELAY_UPSTREAM")]

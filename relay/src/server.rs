@@ -45,6 +45,8 @@ pub enum RelayError {
     DevCa(#[from] DevCaError),
     #[error("JWKS client: {0}")]
     Jwks(#[from] JwksError),
+    #[error("core's CA: {0}")]
+    CoreCa(#[from] hosting::tls::TlsError),
     #[error("upstream: {0}")]
     Upstream(#[from] DialError),
     #[error("--upstream needs a trust root: --upstream-ca or --dev-ca-dir")]
@@ -116,7 +118,10 @@ impl Relay {
             endpoint,
             http,
             addr,
-            jwks: Arc::new(Jwks::new(&config.core_url)?),
+            jwks: Arc::new(Jwks::new(
+                &config.core_url,
+                hosting::tls::client_roots(config.core_ca.as_deref())?,
+            )?),
             upstream,
             router: RouterConfig {
                 upstream: config.upstream.is_some(),

@@ -31,10 +31,12 @@ pub struct Joined {
 
 impl Api {
     pub fn new(base: String) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base,
-        }
+        Self::with_client(base, reqwest::Client::new())
+    }
+
+    /// With `http` (e.g. one trusting the stack's dev CA).
+    pub fn with_client(base: String, http: reqwest::Client) -> Api {
+        Api { http, base }
     }
 
     fn url(&self, path: &str) -> String {

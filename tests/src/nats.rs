@@ -23,6 +23,16 @@ pub struct NatsAuth {
 impl NatsAuth {
     /// Runs the same commands as `deploy/dev.sh` for these edges.
     pub async fn make(dir: &Path, edges: &[&str]) -> anyhow::Result<NatsAuth> {
+        Self::make_for(dir, edges, &[]).await
+    }
+
+    /// Like [`make`](Self::make), the hub's certificate also naming
+    /// `hub_names` (the address a campus on another network dials).
+    pub async fn make_for(
+        dir: &Path,
+        edges: &[&str],
+        hub_names: &[String],
+    ) -> anyhow::Result<NatsAuth> {
         let auth = NatsAuth {
             dir: dir.join("nats-auth"),
             ca_dir: dir.join("relay-ca"),
@@ -33,16 +43,16 @@ impl NatsAuth {
             args.extend(["--edge".to_owned(), (*e).to_owned()]);
         }
         run(&bin_dir().join("core"), &args).await?;
-        run(
-            &bin_dir().join("relay"),
-            &[
-                "gen-dev-ca".to_owned(),
-                auth.ca_dir.display().to_string(),
-                "--cert".to_owned(),
-                "nats-hub".to_owned(),
-            ],
-        )
-        .await?;
+        let mut ca_args = vec![
+            "gen-dev-ca".to_owned(),
+            auth.ca_dir.display().to_string(),
+            "--cert".to_owned(),
+            "nats-hub".to_owned(),
+        ];
+        for n in hub_names {
+            ca_args.extend(["--name".to_owned(), n.clone()]);
+        }
+        run(&bin_dir().join("relay"), &ca_args).await?;
         Ok(auth)
     }
 
@@ -66,7 +76,7 @@ fn include_path(dir: &Path, file: &Path) -> String {
     file.strip_prefix(dir).unwrap_or(file).display().to_string()
 }
 
-async fn run(bin: &Path, args: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn run(bin: &Path, args: &[String]) -> anyhow::Result<()> {
     let out = tokio::process::Command::new(bin)
         .args(args)
         .output()
@@ -91,6 +101,10 @@ pub fn nats_server_bin() -> PathBuf {
 pub struct NatsServer {
     pub name: String,
     pub port: u16,
+    /// The address the hub's leaf-node listener binds (hubs only).
+    leaf_host: String,
+    /// The network namespace the server runs in (None: the test's own).
+    netns: Option<String>,
     /// The hub's leaf-node listener (hubs only).
     pub leaf_port: Option<u16>,
     pub proc: Proc,
@@ -109,8 +123,8 @@ impl NatsServer {
     }
 
     pub fn leaf_addr(&self) -> Option<SocketAddr> {
-        self.leaf_port
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        let host: std::net::IpAddr = self.leaf_host.parse().ok()?;
+        self.leaf_port.map(|p| SocketAddr::from((host, p)))
     }
 
     /// A hub. `advertise` is the leaf address it gossips (a proxy, when a
@@ -119,6 +133,17 @@ impl NatsServer {
         dir: &Path,
         advertise: Option<SocketAddr>,
         auth: &NatsAuth,
+    ) -> anyhow::Result<NatsServer> {
+        Self::hub_on(dir, advertise, auth, "127.0.0.1").await
+    }
+
+    /// A hub whose leaf-node listener binds `leaf_host` (a campus on
+    /// another network dials it there); clients stay on loopback.
+    pub async fn hub_on(
+        dir: &Path,
+        advertise: Option<SocketAddr>,
+        auth: &NatsAuth,
+        leaf_host: &str,
     ) -> anyhow::Result<NatsServer> {
         let port = free_port();
         let leaf_port = free_port();
@@ -131,7 +156,7 @@ impl NatsServer {
             "server_name: hub\nlisten: 127.0.0.1:{port}\n\
              jetstream {{\n  store_dir: \"{}\"\n  domain: core\n  sync_interval: always\n}}\n\
              include \"{}\"\n\
-             leafnodes {{\n  listen: 127.0.0.1:{leaf_port}\n{advertise}\
+             leafnodes {{\n  listen: {leaf_host}:{leaf_port}\n{advertise}\
                tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 2 }}\n}}\n",
             store.display(),
             include_path(dir, &auth.dir.join("hub-users.conf")),
@@ -140,10 +165,10 @@ impl NatsServer {
         );
         let inbox = protocol::subjects::CORE_INBOX_PREFIX.to_owned();
         Self::launch(
-            "hub",
+            ("hub", None),
             dir,
             port,
-            Some(leaf_port),
+            Some((leaf_host, leaf_port)),
             conf,
             auth.seed("core"),
             inbox,
@@ -158,6 +183,18 @@ impl NatsServer {
         domain: &str,
         hub_leaf: SocketAddr,
         auth: &NatsAuth,
+    ) -> anyhow::Result<NatsServer> {
+        Self::leaf_in(dir, domain, hub_leaf, auth, None).await
+    }
+
+    /// Like [`leaf`](Self::leaf), run inside network namespace `netns`
+    /// (the campus box; it listens on that namespace's loopback).
+    pub async fn leaf_in(
+        dir: &Path,
+        domain: &str,
+        hub_leaf: SocketAddr,
+        auth: &NatsAuth,
+        netns: Option<&str>,
     ) -> anyhow::Result<NatsServer> {
         let port = free_port();
         let store = dir.join(format!("{domain}-store"));
@@ -176,14 +213,14 @@ impl NatsServer {
         let inbox = protocol::EdgeId::new(domain.to_owned())
             .map(|e| protocol::subjects::edge_inbox_prefix(&e))
             .map_err(|e| anyhow::anyhow!("{domain}: {e}"))?;
-        Self::launch(domain, dir, port, None, conf, seed, inbox).await
+        Self::launch((domain, netns), dir, port, None, conf, seed, inbox).await
     }
 
     async fn launch(
-        name: &str,
+        (name, netns): (&str, Option<&str>),
         dir: &Path,
         port: u16,
-        leaf_port: Option<u16>,
+        leaf: Option<(&str, u16)>,
         conf: String,
         seed: String,
         inbox_prefix: String,
@@ -191,17 +228,18 @@ impl NatsServer {
         let config = dir.join(format!("{name}.conf"));
         std::fs::write(&config, conf)?;
         let log = dir.join(format!("{name}.log"));
-        let proc = Proc::spawn(
-            &format!("nats-{name}"),
+        let (bin, args) = crate::netns::wrap_in(
+            netns,
             &nats_server_bin(),
             &["-c".to_owned(), config.display().to_string()],
-            &[],
-            log.clone(),
-        )?;
+        );
+        let proc = Proc::spawn(&format!("nats-{name}"), &bin, &args, &[], log.clone())?;
         let server = NatsServer {
             name: name.to_owned(),
             port,
-            leaf_port,
+            leaf_host: leaf.map(|l| l.0).unwrap_or("127.0.0.1").to_owned(),
+            netns: netns.map(str::to_owned),
+            leaf_port: leaf.map(|l| l.1),
             proc,
             seed,
             inbox_prefix,
@@ -214,15 +252,11 @@ impl NatsServer {
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let port = self.port;
+        let netns = self.netns.as_deref();
         wait_until(
             &format!("nats {} to listen", self.name),
             Duration::from_secs(15),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
+            || async move { crate::netns::listening_in(netns, port).await.then_some(()) },
         )
         .await
     }
@@ -230,10 +264,15 @@ impl NatsServer {
     /// Restarts the server with the same config and store (after a kill).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.proc.kill().await;
-        self.proc = Proc::spawn(
-            &format!("nats-{}", self.name),
+        let (bin, args) = crate::netns::wrap_in(
+            self.netns.as_deref(),
             &nats_server_bin(),
             &["-c".to_owned(), self.config.display().to_string()],
+        );
+        self.proc = Proc::spawn(
+            &format!("nats-{}", self.name),
+            &bin,
+            &args,
             &[],
             self.log.clone(),
         )?;

@@ -8,7 +8,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::api::Api;
+use crate::garage::{Garage, S3Key};
 use crate::nats::{NatsAuth, NatsServer};
+use crate::netns::Site;
 use crate::process::Proc;
 use crate::proxy::TcpProxy;
 use crate::{bin_dir, free_port, pg_base_url, wait_until};
@@ -37,6 +39,17 @@ pub struct StackOptions {
     pub artifacts: bool,
     /// Extra command-line arguments for core.
     pub core_args: Vec<String>,
+    /// Object storage in a real S3 server (Garage) instead of a shared
+    /// directory: core and each edge reach the bucket with their own key.
+    pub s3: bool,
+    /// Core and the edges serve HTTPS (certificates from the dev CA, which
+    /// the stack's clients and the edges trust).
+    pub https: bool,
+    /// The edge that runs on a campus network of its own: its box (edge and
+    /// NATS leaf) in a network namespace, reaching core, the hub and S3 over
+    /// a veth WAN the test can cut ([`Stack::site`]), its students over a
+    /// campus LAN link.
+    pub site: Option<&'static str>,
 }
 
 impl Default for StackOptions {
@@ -51,6 +64,9 @@ impl Default for StackOptions {
             captions: false,
             artifacts: false,
             core_args: Vec::new(),
+            s3: false,
+            https: false,
+            site: None,
         }
     }
 }
@@ -62,7 +78,10 @@ pub struct EdgeProc {
     pub leaf: NatsServer,
     pub proxy: Option<TcpProxy>,
     pub proc: Proc,
+    http: reqwest::Client,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    netns: Option<String>,
     log: PathBuf,
 }
 
@@ -75,14 +94,13 @@ impl EdgeProc {
     /// Starts the edge again with the same config and data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.proc.kill().await;
-        self.proc = Proc::spawn(
-            &self.id,
+        let (bin, args) = crate::netns::wrap_in(
+            self.netns.as_deref(),
             &bin_dir().join("edge-node"),
             &self.args,
-            &[],
-            self.log.clone(),
-        )?;
-        wait_healthy(&format!("{} healthz", self.id), &self.url).await
+        );
+        self.proc = Proc::spawn(&self.id, &bin, &args, &self.env, self.log.clone())?;
+        wait_healthy(&self.http, &format!("{} healthz", self.id), &self.url).await
     }
 }
 
@@ -112,7 +130,12 @@ impl RelayProc {
             &[],
             self.log.clone(),
         )?;
-        wait_healthy("relay healthz", &format!("http://127.0.0.1:{}", self.port)).await
+        wait_healthy(
+            &reqwest::Client::new(),
+            "relay healthz",
+            &format!("http://127.0.0.1:{}", self.port),
+        )
+        .await
     }
 }
 
@@ -128,12 +151,28 @@ pub struct Stack {
     pub db_url: String,
     db_name: String,
     core_args: Vec<String>,
+    core_env: Vec<(String, String)>,
     core_log: PathBuf,
     pub api: Api,
+    /// The S3 server (`StackOptions::s3`) and the key core uses.
+    pub garage: Option<(Garage, S3Key)>,
+    /// The dev CA the stack's HTTPS certificates chain to.
+    pub ca_pem: Option<PathBuf>,
+    /// The campus network of `StackOptions::site` (dropped last: deleting
+    /// the namespace is the last thing a stack does).
+    pub site: Option<Site>,
 }
 
-async fn wait_healthy(what: &str, base: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+/// A client trusting the dev CA at `ca` (for a stack serving HTTPS).
+pub fn client_trusting(ca: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?);
+    }
+    Ok(b.build()?)
+}
+
+async fn wait_healthy(http: &reqwest::Client, what: &str, base: &str) -> anyhow::Result<()> {
     let url = format!("{base}/healthz");
     wait_until(what, Duration::from_secs(60), || {
         let http = http.clone();
@@ -160,23 +199,42 @@ impl Stack {
             eprintln!("stack files kept in {}", dir.path().display());
         }
         let proxy_port = opts.proxied_edge.map(|_| free_port());
-        let nats_auth = NatsAuth::make(dir.path(), &opts.edges).await?;
-        let hub = NatsServer::hub(
+        let site = opts.site.map(|_| Site::create()).transpose()?;
+        // where core, the hub's leaf port and S3 listen: loopback, or core's
+        // end of the campus WAN
+        let host = site
+            .as_ref()
+            .map(|s| s.wan_core.clone())
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let nats_auth =
+            NatsAuth::make_for(dir.path(), &opts.edges, std::slice::from_ref(&host)).await?;
+        let hub = NatsServer::hub_on(
             dir.path(),
             proxy_port.map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
             &nats_auth,
+            &host,
         )
         .await?;
+        let ca_pem = opts.https.then(|| nats_auth.ca_dir.join("ca.pem"));
+        let http = client_trusting(ca_pem.as_deref())?;
+        let garage = if opts.s3 {
+            let g = Garage::start(dir.path(), &host).await?;
+            let key = g.key("core").await?;
+            Some((g, key))
+        } else {
+            None
+        };
         let hub_leaf = hub.leaf_addr().expect("hub has a leaf port");
 
         let db_name = format!("ct_{}", uuid::Uuid::now_v7().simple());
         let db_url = format!("{}/{}", pg_base_url(), db_name);
         let core_port = free_port();
-        let core_url = format!("http://127.0.0.1:{core_port}");
+        let scheme = if opts.https { "https" } else { "http" };
+        let core_url = format!("{scheme}://{host}:{core_port}");
         let core_data = dir.path().join("core");
         let core_args = vec![
             "--listen".to_owned(),
-            format!("127.0.0.1:{core_port}"),
+            format!("{host}:{core_port}"),
             "--public-url".to_owned(),
             core_url.clone(),
             "--database-url".to_owned(),
@@ -191,10 +249,26 @@ impl Stack {
             "3000".to_owned(),
             "--edge-timeout-ms".to_owned(),
             "3000".to_owned(),
-            "--object-store-dir".to_owned(),
-            dir.path().join("objects").display().to_string(),
         ];
         let mut core_args = core_args;
+        let mut core_env = Vec::new();
+        match &garage {
+            Some((g, key)) => {
+                core_args.extend([
+                    "--object-store-url".to_owned(),
+                    format!("s3://{}", crate::garage::BUCKET),
+                ]);
+                core_env = g.env(key);
+            }
+            None => core_args.extend([
+                "--object-store-dir".to_owned(),
+                dir.path().join("objects").display().to_string(),
+            ]),
+        }
+        if opts.https {
+            let (cert, key) = dev_cert(&nats_auth.ca_dir, "core", &host).await?;
+            core_args.extend(["--tls-cert".to_owned(), cert, "--tls-key".to_owned(), key]);
+        }
         core_args.extend(["--artifacts".to_owned(), opts.artifacts.to_string()]);
         // this checkout's web app, whichever checkout built the binary
         core_args.extend([
@@ -217,6 +291,7 @@ impl Stack {
         let seed_log = dir.path().join("seed.log");
         let status = tokio::process::Command::new(&core_bin)
             .args(&seed_args)
+            .envs(core_env.iter().cloned())
             .stdout(std::fs::File::create(&seed_log)?)
             .stderr(std::fs::File::create(dir.path().join("seed.err"))?)
             .status()
@@ -227,8 +302,8 @@ impl Stack {
             std::fs::read_to_string(dir.path().join("seed.err")).unwrap_or_default()
         );
         let core_log = dir.path().join("core.log");
-        let core = Proc::spawn("core", &core_bin, &core_args, &[], core_log.clone())?;
-        if let Err(e) = wait_healthy("core healthz", &core_url).await {
+        let core = Proc::spawn("core", &core_bin, &core_args, &core_env, core_log.clone())?;
+        if let Err(e) = wait_healthy(&http, "core healthz", &core_url).await {
             anyhow::bail!("{e}\n{}", core.tail(40));
         }
 
@@ -250,7 +325,13 @@ impl Stack {
                 let log = dir.path().join("relay.log");
                 let mut proc =
                     Proc::spawn("relay", &bin_dir().join("relay"), &args, &[], log.clone())?;
-                match wait_healthy("relay healthz", &format!("http://127.0.0.1:{port}")).await {
+                match wait_healthy(
+                    &reqwest::Client::new(),
+                    "relay healthz",
+                    &format!("http://127.0.0.1:{port}"),
+                )
+                .await
+                {
                     Ok(()) => break (port, args, log, proc),
                     Err(e) if attempt >= 3 || proc.is_running() => {
                         anyhow::bail!("{e}\n{}", proc.tail(40));
@@ -283,14 +364,24 @@ impl Stack {
                 _ => None,
             };
             let upstream = proxy.as_ref().map(|p| p.addr).unwrap_or(hub_leaf);
-            let leaf = NatsServer::leaf(dir.path(), id, upstream, &nats_auth).await?;
+            // the campus edge's box is a namespace of its own
+            let netns = site
+                .as_ref()
+                .filter(|_| opts.site == Some(*id))
+                .map(|s| s.ns.clone());
+            let leaf =
+                NatsServer::leaf_in(dir.path(), id, upstream, &nats_auth, netns.as_deref()).await?;
             let port = free_port();
-            let url = format!("http://127.0.0.1:{port}");
+            let (listen, addr) = match (&netns, &site) {
+                (Some(_), Some(s)) => (format!("0.0.0.0:{port}"), s.lan_edge.clone()),
+                _ => (format!("127.0.0.1:{port}"), "127.0.0.1".to_owned()),
+            };
+            let url = format!("{scheme}://{addr}:{port}");
             let mut args = vec![
                 "--edge-id".to_owned(),
                 id.to_string(),
                 "--listen".to_owned(),
-                format!("127.0.0.1:{port}"),
+                listen,
                 "--public-url".to_owned(),
                 url.clone(),
                 "--nats-url".to_owned(),
@@ -310,7 +401,7 @@ impl Stack {
                 "--region".to_owned(),
                 format!("campus-{}", id.trim_start_matches("edge-")),
                 "--media-udp".to_owned(),
-                format!("127.0.0.1:{}", crate::free_udp_port()),
+                format!("{addr}:{}", crate::free_udp_port()),
                 "--media-grace-ms".to_owned(),
                 "1500".to_owned(),
                 "--media-quality-ms".to_owned(),
@@ -321,9 +412,34 @@ impl Stack {
                 opts.recording.to_string(),
                 "--captions".to_owned(),
                 opts.captions.to_string(),
-                "--object-store-dir".to_owned(),
-                dir.path().join("objects").display().to_string(),
             ];
+            let mut env = Vec::new();
+            match &garage {
+                Some((g, _)) => {
+                    // each edge its own S3 key; no filesystem shared with core
+                    let key = g.key(id).await?;
+                    args.extend([
+                        "--object-store-url".to_owned(),
+                        format!("s3://{}", crate::garage::BUCKET),
+                    ]);
+                    env = g.env(&key);
+                }
+                None => args.extend([
+                    "--object-store-dir".to_owned(),
+                    dir.path().join("objects").display().to_string(),
+                ]),
+            }
+            if let Some(ca) = &ca_pem {
+                let (cert, key) = dev_cert(&nats_auth.ca_dir, id, &addr).await?;
+                args.extend([
+                    "--tls-cert".to_owned(),
+                    cert,
+                    "--tls-key".to_owned(),
+                    key,
+                    "--core-ca".to_owned(),
+                    ca.display().to_string(),
+                ]);
+            }
             if let Some(r) = &relay {
                 args.extend([
                     "--relay-url".to_owned(),
@@ -334,8 +450,10 @@ impl Stack {
             }
             args.extend(opts.edge_args.iter().cloned());
             let log = dir.path().join(format!("{id}.log"));
-            let proc = Proc::spawn(id, &bin_dir().join("edge-node"), &args, &[], log.clone())?;
-            if let Err(e) = wait_healthy(&format!("{id} healthz"), &url).await {
+            let (bin, wrapped) =
+                crate::netns::wrap_in(netns.as_deref(), &bin_dir().join("edge-node"), &args);
+            let proc = Proc::spawn(id, &bin, &wrapped, &env, log.clone())?;
+            if let Err(e) = wait_healthy(&http, &format!("{id} healthz"), &url).await {
                 anyhow::bail!("{e}\n{}", proc.tail(40));
             }
             edges.push(EdgeProc {
@@ -345,12 +463,15 @@ impl Stack {
                 leaf,
                 proxy,
                 proc,
+                http: http.clone(),
                 args,
+                env,
+                netns,
                 log,
             });
         }
 
-        let api = Api::new(core_url.clone());
+        let api = Api::with_client(core_url.clone(), http.clone());
         let stack = Stack {
             dir,
             relay,
@@ -362,8 +483,12 @@ impl Stack {
             db_url,
             db_name,
             core_args,
+            core_env,
             core_log,
             api,
+            garage,
+            ca_pem,
+            site,
         };
         // Core knows every edge as healthy, and each edge has core's keys.
         let admin = stack.api.login("admin@demo.test").await?;
@@ -392,9 +517,11 @@ impl Stack {
                 &format!("{id} to have core's keys"),
                 Duration::from_secs(30),
                 || {
-                    let url = url.clone();
+                    let (url, http) = (url.clone(), http.clone());
                     async move {
-                        let v: Value = reqwest::get(format!("{url}/healthz"))
+                        let v: Value = http
+                            .get(format!("{url}/healthz"))
+                            .send()
                             .await
                             .ok()?
                             .json()
@@ -447,6 +574,7 @@ impl Stack {
         args.extend(command.iter().cloned());
         let out = tokio::process::Command::new(bin_dir().join("core"))
             .args(&args)
+            .envs(self.core_env.iter().cloned())
             .output()
             .await?;
         anyhow::ensure!(
@@ -463,10 +591,10 @@ impl Stack {
             "core",
             &bin_dir().join("core"),
             &self.core_args,
-            &[],
+            &self.core_env,
             self.core_log.clone(),
         )?;
-        wait_healthy("core healthz", &self.core_url).await
+        wait_healthy(&self.api.http, "core healthz", &self.core_url).await
     }
 
     /// Every message of the hub stream (core's domain), as text.
@@ -510,8 +638,36 @@ impl Stack {
         }
         self.core.kill().await;
         self.hub.proc.kill().await;
+        if let Some((g, _)) = &mut self.garage {
+            g.proc.kill().await;
+        }
         drop_database(&self.db_name).await;
     }
+}
+
+/// A server certificate `<stem>.pem` from the dev CA in `ca_dir` for `host`
+/// (besides localhost and 127.0.0.1): the paths of the chain and the key.
+async fn dev_cert(
+    ca_dir: &std::path::Path,
+    stem: &str,
+    host: &str,
+) -> anyhow::Result<(String, String)> {
+    crate::nats::run(
+        &bin_dir().join("relay"),
+        &[
+            "gen-dev-ca".to_owned(),
+            ca_dir.display().to_string(),
+            "--cert".to_owned(),
+            stem.to_owned(),
+            "--name".to_owned(),
+            host.to_owned(),
+        ],
+    )
+    .await?;
+    Ok((
+        ca_dir.join(format!("{stem}.pem")).display().to_string(),
+        ca_dir.join(format!("{stem}.key")).display().to_string(),
+    ))
 }
 
 async fn drop_database(name: &str) {

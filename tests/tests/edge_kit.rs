@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use classroom_tests::garage;
 use classroom_tests::nats::nats_server_bin;
 use classroom_tests::process::Proc;
 use classroom_tests::{
@@ -61,9 +62,17 @@ async fn an_edge_brought_up_from_the_kit_joins_the_stack() {
         "LEAF_STORE_DIR",
         "LOG_FORMAT",
     ];
+    // the S3 client (object_store) reads these from the environment itself
+    const S3_ENV: [&str; 5] = [
+        "AWS_ENDPOINT",
+        "AWS_REGION",
+        "AWS_ALLOW_HTTP",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ];
     for (k, v) in &lines {
         assert!(
-            known.contains(k) || KIT_OWN.contains(&k.as_str()),
+            known.contains(k) || KIT_OWN.contains(&k.as_str()) || S3_ENV.contains(&k.as_str()),
             "edge.env.example sets {k}, which nothing reads"
         );
         assert!(
@@ -111,10 +120,13 @@ async fn an_edge_brought_up_from_the_kit_joins_the_stack() {
     let mut stack = Stack::start(StackOptions {
         edges: vec!["edge-a", EDGE],
         students: 2,
+        s3: true,
         ..StackOptions::default()
     })
     .await
     .unwrap();
+    let (g, _) = stack.garage.as_ref().unwrap();
+    let key = g.key(EDGE).await.unwrap();
     {
         let e = stack.edges.iter_mut().find(|e| e.id == EDGE).unwrap();
         e.proc.kill().await;
@@ -153,10 +165,11 @@ async fn an_edge_brought_up_from_the_kit_joins_the_stack() {
             "EDGE_SPOOL_DIR",
             box_dir.path().join("spool").display().to_string(),
         ),
-        (
-            "OBJECT_STORE_DIR",
-            stack.dir.path().join("objects").display().to_string(),
-        ),
+        ("OBJECT_STORE_URL", format!("s3://{}", garage::BUCKET)),
+        ("AWS_ENDPOINT", g.endpoint.clone()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ("AWS_ACCESS_KEY_ID", key.id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret.clone()),
         ("EDGE_RECORDING", "false".to_owned()),
     ]
     .into_iter()

@@ -80,7 +80,7 @@ fn service_crates_never_depend_on_each_other() {
 
 #[test]
 fn libraries_never_depend_on_a_service() {
-    for lib in ["protocol", "mesh-client", "asr", "search"] {
+    for lib in ["protocol", "mesh-client", "asr", "search", "hosting"] {
         let deps = dependencies(lib);
         for service in ["core", "edge-node", "relay"] {
             assert!(
@@ -192,7 +192,7 @@ fn nats_subjects_and_consumer_names_live_in_protocol_subjects_only() {
 
 #[test]
 fn libraries_return_typed_errors_and_keep_bench_dependencies_behind_a_feature() {
-    for lib in ["protocol", "mesh-client"] {
+    for lib in ["protocol", "mesh-client", "hosting"] {
         let mut sources = Vec::new();
         files(
             &workspace_root().join(lib).join("src"),
@@ -265,6 +265,7 @@ fn no_source_file_outside_the_tests_grows_past_a_thousand_lines() {
         "relay",
         "asr",
         "search",
+        "hosting",
         "web/src",
     ] {
         files(&root.join(dir), &[".rs", ".ts", ".svelte"], &mut sources);

@@ -103,6 +103,7 @@ impl Recorders {
         sfu: Sfu,
         uplink: Uplink,
         captions: Captions,
+        http: reqwest::Client,
     ) -> Recorders {
         Recorders {
             inner: Arc::new(Inner {
@@ -110,10 +111,7 @@ impl Recorders {
                 store,
                 sfu,
                 uplink,
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap_or_default(),
+                http,
                 live: Mutex::new(HashMap::new()),
                 captions,
             }),

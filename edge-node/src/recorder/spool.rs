@@ -90,14 +90,6 @@ pub(crate) async fn upload_bytes(
         .map_err(|e| SpoolError::Store(e.to_string()))
 }
 
-/// The store: a local directory (object_store's local file system).
-pub(crate) fn local_store(dir: &Path) -> Result<Arc<dyn ObjectStore>, SpoolError> {
-    std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io(dir.to_path_buf(), e))?;
-    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| SpoolError::Store(e.to_string()))?;
-    Ok(Arc::new(fs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +104,9 @@ mod tests {
         assert!(!part.exists());
         assert_eq!(f.bytes, 17);
         assert_eq!(f.sha256, hex::encode(Sha256::digest(b"not really an mp4")));
-        let store = local_store(&dir.path().join("objects")).unwrap();
+        let store =
+            hosting::objects::open(&hosting::objects::Location::Dir(dir.path().join("objects")))
+                .unwrap();
         upload(&store, &f.path, "recordings/t/s/seg00003.mp4")
             .await
             .unwrap();

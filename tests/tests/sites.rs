@@ -1,0 +1,339 @@
+//! A campus edge on a network of its own: the edge box (edge-node and its
+//! NATS leaf) runs in a network namespace the test makes, reaching core, the
+//! hub and the S3 store (Garage) only over a veth "WAN"; its students reach
+//! it over a campus "LAN" link. Core and the edge speak HTTPS (the edge
+//! fetches core's JWKS over it), the leaf link is TLS, and recordings go
+//! from the edge straight into S3: no filesystem is shared. The WAN is cut
+//! and restored mid-class with nothing lost.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use classroom_tests::{Stack, StackOptions, media_check, pdf, wait_until};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The class's pacing between actions (the script, not a wait for a
+/// condition: every wait below has a deadline).
+async fn hold(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+async fn edge_post(stack: &Stack, url: String, token: &str, body: Value) -> (StatusCode, Value) {
+    let r = stack
+        .api
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cut() {
+    let _heavy = classroom_tests::heavy().await;
+    let stack = Stack::start(StackOptions {
+        recording: true,
+        s3: true,
+        https: true,
+        site: Some("edge-a"),
+        students: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let site = stack.site.as_ref().unwrap();
+    let (garage, core_key) = stack.garage.as_ref().unwrap();
+    assert!(stack.core_url.starts_with("https://"), "{}", stack.core_url);
+    let edge_url = stack.edge_url("edge-a");
+    assert!(
+        edge_url.starts_with(&format!("https://{}:", site.lan_edge)),
+        "{edge_url}"
+    );
+    // (Stack::start waited for the edge to hold core's keys: fetched over
+    // HTTPS across the WAN, trusting the campus's CA file)
+
+    let api = &stack.api;
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let deck = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
+    let (s, deck) = api
+        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{deck}");
+    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let session = api.start_class(&teacher).await.unwrap();
+    assert_eq!(session.edge_id, "edge-a");
+    let sid = session.id.clone();
+    let teacher_seat = api.join(&teacher, &sid).await.unwrap();
+    assert_eq!(
+        teacher_seat.edge_url, edge_url,
+        "students go to the campus edge"
+    );
+    let mut students = Vec::new();
+    for n in 1..=3 {
+        let tok = api.login(&format!("student{n}@demo.test")).await.unwrap();
+        students.push(api.join(&tok, &sid).await.unwrap());
+    }
+    for (p, body) in [
+        ("slides", json!({ "deck_id": deck_id, "index": 0 })),
+        ("scene", json!({ "scene": "slides" })),
+    ] {
+        let (s, v) = edge_post(
+            &stack,
+            format!("{edge_url}/sessions/{sid}/{p}"),
+            &teacher_seat.join_token,
+            body,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+    }
+    // the edge records and uploads into S3; core learns of each segment
+    wait_until(
+        "two recording segments in core",
+        Duration::from_secs(60),
+        || async {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            (evs.iter()
+                .filter(|e| e["type"] == "recording.segment")
+                .count()
+                >= 2)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let before_cut = api.events(&teacher, &sid).await.unwrap().len();
+
+    // --- the WAN goes down; the campus LAN stays up
+    site.cut_wan().unwrap();
+    let mut acked = 0;
+    let mut last_seq = 0;
+    for round in 0..4 {
+        for (i, st) in students.iter().enumerate() {
+            let (s, v) = edge_post(
+                &stack,
+                format!("{edge_url}/sessions/{sid}/chat"),
+                &st.join_token,
+                json!({ "text": format!("round {round} from student {i}, WAN down") }),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            acked += 1;
+            last_seq = v["seq"].as_i64().unwrap_or(last_seq);
+        }
+        let (s, v) = edge_post(
+            &stack,
+            format!("{edge_url}/sessions/{sid}/slides"),
+            &teacher_seat.join_token,
+            json!({ "deck_id": deck_id, "index": (round + 1) % 3 }),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        acked += 1;
+        last_seq = v["seq"].as_i64().unwrap();
+        // the class goes on for a while: segments close while S3 is away
+        hold(Duration::from_secs(2)).await;
+    }
+    let during = api.events(&teacher, &sid).await.unwrap();
+    assert!(
+        during.len() <= before_cut + 1,
+        "nothing crossed the cut WAN ({} events before, {} during)",
+        before_cut,
+        during.len()
+    );
+    assert!(acked >= 16);
+
+    // --- the WAN comes back
+    site.restore_wan().unwrap();
+    let events = wait_until(
+        "core to receive every event acknowledged during the cut",
+        Duration::from_secs(90),
+        || async {
+            let evs = api.events(&teacher, &sid).await.ok()?;
+            (evs.last()?["seq"].as_i64()? >= last_seq).then_some(evs)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let chats = events
+        .iter()
+        .filter(|e| e["type"] == "chat.message")
+        .filter(|e| e.to_string().contains("WAN down"))
+        .count();
+    assert_eq!(chats, 12, "every chat acknowledged during the cut arrived");
+
+    // end the class through core (core reaches the edge again)
+    let (s, v) = wait_until(
+        "core to reach the edge again",
+        Duration::from_secs(30),
+        || async {
+            let (s, v) = api
+                .post(&format!("/sessions/{sid}/end"), &teacher, json!({}))
+                .await
+                .ok()?;
+            (s == StatusCode::OK).then_some((s, v))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rec = wait_until(
+        "the recording to be finalized in core",
+        Duration::from_secs(90),
+        || async {
+            let (s, v) = api
+                .get(&format!("/sessions/{sid}/recording"), &teacher)
+                .await
+                .ok()?;
+            (s == StatusCode::OK && v["status"] == "finalized").then_some(v)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+
+    // every event once, in order
+    let events = api.events(&teacher, &sid).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "in order, no gap"
+    );
+    let ids: HashSet<&str> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), events.len(), "no duplicate");
+
+    // the recording is whole: no gap, and every segment is in the bucket,
+    // byte for byte what the edge announced
+    assert_eq!(
+        rec["gaps"].as_array().map(Vec::len),
+        Some(0),
+        "the cut WAN cost no recording: {rec}"
+    );
+    let seg_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "recording.segment")
+        .collect();
+    assert!(seg_events.len() >= 4, "{} segments", seg_events.len());
+    let tenant = events[0]["tenant_id"].as_str().unwrap();
+    let objects = garage
+        .list(core_key, &format!("recordings/{tenant}/{sid}"))
+        .await
+        .unwrap();
+    for e in &seg_events {
+        let key = e["payload"]["object_key"].as_str().unwrap();
+        let bytes = e["payload"]["bytes"].as_u64().unwrap();
+        assert!(
+            objects.iter().any(|(k, n)| k == key && *n == bytes),
+            "{key} ({bytes} bytes) is not in the bucket: {objects:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for s in rec["segments"].as_array().unwrap().iter().take(2) {
+        let r = api
+            .http
+            .get(s["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(
+            media_check::sha256_hex(&bytes),
+            s["sha256"].as_str().unwrap()
+        );
+    }
+    // the whole class as one file, served by core out of the bucket
+    let joined = dir.path().join("recording.mp4");
+    let r = api
+        .http
+        .get(rec["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let whole = r.bytes().await.unwrap();
+    std::fs::write(&joined, &whole).unwrap();
+    // a seek: a byte range, streamed out of the bucket
+    let r = api
+        .http
+        .get(rec["url"].as_str().unwrap())
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&r.bytes().await.unwrap()[..], &whole[1000..2000]);
+    let duration = media_check::duration_s(&joined).await.unwrap();
+    // the segments tile the recording with no hole (the cut cost nothing),
+    // and the joined file is that long
+    let mut at = 0;
+    for e in &seg_events {
+        assert_eq!(e["payload"]["start_ms"].as_u64(), Some(at), "{}", e);
+        at = e["payload"]["end_ms"].as_u64().unwrap();
+    }
+    let finalized = events
+        .iter()
+        .find(|e| e["type"] == "recording.finalized")
+        .unwrap();
+    assert_eq!(finalized["payload"]["duration_ms"].as_u64(), Some(at));
+    assert!(
+        (duration - at as f64 / 1000.0).abs() <= 0.5,
+        "joined {duration:.2}s vs segments {at} ms"
+    );
+    // and it covers the class: from start to end less the recorder's arming
+    // (0.65 s when this test was written) and the encoder's tail on a busy
+    // two-core box
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "session.started")
+        .unwrap();
+    let ended = events
+        .iter()
+        .find(|e| e["type"] == "session.ended")
+        .unwrap();
+    let t = |e: &Value| {
+        chrono::DateTime::parse_from_rfc3339(e["occurred_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let class = (t(ended) - t(started)) as f64 / 1000.0;
+    assert!(
+        duration <= class + 0.5 && duration >= class - 2.0,
+        "recording {duration:.2}s vs class {class:.2}s"
+    );
+
+    // no shared filesystem: nothing of the recording sits in a directory
+    // core could have read
+    let stray: Vec<_> = walk(stack.dir.path())
+        .into_iter()
+        .filter(|p| {
+            let s = p.display().to_string();
+            s.ends_with(".mp4") && !s.contains("/spool/") && !s.contains("/garage/")
+        })
+        .collect();
+    assert!(stray.is_empty(), "segments outside S3: {stray:?}");
+    stack.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
