@@ -235,6 +235,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             .run(app.js().clone(), stop.clone()),
     );
     let subject_jobs = tokio::spawn(subjects::run_worker(app.clone(), stop.clone()));
+    let joiner = tokio::spawn(recordings::run_joiner(app.clone(), stop.clone()));
     let retention = (config.retention_interval_secs > 0).then(|| {
         tokio::spawn(retention::sweep::run_scheduler(
             app.clone(),
@@ -277,6 +278,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let _ = relay_tokens.await;
     let _ = ingest.await;
     let _ = subject_jobs.await;
+    let _ = joiner.await;
     if let Some(r) = retention {
         let _ = r.await;
     }

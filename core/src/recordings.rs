@@ -259,7 +259,7 @@ pub(crate) async fn object(
         (status = 401, description = "The URL is not signed for this recording or has expired", body = ApiErrorBody),
         (status = 404, description = "No such session", body = ApiErrorBody),
         (status = 409, description = "The recording is not finalized yet", body = ApiErrorBody),
-        (status = 503, description = "The recording could not be assembled", body = ApiErrorBody),
+        (status = 503, description = "The recording is being assembled into one file (moments after it is finalized): try again after Retry-After", body = ApiErrorBody),
     ))]
 pub(crate) async fn mp4(
     State(app): State<AppState>,
@@ -287,16 +287,146 @@ pub(crate) async fn mp4(
             "the recording is not finalized yet",
         ));
     }
-    let key = format!("recordings/{tenant}/{id}/recording.mp4");
+    let key = mp4_key(tenant, id);
     let exists = app
         .objects()
         .head(&ObjectPath::from(key.as_str()))
         .await
         .is_ok();
     if !exists {
-        join(&app, tenant, id, &rec, &key).await?;
+        // made by the joiner (`run_joiner`) moments after the recording is
+        // finalized, never inside a request
+        return Err(ApiError::unavailable(
+            "recording_joining",
+            "the recording is being assembled into one file; try again shortly",
+        ));
     }
     serve(app.objects(), &key, &headers).await
+}
+
+fn mp4_key(tenant: TenantId, session: SessionId) -> String {
+    format!("recordings/{tenant}/{session}/recording.mp4")
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "type")]
+    event_type: String,
+    tenant_id: uuid::Uuid,
+    session_id: uuid::Uuid,
+    seq: i64,
+}
+
+/// Joins every finalized recording into one MP4 in the object store: a
+/// durable consumer of the hub stream, so a recording finalized while core
+/// was down is joined when it is back, and a failed join is retried.
+pub(crate) async fn run_joiner(
+    app: AppState,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use async_nats::jetstream::AckKind;
+    use async_nats::jetstream::consumer;
+    use futures::StreamExt;
+    let stream = app
+        .js()
+        .get_stream(protocol::subjects::HUB_STREAM)
+        .await
+        .map_err(|e| anyhow::anyhow!("hub stream: {e}"))?;
+    let name = protocol::subjects::RECORDING_JOIN_CONSUMER;
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            name,
+            consumer::pull::Config {
+                durable_name: Some(name.to_owned()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                // a long class's join is a stream copy of every segment
+                ack_wait: std::time::Duration::from_secs(600),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("recording join consumer: {e}"))?;
+    tracing::info!("recording joiner running");
+    while !stop.is_cancelled() {
+        let batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(std::time::Duration::from_millis(500))
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "recording join fetch failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(m) = batch.next().await {
+            let Ok(m) = m else { break };
+            let ack = match serde_json::from_slice::<Head>(&m.payload) {
+                Ok(h) if h.event_type == "recording.finalized" => {
+                    let (tenant, session) = (h.tenant_id.into(), h.session_id.into());
+                    match ensure_joined(&app, tenant, session, h.seq).await {
+                        Ok(()) => AckKind::Ack,
+                        Err(e) => {
+                            tracing::warn!(session_id = %h.session_id, error = %e, "recording not joined; retrying");
+                            AckKind::Nak(Some(std::time::Duration::from_secs(2)))
+                        }
+                    }
+                }
+                _ => AckKind::Ack,
+            };
+            let _ = m.ack_with(ack).await;
+        }
+    }
+    Ok(())
+}
+
+/// The session's one-file MP4 exists in the store (made now if missing).
+/// A session with no finalized recording (or none left: removed by the
+/// retention sweep) has nothing to join.
+async fn ensure_joined(
+    app: &AppState,
+    tenant: TenantId,
+    session: SessionId,
+    finalized_seq: i64,
+) -> anyhow::Result<()> {
+    // the ingest consumer writes events into Postgres on its own clock: wait
+    // (retry) until the finalizing event is there, unless the class is gone
+    let (ingested, live): (Option<i64>, Option<bool>) = sqlx::query_as(
+        "SELECT (SELECT max(seq) FROM session_state_events WHERE session_id = $1),
+                (SELECT purged_at IS NULL AND recording_purged_at IS NULL FROM sessions WHERE id = $1)",
+    )
+    .bind(session.as_uuid())
+    .fetch_one(app.db())
+    .await?;
+    if live != Some(true) {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        ingested.unwrap_or(0) >= finalized_seq,
+        "seq {finalized_seq} is not in Postgres yet"
+    );
+    let rec = load(app, tenant, session)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the recording: {e:?}"))?;
+    if rec.finalized.is_none() || rec.segments.is_empty() {
+        return Ok(());
+    }
+    let key = mp4_key(tenant, session);
+    if app
+        .objects()
+        .head(&ObjectPath::from(key.as_str()))
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    join(app, tenant, session, &rec, &key)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 static JOINING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

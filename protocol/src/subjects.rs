@@ -19,6 +19,9 @@ pub const INGEST_CONSUMER: &str = "core-ingest";
 /// Durable consumer that turns `session.ended` / `recording.finalized` on
 /// the hub stream into artifact jobs.
 pub const ARTIFACTS_CONSUMER: &str = "core-artifacts";
+/// Durable consumer that joins each `recording.finalized` recording into one
+/// MP4 in object storage (off the request path).
+pub const RECORDING_JOIN_CONSUMER: &str = "core-recording-join";
 /// Edges publish their health here; core subscribes to all of them.
 pub const EDGE_HEALTH_ALL: &str = "cls.edge.*.health";
 

@@ -302,6 +302,27 @@ impl Api {
         })
     }
 
+    /// GET `url` (absolute, e.g. a signed recording URL) for its bytes,
+    /// coming back while the answer is 503 (work not done yet, e.g. the
+    /// one-file MP4 moments after the recording is finalized) for up to a
+    /// minute. Any other status than 200 is an error.
+    pub async fn bytes_when_ready(&self, url: &str) -> anyhow::Result<Vec<u8>> {
+        let got = crate::wait_until(
+            &format!("{url} to be ready"),
+            std::time::Duration::from_secs(60),
+            || async {
+                let r = self.http.get(url).send().await.ok()?;
+                match r.status() {
+                    StatusCode::SERVICE_UNAVAILABLE => None,
+                    s => Some((s, r.bytes().await.ok()?.to_vec())),
+                }
+            },
+        )
+        .await?;
+        anyhow::ensure!(got.0 == StatusCode::OK, "{url}: {}", got.0);
+        Ok(got.1)
+    }
+
     /// The id of the user with `email`, looked up by an admin.
     pub async fn user_id(&self, admin: &str, email: &str) -> anyhow::Result<String> {
         let (s, v) = self

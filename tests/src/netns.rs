@@ -85,6 +85,35 @@ impl Site {
         ip(&["-n", &self.ns, "link", "set", &self.wan_edge_if, "up"])
     }
 
+    /// Runs `f` on a thread of its own that has entered the namespace, on a
+    /// runtime of that thread: every socket `f` opens is the campus box's
+    /// (a NATS client on the box's leaf, say).
+    pub fn run_inside<F, Fut, T>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: std::future::Future<Output = T>,
+        T: Send,
+    {
+        use std::os::fd::AsRawFd;
+        let path = format!("/var/run/netns/{}", self.ns);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> anyhow::Result<T> {
+                    let ns = std::fs::File::open(&path)?;
+                    // SAFETY: setns on this thread only, with a valid fd of a
+                    // network namespace; the thread ends when `f` returns
+                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                    anyhow::ensure!(rc == 0, "setns: {}", std::io::Error::last_os_error());
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    Ok(rt.block_on(f()))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread inside {} panicked", self.ns))?
+        })
+    }
+
     /// `bin args…` run inside the namespace.
     pub fn wrap(&self, bin: &Path, args: &[String]) -> (PathBuf, Vec<String>) {
         wrap_in(Some(&self.ns), bin, args)

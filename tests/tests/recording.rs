@@ -48,10 +48,8 @@ fn label(f: &Frame) -> String {
     }
 }
 
-async fn download(http: &reqwest::Client, url: &str, to: &Path) -> Vec<u8> {
-    let r = http.get(url).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "{url}");
-    let bytes = r.bytes().await.unwrap().to_vec();
+async fn download(api: &classroom_tests::Api, url: &str, to: &Path) -> Vec<u8> {
+    let bytes = api.bytes_when_ready(url).await.unwrap();
     std::fs::write(to, &bytes).unwrap();
     bytes
 }
@@ -202,7 +200,7 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     let mut frames: Vec<(f64, Frame)> = Vec::new();
     for (s, e) in segments.iter().zip(&seg_events) {
         let file = dir.path().join(format!("seg{}.mp4", s["index"]));
-        let bytes = download(&api.http, s["url"].as_str().unwrap(), &file).await;
+        let bytes = download(api, s["url"].as_str().unwrap(), &file).await;
         assert_eq!(bytes.len() as u64, e["payload"]["bytes"].as_u64().unwrap());
         assert_eq!(
             media_check::sha256_hex(&bytes),
@@ -225,7 +223,7 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
 
     // the joined file: the class's length, clean from start to end
     let joined = dir.path().join("recording.mp4");
-    download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
+    download(api, rec["url"].as_str().unwrap(), &joined).await;
     let duration = media_check::duration_s(&joined).await.unwrap();
     let class = (ended - started).num_milliseconds() as f64 / 1000.0;
     assert!(
@@ -390,7 +388,7 @@ async fn end_and_check(stack: &Stack, teacher: &str, sid: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     for (s, e) in segments.iter().zip(&seg_events) {
         let file = dir.path().join(format!("seg{}.mp4", s["index"]));
-        let bytes = download(&api.http, s["url"].as_str().unwrap(), &file).await;
+        let bytes = download(api, s["url"].as_str().unwrap(), &file).await;
         assert_eq!(
             media_check::sha256_hex(&bytes),
             e["payload"]["sha256"].as_str().unwrap()
@@ -405,7 +403,7 @@ async fn end_and_check(stack: &Stack, teacher: &str, sid: &str) -> Value {
     let started = time_of(evs.iter().find(|e| e["type"] == "session.started").unwrap());
     let ended = time_of(evs.iter().find(|e| e["type"] == "session.ended").unwrap());
     let joined = dir.path().join("recording.mp4");
-    download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
+    download(api, rec["url"].as_str().unwrap(), &joined).await;
     let duration = media_check::duration_s(&joined).await.unwrap();
     let class = (ended - started).num_milliseconds() as f64 / 1000.0;
     assert!(
@@ -877,7 +875,7 @@ async fn a_participant_who_declined_recording_never_appears_in_it() {
         .expect("consent given");
     let given_s = (given - armed).num_milliseconds() as f64 / 1000.0;
     let joined = dir.path().join("recording.mp4");
-    download(&api.http, rec["url"].as_str().unwrap(), &joined).await;
+    download(api, rec["url"].as_str().unwrap(), &joined).await;
     let frames = media_check::frames(&joined).await.unwrap();
     let v0 = media_check::video_start_s(&joined).await.unwrap();
     let before: Vec<&Frame> = frames

@@ -40,6 +40,7 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
         recording: true,
         s3: true,
         https: true,
+        edges: vec!["edge-a", "edge-b"],
         site: Some("edge-a"),
         students: 3,
         ..Default::default()
@@ -66,7 +67,11 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
         .unwrap();
     assert_eq!(s, StatusCode::CREATED, "{deck}");
     let deck_id = deck["id"].as_str().unwrap().to_owned();
-    let session = api.start_class(&teacher).await.unwrap();
+    let run = api
+        .lesson_run(&teacher, json!({ "edge_id": "edge-a" }))
+        .await
+        .unwrap();
+    let session = api.start(&teacher, &run).await.unwrap();
     assert_eq!(session.edge_id, "edge-a");
     let sid = session.id.clone();
     let teacher_seat = api.join(&teacher, &sid).await.unwrap();
@@ -108,6 +113,147 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let before_cut = api.events(&teacher, &sid).await.unwrap().len();
+
+    // --- the campus box's own NATS, seen from inside its namespace: no
+    // credentials or an unknown identity get no connection; the edge's own
+    // identity cannot speak in another edge's name (the hub never hears a
+    // heartbeat it forged, while the genuine ones keep coming)
+    let leaf_port = stack.edges[0].leaf.port;
+    let edge_seed = stack.nats_auth.seed("edge-a.local");
+    let hub = stack.hub.client().await.unwrap();
+    let mut heard = hub
+        .subscribe(protocol::subjects::EDGE_HEALTH_ALL)
+        .await
+        .unwrap();
+    hub.flush().await.unwrap();
+    let url = format!("nats://127.0.0.1:{leaf_port}");
+    let inbox =
+        protocol::subjects::edge_inbox_prefix(&protocol::EdgeId::new("edge-a".to_owned()).unwrap());
+    let (anonymous, stranger, forged_sent) = site
+        .run_inside(|| async move {
+            let anonymous = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(3))
+                .connect(&url)
+                .await
+                .is_ok();
+            let stranger =
+                async_nats::ConnectOptions::with_nkey(nkeys::KeyPair::new_user().seed().unwrap())
+                    .connection_timeout(Duration::from_secs(3))
+                    .connect(&url)
+                    .await
+                    .is_ok();
+            let own = async_nats::ConnectOptions::with_nkey(edge_seed)
+                .custom_inbox_prefix(inbox)
+                .connect(&url)
+                .await
+                .expect("the edge's identity connects to its own leaf");
+            let forged = json!({
+                "edge_id": "edge-b", "url": "http://forged.invalid", "region": "campus-b",
+                "capacity": 1000, "sessions": 0, "participants": 0, "accepting": true,
+                "public_viewers": {}, "at": chrono::Utc::now()
+            });
+            let sent = own
+                .publish("cls.edge.edge-b.health", forged.to_string().into())
+                .await
+                .is_ok();
+            let _ = own.flush().await;
+            (anonymous, stranger, sent)
+        })
+        .unwrap();
+    assert!(!anonymous, "the campus leaf let an anonymous client in");
+    assert!(!stranger, "the campus leaf let an unknown nkey in");
+    assert!(forged_sent, "the forged heartbeat was not even sent");
+    let mut genuine = 0;
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while genuine < 3 {
+            let m = futures::StreamExt::next(&mut heard)
+                .await
+                .expect("heartbeats");
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_ne!(
+                v["url"], "http://forged.invalid",
+                "a heartbeat forged in edge-b's name crossed the WAN"
+            );
+            if m.subject.as_str() != "cls.edge.edge-a.health" {
+                continue;
+            }
+            genuine += 1;
+        }
+    })
+    .await
+    .expect("edge-a's own heartbeats cross the WAN");
+
+    // an event for a class homed on another edge (edge-b, on core's side),
+    // written by the campus box into its own stream: it crosses the WAN and
+    // core refuses it, never ingests it
+    let run_b = api
+        .lesson_run(&teacher, json!({ "edge_id": "edge-b" }))
+        .await
+        .unwrap();
+    let class_b = api.start(&teacher, &run_b).await.unwrap();
+    assert_eq!(class_b.edge_id, "edge-b");
+    let sid_b = class_b.id.clone();
+    let b_events = wait_until(
+        "edge-b's class at core",
+        Duration::from_secs(15),
+        || async {
+            let evs = api.events(&teacher, &sid_b).await.ok()?;
+            (!evs.is_empty()).then_some(evs)
+        },
+    )
+    .await
+    .unwrap();
+    let mut forged = b_events[0].clone();
+    let forged_id = uuid::Uuid::now_v7();
+    let tenant_b = forged["tenant_id"].as_str().unwrap().to_owned();
+    forged["event_id"] = json!(forged_id);
+    forged["seq"] = json!(b_events.len() + 1);
+    forged["source"] = json!("edge:edge-a");
+    let edge_seed = stack.nats_auth.seed("edge-a.local");
+    let url = format!("nats://127.0.0.1:{leaf_port}");
+    let subject = format!("cls.ev.edge-a.{tenant_b}.{sid_b}");
+    site.run_inside(|| async move {
+        let own = async_nats::ConnectOptions::with_nkey(edge_seed)
+            .custom_inbox_prefix(protocol::subjects::edge_inbox_prefix(
+                &protocol::EdgeId::new("edge-a".to_owned()).unwrap(),
+            ))
+            .connect(&url)
+            .await
+            .unwrap();
+        async_nats::jetstream::with_domain(own, "edge-a")
+            .publish(subject, forged.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .expect("the box's own stream takes it");
+    })
+    .unwrap();
+    let db = stack.db().await.unwrap();
+    let refused: (String, Value) = wait_until(
+        "core to refuse the event across the WAN",
+        Duration::from_secs(20),
+        || async {
+            sqlx::query_as(
+                "SELECT edge_id, details FROM trust_refusals WHERE kind = 'event' ORDER BY id",
+            )
+            .fetch_optional(&db)
+            .await
+            .ok()?
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    assert_eq!(refused.0, "edge-a");
+    assert_eq!(refused.1["home_edge"], "edge-b", "{}", refused.1);
+    assert_eq!(refused.1["event_id"], json!(forged_id));
+    let ids: Vec<String> = api
+        .events(&teacher, &sid_b)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!ids.contains(&forged_id.to_string()), "ingested: {ids:?}");
 
     // --- the WAN goes down; the campus LAN stays up
     site.cut_wan().unwrap();
@@ -250,16 +396,28 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
             s["sha256"].as_str().unwrap()
         );
     }
-    // the whole class as one file, served by core out of the bucket
+    // the whole class as one file: made by core's joiner after the
+    // recording was finalized (no one has asked for it yet), then served
+    // out of the bucket
+    let mp4_key = format!("recordings/{tenant}/{sid}/recording.mp4");
+    wait_until(
+        "the joiner to store the one-file MP4",
+        Duration::from_secs(60),
+        || async {
+            let objects = garage
+                .list(core_key, &format!("recordings/{tenant}/{sid}"))
+                .await
+                .ok()?;
+            objects.iter().any(|(k, _)| *k == mp4_key).then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let joined = dir.path().join("recording.mp4");
-    let r = api
-        .http
-        .get(rec["url"].as_str().unwrap())
-        .send()
+    let whole = api
+        .bytes_when_ready(rec["url"].as_str().unwrap())
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let whole = r.bytes().await.unwrap();
     std::fs::write(&joined, &whole).unwrap();
     // a seek: a byte range, streamed out of the bucket
     let r = api
@@ -289,8 +447,10 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
         "joined {duration:.2}s vs segments {at} ms"
     );
     // and it covers the class: from start to end less the recorder's arming
-    // (0.65 s when this test was written) and the encoder's tail on a busy
-    // two-core box
+    // (0.65 s when this test was written) and what a debug-build composer on
+    // a loaded two-core box falls behind real time (up to a tenth here, with
+    // Garage, two edges and their leaves on the same cores; the real-time
+    // figure is bench-recorder's business)
     let started = events
         .iter()
         .find(|e| e["type"] == "session.started")
@@ -306,7 +466,7 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
     };
     let class = (t(ended) - t(started)) as f64 / 1000.0;
     assert!(
-        duration <= class + 0.5 && duration >= class - 2.0,
+        duration <= class + 0.5 && duration >= class * 0.8,
         "recording {duration:.2}s vs class {class:.2}s"
     );
 

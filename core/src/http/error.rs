@@ -164,6 +164,14 @@ impl IntoResponse for ApiError {
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !resp.headers().contains_key(header::RETRY_AFTER)
+        {
+            // a dependency is down or the work is not done yet: a client
+            // comes back later rather than at once
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
         resp
     }
 }

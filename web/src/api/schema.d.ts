@@ -8811,7 +8811,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiErrorBody"];
                 };
             };
-            /** @description The recording could not be assembled */
+            /** @description The recording is being assembled into one file (moments after it is finalized): try again after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
