@@ -212,9 +212,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let location = config.objects()?;
     hosting::objects::check(app.objects(), &location, Duration::from_secs(20)).await?;
     tracing::info!(store = %location.display(), "object store reachable");
-    let tls = hosting::tls::TlsFiles::from_pair(config.tls_cert.clone(), config.tls_key.clone())?
-        .map(|f| hosting::tls::server_config(&f))
-        .transpose()?;
+    let tls = hosting::tls::Https::from_pair(config.tls_cert.clone(), config.tls_key.clone())?;
 
     let known: Vec<(String,)> = sqlx::query_as("SELECT id FROM edges")
         .fetch_all(&db)

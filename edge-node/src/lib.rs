@@ -125,9 +125,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
         core_http = core_http.add_root_certificate(ca);
     }
     let core_http = core_http.build().context("an HTTP client for core")?;
-    let tls = hosting::tls::TlsFiles::from_pair(config.tls_cert.clone(), config.tls_key.clone())?
-        .map(|f| hosting::tls::server_config(&f))
-        .transpose()?;
+    let tls = hosting::tls::Https::from_pair(config.tls_cert.clone(), config.tls_key.clone())?;
     registry.set_recorders(std::sync::Arc::new(recorder::Recorders::new(
         recorder::RecorderConfig {
             enabled: config.recording,

@@ -480,6 +480,33 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
         })
         .collect();
     assert!(stray.is_empty(), "segments outside S3: {stray:?}");
+    // a renewed certificate is taken up on SIGHUP: the edge keeps running
+    // (its classes with it) and keeps answering over HTTPS
+    let pid = stack.edges[0].proc.pid().unwrap().to_string();
+    let kill = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(kill("-HUP"));
+    wait_until(
+        "the edge to answer after SIGHUP",
+        Duration::from_secs(10),
+        || async {
+            let r = api
+                .http
+                .get(format!("{edge_url}/healthz"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(kill("-0"), "SIGHUP ended the edge");
     stack.shutdown().await;
 }
 
