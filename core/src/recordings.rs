@@ -304,6 +304,14 @@ pub(crate) async fn mp4(
     serve(app.objects(), &key, &headers).await
 }
 
+/// Whether the session's one-file MP4 is in the object store.
+pub(crate) async fn is_joined(app: &AppState, tenant: TenantId, session: SessionId) -> bool {
+    app.objects()
+        .head(&ObjectPath::from(mp4_key(tenant, session).as_str()))
+        .await
+        .is_ok()
+}
+
 fn mp4_key(tenant: TenantId, session: SessionId) -> String {
     format!("recordings/{tenant}/{session}/recording.mp4")
 }

@@ -395,7 +395,8 @@ fn replay_id(ids: &PathIds) -> ApiResult<Uuid> {
 /// The replay's media, under signed URLs.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ReplayMedia {
-    /// The whole recording as one MP4; null until the recording is finalized.
+    /// The whole recording as one MP4; null until the recording is finalized
+    /// and assembled into one file.
     pub mp4_url: Option<String>,
     /// WebVTT captions; null until there is a transcript.
     pub transcript_vtt_url: Option<String>,
@@ -455,7 +456,12 @@ async fn body_of(app: &AppState, r: &ReplayRow) -> ApiResult<Replay> {
     let summary = art("summary").await?;
     let rec = crate::recordings::load(app, TenantId::from_uuid(r.tenant_id), session).await?;
     let exp = Utc::now().timestamp() + URL_TTL_SECS;
-    let mp4 = if rec.finalized.is_some() && !rec.segments.is_empty() {
+    // the player gets a URL once the one-file MP4 exists (the joiner makes
+    // it moments after the recording is finalized), never one that answers 503
+    let joined = rec.finalized.is_some()
+        && !rec.segments.is_empty()
+        && crate::recordings::is_joined(app, TenantId::from_uuid(r.tenant_id), session).await;
+    let mp4 = if joined {
         let sig = app
             .keys()
             .sign_asset(&format!("recording/{session}"), exp)?;

@@ -2826,7 +2826,10 @@ export interface components {
         };
         /** @description The replay's media, under signed URLs. */
         ReplayMedia: {
-            /** @description The whole recording as one MP4; null until the recording is finalized. */
+            /**
+             * @description The whole recording as one MP4; null until the recording is finalized
+             *     and assembled into one file.
+             */
             mp4_url?: string | null;
             /** @description WebVTT captions; null until there is a transcript. */
             transcript_vtt_url?: string | null;
