@@ -302,6 +302,18 @@ impl Api {
         })
     }
 
+    /// Uploads a PDF deck as `token`; its id (201 expected).
+    pub async fn upload_deck(&self, token: &str, pdf: Vec<u8>) -> anyhow::Result<String> {
+        let (s, v) = self
+            .post_raw("/decks", Some(token), "application/pdf", pdf)
+            .await?;
+        anyhow::ensure!(s == StatusCode::CREATED, "upload deck: {s} {v}");
+        v["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no deck id in {v}"))
+    }
+
     /// GET `url` (absolute, e.g. a signed recording URL) for its bytes,
     /// coming back while the answer is 503 (work not done yet, e.g. the
     /// one-file MP4 moments after the recording is finalized) for up to a

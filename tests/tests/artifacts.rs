@@ -130,12 +130,7 @@ async fn a_recorded_class_becomes_a_searchable_replay_with_aligned_chapters() {
     let api = &stack.api;
     let teacher = api.login("teacher@demo.test").await.unwrap();
     let deck = pdf::pages(&["Photosynthesis", "The Calvin Cycle", "Cellular Respiration"]);
-    let (s, deck) = api
-        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::CREATED, "{deck}");
-    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let deck_id = api.upload_deck(&teacher, deck).await.unwrap();
 
     let session = api.start_class(&teacher).await.unwrap();
     let sid = session.id.clone();

@@ -66,12 +66,7 @@ async fn a_recorded_class_plays_with_every_scene_change_in_place() {
     let api = &stack.api;
     let teacher = api.login("teacher@demo.test").await.unwrap();
     let deck = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
-    let (s, deck) = api
-        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::CREATED, "{deck}");
-    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let deck_id = api.upload_deck(&teacher, deck).await.unwrap();
     let session = api.start_class(&teacher).await.unwrap();
     let sid = session.id.clone();
     let path = |p: &str| format!("/sessions/{sid}{p}");
@@ -312,12 +307,7 @@ async fn slide_class(stack: &Stack) -> (String, String, String) {
     let api = &stack.api;
     let teacher = api.login("teacher@demo.test").await.unwrap();
     let deck = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
-    let (s, deck) = api
-        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::CREATED, "{deck}");
-    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let deck_id = api.upload_deck(&teacher, deck).await.unwrap();
     let session = api.start_class(&teacher).await.unwrap();
     let sid = session.id.clone();
     for (p, body) in [

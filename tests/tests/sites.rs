@@ -13,12 +13,6 @@ use classroom_tests::{Stack, StackOptions, media_check, pdf, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The class's pacing between actions (the script, not a wait for a
-/// condition: every wait below has a deadline).
-async fn hold(d: Duration) {
-    tokio::time::sleep(d).await;
-}
-
 async fn edge_post(stack: &Stack, url: String, token: &str, body: Value) -> (StatusCode, Value) {
     let r = stack
         .api
@@ -61,12 +55,7 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
     let api = &stack.api;
     let teacher = api.login("teacher@demo.test").await.unwrap();
     let deck = pdf::colored_pages(&[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 1.0)]);
-    let (s, deck) = api
-        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::CREATED, "{deck}");
-    let deck_id = deck["id"].as_str().unwrap().to_owned();
+    let deck_id = api.upload_deck(&teacher, deck).await.unwrap();
     let run = api
         .lesson_run(&teacher, json!({ "edge_id": "edge-a" }))
         .await
@@ -256,6 +245,13 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
     assert!(!ids.contains(&forged_id.to_string()), "ingested: {ids:?}");
 
     // --- the WAN goes down; the campus LAN stays up
+    let segments_before = api
+        .events(&teacher, &sid)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "recording.segment")
+        .count() as u32;
     site.cut_wan().unwrap();
     let mut acked = 0;
     let mut last_seq = 0;
@@ -282,9 +278,31 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
         assert_eq!(s, StatusCode::OK, "{v}");
         acked += 1;
         last_seq = v["seq"].as_i64().unwrap();
-        // the class goes on for a while: segments close while S3 is away
-        hold(Duration::from_secs(2)).await;
     }
+    // the class goes on until a segment has closed while S3 is away (its
+    // upload waits for the WAN): the recorder has opened the one after the
+    // segment that was open at the cut (`segN.mp4.part`, sealed on upload)
+    let spool = stack.dir.path().join("edge-a").join("spool");
+    wait_until(
+        "a segment to close with the WAN down",
+        Duration::from_secs(40),
+        || async {
+            walk(&spool)
+                .iter()
+                .filter_map(|p| {
+                    let name = p.file_name()?.to_str()?;
+                    name.strip_prefix("seg")?
+                        .split('.')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .any(|i| i >= segments_before + 2)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     let during = api.events(&teacher, &sid).await.unwrap();
     assert!(
         during.len() <= before_cut + 1,

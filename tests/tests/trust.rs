@@ -433,12 +433,7 @@ async fn a_tenants_campus_edge_serves_only_that_tenant() {
     let mut to_b = hub.subscribe("cls.edge.edge-b.control").await.unwrap();
     hub.flush().await.unwrap();
     let deck = pdf::pages(&["Secret page one", "Secret page two"]);
-    let (s, d) = api
-        .post_raw("/decks", Some(&teacher), "application/pdf", deck)
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::CREATED, "{d}");
-    let deck_id = d["id"].as_str().unwrap().to_owned();
+    let deck_id = api.upload_deck(&teacher, deck).await.unwrap();
     let announced = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let m = to_a.next().await.unwrap();
