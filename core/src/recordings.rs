@@ -316,15 +316,6 @@ fn mp4_key(tenant: TenantId, session: SessionId) -> String {
     format!("recordings/{tenant}/{session}/recording.mp4")
 }
 
-#[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "type")]
-    event_type: String,
-    tenant_id: uuid::Uuid,
-    session_id: uuid::Uuid,
-    seq: i64,
-}
-
 /// Joins every finalized recording into one MP4 in the object store: a
 /// durable consumer of the hub stream, so a recording finalized while core
 /// was down is joined when it is back, and a failed join is retried.
@@ -332,64 +323,18 @@ pub(crate) async fn run_joiner(
     app: AppState,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    use async_nats::jetstream::AckKind;
-    use async_nats::jetstream::consumer;
-    use futures::StreamExt;
-    let stream = app
-        .js()
-        .get_stream(protocol::subjects::HUB_STREAM)
-        .await
-        .map_err(|e| anyhow::anyhow!("hub stream: {e}"))?;
-    let name = protocol::subjects::RECORDING_JOIN_CONSUMER;
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            name,
-            consumer::pull::Config {
-                durable_name: Some(name.to_owned()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                // a long class's join is a stream copy of every segment
-                ack_wait: std::time::Duration::from_secs(600),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("recording join consumer: {e}"))?;
-    tracing::info!("recording joiner running");
-    while !stop.is_cancelled() {
-        let batch = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(std::time::Duration::from_millis(500))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "recording join fetch failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        while let Some(m) = batch.next().await {
-            let Ok(m) = m else { break };
-            let ack = match serde_json::from_slice::<Head>(&m.payload) {
-                Ok(h) if h.event_type == "recording.finalized" => {
-                    let (tenant, session) = (h.tenant_id.into(), h.session_id.into());
-                    match ensure_joined(&app, tenant, session, h.seq).await {
-                        Ok(()) => AckKind::Ack,
-                        Err(e) => {
-                            tracing::warn!(session_id = %h.session_id, error = %e, "recording not joined; retrying");
-                            AckKind::Nak(Some(std::time::Duration::from_secs(2)))
-                        }
-                    }
-                }
-                _ => AckKind::Ack,
-            };
-            let _ = m.ack_with(ack).await;
-        }
-    }
-    Ok(())
+    let trigger = crate::events::triggers::Trigger {
+        name: protocol::subjects::RECORDING_JOIN_CONSUMER,
+        types: &["recording.finalized"],
+        // a long class's join is a stream copy of every segment
+        ack_wait: std::time::Duration::from_secs(600),
+        retry: std::time::Duration::from_secs(2),
+    };
+    crate::events::triggers::run(&app, trigger, stop, |h| {
+        let app = app.clone();
+        async move { ensure_joined(&app, h.tenant_id.into(), h.session_id.into(), h.seq).await }
+    })
+    .await
 }
 
 /// The session's one-file MP4 exists in the store (made now if missing).

@@ -13,12 +13,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{AckKind, consumer};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use protocol::subjects::HUB_STREAM;
 use protocol::{DeckId, Envelope, EventBody, SessionId, TenantId};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -53,71 +49,19 @@ pub(crate) fn version_of(kind: &str) -> i32 {
     }
 }
 
-#[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "type")]
-    event_type: String,
-    tenant_id: Uuid,
-    session_id: Uuid,
-    seq: i64,
-}
-
 /// Reads the hub stream for the events that start a job.
 pub(crate) async fn run_triggers(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
-    let stream = app
-        .js()
-        .get_stream(HUB_STREAM)
-        .await
-        .map_err(|e| anyhow::anyhow!("hub stream: {e}"))?;
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            protocol::subjects::ARTIFACTS_CONSUMER,
-            consumer::pull::Config {
-                durable_name: Some(protocol::subjects::ARTIFACTS_CONSUMER.to_owned()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("artifact consumer: {e}"))?;
-    tracing::info!("artifact triggers running");
-    while !stop.is_cancelled() {
-        let batch = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "artifact trigger fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        while let Some(m) = batch.next().await {
-            let Ok(m) = m else { break };
-            let ack = match serde_json::from_slice::<Head>(&m.payload) {
-                Ok(h)
-                    if h.event_type == "session.ended" || h.event_type == "recording.finalized" =>
-                {
-                    match enqueue(&app, h.tenant_id, h.session_id, h.seq, false).await {
-                        Ok(()) => AckKind::Ack,
-                        Err(e) => {
-                            tracing::warn!(session_id = %h.session_id, error = %e, "artifact job not queued; retrying");
-                            AckKind::Nak(Some(Duration::from_secs(2)))
-                        }
-                    }
-                }
-                _ => AckKind::Ack,
-            };
-            let _ = m.ack_with(ack).await;
-        }
-    }
-    Ok(())
+    let trigger = crate::events::triggers::Trigger {
+        name: protocol::subjects::ARTIFACTS_CONSUMER,
+        types: &["session.ended", "recording.finalized"],
+        ack_wait: Duration::from_secs(30),
+        retry: Duration::from_secs(2),
+    };
+    crate::events::triggers::run(&app, trigger, stop, |h| {
+        let app = app.clone();
+        async move { enqueue(&app, h.tenant_id, h.session_id, h.seq, false).await }
+    })
+    .await
 }
 
 /// Queues (or re-queues) a session's job. A trigger older than what the job

@@ -5,3 +5,4 @@ pub(crate) mod hub_stream;
 pub(crate) mod ingest;
 pub(crate) mod routes;
 pub(crate) mod store;
+pub(crate) mod triggers;
