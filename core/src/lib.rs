@@ -65,6 +65,8 @@ struct Inner {
     http_requests: protocol::metrics::HttpRequests,
     /// Each person's data key: seals and opens personal fields of events.
     vault: Arc<privacy::Vault>,
+    /// Seals and opens recordings in the object store.
+    recording_keys: Arc<privacy::RecordingKeys>,
 }
 
 impl AppState {
@@ -76,13 +78,20 @@ impl AppState {
         nats: async_nats::Client,
         config: Config,
     ) -> anyhow::Result<Self> {
-        let kms = privacy::kms::LocalKms::load_or_create(&config.kek_path())?;
-        let vault = Arc::new(privacy::Vault::new(Arc::new(kms)));
+        let kms: Arc<dyn privacy::kms::Kms> =
+            Arc::new(privacy::kms::LocalKms::load_or_create(&config.kek_path())?);
+        let vault = Arc::new(privacy::Vault::new(kms.clone()));
+        let recording_keys = Arc::new(privacy::RecordingKeys::new(db.clone(), kms));
         let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
         // no silent fallback: a core that cannot reach its object store
         // does not start (recordings, decks and exports would be lost)
-        let objects = hosting::objects::open(&config.objects()?)?;
+        // recordings in it are sealed to their tenant's key
+        let objects: Arc<dyn object_store::ObjectStore> =
+            Arc::new(hosting::sealed::SealedStore::new(
+                hosting::objects::open(&config.objects()?)?,
+                recording_keys.clone(),
+            ));
         Ok(AppState(Arc::new(Inner {
             db,
             keys,
@@ -98,7 +107,12 @@ impl AppState {
             subject_jobs: Default::default(),
             http_requests: Default::default(),
             vault,
+            recording_keys,
         })))
+    }
+    /// Each tenant's recording key pair.
+    pub(crate) fn recording_keys(&self) -> &Arc<privacy::RecordingKeys> {
+        &self.0.recording_keys
     }
     pub(crate) fn vault(&self) -> &Arc<privacy::Vault> {
         &self.0.vault

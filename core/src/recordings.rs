@@ -312,6 +312,30 @@ pub(crate) async fn is_joined(app: &AppState, tenant: TenantId, session: Session
         .is_ok()
 }
 
+/// Writes the session's one-file MP4 (opened) into `to`, as it streams out
+/// of the store.
+pub(crate) async fn download_joined(
+    app: &AppState,
+    tenant: TenantId,
+    session: SessionId,
+    to: &Path,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let key = mp4_key(tenant, session);
+    let mut stream = app
+        .objects()
+        .get(&ObjectPath::from(key.as_str()))
+        .await?
+        .into_stream();
+    let mut file = tokio::fs::File::create(to).await?;
+    while let Some(chunk) = stream.next().await {
+        file.write_all(&chunk?).await?;
+    }
+    file.flush().await?;
+    Ok(())
+}
+
 fn mp4_key(tenant: TenantId, session: SessionId) -> String {
     format!("recordings/{tenant}/{session}/recording.mp4")
 }

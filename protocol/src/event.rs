@@ -283,6 +283,18 @@ pub struct SessionSettings {
     /// Chat and question text containing one of these words is refused.
     #[serde(default)]
     pub blocked_words: Vec<String>,
+    /// The tenant's public recording key: the edge seals every recording
+    /// object to it (and cannot open them). Set by core on every start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_key: Option<RecordingKey>,
+}
+
+/// A tenant's public X25519 key for sealing recordings (public: safe in the
+/// event log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingKey {
+    /// 64 hex digits.
+    pub x25519: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -188,7 +188,7 @@ try {
 
   step('export what is held about the new user');
   await page.getByRole('button', { name: `Export data of ${created.name}`, exact: true }).click();
-  const download = page.getByRole('link', { name: `Download the export of ${created.name}`, exact: true });
+  const download = page.getByRole('link', { name: `Download the export of ${created.name} (ZIP)`, exact: true });
   await download.waitFor({ timeout: 60_000 });
   await status.filter({ hasText: `The export of ${created.name} is ready` }).waitFor();
   result.export_link = await download.getAttribute('href');

@@ -116,18 +116,32 @@ impl Garage {
         ]
     }
 
-    /// The object keys under `prefix`, through the S3 API as `key`.
-    pub async fn list(&self, key: &S3Key, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
-        use futures::TryStreamExt;
-        use object_store::ObjectStore;
-        let store = object_store::aws::AmazonS3Builder::new()
+    fn store(&self, key: &S3Key) -> anyhow::Result<object_store::aws::AmazonS3> {
+        Ok(object_store::aws::AmazonS3Builder::new()
             .with_endpoint(&self.endpoint)
             .with_allow_http(true)
             .with_region(REGION)
             .with_bucket_name(BUCKET)
             .with_access_key_id(&key.id)
             .with_secret_access_key(&key.secret)
-            .build()?;
+            .build()?)
+    }
+
+    /// An object's stored bytes, through the S3 API as `key`.
+    pub async fn get(&self, key: &S3Key, object: &str) -> anyhow::Result<Vec<u8>> {
+        use object_store::ObjectStore;
+        let got = self
+            .store(key)?
+            .get(&object_store::path::Path::from(object))
+            .await?;
+        Ok(got.bytes().await?.to_vec())
+    }
+
+    /// The object keys under `prefix`, through the S3 API as `key`.
+    pub async fn list(&self, key: &S3Key, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let store = self.store(key)?;
         let prefix = object_store::path::Path::from(prefix);
         let all: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         Ok(all

@@ -140,6 +140,30 @@ impl Frame {
         let i = (y * GRID_W + x) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }
+
+    /// How much picture the frame has: the sum of R, G and B of the
+    /// brightest cell of its 16x9 grid (0..=765).
+    pub fn brightest(&self) -> u32 {
+        (0..GRID_H)
+            .flat_map(|y| (0..GRID_W).map(move |x| (x, y)))
+            .map(|(x, y)| self.at(x, y).iter().map(|c| *c as u32).sum::<u32>())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The files of a ZIP archive, by name.
+pub fn unzip(data: &[u8]) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(data))?;
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i)?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        out.insert(f.name().to_owned(), buf);
+    }
+    Ok(out)
 }
 
 /// Every video frame of a file, in order, with its presentation time.

@@ -4,11 +4,16 @@
 //! (the decrypted view), consent records, the account, her export archive,
 //! the replay and its search index, the hub stream and the edge's stream,
 //! core's and the edge's logs — while the class's replay still plays and searches for everyone
-//! else, and the audit chain records the erasure and still verifies.
+//! else, and the audit chain records the erasure and still verifies. And
+//! the words she spoke in a recorded class: the transcript attributes them
+//! to her voice and keeps them sealed under her key; erased, they read as a
+//! placeholder, leave the replay's index and her voice track goes, while
+//! the teacher's words stay.
 
 use std::time::Duration;
 
-use classroom_tests::{Api, Stack, StackOptions, wait_until};
+use classroom_tests::rtc_client::{self, PublishOptions};
+use classroom_tests::{Api, Stack, StackOptions, media_check, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -184,7 +189,9 @@ async fn an_erased_student_is_gone_everywhere_and_the_class_still_works_for_the_
     let export_id = export["id"].as_str().unwrap().to_owned();
     let exported = finished(api, &admin, &export_id).await;
     let link = exported["download_url"].as_str().unwrap().to_owned();
-    let archive = reqwest::get(&link).await.unwrap().text().await.unwrap();
+    let zip = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
+    let archive =
+        String::from_utf8(media_check::unzip(&zip).unwrap()["export.json"].clone()).unwrap();
     for said in ANA_SAID.iter().chain(&[ANA_NAME]) {
         assert!(archive.contains(said), "the export lacks {said}");
     }
@@ -376,5 +383,244 @@ async fn an_erased_student_is_gone_everywhere_and_the_class_still_works_for_the_
     assert_eq!(verified["intact"], true, "{verified}");
     assert!(!audit.to_string().contains(ANA_NAME), "{audit}");
 
+    stack.shutdown().await;
+}
+
+/// Waits until `at` (the recorder's clock) has passed: a cue of the script.
+async fn at_media(armed: chrono::DateTime<chrono::Utc>, ms: i64) {
+    let when = armed + chrono::Duration::milliseconds(ms);
+    wait_until(
+        "the media clock to reach the next cue",
+        Duration::from_millis(ms.max(0) as u64 + 30_000),
+        || async { (chrono::Utc::now() >= when).then_some(()) },
+    )
+    .await
+    .unwrap();
+}
+
+/// What the teacher and the student say (espeak-ng speech as real Opus),
+/// apart in time so each is a segment of its own.
+const TEACHER_SAYS: &str = "Welcome to the lesson. Today we study photosynthesis in green plants.";
+const ANA_SAYS: &str = "My favourite animal is the kangaroo. Kangaroos live in Australia.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
+    let _heavy = classroom_tests::heavy().await;
+    let model = asr::model_path("ggml-base.bin");
+    assert!(
+        model.exists(),
+        "{} is missing: run deploy/asr-models.sh",
+        model.display()
+    );
+    let stack = Stack::start(StackOptions {
+        recording: true,
+        artifacts: true,
+        core_args: vec!["--asr-model".into(), model.display().to_string()],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = &stack.api;
+    let admin = api.login("admin@demo.test").await.unwrap();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let ana = api.login("student1@demo.test").await.unwrap();
+    let ana_id = api.user_id(&admin, "student1@demo.test").await.unwrap();
+    let class = api.start_class(&teacher).await.unwrap();
+    let sid = class.id.clone();
+    let at = |p: &str| format!("/sessions/{sid}{p}");
+    let armed = wait_until("the recorder to arm", Duration::from_secs(20), || async {
+        let evs = api.events(&teacher, &sid).await.ok()?;
+        evs.iter().find(|e| e["type"] == "recording.armed")?["payload"]["started_at"]
+            .as_str()?
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .ok()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut publishers = Vec::new();
+    let mut seats = Vec::new();
+    for (token, words, from_ms) in [(&teacher, TEACHER_SAYS, 1_000), (&ana, ANA_SAYS, 13_000)] {
+        let sub = dir.path().join(format!("voice-{from_ms}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let clip = media_check::speech_clip(&sub, &[(0, words)], 9_000)
+            .await
+            .unwrap();
+        let seat = api.join(token, &sid).await.unwrap();
+        if token == &ana {
+            let (s, v) = api
+                .post(
+                    &at("/permissions"),
+                    &teacher,
+                    json!({ "participant_id": seat.participant_id, "grant": ["speak"] }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+        let start: std::time::SystemTime = (armed + chrono::Duration::milliseconds(from_ms)).into();
+        publishers.push(
+            rtc_client::publish(
+                &seat.edge_url,
+                &sid,
+                &seat.join_token,
+                PublishOptions {
+                    video: false,
+                    audio_clip: Some(std::sync::Arc::new(clip)),
+                    audio_clip_start: Some(start),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap(),
+        );
+        seats.push(seat.participant_id.clone());
+    }
+    let (teacher_seat, ana_seat) = (seats[0].clone(), seats[1].clone());
+    at_media(armed, 24_000).await;
+    let (s, v) = api.post(&at("/end"), &teacher, json!({})).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for p in publishers {
+        p.stop().await;
+    }
+    let (s, pubd) = api
+        .post(&at("/publish"), &teacher, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{pubd}");
+    let rid = pubd["replay_id"].as_str().unwrap().to_owned();
+    wait_until(
+        "the transcript and the replay's index",
+        Duration::from_secs(240),
+        || async {
+            let (s, v) = api.get(&at("/artifacts"), &teacher).await.ok()?;
+            (s == StatusCode::OK
+                && v["state"] == "done"
+                && !search(api, &teacher, &rid, "kangaroo").await.is_empty())
+            .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+
+    // each voice's words are attributed to its seat
+    let (s, t) = api.get(&at("/transcript"), &teacher).await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let segments = t["segments"].as_array().unwrap().clone();
+    let spoken_by = |word: &str| -> Vec<Value> {
+        segments
+            .iter()
+            .filter(|s| s["text"].as_str().unwrap().to_lowercase().contains(word))
+            .map(|s| s["speaker"].clone())
+            .collect()
+    };
+    for s in &segments {
+        let who = if s["speaker"] == ana_seat.as_str() {
+            "ana"
+        } else if s["speaker"] == teacher_seat.as_str() {
+            "teacher"
+        } else {
+            "nobody"
+        };
+        eprintln!("{}..{} ms, {who}: {}", s["start_ms"], s["end_ms"], s["text"]);
+    }
+    assert_eq!(spoken_by("kangaroo"), vec![json!(ana_seat)], "{t}");
+    assert_eq!(
+        spoken_by("photosynthesis"),
+        vec![json!(teacher_seat)],
+        "{t}"
+    );
+    // at rest her words are sealed under her key, the teacher's too
+    let db = stack.db().await.unwrap();
+    let (stored,): (String,) = sqlx::query_as(
+        "SELECT body::text FROM artifacts WHERE session_id = $1::uuid AND kind = 'transcript'",
+    )
+    .bind(&sid)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    for word in ["kangaroo", "Kangaroo", "photosynthesis"] {
+        assert!(!stored.contains(word), "{word} is in the stored transcript");
+    }
+    let tenant = api.events(&teacher, &sid).await.unwrap()[0]["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let audio = stack
+        .dir
+        .path()
+        .join("objects/recordings")
+        .join(&tenant)
+        .join(&sid)
+        .join("audio");
+    let voice_tracks = |seat: &str| -> usize {
+        let audio = audio.clone();
+        std::fs::read_dir(audio)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(seat))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(voice_tracks(&ana_seat) > 0, "her raw voice track was kept");
+
+    // erased: her words read as the placeholder, leave the replay's index,
+    // and her voice track goes; the teacher's words stay
+    let (s, job) = api
+        .post(&format!("/subjects/{ana_id}/erase"), &admin, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let done = finished(api, &admin, job["id"].as_str().unwrap()).await;
+    assert!(
+        done["result"]["voice_tracks_deleted"].as_u64() >= Some(1),
+        "{done}"
+    );
+    assert_eq!(voice_tracks(&ana_seat), 0);
+    assert!(voice_tracks(&teacher_seat) > 0, "the teacher's track stays");
+    let (_, t) = api.get(&at("/transcript"), &teacher).await.unwrap();
+    let text = t.to_string().to_lowercase();
+    assert!(
+        !text.contains("kangaroo") && !text.contains("australia"),
+        "{t}"
+    );
+    assert!(text.contains("photosynthesis"), "{t}");
+    assert!(
+        t["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["speaker"] == ana_seat.as_str()
+                && s["text"] == "[removed at the person's request]"),
+        "{t}"
+    );
+    wait_until(
+        "the replay's index to lose her words",
+        Duration::from_secs(60),
+        || async {
+            search(api, &teacher, &rid, "kangaroo")
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !search(api, &teacher, &rid, "photosynthesis")
+            .await
+            .is_empty()
+    );
+    let (s, vtt) = api
+        .get(&at("/transcript?format=vtt"), &teacher)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK);
+    let vtt = vtt.as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        vtt.contains("photosynthesis") && !vtt.contains("kangaroo"),
+        "{vtt}"
+    );
     stack.shutdown().await;
 }

@@ -7,9 +7,31 @@
 
 use std::time::Duration;
 
-use classroom_tests::{Stack, StackOptions, wait_until};
+use classroom_tests::{Stack, StackOptions, media_check, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The stored bytes of the one object named `name` in the stack's store.
+fn stored_object(stack: &Stack, name: &str) -> Vec<u8> {
+    fn walk(dir: &std::path::Path, name: &str, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, name, out);
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&stack.dir.path().join("objects"), name, &mut found);
+    assert_eq!(found.len(), 1, "{name}: {found:?}");
+    std::fs::read(&found[0]).unwrap()
+}
 
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
@@ -225,9 +247,29 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
             .unwrap()
             .starts_with("attachment"),
     );
+    assert_eq!(
+        resp.headers()[reqwest::header::CONTENT_TYPE],
+        "application/zip"
+    );
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(done["bytes"].as_u64(), Some(bytes.len() as u64));
-    let archive: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        done["sha256"].as_str(),
+        Some(media_check::sha256_hex(&bytes).as_str())
+    );
+    let files = media_check::unzip(&bytes).unwrap();
+    let archive: Value = serde_json::from_slice(&files["export.json"]).unwrap();
+    // no recording in this class: no clips
+    assert_eq!(files.len(), 1, "{:?}", files.keys());
+    assert_eq!(archive["recordings"]["clips"], json!([]));
+    // at rest the archive is sealed to the tenant's key: nothing of it can
+    // be read in the stored object
+    let stored = stored_object(&stack, &format!("{job_id}.zip"));
+    assert_eq!(&stored[..8], hosting::sealed::MAGIC);
+    assert!(
+        !contains(&stored, b"osmosis") && !contains(&stored, b"export.json"),
+        "the stored archive is readable"
+    );
     let forged = format!(
         "{}/subjects/jobs/{job_id}/download?key=forged.not.signed",
         api.base
@@ -237,7 +279,7 @@ async fn an_admin_exports_everything_held_about_a_student_and_nothing_else() {
 
     // everything of ana's, and nothing of ben's
     let text = archive.to_string();
-    assert_eq!(archive["format"], "classroom.subject-export/1");
+    assert_eq!(archive["format"], "classroom.subject-export/2");
     assert_eq!(archive["user"]["email"], "student1@demo.test", "{archive}");
     for said in [
         "ana asks for the osmosis handout",
@@ -397,5 +439,228 @@ async fn a_minor_on_the_roster_keeps_the_class_off_public_links() {
             .any(|e| e["target_id"] == ana.as_str()),
         "{audit}"
     );
+    stack.shutdown().await;
+}
+
+/// Media time (ms of the recording) of an event, from the recorder's run.
+fn media_ms(events: &[Value], ev: &Value) -> u64 {
+    let time = |e: &Value, field: &str| -> chrono::DateTime<chrono::Utc> {
+        e[field].as_str().unwrap().parse().unwrap()
+    };
+    let armed = events
+        .iter()
+        .find(|e| e["type"] == "recording.armed")
+        .expect("the recorder armed");
+    let started = time(&armed["payload"], "started_at");
+    (time(ev, "occurred_at") - started)
+        .num_milliseconds()
+        .max(0) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_the_recording_clips_the_student_appears_in() {
+    let _heavy = classroom_tests::heavy().await;
+    let stack = Stack::start(StackOptions {
+        recording: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let api = &stack.api;
+    let admin = api.login("admin@demo.test").await.unwrap();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let ana = api.login("student1@demo.test").await.unwrap();
+    let ana_id = api.user_id(&admin, "student1@demo.test").await.unwrap();
+    let class = api.start_class(&teacher).await.unwrap();
+    let sid = class.id.clone();
+    let seat = api.join(&ana, &sid).await.unwrap();
+    let (s, v) = api
+        .post(
+            &format!("/sessions/{sid}/permissions"),
+            &teacher,
+            json!({ "participant_id": seat.participant_id, "grant": ["present", "speak"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    // ana's camera: ffmpeg's bright moving test pattern (the class is
+    // otherwise dark: no slides, no other camera)
+    let clip = media_check::vp8_clip(dir.path(), 640, 360, 30, 4)
+        .await
+        .unwrap();
+    let publisher = classroom_tests::rtc_client::publish(
+        &seat.edge_url,
+        &sid,
+        &seat.join_token,
+        classroom_tests::rtc_client::PublishOptions {
+            clip: Some(std::sync::Arc::new(clip)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let event_of = |ty: &'static str, pid: String| {
+        let (api, ana, sid) = (api.clone(), ana.clone(), sid.clone());
+        async move {
+            wait_until(ty, Duration::from_secs(30), || async {
+                let evs = api.events(&ana, &sid).await.ok()?;
+                let e = evs
+                    .iter()
+                    .find(|e| e["type"] == ty && e["payload"]["participant_id"] == pid.as_str())?
+                    .clone();
+                Some((media_ms(&evs, &e), evs))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // the recording goes on until it holds `ms` of media time
+    let recorded_to = |ms: u64| {
+        let (api, ana, sid) = (api.clone(), ana.clone(), sid.clone());
+        async move {
+            wait_until(
+                "the recording to go on",
+                Duration::from_secs(30),
+                || async {
+                    let evs = api.events(&ana, &sid).await.ok()?;
+                    evs.iter()
+                        .any(|e| {
+                            e["type"] == "recording.segment"
+                                && e["payload"]["end_ms"].as_u64() >= Some(ms)
+                        })
+                        .then_some(())
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (on_at, _) = event_of("track.published", seat.participant_id.clone()).await;
+    recorded_to(on_at + 5_000).await;
+    // ana withdraws consent: from then on she is in no recording
+    let (s, v) = api
+        .post(
+            &format!("/sessions/{sid}/consent"),
+            &ana,
+            json!({ "recording": false }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (off_at, _) = event_of("consent.changed", seat.participant_id.clone()).await;
+    recorded_to(off_at + 4_000).await;
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/end"), &teacher, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    publisher.stop().await;
+    wait_until(
+        "the recording to be finalized in core",
+        Duration::from_secs(60),
+        || async {
+            let evs = api.events(&admin, &sid).await.ok()?;
+            evs.iter()
+                .any(|e| e["type"] == "recording.finalized")
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+
+    let (s, job) = api
+        .post(&format!("/subjects/{ana_id}/export"), &admin, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let done = wait_until(
+        "the export with clips",
+        Duration::from_secs(120),
+        || async {
+            let (_, j) = api
+                .get(&format!("/subjects/jobs/{job_id}"), &admin)
+                .await
+                .ok()?;
+            assert_ne!(j["state"], "failed", "{j}");
+            (j["state"] == "done").then_some(j)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    let bytes = api
+        .http
+        .get(done["download_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let files = media_check::unzip(&bytes).unwrap();
+    let archive: Value = serde_json::from_slice(&files["export.json"]).unwrap();
+    let clips = archive["recordings"]["clips"].as_array().unwrap();
+    // one stretch: from her camera's start to her withdrawal (not after)
+    assert_eq!(clips.len(), 1, "{}", archive["recordings"]);
+    let c = &clips[0];
+    assert_eq!(c["session_id"], sid.as_str());
+    let (from, to) = (c["from_ms"].as_u64().unwrap(), c["to_ms"].as_u64().unwrap());
+    assert!(
+        from.abs_diff(on_at) <= 100,
+        "clip from {from}, camera on at {on_at}"
+    );
+    assert!(
+        to.abs_diff(off_at) <= 100,
+        "clip to {to}, consent off at {off_at}"
+    );
+    let file = &files[c["file"].as_str().unwrap()];
+    assert_eq!(
+        c["sha256"].as_str(),
+        Some(media_check::sha256_hex(file).as_str())
+    );
+    let mp4 = dir.path().join("clip.mp4");
+    std::fs::write(&mp4, file).unwrap();
+    let length = media_check::duration_s(&mp4).await.unwrap();
+    let want = (to - from) as f64 / 1000.0;
+    // a stream copy starts at the keyframe at or before the stretch (one a
+    // second)
+    assert!(
+        length >= want - 0.3 && length <= want + 1.3,
+        "clip of {length:.2} s for a stretch of {want:.2} s"
+    );
+    assert_eq!(media_check::decode_errors(&mp4).await.unwrap(), "");
+    let frames = media_check::frames(&mp4).await.unwrap();
+    let lit = frames.iter().filter(|f| f.brightest() > 300).count();
+    eprintln!(
+        "clip {from}..{to} ms (camera on at {on_at}, consent off at {off_at}): {length:.2} s, {lit} of {} frames show the camera",
+        frames.len()
+    );
+    assert!(
+        lit * 2 > frames.len(),
+        "ana's camera is in the clip: {lit} of {} frames show it",
+        frames.len()
+    );
+
+    // at rest, the recording and the export are sealed to the tenant: the
+    // stored segment and joined file are not MP4s, and core still serves
+    // them as MP4s
+    let evs = api.events(&admin, &sid).await.unwrap();
+    let seg = evs
+        .iter()
+        .find(|e| e["type"] == "recording.segment")
+        .unwrap();
+    let seg_key = seg["payload"]["object_key"].as_str().unwrap();
+    let stored = std::fs::read(stack.dir.path().join("objects").join(seg_key)).unwrap();
+    assert_eq!(&stored[..8], hosting::sealed::MAGIC);
+    assert!(!contains(&stored, b"ftyp"), "a plain MP4 at rest");
+    assert_eq!(
+        stored.len() as u64,
+        hosting::sealed::sealed_len(seg["payload"]["bytes"].as_u64().unwrap())
+    );
+    let joined = stored_object(&stack, "recording.mp4");
+    assert_eq!(&joined[..8], hosting::sealed::MAGIC);
+    let export = stored_object(&stack, &format!("{job_id}.zip"));
+    assert_eq!(&export[..8], hosting::sealed::MAGIC);
     stack.shutdown().await;
 }

@@ -785,15 +785,6 @@ async fn the_program_feed_reaches_the_relay_and_survives_its_restart() {
     stack.shutdown().await;
 }
 
-/// How much picture a frame has: the brightest cell of its 16x9 grid.
-fn brightest(f: &Frame) -> u32 {
-    (0..media_check::GRID_H)
-        .flat_map(|y| (0..media_check::GRID_W).map(move |x| (x, y)))
-        .map(|(x, y)| f.at(x, y).iter().map(|c| *c as u32).sum::<u32>())
-        .max()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_who_declined_recording_never_appears_in_it() {
     let _heavy = classroom_tests::heavy().await;
@@ -882,8 +873,8 @@ async fn a_participant_who_declined_recording_never_appears_in_it() {
         before.len(),
         after.len()
     );
-    let seen_before = before.iter().map(|f| brightest(f)).max().unwrap();
-    let seen_after = after.iter().map(|f| brightest(f)).max().unwrap();
+    let seen_before = before.iter().map(|f| f.brightest()).max().unwrap();
+    let seen_after = after.iter().map(|f| f.brightest()).max().unwrap();
     assert!(
         seen_before < 60,
         "nothing of the declined camera is in the recording (brightest {seen_before})"

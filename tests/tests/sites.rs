@@ -391,14 +391,24 @@ async fn a_campus_edge_on_its_own_network_records_into_s3_and_rides_out_a_wan_cu
         .list(core_key, &format!("recordings/{tenant}/{sid}"))
         .await
         .unwrap();
+    // every segment is in the bucket, sealed to the tenant's key: what the
+    // campus's own S3 key reads back is not an MP4
     for e in &seg_events {
         let key = e["payload"]["object_key"].as_str().unwrap();
-        let bytes = e["payload"]["bytes"].as_u64().unwrap();
+        let sealed = hosting::sealed::sealed_len(e["payload"]["bytes"].as_u64().unwrap());
         assert!(
-            objects.iter().any(|(k, n)| k == key && *n == bytes),
-            "{key} ({bytes} bytes) is not in the bucket: {objects:?}"
+            objects.iter().any(|(k, n)| k == key && *n == sealed),
+            "{key} ({sealed} bytes sealed) is not in the bucket: {objects:?}"
         );
     }
+    let first_key = seg_events[0]["payload"]["object_key"].as_str().unwrap();
+    let reader = garage.key("bucket-reader").await.unwrap();
+    let raw = garage.get(&reader, first_key).await.unwrap();
+    assert_eq!(&raw[..8], hosting::sealed::MAGIC);
+    assert!(
+        !raw.windows(4).any(|w| w == b"ftyp"),
+        "a campus key reads a plain MP4 out of the bucket"
+    );
     let dir = tempfile::tempdir().unwrap();
     for s in rec["segments"].as_array().unwrap().iter().take(2) {
         let r = api

@@ -51,17 +51,19 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
     // teacher stays, student1 was enrolled, moved to assistant and removed
     // the console's export of the new user: its link downloads the archive
     let link = result["export_link"].as_str().expect("export_link");
-    let archive: serde_json::Value = stack
+    let zip = stack
         .api
         .http
         .get(link)
         .send()
         .await
         .unwrap()
-        .json()
+        .bytes()
         .await
         .unwrap();
-    assert_eq!(archive["format"], "classroom.subject-export/1", "{archive}");
+    let files = classroom_tests::media_check::unzip(&zip).unwrap();
+    let archive: serde_json::Value = serde_json::from_slice(&files["export.json"]).unwrap();
+    assert_eq!(archive["format"], "classroom.subject-export/2", "{archive}");
     assert_eq!(archive["user"]["email"], email, "{archive}");
 
     let course = result["course_id"].as_str().expect("course_id");

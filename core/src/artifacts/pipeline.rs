@@ -10,7 +10,7 @@
 //! expiring hands it to the next worker. Nothing here can reach a live
 //! class: classes run on the edges.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -40,7 +40,7 @@ pub(crate) const STAGES: &[(&str, i32)] = &[
     ("knowledge", 1),
     ("index", 1),
 ];
-pub(crate) const TRANSCRIPT_VERSION: i32 = 1;
+pub(crate) const TRANSCRIPT_VERSION: i32 = 2;
 
 pub(crate) fn version_of(kind: &str) -> i32 {
     match kind {
@@ -348,7 +348,7 @@ fn hash_of(parts: &[&[u8]]) -> String {
 }
 
 async fn stored(app: &AppState, ctx: &Ctx, kind: &str) -> anyhow::Result<Option<(String, Value)>> {
-    let row: Option<(String, Value)> = sqlx::query_as(
+    let mut row: Option<(String, Value)> = sqlx::query_as(
         "SELECT input_hash, body FROM artifacts WHERE session_id = $1 AND kind = $2 AND version = $3",
     )
     .bind(ctx.session.as_uuid())
@@ -356,7 +356,27 @@ async fn stored(app: &AppState, ctx: &Ctx, kind: &str) -> anyhow::Result<Option<
     .bind(version_of(kind))
     .fetch_optional(app.db())
     .await?;
+    if let Some((_, body)) = row.as_mut() {
+        open_artifact(app, ctx.tenant.as_uuid(), ctx.session.as_uuid(), kind, body).await?;
+    }
     Ok(row)
+}
+
+/// A transcript's attributed words are stored sealed: every reader gets
+/// them opened (an erased speaker's as the placeholder).
+async fn open_artifact(
+    app: &AppState,
+    tenant: Uuid,
+    session: Uuid,
+    kind: &str,
+    body: &mut Value,
+) -> anyhow::Result<()> {
+    if kind == "transcript" {
+        app.vault()
+            .open_transcript(app.db(), tenant, session, body)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn put(
@@ -560,8 +580,15 @@ async fn stages(app: &AppState, ctx: &Ctx) -> anyhow::Result<()> {
                     transcribe::recording_pcm(&objects, &ctx.recording, ctx.duration_ms, &work)
                         .await?;
                 let t0 = Instant::now();
-                let t = transcribe::transcribe(model, pcm, threads).await?;
+                let mut t = transcribe::transcribe(model, pcm, threads).await?;
                 let secs = t0.elapsed().as_secs_f64();
+                // who spoke: from the raw per-participant tracks
+                if let Some((_, manifest)) = &ctx.recording.finalized {
+                    let voices = transcribe::voices(&objects, manifest, audio_ms, &work).await;
+                    let _ = tokio::fs::remove_dir_all(&work).await;
+                    transcribe::attribute(&mut t, &voices?);
+                }
+                let attributed = t.segments.iter().filter(|s| s.speaker.is_some()).count();
                 let rtf = (audio_ms >= 1000).then(|| secs / (audio_ms as f64 / 1000.0));
                 let detail = json!({
                     "model": t.model,
@@ -569,17 +596,39 @@ async fn stages(app: &AppState, ctx: &Ctx) -> anyhow::Result<()> {
                     "transcribe_ms": (secs * 1000.0) as u64,
                     "rtf": rtf,
                     "words": t.words().count(),
+                    "attributed_segments": attributed,
                 });
                 tracing::info!(
                     audio_ms,
                     rtf = rtf.unwrap_or(0.0),
                     words = t.words().count(),
+                    attributed,
                     "transcribed"
                 );
-                Ok((
-                    vec![("transcript".to_owned(), serde_json::to_value(&t)?)],
-                    detail,
-                ))
+                // a speaker's words are stored sealed under their key
+                let seats: HashMap<String, Uuid> = ctx
+                    .events
+                    .iter()
+                    .filter_map(|e| match &e.body {
+                        EventBody::ParticipantJoined {
+                            participant_id,
+                            user_id: Some(u),
+                            ..
+                        } => Some((participant_id.to_string(), u.as_uuid())),
+                        _ => None,
+                    })
+                    .collect();
+                let mut value = serde_json::to_value(&t)?;
+                app.vault()
+                    .seal_transcript(
+                        app.db(),
+                        ctx.tenant.as_uuid(),
+                        ctx.session.as_uuid(),
+                        &mut value,
+                        &seats,
+                    )
+                    .await?;
+                Ok((vec![("transcript".to_owned(), value)], detail))
             },
         )
         .await?;
@@ -746,12 +795,16 @@ pub(crate) async fn artifact(
     session: SessionId,
     kind: &str,
 ) -> anyhow::Result<Option<Value>> {
-    let row: Option<(Value,)> = sqlx::query_as(
-        "SELECT body FROM artifacts WHERE session_id = $1 AND kind = $2 ORDER BY version DESC LIMIT 1",
+    let row: Option<(Uuid, Value)> = sqlx::query_as(
+        "SELECT tenant_id, body FROM artifacts WHERE session_id = $1 AND kind = $2 ORDER BY version DESC LIMIT 1",
     )
     .bind(session.as_uuid())
     .bind(kind)
     .fetch_optional(app.db())
     .await?;
-    Ok(row.map(|r| r.0))
+    let Some((tenant, mut body)) = row else {
+        return Ok(None);
+    };
+    open_artifact(app, tenant, session.as_uuid(), kind, &mut body).await?;
+    Ok(Some(body))
 }

@@ -1,5 +1,6 @@
 //! Raw extraction: the recording's audio as 16 kHz PCM on the media clock,
-//! and Whisper (base, beam search) over it.
+//! Whisper (base, beam search) over it, and who spoke each segment, from
+//! the raw per-participant audio the recorder keeps beside the mix.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -153,6 +154,7 @@ pub(crate) async fn transcribe(
                                     text: w.text.trim().to_owned(),
                                 })
                                 .collect(),
+                            speaker: None,
                         })
                         .collect(),
                 })
@@ -161,4 +163,151 @@ pub(crate) async fn transcribe(
         })?;
     rx.await
         .map_err(|_| anyhow::anyhow!("the transcriber thread died"))?
+}
+
+/// Loudness is measured in frames this long.
+const FRAME_MS: u64 = 100;
+/// A speaker's share of a segment's loudness that makes it theirs.
+const DOMINANT: f32 = 0.6;
+/// Below this mean power (about -50 dBFS) a track is silent.
+const SILENT: f32 = 1e-5;
+
+/// Each seat's loudness on the media clock, one mean power per 100 ms
+/// frame, from the raw tracks listed in the recording's manifest (`audio`:
+/// a seat's track starts at its `start_ms`). A missing manifest or track
+/// leaves that voice out.
+pub(crate) async fn voices(
+    objects: &Arc<dyn ObjectStore>,
+    manifest_key: &str,
+    end_ms: u64,
+    work: &Path,
+) -> anyhow::Result<std::collections::HashMap<String, Vec<f32>>> {
+    #[derive(serde::Deserialize)]
+    struct Track {
+        participant_id: String,
+        start_ms: u64,
+        object_key: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        #[serde(default)]
+        audio: Vec<Track>,
+    }
+    let mut out: std::collections::HashMap<String, Vec<f32>> = Default::default();
+    let manifest = match objects.get(&ObjectPath::from(manifest_key)).await {
+        Ok(m) => m.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    let manifest: Manifest = serde_json::from_slice(&manifest)?;
+    if manifest.audio.is_empty() {
+        return Ok(out);
+    }
+    tokio::fs::create_dir_all(work).await?;
+    let frames = (end_ms / FRAME_MS + 1) as usize;
+    let per_frame = (RATE * FRAME_MS / 1000) as usize;
+    for (n, t) in manifest.audio.iter().enumerate() {
+        let bytes = match objects.get(&ObjectPath::from(t.object_key.as_str())).await {
+            Ok(g) => g.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let file = work.join(format!("voice{n}.ogg"));
+        tokio::fs::write(&file, &bytes).await?;
+        let samples = decode(&file).await;
+        let _ = tokio::fs::remove_file(&file).await;
+        let samples = match samples {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(track = %t.object_key, error = %e, "a raw audio track does not decode; left out of attribution");
+                continue;
+            }
+        };
+        let power = out
+            .entry(t.participant_id.clone())
+            .or_insert_with(|| vec![0.0; frames]);
+        let first = (t.start_ms / FRAME_MS) as usize;
+        for (i, chunk) in samples.chunks(per_frame).enumerate() {
+            let Some(slot) = power.get_mut(first + i) else {
+                break;
+            };
+            *slot += chunk.iter().map(|x| x * x).sum::<f32>() / chunk.len() as f32;
+        }
+    }
+    Ok(out)
+}
+
+/// Names the speaker of each segment one voice dominates (at least 60 % of
+/// the loudness over the segment, and not silent).
+pub(crate) fn attribute(t: &mut Transcript, voices: &std::collections::HashMap<String, Vec<f32>>) {
+    for seg in &mut t.segments {
+        let from = (seg.start_ms / FRAME_MS) as usize;
+        let to = (seg.end_ms.div_ceil(FRAME_MS) as usize).max(from + 1);
+        let mut total = 0f32;
+        let mut best: Option<(&String, f32)> = None;
+        for (seat, power) in voices {
+            let sum: f32 = power.iter().skip(from).take(to - from).sum();
+            total += sum;
+            if best.is_none_or(|(_, b)| sum > b) {
+                best = Some((seat, sum));
+            }
+        }
+        seg.speaker = best
+            .filter(|(_, b)| *b >= DOMINANT * total && *b / (to - from) as f32 > SILENT)
+            .map(|(seat, _)| seat.clone());
+    }
+}
+
+#[cfg(test)]
+mod attribution_tests {
+    use super::*;
+
+    fn seg(start_ms: u64, end_ms: u64) -> TranscriptSegment {
+        TranscriptSegment {
+            start_ms,
+            end_ms,
+            text: "x".into(),
+            words: vec![],
+            speaker: None,
+        }
+    }
+
+    #[test]
+    fn the_dominant_voice_speaks_a_segment_and_nobody_a_mixed_or_silent_one() {
+        // 10 s; ana loud 0-3 s, ben loud 4-7 s, both 8-9 s
+        let mut ana = vec![0.0f32; 100];
+        let mut ben = vec![0.0f32; 100];
+        for (i, p) in ana.iter_mut().enumerate() {
+            *p = if i < 30 || (80..90).contains(&i) {
+                0.1
+            } else {
+                1e-7
+            };
+        }
+        for (i, p) in ben.iter_mut().enumerate() {
+            *p = if (40..70).contains(&i) || (80..90).contains(&i) {
+                0.1
+            } else {
+                1e-7
+            };
+        }
+        let voices = [("ana".to_owned(), ana), ("ben".to_owned(), ben)]
+            .into_iter()
+            .collect();
+        let mut t = Transcript {
+            model: "m".into(),
+            duration_ms: 10_000,
+            segments: vec![
+                seg(0, 2_900),
+                seg(4_100, 6_500),
+                seg(8_000, 9_000),
+                seg(9_200, 9_900),
+                seg(2_500, 4_500),
+            ],
+        };
+        attribute(&mut t, &voices);
+        let who: Vec<Option<&str>> = t.segments.iter().map(|s| s.speaker.as_deref()).collect();
+        // the last: ana 2.5-3.0 s and ben 4.0-4.5 s, half each: nobody's
+        assert_eq!(who, vec![Some("ana"), Some("ben"), None, None, None]);
+    }
 }

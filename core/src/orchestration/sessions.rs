@@ -289,7 +289,15 @@ async fn start_inner(
             format!("this lesson run is already live as session {id}"),
         ));
     }
-    let settings: SessionSettings = serde_json::from_value(tenant_settings).unwrap_or_default();
+    let mut settings: SessionSettings = serde_json::from_value(tenant_settings).unwrap_or_default();
+    // the edge seals the class's recording to the tenant's key
+    settings.recording_key = Some(protocol::event::RecordingKey {
+        x25519: app
+            .recording_keys()
+            .current(auth.tenant_id.as_uuid())
+            .await?
+            .to_hex(),
+    });
     let placed = edges::place(app, auth.tenant_id, edge_pref.as_deref(), region.as_deref()).await?;
     let session_id = SessionId::from_uuid(Uuid::now_v7());
     let title = format!("{course_title}: {lesson_title}");

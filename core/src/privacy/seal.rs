@@ -207,6 +207,115 @@ pub(crate) fn open_payload<'k>(
     shut
 }
 
+/// The field of a transcript's segment `i` (or of its word `j`).
+fn transcript_field(i: usize, j: Option<usize>) -> String {
+    match j {
+        Some(j) => format!("transcript/{i}/{j}"),
+        None => format!("transcript/{i}"),
+    }
+}
+
+/// Seals the words of a transcript's attributed segments (those with a
+/// `speaker` seat) under the speaker's key, the session standing in for the
+/// event. `speaker(seat)` names the seat's account and its key (None once
+/// erased: the words become the placeholder). Segments of nobody (the
+/// room, a guest) stay plain.
+pub(crate) fn seal_transcript<'k>(
+    transcript: &mut Value,
+    tenant: Uuid,
+    session: Uuid,
+    speaker: impl Fn(&str) -> Option<(Uuid, Option<&'k DataKey>)>,
+) {
+    let Some(segments) = transcript.get_mut("segments").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (i, seg) in segments.iter_mut().enumerate() {
+        let Some((user, key)) = seg
+            .get("speaker")
+            .and_then(Value::as_str)
+            .and_then(&speaker)
+        else {
+            continue;
+        };
+        let Some(key) = key else {
+            seg["text"] = Value::String(ERASED_TEXT.to_owned());
+            seg["words"] = Value::Array(Vec::new());
+            continue;
+        };
+        let seal_at = |slot: &mut Value, field: &str| {
+            if let Some(plain) = slot.as_str()
+                && !plain.starts_with(PREFIX)
+            {
+                let place = Place {
+                    tenant,
+                    event_id: session,
+                    field,
+                };
+                *slot = Value::String(seal(key, user, place, plain));
+            }
+        };
+        seal_at(&mut seg["text"], &transcript_field(i, None));
+        if let Some(words) = seg.get_mut("words").and_then(Value::as_array_mut) {
+            for (j, w) in words.iter_mut().enumerate() {
+                seal_at(&mut w["text"], &transcript_field(i, Some(j)));
+            }
+        }
+    }
+}
+
+/// Opens a transcript sealed by [`seal_transcript`]; a segment whose speaker
+/// has no key (erased) reads as the placeholder, without its words.
+pub(crate) fn open_transcript<'k>(
+    transcript: &mut Value,
+    tenant: Uuid,
+    session: Uuid,
+    key_of: impl Fn(Uuid) -> Option<&'k DataKey>,
+) {
+    let Some(segments) = transcript.get_mut("segments").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (i, seg) in segments.iter_mut().enumerate() {
+        let Some(user) = seg.get("text").and_then(Value::as_str).and_then(sealed_by) else {
+            continue;
+        };
+        let open_at = |slot: &Value, field: &str| -> Option<String> {
+            let key = key_of(user)?;
+            let place = Place {
+                tenant,
+                event_id: session,
+                field,
+            };
+            open(key, place, slot.as_str()?)
+        };
+        let text = open_at(&seg["text"], &transcript_field(i, None));
+        let words: Option<Vec<Value>> = seg
+            .get("words")
+            .and_then(Value::as_array)
+            .map(|ws| {
+                ws.iter()
+                    .enumerate()
+                    .map(|(j, w)| {
+                        let mut w = w.clone();
+                        let t = open_at(&w["text"], &transcript_field(i, Some(j)))?;
+                        w["text"] = Value::String(t);
+                        Some(w)
+                    })
+                    .collect()
+            })
+            .unwrap_or(Some(Vec::new()));
+        match (text, words) {
+            (Some(t), Some(ws)) => {
+                seg["text"] = Value::String(t);
+                seg["words"] = Value::Array(ws);
+            }
+            _ => {
+                seg["text"] = Value::String(ERASED_TEXT.to_owned());
+                seg["words"] = Value::Array(Vec::new());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +434,70 @@ mod tests {
         let mut plain = json!({ "participant_id": BEN, "text": "legacy row" });
         assert!(open_payload(&mut plain, "chat.message", T, e2, keys).is_empty());
         assert_eq!(plain["text"], "legacy row");
+    }
+
+    #[test]
+    fn a_transcript_seals_its_speakers_words_and_an_erased_speaker_reads_as_a_placeholder() {
+        let (ka, kb) = (key(1), key(2));
+        let (seat_a, seat_b) = (
+            Uuid::from_u128(11).to_string(),
+            Uuid::from_u128(12).to_string(),
+        );
+        let mut t = json!({ "model": "m", "duration_ms": 9000, "segments": [
+            { "start_ms": 0, "end_ms": 2000, "text": "quokkas hop", "speaker": seat_a,
+              "words": [{ "start_ms": 0, "end_ms": 900, "text": "quokkas" }, { "start_ms": 900, "end_ms": 2000, "text": "hop" }] },
+            { "start_ms": 2000, "end_ms": 4000, "text": "the room says hello", "words": [] },
+            { "start_ms": 4000, "end_ms": 6000, "text": "ben speaks", "speaker": seat_b,
+              "words": [{ "start_ms": 4000, "end_ms": 6000, "text": "ben" }] },
+        ]});
+        let speakers = |seat: &str| {
+            if seat == seat_a {
+                Some((ANA, Some(&ka)))
+            } else if seat == seat_b {
+                Some((BEN, Some(&kb)))
+            } else {
+                None
+            }
+        };
+        let plain = t.clone();
+        seal_transcript(&mut t, T, E, speakers);
+        let stored = t.to_string();
+        for hidden in ["quokkas", "hop", "ben speaks"] {
+            assert!(!stored.contains(hidden), "{hidden} in {stored}");
+        }
+        assert!(
+            stored.contains("the room says hello"),
+            "unattributed stays plain"
+        );
+        let keys = |u: Uuid| {
+            if u == ANA {
+                Some(&ka)
+            } else if u == BEN {
+                Some(&kb)
+            } else {
+                None
+            }
+        };
+        let mut opened = t.clone();
+        open_transcript(&mut opened, T, E, keys);
+        assert_eq!(opened, plain);
+        // ana erased: her segment is the placeholder, without words
+        let erased = |u: Uuid| if u == BEN { Some(&kb) } else { None };
+        let mut shut = t.clone();
+        open_transcript(&mut shut, T, E, erased);
+        assert_eq!(shut["segments"][0]["text"], ERASED_TEXT);
+        assert_eq!(shut["segments"][0]["words"], json!([]));
+        assert_eq!(shut["segments"][2], plain["segments"][2]);
+        // moved to another session: does not open
+        let mut moved = t.clone();
+        open_transcript(&mut moved, T, Uuid::from_u128(99), keys);
+        assert_eq!(moved["segments"][0]["text"], ERASED_TEXT);
+        // sealing for an erased speaker writes the placeholder
+        let mut late = plain.clone();
+        seal_transcript(&mut late, T, E, |s: &str| {
+            (s == seat_a).then_some((ANA, None))
+        });
+        assert_eq!(late["segments"][0]["text"], ERASED_TEXT);
+        assert_eq!(late["segments"][2]["text"], "ben speaks");
     }
 }

@@ -211,6 +211,68 @@ impl Vault {
         Ok(())
     }
 
+    /// Seals the words of a transcript's attributed segments under their
+    /// speakers' keys. `seats` maps a seat to its account (a seat without
+    /// one, a guest, stays plain).
+    pub(crate) async fn seal_transcript(
+        &self,
+        db: &PgPool,
+        tenant: Uuid,
+        session: Uuid,
+        transcript: &mut Value,
+        seats: &HashMap<String, Uuid>,
+    ) -> anyhow::Result<()> {
+        let mut keys: HashMap<String, (Uuid, Option<Arc<DataKey>>)> = HashMap::new();
+        let speakers: Vec<String> = transcript["segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["speaker"].as_str().map(str::to_owned))
+            .collect();
+        for seat in speakers {
+            if keys.contains_key(&seat) {
+                continue;
+            }
+            if let Some(user) = seats.get(&seat) {
+                let key = self.key(db, tenant, *user, true).await?;
+                keys.insert(seat, (*user, key));
+            }
+        }
+        seal::seal_transcript(transcript, tenant, session, |seat| {
+            keys.get(seat).map(|(u, k)| (*u, k.as_deref()))
+        });
+        Ok(())
+    }
+
+    /// Opens a transcript read from the artifacts: an erased speaker's
+    /// segments read as the placeholder.
+    pub(crate) async fn open_transcript(
+        &self,
+        db: &PgPool,
+        tenant: Uuid,
+        session: Uuid,
+        transcript: &mut Value,
+    ) -> anyhow::Result<()> {
+        let mut keys: HashMap<Uuid, Arc<DataKey>> = HashMap::new();
+        let people: Vec<Uuid> = transcript["segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["text"].as_str().and_then(seal::sealed_by))
+            .collect();
+        for user in people {
+            if !keys.contains_key(&user)
+                && let Some(k) = self.key(db, tenant, user, false).await?
+            {
+                keys.insert(user, k);
+            }
+        }
+        seal::open_transcript(transcript, tenant, session, |u| {
+            keys.get(&u).map(|k| k.as_ref())
+        });
+        Ok(())
+    }
+
     /// Deletes a person's data key, for good: whatever was sealed under it
     /// reads as placeholders from now on, and anything of theirs that still
     /// arrives is written as placeholders.

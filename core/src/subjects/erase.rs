@@ -2,9 +2,10 @@
 //! their data key is shredded, so every sealed field of theirs in the
 //! append-only log reads as a placeholder for good, and every derived copy
 //! is purged: the account's name and email, enrollments, sign-in tokens,
-//! export archives, the artifacts and search index derived from the classes
-//! they sat in (derived again, so replays still play and search for
-//! everyone else), and the plain copies of their events in the hub stream
+//! export archives, their raw voice tracks in the recordings, the artifacts
+//! and search index derived from the classes they sat in (derived again, so
+//! replays still play and search for everyone else; the words of theirs the
+//! transcript attributes to them read as the placeholder), and the plain copies of their events in the hub stream
 //! and in the home edge's stream.
 //!
 //! Each step is idempotent: a job that dies mid-way is taken up again and
@@ -152,6 +153,28 @@ pub(crate) async fn run(
             .fetch_all(app.db())
             .await?;
     let seats: HashSet<String> = seats.into_iter().map(|(s,)| s.to_string()).collect();
+    // their own voice: the raw per-participant tracks the recorder kept
+    // beside the mix (for attributing the transcript) go
+    let mut voice_tracks = 0;
+    for (session, _, _, _) in &classes {
+        let prefix = object_store::path::Path::from(format!("recordings/{tenant}/{session}/audio"));
+        let tracks: Vec<object_store::ObjectMeta> =
+            futures::TryStreamExt::try_collect(app.objects().list(Some(&prefix))).await?;
+        for t in tracks {
+            let theirs = t
+                .location
+                .filename()
+                .and_then(|f| f.rsplit_once('-').map(|(seat, _)| seats.contains(seat)))
+                .unwrap_or(false);
+            if !theirs {
+                continue;
+            }
+            match app.objects().delete(&t.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => voice_tracks += 1,
+                Err(e) => anyhow::bail!("deleting a voice track: {e}"),
+            }
+        }
+    }
     let mut rederived = 0;
     for (session, _, _, _) in &classes {
         if crate::artifacts::pipeline::rederive(app, *session).await? {
@@ -202,6 +225,7 @@ pub(crate) async fn run(
         "export_archives_deleted": archives.len(),
         "classes": classes.len(),
         "classes_rederived": rederived,
+        "voice_tracks_deleted": voice_tracks,
         "hub_stream_copies_deleted": hub_copies,
         "edge_stream_copies_deleted": edge_copies,
         // their copies expire with the edge stream's own retention (7 days)

@@ -2,13 +2,16 @@
 //! about one person (GDPR access, FERPA inspection) as a job that writes a
 //! machine-readable archive, downloaded through a short-lived signed link.
 //!
-//! The archive (`classroom.subject-export/1`, JSON): the account and its
-//! roles, enrollments, every class sat in (seat, role, joined and left),
-//! every class event the person's seats caused or that names them (chat,
-//! questions and upvotes, poll votes, private notes, hands, consent given
-//! and withdrawn, media), those events sorted into sections, the replays
-//! they opened or searched, and the audit entries of what they did.
-//! Recording clips are not in it yet.
+//! The archive is a ZIP. Its `export.json` (`classroom.subject-export/2`):
+//! the account and its roles, enrollments, every class sat in (seat, role,
+//! joined and left), every class event the person's seats caused or that
+//! names them (chat, questions and upvotes, poll votes, private notes,
+//! hands, consent given and withdrawn, media), those events sorted into
+//! sections, the replays they opened or searched, the audit entries of what
+//! they did, and a list of recording clips: each stretch of a recorded class
+//! in which the person appears ([`clips`]) is cut out of the class's MP4
+//! into `clips/<session>/<n>.mp4` beside it. The archive is stored sealed to
+//! the tenant's key.
 //!
 //! Erasure ([`erase`]) is the second kind of job: it shreds the person's data
 //! key and purges every derived copy.
@@ -37,10 +40,11 @@ use crate::http::throttle::ClientAddr;
 use crate::idempotency;
 use crate::identity::Auth;
 
+pub(crate) mod clips;
 pub(crate) mod erase;
 
 /// The archive's format name.
-pub(crate) const FORMAT: &str = "classroom.subject-export/1";
+pub(crate) const FORMAT: &str = "classroom.subject-export/2";
 /// How long a download link works.
 const LINK_TTL_SECS: i64 = 15 * 60;
 /// A job running longer than this (its core died) is taken up again.
@@ -247,7 +251,7 @@ pub(crate) struct DownloadQuery {
 #[utoipa::path(get, path = "/subjects/jobs/{id}/download", operation_id = "download_subject_export", tag = "privacy",
     params(("id" = Uuid, Path, description = "The job"), DownloadQuery),
     responses(
-        (status = 200, description = "The archive (JSON, as an attachment)", body = Object, content_type = "application/json"),
+        (status = 200, description = "The archive (a ZIP of `export.json` and the person's recording clips, as an attachment)", content_type = "application/zip"),
         (status = 400, description = "The id is not a UUID (`invalid_id`), or no key", body = ApiErrorBody),
         (status = 401, description = "A bad or expired key (`invalid_key`)", body = ApiErrorBody),
         (status = 404, description = "No such finished export", body = ApiErrorBody),
@@ -276,15 +280,13 @@ pub(crate) async fn download(
     let (tenant, user, Some(key)) = row.ok_or(ApiError::not_found("export"))? else {
         return Err(ApiError::not_found("export"));
     };
-    let bytes = app
+    // streamed out of the store: an archive with clips can be large
+    let got = app
         .objects()
         .get(&object_store::path::Path::from(key.as_str()))
         .await
-        .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?
-        .bytes()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?
-        .to_vec();
+        .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
+    let size = got.meta.size;
     let mut tx = app.db().begin().await?;
     crate::audit::record_tx(
         &mut tx,
@@ -293,20 +295,21 @@ pub(crate) async fn download(
         "subject.export_downloaded",
         "user",
         &user.to_string(),
-        json!({ "job_id": id, "bytes": bytes.len() }),
+        json!({ "job_id": id, "bytes": size }),
     )
     .await?;
     tx.commit().await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"export-{user}.json\""),
+                format!("attachment; filename=\"export-{user}.zip\""),
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
         ],
-        bytes,
+        axum::body::Body::from_stream(got.into_stream()),
     )
         .into_response())
 }
@@ -421,22 +424,154 @@ async fn finish(
     Ok(())
 }
 
-/// Writes the archive into object storage: (key, bytes, sha256).
+/// Writes the archive into object storage: (key, bytes, sha256). The
+/// archive is a ZIP: `export.json` and the recording clips the person
+/// appears in, under `clips/`.
 async fn build_and_store(
     app: &AppState,
     id: Uuid,
     tenant: Uuid,
     user: Uuid,
 ) -> anyhow::Result<(String, i64, String)> {
-    let archive = archive(app.db(), app.vault(), tenant, user).await?;
-    let bytes = serde_json::to_vec_pretty(&archive)?;
-    let key = format!("exports/{tenant}/{id}.json");
+    let mut archive = archive(app.db(), app.vault(), tenant, user).await?;
+    let work = app
+        .config()
+        .data_dir
+        .join("tmp")
+        .join(format!("export-{id}"));
+    let _ = tokio::fs::remove_dir_all(&work).await;
+    tokio::fs::create_dir_all(&work).await?;
+    let result = async {
+        let clips = clips_of(app, tenant, user, &work).await?;
+        archive["recordings"] = json!({
+            "clips": clips.iter().map(|c| &c.info).collect::<Vec<_>>(),
+            "clock": "recording media time, ms; a clip starts at the keyframe at or before from_ms",
+        });
+        let zip_path = work.join("export.zip");
+        let json = serde_json::to_vec_pretty(&archive)?;
+        let files: Vec<(String, std::path::PathBuf)> = clips
+            .iter()
+            .map(|c| (c.name.clone(), c.path.clone()))
+            .collect();
+        let out = zip_path.clone();
+        tokio::task::spawn_blocking(move || write_zip(&out, &json, &files)).await??;
+        let bytes = tokio::fs::read(&zip_path).await?;
+        anyhow::Ok(bytes)
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&work).await;
+    let bytes = result?;
+    // under exports/<tenant>/: sealed to the tenant's key in the store
+    let key = format!("exports/{tenant}/{id}.zip");
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     let size = bytes.len() as i64;
     app.objects()
         .put(&object_store::path::Path::from(key.as_str()), bytes.into())
         .await?;
     Ok((key, size, sha))
+}
+
+fn write_zip(
+    out: &std::path::Path,
+    json: &[u8],
+    clips: &[(String, std::path::PathBuf)],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(out)?);
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("export.json", deflated)?;
+    zip.write_all(json)?;
+    // video does not compress: stored as it is
+    let stored = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for (name, path) in clips {
+        zip.start_file(name.as_str(), stored)?;
+        std::io::copy(&mut std::fs::File::open(path)?, &mut zip)?;
+    }
+    zip.finish()?.sync_all()?;
+    Ok(())
+}
+
+/// A clip cut for the archive.
+struct Clip {
+    /// Its name in the archive.
+    name: String,
+    path: std::path::PathBuf,
+    info: Value,
+}
+
+/// How long an export waits for a finalized recording to be joined into
+/// one file before it fails (and is retried).
+const JOIN_WAIT: Duration = Duration::from_secs(120);
+
+/// The clips of every recorded class the person appears in.
+async fn clips_of(
+    app: &AppState,
+    tenant: Uuid,
+    user: Uuid,
+    work: &std::path::Path,
+) -> anyhow::Result<Vec<Clip>> {
+    use protocol::{ParticipantId, SessionId, TenantId};
+    let seats: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT session_id, id FROM participants WHERE user_id = $1 AND tenant_id = $2
+          ORDER BY joined_at",
+    )
+    .bind(user)
+    .bind(tenant)
+    .fetch_all(app.db())
+    .await?;
+    let mut by_session: BTreeMap<Uuid, std::collections::HashSet<ParticipantId>> = BTreeMap::new();
+    for (session, seat) in seats {
+        by_session
+            .entry(session)
+            .or_default()
+            .insert(ParticipantId::from_uuid(seat));
+    }
+    let tenant_id = TenantId::from_uuid(tenant);
+    let mut out = Vec::new();
+    for (session, seats) in by_session {
+        let sid = SessionId::from_uuid(session);
+        let events =
+            crate::events::store::read_all_typed(app.db(), app.vault(), tenant_id, sid).await?;
+        let rec = protocol::recording::Recording::from_events(&events);
+        if rec.finalized.is_none() || rec.segments.is_empty() {
+            continue;
+        }
+        let stretches = clips::appearances(&events, &seats, rec.duration_ms());
+        if stretches.is_empty() {
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + JOIN_WAIT;
+        while !crate::recordings::is_joined(app, tenant_id, sid).await {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the recording of class {session} is not joined into one file yet"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let mp4 = work.join(format!("{session}.mp4"));
+        crate::recordings::download_joined(app, tenant_id, sid, &mp4).await?;
+        for (n, s) in stretches.iter().enumerate() {
+            let name = format!("clips/{session}/{n:03}.mp4");
+            let path = work.join(format!("{session}-{n:03}.mp4"));
+            clips::cut(&mp4, *s, &path).await?;
+            let data = tokio::fs::read(&path).await?;
+            out.push(Clip {
+                info: json!({
+                    "session_id": session, "file": name,
+                    "from_ms": s.from_ms, "to_ms": s.to_ms,
+                    "bytes": data.len(), "sha256": hex::encode(sha2::Sha256::digest(&data)),
+                }),
+                name,
+                path,
+            });
+        }
+        let _ = tokio::fs::remove_file(&mp4).await;
+        tracing::info!(session_id = %session, clips = stretches.len(), "clips cut for an export");
+    }
+    Ok(out)
 }
 
 /// The event types sorted into the archive's sections.
@@ -565,6 +700,6 @@ pub(crate) async fn archive(
         "events": events,
         "replay_access": views.into_iter().map(|(r, via, action, at)| json!({ "replay_id": r, "via": via, "action": action, "at": at })).collect::<Vec<_>>(),
         "audit": actions.into_iter().map(|(at, action, tt, tid)| json!({ "at": at, "action": action, "target_type": tt, "target_id": tid })).collect::<Vec<_>>(),
-        "recordings": { "clips": [], "note": "recording clips of the person are not included in this version of the export" },
+        "recordings": { "clips": [] },
     }))
 }

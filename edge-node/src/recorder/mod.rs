@@ -59,7 +59,10 @@ pub struct Recorders {
 
 struct Inner {
     config: RecorderConfig,
+    /// Seals every recording object to its tenant's key.
     store: Arc<dyn ObjectStore>,
+    /// The tenants' public keys, from the classes core started here.
+    keys: Arc<hosting::sealed::Recipients>,
     sfu: Sfu,
     /// Where the program feed goes (the relay), when there is one.
     uplink: Uplink,
@@ -97,6 +100,7 @@ pub enum ArmError {
 }
 
 impl Recorders {
+    /// `store` is the plain object store; recordings go into it sealed.
     pub fn new(
         config: RecorderConfig,
         store: Arc<dyn ObjectStore>,
@@ -105,10 +109,14 @@ impl Recorders {
         captions: Captions,
         http: reqwest::Client,
     ) -> Recorders {
+        let keys = Arc::new(hosting::sealed::Recipients::default());
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(hosting::sealed::SealedStore::new(store, keys.clone()));
         Recorders {
             inner: Arc::new(Inner {
                 config,
                 store,
+                keys,
                 sfu,
                 uplink,
                 http,
@@ -136,6 +144,22 @@ impl Recorders {
 
     pub fn captions(&self) -> &Captions {
         &self.inner.captions
+    }
+
+    /// Takes the tenant's recording key from a class's settings; a class
+    /// without one is not recorded (nothing is ever stored in plain).
+    fn learn_key(
+        &self,
+        tenant: TenantId,
+        settings: &protocol::event::SessionSettings,
+    ) -> Result<(), ArmError> {
+        let key = settings.recording_key.as_ref().ok_or_else(|| {
+            ArmError::Pipeline("core sent no recording key for the tenant".into())
+        })?;
+        let key = hosting::sealed::Recipient::from_hex(&key.x25519)
+            .map_err(|e| ArmError::Pipeline(format!("the tenant's recording key: {e}")))?;
+        self.inner.keys.set(&tenant.to_string(), key);
+        Ok(())
     }
 
     fn spool_of(&self, session: SessionId) -> PathBuf {
@@ -221,6 +245,11 @@ impl Recorders {
     /// what the crash cost is a gap, and a new run starts.
     pub async fn resume(&self, handle: SessionHandle, state: &SessionState, registry: Registry) {
         let session = handle.id;
+        if let Err(e) = self.learn_key(state.tenant_id, &state.settings) {
+            tracing::error!(session_id = %session, error = %e, "recorder not re-armed");
+            task::alert(&handle, format!("recorder could not re-arm: {e}")).await;
+            return;
+        }
         let dir = self.spool_of(session);
         let salvaged = task::salvage(self, &handle, state, &dir).await;
         let next_index = salvaged.next_index;
@@ -323,10 +352,20 @@ pub fn object_key(tenant: TenantId, session: SessionId, name: &str) -> String {
 impl crate::runtime::hooks::RecordingHooks for Recorders {
     fn prepare(
         &self,
+        tenant: TenantId,
         session: SessionId,
+        settings: &protocol::event::SessionSettings,
     ) -> futures::future::BoxFuture<'_, crate::runtime::hooks::ArmOutcome> {
         use crate::runtime::hooks::ArmOutcome;
+        let keyed = if self.inner.config.enabled {
+            self.learn_key(tenant, settings)
+        } else {
+            Ok(())
+        };
         Box::pin(async move {
+            if let Err(e) = keyed {
+                return ArmOutcome::Failed(e.to_string());
+            }
             match Recorders::prepare(self, session, 0).await {
                 Ok(p) => ArmOutcome::Armed(Box::new(p)),
                 Err(ArmError::Disabled) => ArmOutcome::Off,

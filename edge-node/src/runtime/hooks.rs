@@ -8,8 +8,9 @@ use std::any::Any;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use protocol::SessionId;
+use protocol::event::SessionSettings;
 use protocol::state::SessionState;
+use protocol::{SessionId, TenantId};
 
 use super::registry::Registry;
 use super::session::SessionHandle;
@@ -28,7 +29,14 @@ pub enum ArmOutcome {
 }
 
 pub trait RecordingHooks: Send + Sync + 'static {
-    fn prepare(&self, session: SessionId) -> BoxFuture<'_, ArmOutcome>;
+    /// Arms a class of `tenant` started with `settings` (which carry the
+    /// tenant's recording key).
+    fn prepare(
+        &self,
+        tenant: TenantId,
+        session: SessionId,
+        settings: &SessionSettings,
+    ) -> BoxFuture<'_, ArmOutcome>;
     /// The start did not happen after all: release what was armed.
     fn abandon(&self, armed: Armed, session: SessionId);
     fn launch(&self, armed: Armed, handle: SessionHandle, registry: Registry) -> BoxFuture<'_, ()>;

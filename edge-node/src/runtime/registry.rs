@@ -183,7 +183,7 @@ impl Registry {
                 title: p.title,
                 edge_id: self.edge.clone(),
                 started_by: p.started_by,
-                settings: p.settings,
+                settings: p.settings.clone(),
             },
         };
         let state = match SessionState::genesis(&first) {
@@ -199,7 +199,7 @@ impl Registry {
         // requires recording does not start without it
         let mut unarmed = None;
         let prepared = match self.recorders.get() {
-            Some(rec) => match rec.prepare(p.session_id).await {
+            Some(rec) => match rec.prepare(p.tenant_id, p.session_id, &p.settings).await {
                 ArmOutcome::Armed(armed) => Some(armed),
                 // turned off on purpose: nothing to say about it per class
                 ArmOutcome::Off if !recording_required => None,

@@ -3302,6 +3302,12 @@ export interface components {
             end_ms: number;
             text: string;
             words?: components["schemas"]["TranscriptWord"][];
+            /**
+             * @description The seat whose voice dominates the segment, when one does (from the
+             *     raw per-participant tracks); its words are sealed under that
+             *     person's key at rest.
+             */
+            speaker?: string | null;
         };
         TranscriptWord: {
             /** Format: int64 */
@@ -9664,13 +9670,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The archive (JSON, as an attachment) */
+            /** @description The archive (a ZIP of `export.json` and the person's recording clips, as an attachment) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/zip": unknown;
                 };
             };
             /** @description The id is not a UUID (`invalid_id`), or no key */

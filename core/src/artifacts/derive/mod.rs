@@ -86,6 +86,11 @@ pub(crate) struct TranscriptSegment {
     pub text: String,
     #[serde(default)]
     pub words: Vec<Word>,
+    /// The seat whose voice dominates the segment, when one does (from the
+    /// raw per-participant tracks); its words are sealed under that
+    /// person's key at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -41,6 +41,7 @@ fn words(spec: &[(u64, &str)]) -> Transcript {
                 end_ms: ws.last().map(|w| w.end_ms).unwrap_or(*at),
                 text: (*text).into(),
                 words: ws,
+                speaker: None,
             }
         })
         .collect();
@@ -298,6 +299,7 @@ fn vtt_cues_are_well_formed_and_short() {
         end_ms: 3_724_000,
         text: " Hello.".into(),
         words: vec![],
+        speaker: None,
     });
     let vtt = t.to_vtt();
     assert!(vtt.starts_with("WEBVTT\n\n1\n00:00:01.000 --> "), "{vtt}");
