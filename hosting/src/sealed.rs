@@ -257,15 +257,15 @@ pub fn seal(to: &Recipient, path: &str, plain: &[u8]) -> Result<Vec<u8>, SealErr
     let n = chunks_for(plain.len() as u64) as usize;
     for i in 0..n {
         let part = &plain[(i * CHUNK).min(plain.len())..((i + 1) * CHUNK).min(plain.len())];
-        let mut buf = part.to_vec();
+        let at = out.len();
+        out.extend_from_slice(part);
         let tag = key
             .seal_in_place_separate_tag(
                 nonce(&h, i as u32),
                 Aad::from(aad(&h, path, i + 1 == n)),
-                &mut buf,
+                &mut out[at..],
             )
             .map_err(|_| SealError::Corrupt)?;
-        out.extend_from_slice(&buf);
         out.extend_from_slice(tag.as_ref());
     }
     Ok(out)
@@ -299,22 +299,21 @@ impl ChunkOpener {
         })
     }
 
-    fn open(&self, index: u64, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    /// Opens chunk `index` in place; the plain bytes are `sealed`'s first
+    /// `len - 16`.
+    fn open_in_place(&self, index: u64, sealed: &mut [u8]) -> Result<usize, SealError> {
         if index > self.last || index > u64::from(u32::MAX) {
             return Err(SealError::Corrupt);
         }
-        let mut buf = sealed.to_vec();
         let plain = self
             .key
             .open_in_place(
                 nonce(&self.header, index as u32),
                 Aad::from(aad(&self.header, &self.path, index == self.last)),
-                &mut buf,
+                sealed,
             )
             .map_err(|_| SealError::Corrupt)?;
-        let n = plain.len();
-        buf.truncate(n);
-        Ok(buf)
+        Ok(plain.len())
     }
 }
 
@@ -323,10 +322,15 @@ pub fn open(with: &Opener, path: &str, sealed: &[u8]) -> Result<Vec<u8>, SealErr
     let header = Header::parse(sealed)?;
     let plain = plain_len(sealed.len() as u64).ok_or(SealError::Corrupt)?;
     let opener = ChunkOpener::new(with, header, path, plain)?;
-    let mut out = Vec::with_capacity(plain as usize);
-    for (i, c) in sealed[HEADER..].chunks(SEALED_CHUNK).enumerate() {
-        out.extend_from_slice(&opener.open(i as u64, c)?);
+    let mut out = sealed[HEADER..].to_vec();
+    let mut kept = 0;
+    for (i, at) in (0..out.len()).step_by(SEALED_CHUNK).enumerate() {
+        let end = (at + SEALED_CHUNK).min(out.len());
+        let n = opener.open_in_place(i as u64, &mut out[at..end])?;
+        out.copy_within(at..at + n, kept);
+        kept += n;
     }
+    out.truncate(kept);
     Ok(out)
 }
 
@@ -408,8 +412,12 @@ impl SealedStore {
             return Ok(payload);
         };
         let to = self.keys.recipient(tenant).await.map_err(generic)?;
-        let plain: Vec<u8> = payload.iter().flat_map(|b| b.iter().copied()).collect();
-        let sealed = seal(&to, location.as_ref(), &plain).map_err(generic)?;
+        let parts: Vec<&Bytes> = payload.iter().collect();
+        let sealed = match parts.as_slice() {
+            [one] => seal(&to, location.as_ref(), one),
+            _ => seal(&to, location.as_ref(), &concat(parts.into_iter())),
+        }
+        .map_err(generic)?;
         Ok(sealed.into())
     }
 
@@ -419,11 +427,23 @@ impl SealedStore {
         location: &Path,
         tenant: &str,
     ) -> object_store::Result<Option<(ChunkOpener, ObjectMeta, u64)>> {
-        let meta = self.inner.head(location).await?;
+        // the header and the object's size in one request
+        let first = GetOptions {
+            range: Some(GetRange::Bounded(0..HEADER as u64)),
+            ..Default::default()
+        };
+        let (meta, head) = match self.inner.get_opts(location, first).await {
+            Ok(r) => {
+                let meta = r.meta.clone();
+                (meta, r.bytes().await?)
+            }
+            Err(e @ object_store::Error::NotFound { .. }) => return Err(e),
+            // an empty object has no first bytes to ask for
+            Err(_) => (self.inner.head(location).await?, Bytes::new()),
+        };
         if meta.size < sealed_len(0) {
             return Ok(None);
         }
-        let head = self.inner.get_range(location, 0..HEADER as u64).await?;
         let header = match Header::parse(&head) {
             Ok(h) => h,
             Err(_) => return Ok(None),
@@ -527,7 +547,15 @@ impl ObjectStore for SealedStore {
         inner_opts.head = false;
         let got = self.inner.get_opts(location, inner_opts).await?;
         let attributes = got.attributes.clone();
-        let stream = open_stream(got.into_stream(), opener, first, want.clone());
+        let sealed = match got.payload {
+            // a local file: one read (its stream reads in small blocks)
+            GetResultPayload::File(..) => {
+                let all = got.bytes().await?;
+                futures::stream::once(async move { Ok(all) }).boxed()
+            }
+            GetResultPayload::Stream(s) => s,
+        };
+        let stream = open_stream(sealed, opener, first, want.clone());
         Ok(GetResult {
             payload: GetResultPayload::Stream(stream),
             meta: shown,
@@ -566,6 +594,14 @@ impl ObjectStore for SealedStore {
     }
 }
 
+fn concat<'a>(parts: impl Iterator<Item = &'a Bytes>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
 /// Decrypts a stream of sealed chunks starting at chunk `first`, yielding
 /// only the plain bytes of `want`.
 fn open_stream(
@@ -576,7 +612,7 @@ fn open_stream(
 ) -> BoxStream<'static, object_store::Result<Bytes>> {
     struct St {
         sealed: BoxStream<'static, object_store::Result<Bytes>>,
-        buf: Vec<u8>,
+        buf: bytes::BytesMut,
         index: u64,
         opener: ChunkOpener,
         want: Range<u64>,
@@ -584,7 +620,7 @@ fn open_stream(
     }
     let st = St {
         sealed,
-        buf: Vec::with_capacity(SEALED_CHUNK),
+        buf: bytes::BytesMut::with_capacity(2 * SEALED_CHUNK),
         index: first,
         opener,
         want,
@@ -618,8 +654,13 @@ fn open_stream(
                 }
             }
             let take = need.unwrap_or(st.buf.len()).min(st.buf.len());
-            let chunk: Vec<u8> = st.buf.drain(..take).collect();
-            let plain = st.opener.open(st.index, &chunk).map_err(generic)?;
+            let mut chunk = st.buf.split_to(take);
+            let n = st
+                .opener
+                .open_in_place(st.index, &mut chunk)
+                .map_err(generic)?;
+            chunk.truncate(n);
+            let plain = chunk.freeze();
             let at = st.index * CHUNK as u64;
             st.index += 1;
             let lo = st.want.start.saturating_sub(at).min(plain.len() as u64) as usize;
@@ -628,7 +669,7 @@ fn open_stream(
                 st.done = true;
             }
             if lo < hi {
-                return Ok(Some((Bytes::copy_from_slice(&plain[lo..hi]), st)));
+                return Ok(Some((plain.slice(lo..hi), st)));
             }
         }
     })
@@ -669,10 +710,7 @@ impl MultipartUpload for Buffered {
     }
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
-        let plain: Vec<u8> = {
-            let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
-            parts.iter().flat_map(|b| b.iter().copied()).collect()
-        };
+        let plain = concat(self.parts.lock().unwrap_or_else(|e| e.into_inner()).iter());
         let t = &self.to;
         let tenant = tenant_of(t.location.as_ref()).unwrap_or_default();
         let to = t.keys.recipient(tenant).await.map_err(generic)?;

@@ -522,7 +522,10 @@ async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
         } else {
             "nobody"
         };
-        eprintln!("{}..{} ms, {who}: {}", s["start_ms"], s["end_ms"], s["text"]);
+        eprintln!(
+            "{}..{} ms, {who}: {}",
+            s["start_ms"], s["end_ms"], s["text"]
+        );
     }
     assert_eq!(spoken_by("kangaroo"), vec![json!(ana_seat)], "{t}");
     assert_eq!(

@@ -1,0 +1,34 @@
+//! The benchmarks that run in seconds, run with `--smoke` so CI knows they
+//! still run and print what the notes quote (no thresholds on the numbers).
+
+#[test]
+fn bench_seal_runs_and_reports_both_sides() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bench-seal"))
+        .arg("--smoke")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = text.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last).unwrap();
+    for store in ["dir", "memory"] {
+        for side in ["plain", "sealed"] {
+            for field in ["write_mb_s", "read_mb_s", "range_p50_ms", "range_p99_ms"] {
+                assert!(
+                    report[store][side][field].as_f64().is_some_and(|v| v > 0.0),
+                    "{store}.{side}.{field} in {report}"
+                );
+            }
+        }
+    }
+    for field in ["seal_mb_s", "open_mb_s"] {
+        assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{report}");
+    }
+    // the chunk tags and header: a fraction of a percent, never free
+    let overhead = report["size_overhead"].as_f64().unwrap();
+    assert!(overhead > 0.0 && overhead < 0.01, "{report}");
+}
