@@ -14,3 +14,9 @@ CREATE TABLE tenant_recording_keys (
     created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, kid)
 );
+
+-- A data-subject export is a copy of a person's data: its archive is kept
+-- a week after it was made, then the retention sweep removes it (and says so).
+ALTER TABLE retention_removals DROP CONSTRAINT retention_removals_what_check;
+ALTER TABLE retention_removals ADD CONSTRAINT retention_removals_what_check
+    CHECK (what IN ('class', 'recording', 'transcript', 'access_log', 'export'));

@@ -238,6 +238,40 @@ async fn the_sweep_removes_an_expired_class_keeps_a_held_one_and_records_it() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["hold"], true);
 
+    // two exports of the student: one made eight days ago, one just now
+    let student_id = api.user_id(&admin, "student1@demo.test").await.unwrap();
+    let mut exports = Vec::new();
+    for key in ["old-export", "new-export"] {
+        let (s, job) = api
+            .post_with_key(
+                &format!("/subjects/{student_id}/export"),
+                &admin,
+                key,
+                json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+        let id = job["id"].as_str().unwrap().to_owned();
+        let done = wait_until("an export", Duration::from_secs(60), || async {
+            let (_, j) = api
+                .get(&format!("/subjects/jobs/{id}"), &admin)
+                .await
+                .ok()?;
+            (j["state"] == "done").then_some(j)
+        })
+        .await
+        .unwrap();
+        exports.push((id, done["download_url"].as_str().unwrap().to_owned()));
+    }
+    sqlx::query(
+        "UPDATE subject_jobs SET finished_at = now() - interval '8 days' WHERE id = $1::uuid",
+    )
+    .bind(&exports[0].0)
+    .execute(&db)
+    .await
+    .unwrap();
+
     // the sweep
     let (s, report) = api
         .post("/tenant/retention/sweep", &admin, json!({}))
@@ -245,6 +279,12 @@ async fn the_sweep_removes_an_expired_class_keeps_a_held_one_and_records_it() {
         .unwrap();
     assert_eq!(s, StatusCode::OK, "{report}");
     assert_eq!(report["classes_removed"], 1, "{report}");
+    assert_eq!(report["exports_removed"], 1, "{report}");
+    // the week-old archive is gone (its link with it), the fresh one stays
+    let old = reqwest::get(&exports[0].1).await.unwrap();
+    assert_eq!(old.status(), StatusCode::NOT_FOUND);
+    let fresh = reqwest::get(&exports[1].1).await.unwrap();
+    assert_eq!(fresh.status(), StatusCode::OK);
     assert_eq!(report["held"], 1, "{report}");
     assert_eq!(report["recordings_removed"], 0, "{report}");
     assert_eq!(report["access_log_rows_removed"], 1, "{report}");
@@ -298,6 +338,11 @@ async fn the_sweep_removes_an_expired_class_keeps_a_held_one_and_records_it() {
             .any(|r| r["what"] == "access_log" && r["rows"] == 1),
         "{removals}"
     );
+    assert!(
+        list.iter()
+            .any(|r| r["what"] == "export" && r["objects"] == 1),
+        "{removals}"
+    );
 
     // the held class and the recent one are whole
     for (sid, word) in [(&held, "platypus"), (&recent, "echidna")] {
@@ -348,7 +393,7 @@ async fn the_sweep_removes_an_expired_class_keeps_a_held_one_and_records_it() {
         .unwrap();
     assert_eq!(
         report,
-        json!({ "classes_removed": 0, "recordings_removed": 0, "transcripts_removed": 0, "access_log_rows_removed": 0, "held": 0 })
+        json!({ "classes_removed": 0, "recordings_removed": 0, "transcripts_removed": 0, "access_log_rows_removed": 0, "exports_removed": 0, "held": 0 })
     );
 
     // every step is in the audit chain, which still verifies

@@ -296,9 +296,10 @@ pub(crate) struct Removal {
     pub id: i64,
     #[schema(value_type = Option<String>, format = Uuid)]
     pub session_id: Option<Uuid>,
-    /// `class`, `recording`, `transcript` or `access_log`.
+    /// `class`, `recording`, `transcript`, `access_log` or `export` (a
+    /// data-subject export archive, kept a week).
     pub what: String,
-    /// The class's end (or, for access log rows, the cut-off).
+    /// The class's end (or, for access log rows and exports, the cut-off).
     pub older_than: DateTime<Utc>,
     pub rows: i64,
     pub objects: i64,

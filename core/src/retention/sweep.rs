@@ -32,6 +32,8 @@ pub(crate) struct SweepReport {
     pub recordings_removed: u64,
     pub transcripts_removed: u64,
     pub access_log_rows_removed: u64,
+    /// Data-subject export archives older than a week.
+    pub exports_removed: u64,
     /// Classes with something past the policy, kept whole because their
     /// course is on legal hold.
     pub held: u64,
@@ -50,7 +52,8 @@ pub(crate) async fn run_scheduler(app: AppState, stop: CancellationToken, every:
                         Ok(r) if r != SweepReport::default() => {
                             tracing::info!(tenant_id = %t, classes = r.classes_removed,
                                 recordings = r.recordings_removed, transcripts = r.transcripts_removed,
-                                access_rows = r.access_log_rows_removed, held = r.held, "retention sweep")
+                                access_rows = r.access_log_rows_removed, exports = r.exports_removed,
+                                held = r.held, "retention sweep")
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -136,6 +139,7 @@ pub(crate) async fn tenant(
     }
     report.access_log_rows_removed =
         remove_access_rows(app, tenant, cutoff(policy.access_log_days)).await?;
+    report.exports_removed = remove_exports(app, tenant, now - EXPORT_KEEP).await?;
     report.held = held_classes.len() as u64;
     Ok(report)
 }
@@ -329,6 +333,42 @@ async fn remove_transcript(
         crate::replays::index_replay(app, &replay).await?;
     }
     Ok(())
+}
+
+/// How long a data-subject export archive is kept after it was made.
+pub(crate) const EXPORT_KEEP: chrono::Duration = chrono::Duration::days(7);
+
+/// Export archives made before `cutoff`: a copy of a person's data is not
+/// kept for good (its link only lives 15 minutes anyway).
+async fn remove_exports(
+    app: &AppState,
+    tenant: Uuid,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let old: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, object_key FROM subject_jobs
+          WHERE tenant_id = $1 AND object_key IS NOT NULL AND finished_at < $2",
+    )
+    .bind(tenant)
+    .bind(cutoff)
+    .fetch_all(app.db())
+    .await?;
+    for (id, key) in &old {
+        match app.objects().delete(&ObjectPath::from(key.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut tx = app.db().begin().await?;
+        sqlx::query(
+            "UPDATE subject_jobs SET object_key = NULL, bytes = NULL, sha256 = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        record(&mut tx, tenant, None, "export", cutoff, 1, 1).await?;
+        tx.commit().await?;
+    }
+    Ok(old.len() as u64)
 }
 
 /// Replay access rows older than `cutoff`, except those of held courses.

@@ -2771,11 +2771,14 @@ export interface components {
             id: number;
             /** Format: uuid */
             session_id?: string | null;
-            /** @description `class`, `recording`, `transcript` or `access_log`. */
+            /**
+             * @description `class`, `recording`, `transcript`, `access_log` or `export` (a
+             *     data-subject export archive, kept a week).
+             */
             what: string;
             /**
              * Format: date-time
-             * @description The class's end (or, for access log rows, the cut-off).
+             * @description The class's end (or, for access log rows and exports, the cut-off).
              */
             older_than: string;
             /** Format: int64 */
@@ -3196,6 +3199,11 @@ export interface components {
             transcripts_removed: number;
             /** Format: int64 */
             access_log_rows_removed: number;
+            /**
+             * Format: int64
+             * @description Data-subject export archives older than a week.
+             */
+            exports_removed: number;
             /**
              * Format: int64
              * @description Classes with something past the policy, kept whole because their
