@@ -79,9 +79,19 @@ impl Garage {
         })
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", garage.proc.tail(20)))?;
-        garage
-            .cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])
-            .await?;
+        // `node id` reads the key on disk; the layout needs the RPC port up
+        wait_until(
+            "garage's RPC to answer",
+            Duration::from_secs(30),
+            || async {
+                garage
+                    .cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])
+                    .await
+                    .ok()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", garage.proc.tail(20)))?;
         garage.cli(&["layout", "apply", "--version", "1"]).await?;
         garage.cli(&["bucket", "create", BUCKET]).await?;
         Ok(garage)

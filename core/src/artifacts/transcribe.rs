@@ -237,25 +237,90 @@ pub(crate) async fn voices(
     Ok(out)
 }
 
-/// Names the speaker of each segment one voice dominates (at least 60 % of
-/// the loudness over the segment, and not silent).
+/// The seat whose voice dominates `from_ms..to_ms` (at least 60 % of the
+/// loudness, and not silent), if one does.
+fn dominant(
+    voices: &std::collections::HashMap<String, Vec<f32>>,
+    from_ms: u64,
+    to_ms: u64,
+) -> Option<String> {
+    let from = (from_ms / FRAME_MS) as usize;
+    let to = (to_ms.div_ceil(FRAME_MS) as usize).max(from + 1);
+    let mut total = 0f32;
+    let mut best: Option<(&String, f32)> = None;
+    for (seat, power) in voices {
+        let sum: f32 = power.iter().skip(from).take(to - from).sum();
+        total += sum;
+        if best.is_none_or(|(_, b)| sum > b) {
+            best = Some((seat, sum));
+        }
+    }
+    best.filter(|(_, b)| *b >= DOMINANT * total && *b / (to - from) as f32 > SILENT)
+        .map(|(seat, _)| seat.clone())
+}
+
+/// Names who spoke: each word goes to the voice that dominates its time (a
+/// word with none goes with its neighbours), and a segment in which the
+/// voice changes is split where it does, so one segment is one speaker's.
+/// A segment without word times is attributed as a whole.
 pub(crate) fn attribute(t: &mut Transcript, voices: &std::collections::HashMap<String, Vec<f32>>) {
-    for seg in &mut t.segments {
-        let from = (seg.start_ms / FRAME_MS) as usize;
-        let to = (seg.end_ms.div_ceil(FRAME_MS) as usize).max(from + 1);
-        let mut total = 0f32;
-        let mut best: Option<(&String, f32)> = None;
-        for (seat, power) in voices {
-            let sum: f32 = power.iter().skip(from).take(to - from).sum();
-            total += sum;
-            if best.is_none_or(|(_, b)| sum > b) {
-                best = Some((seat, sum));
+    let mut out = Vec::with_capacity(t.segments.len());
+    for seg in std::mem::take(&mut t.segments) {
+        if seg.words.is_empty() {
+            let speaker = dominant(voices, seg.start_ms, seg.end_ms);
+            out.push(TranscriptSegment { speaker, ..seg });
+            continue;
+        }
+        let said: Vec<Option<String>> = seg
+            .words
+            .iter()
+            .map(|w| dominant(voices, w.start_ms.saturating_sub(50), w.end_ms + 50))
+            .collect();
+        // runs of one speaker; unattributed words join the run they are in
+        let mut runs: Vec<(Option<String>, Vec<Word>)> = Vec::new();
+        for (w, who) in seg.words.iter().zip(said) {
+            match runs.last_mut() {
+                Some((run_who, ws)) if who.is_none() || *run_who == who || run_who.is_none() => {
+                    if run_who.is_none() {
+                        *run_who = who;
+                    }
+                    ws.push(w.clone());
+                }
+                _ => runs.push((who, vec![w.clone()])),
             }
         }
-        seg.speaker = best
-            .filter(|(_, b)| *b >= DOMINANT * total && *b / (to - from) as f32 > SILENT)
-            .map(|(seat, _)| seat.clone());
+        if runs.len() == 1 {
+            let speaker = runs.pop().and_then(|r| r.0);
+            out.push(TranscriptSegment { speaker, ..seg });
+            continue;
+        }
+        let n = runs.len();
+        for (i, (speaker, words)) in runs.into_iter().enumerate() {
+            let start_ms = if i == 0 {
+                seg.start_ms
+            } else {
+                words[0].start_ms
+            };
+            let end_ms = if i + 1 == n {
+                seg.end_ms
+            } else {
+                words.last().map_or(seg.end_ms, |w| w.end_ms)
+            };
+            let text = words
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push(TranscriptSegment {
+                start_ms,
+                end_ms,
+                text,
+                words,
+                speaker,
+            });
+        }
     }
+    t.segments = out;
 }
 
 #[cfg(test)]
@@ -309,5 +374,43 @@ mod attribution_tests {
         let who: Vec<Option<&str>> = t.segments.iter().map(|s| s.speaker.as_deref()).collect();
         // the last: ana 2.5-3.0 s and ben 4.0-4.5 s, half each: nobody's
         assert_eq!(who, vec![Some("ana"), Some("ben"), None, None, None]);
+
+        // one segment over both voices (the recognizer heard no pause): split
+        // where the voice changes, each part its speaker's
+        let word = |start_ms: u64, end_ms: u64, text: &str| Word {
+            start_ms,
+            end_ms,
+            text: text.into(),
+        };
+        let mut merged = Transcript {
+            model: "m".into(),
+            duration_ms: 10_000,
+            segments: vec![TranscriptSegment {
+                start_ms: 0,
+                end_ms: 7_000,
+                text: "hello there kangaroos hop".into(),
+                words: vec![
+                    word(500, 1_000, "hello"),
+                    // stretched over the silence after it, as Whisper does
+                    word(1_000, 3_900, "there"),
+                    word(4_200, 4_900, "kangaroos"),
+                    word(5_000, 5_000, "hop"),
+                ],
+                speaker: None,
+            }],
+        };
+        attribute(&mut merged, &voices);
+        let parts: Vec<(Option<&str>, &str, u64, u64)> = merged
+            .segments
+            .iter()
+            .map(|s| (s.speaker.as_deref(), s.text.as_str(), s.start_ms, s.end_ms))
+            .collect();
+        assert_eq!(
+            parts,
+            vec![
+                (Some("ana"), "hello there", 0, 3_900),
+                (Some("ben"), "kangaroos hop", 4_200, 7_000),
+            ]
+        );
     }
 }

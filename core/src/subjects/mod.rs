@@ -6,9 +6,11 @@
 //! the account and its roles, enrollments, every class sat in (seat, role,
 //! joined and left), every class event the person's seats caused or that
 //! names them (chat, questions and upvotes, poll votes, private notes,
-//! hands, consent given and withdrawn, media), those events sorted into
-//! sections, the replays they opened or searched, the audit entries of what
-//! they did, and a list of recording clips: each stretch of a recorded class
+//! hands, consent given and withdrawn, media, captions of their voice),
+//! those events sorted into sections, what they said in recorded classes
+//! (the transcript segments attributed to them), the replays they opened or
+//! searched, the audit entries of what they did, and a list of recording
+//! clips: each stretch of a recorded class
 //! in which the person appears ([`clips`]) is cut out of the class's MP4
 //! into `clips/<session>/<n>.mp4` beside it. The archive is stored sealed to
 //! the tenant's key.
@@ -583,6 +585,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("hands", &["hand.raised", "hand.lowered"]),
     ("consent", &["consent.changed"]),
     ("attendance", &["participant.joined", "participant.left"]),
+    ("captions", &["caption.segment"]),
 ];
 
 /// Everything held about `user` of `tenant`.
@@ -640,7 +643,8 @@ pub(crate) async fn archive(
             AND (payload->>'participant_id' = ANY($2)
                  OR actor->>'participant_id' = ANY($2)
                  OR actor->>'user_id' = $3
-                 OR payload->>'user_id' = $3)
+                 OR payload->>'user_id' = $3
+                 OR payload->>'speaker' = ANY($2))
           ORDER BY session_id, seq",
     )
     .bind(tenant)
@@ -664,6 +668,36 @@ pub(crate) async fn archive(
     .bind(tenant)
     .fetch_all(db)
     .await?;
+
+    // what they said in recorded classes: the transcript segments
+    // attributed to their seats (opened: sealed under their key at rest)
+    let transcripts: Vec<(Uuid, Value)> = sqlx::query_as(
+        "SELECT DISTINCT ON (session_id) session_id, body FROM artifacts
+          WHERE tenant_id = $1 AND kind = 'transcript'
+            AND session_id IN (SELECT session_id FROM participants WHERE user_id = $2 AND tenant_id = $1)
+          ORDER BY session_id, version DESC",
+    )
+    .bind(tenant)
+    .bind(user)
+    .fetch_all(db)
+    .await?;
+    let mut spoken = Vec::new();
+    for (session, mut body) in transcripts {
+        vault
+            .open_transcript(db, tenant, session, &mut body)
+            .await?;
+        for seg in body["segments"].as_array().into_iter().flatten() {
+            if seg["speaker"]
+                .as_str()
+                .is_some_and(|s| seat_ids.iter().any(|x| x == s))
+            {
+                spoken.push(json!({
+                    "session_id": session, "start_ms": seg["start_ms"], "end_ms": seg["end_ms"],
+                    "text": seg["text"], "clock": "recording media time, ms",
+                }));
+            }
+        }
+    }
 
     let mut opened = Vec::with_capacity(events.len());
     for (event_id, session_id, seq, ty, at, mut payload) in events {
@@ -697,6 +731,7 @@ pub(crate) async fn archive(
             "joined_at": joined, "left_at": left,
         })).collect::<Vec<_>>(),
         "sections": sections,
+        "spoken": spoken,
         "events": events,
         "replay_access": views.into_iter().map(|(r, via, action, at)| json!({ "replay_id": r, "via": via, "action": action, "at": at })).collect::<Vec<_>>(),
         "audit": actions.into_iter().map(|(at, action, tt, tid)| json!({ "at": at, "action": action, "target_type": tt, "target_id": tid })).collect::<Vec<_>>(),
