@@ -528,7 +528,7 @@ async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
         );
     }
     assert_eq!(spoken_by("kangaroo"), vec![json!(ana_seat)], "{t}");
-    assert_eq!(spoken_by("plants"), vec![json!(teacher_seat)], "{t}");
+    assert_eq!(spoken_by("lesson"), vec![json!(teacher_seat)], "{t}");
     // at rest her words are sealed under her key, the teacher's too
     let db = stack.db().await.unwrap();
     let (stored,): (String,) = sqlx::query_as(
@@ -538,7 +538,7 @@ async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
     .fetch_one(&db)
     .await
     .unwrap();
-    for word in ["kangaroo", "Kangaroo", "plants"] {
+    for word in ["kangaroo", "Kangaroo", "lesson"] {
         assert!(!stored.contains(word), "{word} is in the stored transcript");
     }
     let tenant = api.events(&teacher, &sid).await.unwrap()[0]["tenant_id"]
@@ -581,7 +581,7 @@ async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
         serde_json::from_slice(&media_check::unzip(&zip).unwrap()["export.json"]).unwrap();
     let spoken = archive["spoken"].to_string().to_lowercase();
     assert!(spoken.contains("kangaroo"), "{}", archive["spoken"]);
-    assert!(!spoken.contains("plants"), "{}", archive["spoken"]);
+    assert!(!spoken.contains("lesson"), "{}", archive["spoken"]);
 
     // erased: her words read as the placeholder, leave the replay's index,
     // and her voice track goes; the teacher's words stay
@@ -603,7 +603,7 @@ async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
         !text.contains("kangaroo") && !text.contains("australia"),
         "{t}"
     );
-    assert!(text.contains("plants"), "{t}");
+    assert!(text.contains("lesson"), "{t}");
     assert!(
         t["segments"]
             .as_array()
@@ -625,14 +625,14 @@ async fn the_words_a_student_spoke_leave_the_transcript_when_she_is_erased() {
     )
     .await
     .unwrap();
-    assert!(!search(api, &teacher, &rid, "plants").await.is_empty());
+    assert!(!search(api, &teacher, &rid, "lesson").await.is_empty());
     let (s, vtt) = api
         .get(&at("/transcript?format=vtt"), &teacher)
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK);
     let vtt = vtt.as_str().unwrap_or_default().to_lowercase();
-    assert!(vtt.contains("plants") && !vtt.contains("kangaroo"), "{vtt}");
+    assert!(vtt.contains("lesson") && !vtt.contains("kangaroo"), "{vtt}");
     // derived again from the transcript: nothing of hers in the summary
     let (s, summary) = api.get(&at("/summary"), &teacher).await.unwrap();
     assert_eq!(s, StatusCode::OK, "{summary}");
