@@ -5,7 +5,7 @@
 #   ./deploy/test.sh                 the whole suite
 #   ./deploy/test.sh -p protocol     extra arguments go to `cargo test`
 #
-# Soak and load tests run only with CLASSROOM_SOAK=1.
+# The load tools in tests/src/bin are run by hand (README, Benchmarks).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
