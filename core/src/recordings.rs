@@ -451,7 +451,8 @@ async fn join(
     Ok(())
 }
 
-async fn ffmpeg(args: &[&str]) -> anyhow::Result<()> {
+/// Runs ffmpeg quietly; its error output is the error.
+pub(crate) async fn ffmpeg(args: &[&str]) -> anyhow::Result<()> {
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
         .args(args)

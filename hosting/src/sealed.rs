@@ -408,17 +408,7 @@ impl SealedStore {
         location: &Path,
         payload: PutPayload,
     ) -> object_store::Result<PutPayload> {
-        let Some(tenant) = tenant_of(location.as_ref()) else {
-            return Ok(payload);
-        };
-        let to = self.keys.recipient(tenant).await.map_err(generic)?;
-        let parts: Vec<&Bytes> = payload.iter().collect();
-        let sealed = match parts.as_slice() {
-            [one] => seal(&to, location.as_ref(), one),
-            _ => seal(&to, location.as_ref(), &concat(parts.into_iter())),
-        }
-        .map_err(generic)?;
-        Ok(sealed.into())
+        seal_payload(self.keys.as_ref(), location, payload).await
     }
 
     /// The opener and sizes of a sealed object; None when it is plain.
@@ -594,6 +584,26 @@ impl ObjectStore for SealedStore {
     }
 }
 
+/// `payload` as it is stored at `location`: sealed to its tenant's key on a
+/// sealed path (or an error without one), as it is elsewhere.
+async fn seal_payload(
+    keys: &dyn KeyRing,
+    location: &Path,
+    payload: PutPayload,
+) -> object_store::Result<PutPayload> {
+    let Some(tenant) = tenant_of(location.as_ref()) else {
+        return Ok(payload);
+    };
+    let to = keys.recipient(tenant).await.map_err(generic)?;
+    let parts: Vec<&Bytes> = payload.iter().collect();
+    let sealed = match parts.as_slice() {
+        [one] => seal(&to, location.as_ref(), one),
+        _ => seal(&to, location.as_ref(), &concat(parts.into_iter())),
+    }
+    .map_err(generic)?;
+    Ok(sealed.into())
+}
+
 fn concat<'a>(parts: impl Iterator<Item = &'a Bytes>) -> Vec<u8> {
     let mut out = Vec::new();
     for p in parts {
@@ -710,17 +720,21 @@ impl MultipartUpload for Buffered {
     }
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
-        let plain = concat(self.parts.lock().unwrap_or_else(|e| e.into_inner()).iter());
+        let parts: PutPayload = self
+            .parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         let t = &self.to;
-        let tenant = tenant_of(t.location.as_ref()).unwrap_or_default();
-        let to = t.keys.recipient(tenant).await.map_err(generic)?;
-        let sealed = seal(&to, t.location.as_ref(), &plain).map_err(generic)?;
+        let sealed = seal_payload(t.keys.as_ref(), &t.location, parts).await?;
         let opts = PutOptions {
             tags: t.opts.tags.clone(),
             attributes: t.opts.attributes.clone(),
             ..Default::default()
         };
-        t.store.put_opts(&t.location, sealed.into(), opts).await
+        t.store.put_opts(&t.location, sealed, opts).await
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {

@@ -5,7 +5,7 @@
 //! nowhere then). The stretches are cut out of the class's one-file MP4.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use protocol::{Envelope, EventBody, ParticipantId, TrackId};
 
@@ -96,41 +96,27 @@ pub(crate) fn appearances(
 
 /// Cuts `stretch` out of `mp4` into `out` (a stream copy: the clip starts at
 /// the keyframe at or before the stretch, at most a second early).
-pub(crate) async fn cut(mp4: &Path, stretch: Stretch, out: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) async fn cut(mp4: &Path, stretch: Stretch, out: &Path) -> anyhow::Result<()> {
     let from = format!("{:.3}", stretch.from_ms as f64 / 1000.0);
     let len = format!("{:.3}", (stretch.to_ms - stretch.from_ms) as f64 / 1000.0);
-    let result = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            &from,
-            "-i",
-        ])
-        .arg(mp4)
-        .args([
-            "-t",
-            &len,
-            "-c",
-            "copy",
-            "-avoid_negative_ts",
-            "make_zero",
-            "-movflags",
-            "+faststart",
-        ])
-        .arg(out)
-        .output()
-        .await
-        .map_err(|e| anyhow::anyhow!("running ffmpeg: {e}"))?;
-    anyhow::ensure!(
-        result.status.success(),
-        "cutting a clip failed: {}",
-        String::from_utf8_lossy(&result.stderr).trim()
-    );
-    Ok(out.to_path_buf())
+    let (mp4, out) = (mp4.display().to_string(), out.display().to_string());
+    crate::recordings::ffmpeg(&[
+        "-ss",
+        &from,
+        "-i",
+        &mp4,
+        "-t",
+        &len,
+        "-c",
+        "copy",
+        "-avoid_negative_ts",
+        "make_zero",
+        "-movflags",
+        "+faststart",
+        &out,
+    ])
+    .await
+    .map_err(|e| anyhow::anyhow!("cutting a clip: {e}"))
 }
 
 #[cfg(test)]

@@ -435,7 +435,7 @@ async fn build_and_store(
     tenant: Uuid,
     user: Uuid,
 ) -> anyhow::Result<(String, i64, String)> {
-    let mut archive = archive(app.db(), app.vault(), tenant, user).await?;
+    let mut archive = archive(app, tenant, user).await?;
     let work = app
         .config()
         .data_dir
@@ -589,12 +589,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
 ];
 
 /// Everything held about `user` of `tenant`.
-pub(crate) async fn archive(
-    db: &sqlx::PgPool,
-    vault: &crate::privacy::Vault,
-    tenant: Uuid,
-    user: Uuid,
-) -> anyhow::Result<Value> {
+pub(crate) async fn archive(app: &AppState, tenant: Uuid, user: Uuid) -> anyhow::Result<Value> {
+    let (db, vault) = (app.db(), app.vault());
     let account: Option<(String, String, bool, bool, DateTime<Utc>)> = sqlx::query_as(
         "SELECT email, display_name, disabled, minor, created_at FROM users WHERE id = $1 AND tenant_id = $2",
     )
@@ -671,21 +667,13 @@ pub(crate) async fn archive(
 
     // what they said in recorded classes: the transcript segments
     // attributed to their seats (opened: sealed under their key at rest)
-    let transcripts: Vec<(Uuid, Value)> = sqlx::query_as(
-        "SELECT DISTINCT ON (session_id) session_id, body FROM artifacts
-          WHERE tenant_id = $1 AND kind = 'transcript'
-            AND session_id IN (SELECT session_id FROM participants WHERE user_id = $2 AND tenant_id = $1)
-          ORDER BY session_id, version DESC",
-    )
-    .bind(tenant)
-    .bind(user)
-    .fetch_all(db)
-    .await?;
+    let sessions: std::collections::BTreeSet<Uuid> = seats.iter().map(|s| s.1).collect();
     let mut spoken = Vec::new();
-    for (session, mut body) in transcripts {
-        vault
-            .open_transcript(db, tenant, session, &mut body)
-            .await?;
+    for session in sessions {
+        let sid = protocol::SessionId::from_uuid(session);
+        let Some(body) = crate::artifacts::pipeline::artifact(app, sid, "transcript").await? else {
+            continue;
+        };
         for seg in body["segments"].as_array().into_iter().flatten() {
             if seg["speaker"]
                 .as_str()

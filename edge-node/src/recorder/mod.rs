@@ -153,12 +153,9 @@ impl Recorders {
         tenant: TenantId,
         settings: &protocol::event::SessionSettings,
     ) -> Result<(), ArmError> {
-        let key = settings.recording_key.as_ref().ok_or_else(|| {
-            ArmError::Pipeline("core sent no recording key for the tenant".into())
-        })?;
-        let key = hosting::sealed::Recipient::from_hex(&key.x25519)
-            .map_err(|e| ArmError::Pipeline(format!("the tenant's recording key: {e}")))?;
-        self.inner.keys.set(&tenant.to_string(), key);
+        self.inner
+            .keys
+            .set(&tenant.to_string(), recipient_of(settings)?);
         Ok(())
     }
 
@@ -345,6 +342,19 @@ pub fn free_mb(dir: &Path) -> u64 {
 }
 
 /// The object key of a session's recording files.
+/// The key a class's recording is sealed to: the tenant's public key from
+/// the class's settings; without a valid one the class is not recorded.
+fn recipient_of(
+    settings: &protocol::event::SessionSettings,
+) -> Result<hosting::sealed::Recipient, ArmError> {
+    let key = settings
+        .recording_key
+        .as_ref()
+        .ok_or_else(|| ArmError::Pipeline("core sent no recording key for the tenant".into()))?;
+    hosting::sealed::Recipient::from_hex(&key.x25519)
+        .map_err(|e| ArmError::Pipeline(format!("the tenant's recording key: {e}")))
+}
+
 pub fn object_key(tenant: TenantId, session: SessionId, name: &str) -> String {
     format!("recordings/{tenant}/{session}/{name}")
 }
@@ -415,5 +425,32 @@ impl crate::runtime::hooks::RecordingHooks for Recorders {
         within: Duration,
     ) -> futures::future::BoxFuture<'_, Result<(), String>> {
         Box::pin(Recorders::finalize(self, session, within))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::event::{RecordingKey, SessionSettings};
+
+    #[test]
+    fn a_class_is_recorded_only_with_a_valid_key_of_its_tenant() {
+        let none = SessionSettings::default();
+        assert!(matches!(recipient_of(&none), Err(ArmError::Pipeline(_))));
+        let bad = SessionSettings {
+            recording_key: Some(RecordingKey {
+                x25519: "not hex".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(recipient_of(&bad), Err(ArmError::Pipeline(_))));
+        let key = hosting::sealed::Opener::generate().unwrap().recipient();
+        let good = SessionSettings {
+            recording_key: Some(RecordingKey {
+                x25519: key.to_hex(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(recipient_of(&good).unwrap(), key);
     }
 }
