@@ -169,6 +169,22 @@ pub enum CoreCommand {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Analytics tables.
+    Analytics {
+        #[command(subcommand)]
+        action: AnalyticsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Folds every kept class log again from its first event and rewrites
+    /// the analytics tables (the same rows as the consumer wrote).
+    Rebuild {
+        /// Only this tenant (its slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

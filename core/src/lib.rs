@@ -2,6 +2,7 @@
 //! and (later) artifacts, replay and distribution.
 #![warn(unreachable_pub)]
 
+pub mod analytics;
 mod artifacts;
 pub mod audit;
 mod classroom;
@@ -67,6 +68,8 @@ struct Inner {
     vault: Arc<privacy::Vault>,
     /// Seals and opens recordings in the object store.
     recording_keys: Arc<privacy::RecordingKeys>,
+    /// The key-encryption key (sealed secrets of integrations).
+    kms: Arc<dyn privacy::kms::Kms>,
 }
 
 impl AppState {
@@ -81,7 +84,7 @@ impl AppState {
         let kms: Arc<dyn privacy::kms::Kms> =
             Arc::new(privacy::kms::LocalKms::load_or_create(&config.kek_path())?);
         let vault = Arc::new(privacy::Vault::new(kms.clone()));
-        let recording_keys = Arc::new(privacy::RecordingKeys::new(db.clone(), kms));
+        let recording_keys = Arc::new(privacy::RecordingKeys::new(db.clone(), kms.clone()));
         let js = jetstream::with_domain(nats.clone(), HUB_DOMAIN);
         let edge_link = EdgeLink::new(nats.clone(), Duration::from_millis(config.edge_timeout_ms));
         // no silent fallback: a core that cannot reach its object store
@@ -108,11 +111,16 @@ impl AppState {
             http_requests: Default::default(),
             vault,
             recording_keys,
+            kms,
         })))
     }
     /// Each tenant's recording key pair.
     pub(crate) fn recording_keys(&self) -> &Arc<privacy::RecordingKeys> {
         &self.0.recording_keys
+    }
+    /// The key-encryption key.
+    pub(crate) fn kms(&self) -> &Arc<dyn privacy::kms::Kms> {
+        &self.0.kms
     }
     pub(crate) fn vault(&self) -> &Arc<privacy::Vault> {
         &self.0.vault
@@ -247,6 +255,8 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
             .run(app.js().clone(), stop.clone()),
     );
     let subject_jobs = tokio::spawn(subjects::run_worker(app.clone(), stop.clone()));
+    let analytics = tokio::spawn(analytics::run(app.clone(), stop.clone()));
+    let xapi = tokio::spawn(analytics::xapi::run_sender(app.clone(), stop.clone()));
     let joiner = tokio::spawn(recordings::run_joiner(app.clone(), stop.clone()));
     let retention = (config.retention_interval_secs > 0).then(|| {
         tokio::spawn(retention::sweep::run_scheduler(
@@ -290,6 +300,8 @@ pub async fn serve(config: Config, stop: CancellationToken) -> anyhow::Result<()
     let _ = relay_tokens.await;
     let _ = ingest.await;
     let _ = subject_jobs.await;
+    let _ = analytics.await;
+    let _ = xapi.await;
     let _ = joiner.await;
     if let Some(r) = retention {
         let _ = r.await;

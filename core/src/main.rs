@@ -1,5 +1,5 @@
 use clap::Parser;
-use classroom_core::config::{AuditCommand, Config, CoreCommand};
+use classroom_core::config::{AnalyticsCommand, AuditCommand, Config, CoreCommand};
 use tokio_util::sync::CancellationToken;
 
 // mimalloc: the event path allocates per request; glibc malloc was a
@@ -73,6 +73,30 @@ async fn main() -> anyhow::Result<()> {
             let (kid, retired) = classroom_core::rotate_signing_keys(&config)?;
             println!("{}", serde_json::json!({ "kid": kid, "retired": retired }));
             tracing::info!(%kid, ?retired, "signing key rotated; restart core to sign with it");
+            Ok(())
+        }
+        CoreCommand::Analytics {
+            action: AnalyticsCommand::Rebuild { tenant },
+        } => {
+            let db = classroom_core::db::connect(&config).await?;
+            classroom_core::db::migrate(&db).await?;
+            let tenant = match tenant {
+                Some(slug) => Some(classroom_core::db::tenant_by_slug(&db, &slug).await?),
+                None => None,
+            };
+            let started = std::time::Instant::now();
+            let (classes, events) = classroom_core::analytics::rebuild(
+                &db,
+                &config.public_url,
+                tenant.map(|t| t.as_uuid()),
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::json!({ "classes": classes, "events": events,
+                    "seconds": started.elapsed().as_secs_f64() })
+            );
+            tracing::info!(classes, events, "analytics rebuilt");
             Ok(())
         }
         CoreCommand::Audit {

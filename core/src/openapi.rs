@@ -37,6 +37,7 @@ use crate::http::error::ApiErrorBody;
         (name = "artifacts", description = "Transcript, chapters, highlights, summary, timeline"),
         (name = "replays", description = "The replay library and its search"),
         (name = "decks", description = "Slide decks"),
+        (name = "analytics", description = "Attendance, participation, polls and replay viewing per class, course and student; xAPI to the tenant's LRS"),
         (name = "public", description = "Public links: no account needed"),
     )
 )]

@@ -22,6 +22,8 @@ pub const ARTIFACTS_CONSUMER: &str = "core-artifacts";
 /// Durable consumer that joins each `recording.finalized` recording into one
 /// MP4 in object storage (off the request path).
 pub const RECORDING_JOIN_CONSUMER: &str = "core-recording-join";
+/// Durable consumer that folds every class's events into analytics.
+pub const ANALYTICS_CONSUMER: &str = "core-analytics";
 /// Edges publish their health here; core subscribes to all of them.
 pub const EDGE_HEALTH_ALL: &str = "cls.edge.*.health";
 

@@ -22,6 +22,10 @@ pub enum Kind {
     Subject,
     /// A retention sweep asked for now.
     Sweep,
+    /// An analytics read (a class, a course, a student).
+    Analytics,
+    /// A replay page's progress beacon.
+    Beacon,
 }
 
 impl Kind {
@@ -34,6 +38,8 @@ impl Kind {
             Kind::AuditVerify => (5.0, 0.2),
             Kind::Subject => (10.0, 0.2),
             Kind::Sweep => (5.0, 0.1),
+            Kind::Analytics => (30.0, 5.0),
+            Kind::Beacon => (20.0, 1.0),
         }
     }
 }
@@ -46,6 +52,8 @@ pub struct ConsoleLimits {
     verify: Buckets<UserId>,
     subject: Buckets<UserId>,
     sweep: Buckets<UserId>,
+    analytics: Buckets<UserId>,
+    beacon: Buckets<UserId>,
 }
 
 impl Default for ConsoleLimits {
@@ -61,6 +69,8 @@ impl Default for ConsoleLimits {
             verify: Buckets::new(shape(Kind::AuditVerify)),
             subject: Buckets::new(shape(Kind::Subject)),
             sweep: Buckets::new(shape(Kind::Sweep)),
+            analytics: Buckets::new(shape(Kind::Analytics)),
+            beacon: Buckets::new(shape(Kind::Beacon)),
         }
     }
 }
@@ -75,6 +85,8 @@ impl ConsoleLimits {
             Kind::AuditVerify => &self.verify,
             Kind::Subject => &self.subject,
             Kind::Sweep => &self.sweep,
+            Kind::Analytics => &self.analytics,
+            Kind::Beacon => &self.beacon,
         }
         .take(user)
     }

@@ -39,8 +39,11 @@ pub(crate) struct RetentionPolicy {
     pub transcript_days: i32,
     /// Replay openings and searches.
     pub access_log_days: i32,
-    /// Analytics aggregates.
+    /// Analytics aggregates (from a class's end).
     pub analytics_days: i32,
+    /// Raw replay viewing beacons (what they add up to is kept with the
+    /// analytics).
+    pub beacon_days: i32,
 }
 
 /// A tenant that never set a policy gets this one: three years for a class
@@ -52,6 +55,7 @@ pub(crate) const DEFAULT_POLICY: RetentionPolicy = RetentionPolicy {
     transcript_days: 1095,
     access_log_days: 365,
     analytics_days: 730,
+    beacon_days: 30,
 };
 
 impl RetentionPolicy {
@@ -62,6 +66,7 @@ impl RetentionPolicy {
             ("transcript_days", self.transcript_days),
             ("access_log_days", self.access_log_days),
             ("analytics_days", self.analytics_days),
+            ("beacon_days", self.beacon_days),
         ] {
             if !(1..=MAX_DAYS).contains(&days) {
                 return Err(ApiError::bad_request(
@@ -83,7 +88,7 @@ impl RetentionPolicy {
 /// A tenant's policy, or the default.
 pub(crate) async fn policy_of(db: &sqlx::PgPool, tenant: Uuid) -> sqlx::Result<RetentionPolicy> {
     let row: Option<RetentionPolicy> = sqlx::query_as(
-        "SELECT class_days, recording_days, transcript_days, access_log_days, analytics_days
+        "SELECT class_days, recording_days, transcript_days, access_log_days, analytics_days, beacon_days
            FROM retention_policies WHERE tenant_id = $1",
     )
     .bind(tenant)
@@ -116,6 +121,7 @@ pub(crate) struct PolicyPatch {
     transcript_days: Option<i32>,
     access_log_days: Option<i32>,
     analytics_days: Option<i32>,
+    beacon_days: Option<i32>,
 }
 
 /// Changes the tenant's retention policy (admins; audited); the next sweep
@@ -147,7 +153,7 @@ pub(crate) async fn update(
         .execute(&mut *tx)
         .await?;
     let before: RetentionPolicy = sqlx::query_as(
-        "SELECT class_days, recording_days, transcript_days, access_log_days, analytics_days
+        "SELECT class_days, recording_days, transcript_days, access_log_days, analytics_days, beacon_days
            FROM retention_policies WHERE tenant_id = $1",
     )
     .bind(tenant)
@@ -160,16 +166,18 @@ pub(crate) async fn update(
         transcript_days: p.transcript_days.unwrap_or(before.transcript_days),
         access_log_days: p.access_log_days.unwrap_or(before.access_log_days),
         analytics_days: p.analytics_days.unwrap_or(before.analytics_days),
+        beacon_days: p.beacon_days.unwrap_or(before.beacon_days),
     };
     after.check()?;
     sqlx::query(
         "INSERT INTO retention_policies
-           (tenant_id, class_days, recording_days, transcript_days, access_log_days, analytics_days, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+           (tenant_id, class_days, recording_days, transcript_days, access_log_days, analytics_days, updated_by, beacon_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (tenant_id) DO UPDATE SET
            class_days = EXCLUDED.class_days, recording_days = EXCLUDED.recording_days,
            transcript_days = EXCLUDED.transcript_days, access_log_days = EXCLUDED.access_log_days,
            analytics_days = EXCLUDED.analytics_days, updated_by = EXCLUDED.updated_by,
+           beacon_days = EXCLUDED.beacon_days,
            updated_at = now()",
     )
     .bind(tenant)
@@ -179,6 +187,7 @@ pub(crate) async fn update(
     .bind(after.access_log_days)
     .bind(after.analytics_days)
     .bind(auth.user_id.as_uuid())
+    .bind(after.beacon_days)
     .execute(&mut *tx)
     .await?;
     if after != before {

@@ -34,6 +34,10 @@ pub(crate) struct SweepReport {
     pub access_log_rows_removed: u64,
     /// Data-subject export archives older than a week.
     pub exports_removed: u64,
+    /// Classes whose analytics outlived `analytics_days`.
+    pub analytics_removed: u64,
+    /// Raw replay beacons older than `beacon_days`.
+    pub beacons_removed: u64,
     /// Classes with something past the policy, kept whole because their
     /// course is on legal hold.
     pub held: u64,
@@ -140,6 +144,8 @@ pub(crate) async fn tenant(
     report.access_log_rows_removed =
         remove_access_rows(app, tenant, cutoff(policy.access_log_days)).await?;
     report.exports_removed = remove_exports(app, tenant, now - EXPORT_KEEP).await?;
+    report.analytics_removed = remove_analytics(app, tenant, cutoff(policy.analytics_days)).await?;
+    report.beacons_removed = remove_beacons(app, tenant, cutoff(policy.beacon_days)).await?;
     report.held = held_classes.len() as u64;
     Ok(report)
 }
@@ -399,6 +405,67 @@ async fn remove_access_rows(
     .rows_affected();
     if rows > 0 {
         record(&mut tx, tenant, None, "access_log", cutoff, rows as i64, 0).await?;
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Analytics of classes that ended before `cutoff` (not on legal hold): the
+/// fold and its tables, and the replay's viewing figures.
+async fn remove_analytics(
+    app: &AppState,
+    tenant: Uuid,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let mut tx = app.db().begin().await?;
+    let gone: Vec<(Uuid,)> = sqlx::query_as(
+        "DELETE FROM analytics_sessions a
+          WHERE a.tenant_id = $1 AND a.ended_at < $2
+            AND NOT EXISTS (SELECT 1 FROM courses c WHERE c.id = a.course_id AND c.legal_hold)
+          RETURNING a.session_id",
+    )
+    .bind(tenant)
+    .bind(cutoff)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = gone.into_iter().map(|r| r.0).collect();
+    if !ids.is_empty() {
+        for table in ["analytics_replay_seconds", "analytics_replay_viewers"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ANY($1)"))
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+        }
+        record(
+            &mut tx,
+            tenant,
+            None,
+            "analytics",
+            cutoff,
+            ids.len() as i64,
+            0,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// Raw replay beacons older than `cutoff`; the figures they added to stay.
+async fn remove_beacons(
+    app: &AppState,
+    tenant: Uuid,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let mut tx = app.db().begin().await?;
+    let rows = sqlx::query("DELETE FROM replay_beacons WHERE tenant_id = $1 AND at < $2")
+        .bind(tenant)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if rows > 0 {
+        record(&mut tx, tenant, None, "beacons", cutoff, rows as i64, 0).await?;
     }
     tx.commit().await?;
     Ok(rows)

@@ -108,6 +108,8 @@ pub(crate) async fn run(
     .bind(user)
     .execute(&mut *tx)
     .await?;
+    // their analytics: out of every fold, their rows and beacons gone
+    let analytics_classes = crate::analytics::store::erase(&mut tx, tenant, user).await?;
     tx.commit().await?;
 
     // 3. export archives made about them
@@ -222,6 +224,7 @@ pub(crate) async fn run(
         "key_shredded": true,
         "account_scrubbed": true,
         "enrollments_removed": memberships,
+        "analytics_classes_purged": analytics_classes,
         "export_archives_deleted": archives.len(),
         "classes": classes.len(),
         "classes_rederived": rederived,
