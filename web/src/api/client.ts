@@ -17,6 +17,9 @@ export type AuditEntry = components['schemas']['AuditEntry'];
 export type ReplaySummary = components['schemas']['ReplaySummary'];
 export type Replay = components['schemas']['Replay'];
 export type SearchHit = components['schemas']['SearchHit'];
+export type SessionAnalytics = components['schemas']['SessionAnalytics'];
+export type CourseAnalytics = components['schemas']['CourseAnalytics'];
+export type StudentAnalytics = components['schemas']['StudentAnalytics'];
 
 export const ROLES = ['admin', 'teacher', 'assistant', 'student'] as const;
 export type ConsoleRole = (typeof ROLES)[number];

@@ -187,6 +187,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/courses/{id}/analytics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A course's figures across its lesson runs (the course's staff, admins). */
+        get: operations["course_analytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/courses/{id}/legal-hold": {
         parameters: {
             query?: never;
@@ -638,6 +655,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/replays/{id}/progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /replays/{id}/progress`: the replay page says which stretch of the
+         *     media the viewer watched (every few seconds while playing).
+         */
+        post: operations["replay_progress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/replays/{id}/search": {
         parameters: {
             query?: never;
@@ -720,6 +757,23 @@ export interface paths {
          *     teachers).
          */
         post: operations["start_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/analytics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A class's figures (the course's staff, admins). */
+        get: operations["session_analytics"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1499,6 +1553,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/students/{id}/analytics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A student's figures across their courses: the student themself, the
+         *     staff of the student's courses (those courses), admins.
+         */
+        get: operations["student_analytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/subjects/jobs/{id}": {
         parameters: {
             query?: never;
@@ -1564,6 +1638,27 @@ export interface paths {
         put?: never;
         /** Starts an export of everything held about a user of the tenant (admins). */
         post: operations["export_subject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenant/lrs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's LRS (admins). */
+        get: operations["get_lrs"];
+        /**
+         * Sets the tenant's LRS (admins; audited, without the secret). Statements
+         *     are queued from then on.
+         */
+        put: operations["put_lrs"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1689,6 +1784,12 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description An enrolled student who did not come. */
+        Absent: {
+            /** Format: uuid */
+            user_id: string;
+            display_name: string;
+        };
         /**
          * @description Marks a question answered, with an optional written answer.
          * @example {
@@ -1936,6 +2037,20 @@ export interface components {
             owner_id: components["schemas"]["UserId"];
             /** Format: date-time */
             created_at: string;
+        };
+        CourseAnalytics: {
+            /** Format: uuid */
+            course_id: string;
+            title: string;
+            /** Format: int64 */
+            enrolled: number;
+            /** @description Oldest first: the attendance trend. */
+            runs: components["schemas"]["RunFigures"][];
+            /** @description Every poll of the course's runs with its accuracy. */
+            polls: components["schemas"]["PollFigures"][];
+            students: components["schemas"]["StudentInCourse"][];
+            /** Format: int64 */
+            at_risk: number;
         };
         /** @description A course with its lessons. */
         CourseDetail: {
@@ -2446,6 +2561,23 @@ export interface components {
         LowerHandBody: {
             participant_id?: components["schemas"]["ParticipantId"] | null;
         };
+        LrsBody: {
+            /** @description http(s) URL of the xAPI endpoint, up to 500 characters. */
+            endpoint: string;
+            username: string;
+            /** @description The LRS password or key secret (write-only). */
+            password: string;
+            enabled?: boolean;
+        };
+        /** @description The tenant's Learning Record Store, as shown (never the secret). */
+        LrsSettings: {
+            /** @description The LRS's xAPI endpoint (statements go to `{endpoint}/statements`). */
+            endpoint: string;
+            username: string;
+            enabled: boolean;
+            /** Format: date-time */
+            updated_at: string;
+        };
         /** @description The caller as `/me` and a login tell it. */
         Me: {
             id: components["schemas"]["UserId"];
@@ -2473,6 +2605,26 @@ export interface components {
         };
         /** Format: uuid */
         MessageId: string;
+        /** @description One minute of a class. */
+        MinuteFigures: {
+            /** Format: int32 */
+            minute: number;
+            /**
+             * Format: double
+             * @description People present on average over the minute.
+             */
+            attendees: number;
+            /** Format: int32 */
+            chat: number;
+            /** Format: int32 */
+            questions: number;
+            /** Format: int32 */
+            poll_answers: number;
+            /** Format: int32 */
+            hands: number;
+            /** Format: double */
+            speaking_seconds: number;
+        };
         /**
          * @example {
          *       "media": "audio",
@@ -2482,6 +2634,14 @@ export interface components {
         MuteBody: {
             participant_id: components["schemas"]["ParticipantId"];
             media: components["schemas"]["MediaKind"];
+        };
+        /** @description A student's answer to a poll. */
+        MyAnswer: {
+            question: string;
+            /** Format: int32 */
+            option: number;
+            answer: string;
+            correct?: boolean | null;
         };
         MyClasses: {
             live: components["schemas"]["LiveClass"][];
@@ -2560,6 +2720,26 @@ export interface components {
             recording_consent: boolean;
         };
         /**
+         * @description What a student did in a class (absent for a minor or someone who
+         *     declined recording: attendance only).
+         */
+        Participation: {
+            /** Format: int32 */
+            chat: number;
+            /** Format: int32 */
+            questions: number;
+            /** Format: int32 */
+            upvotes: number;
+            /** Format: int32 */
+            poll_answers: number;
+            /** Format: int32 */
+            poll_correct: number;
+            /** Format: int32 */
+            hands: number;
+            /** Format: double */
+            speaking_seconds: number;
+        };
+        /**
          * Format: binary
          * @description A PDF file (the body of an upload), for the OpenAPI document.
          */
@@ -2607,6 +2787,8 @@ export interface components {
             access_log_days?: number | null;
             /** Format: int32 */
             analytics_days?: number | null;
+            /** Format: int32 */
+            beacon_days?: number | null;
         };
         /**
          * @example {
@@ -2628,6 +2810,25 @@ export interface components {
              * @description The index of the right option, for a quiz.
              */
             correct_option?: number | null;
+        };
+        PollFigures: {
+            /** Format: uuid */
+            session_id: string;
+            /** Format: uuid */
+            poll_id: string;
+            question: string;
+            options: string[];
+            /** Format: int32 */
+            correct_option?: number | null;
+            /** Format: int32 */
+            answers: number;
+            /** Format: int32 */
+            correct: number;
+            /**
+             * Format: double
+             * @description correct / answers, when the poll has a correct option and answers.
+             */
+            accuracy?: number | null;
         };
         /** Format: uuid */
         PollId: string;
@@ -2657,6 +2858,19 @@ export interface components {
             correct_option?: number | null;
             /** Format: int32 */
             my_vote?: number | null;
+        };
+        /** @description A replay page's progress beacon. */
+        Progress: {
+            /**
+             * Format: int64
+             * @description Media time the watched stretch starts at (ms).
+             */
+            from_ms: number;
+            /**
+             * Format: int64
+             * @description Media time it ends at (ms): after `from_ms`, at most 60 s later.
+             */
+            to_ms: number;
         };
         /** @description A public link to a live class. */
         PublicLink: {
@@ -2827,6 +3041,14 @@ export interface components {
             state: string;
             stages: components["schemas"]["ArtifactStage"][];
         };
+        ReplayFigures: {
+            /** Format: int64 */
+            viewers: number;
+            /** Format: double */
+            watched_minutes: number;
+            /** @description Which seconds were watched how often (unwatched seconds left out). */
+            stretches: components["schemas"]["ReplayStretch"][];
+        };
         /** @description The replay's media, under signed URLs. */
         ReplayMedia: {
             /**
@@ -2848,6 +3070,15 @@ export interface components {
             replay_id: string;
             q: string;
             hits: components["schemas"]["SearchHit"][];
+        };
+        /** @description A stretch of a replay's media watched the same number of times. */
+        ReplayStretch: {
+            /** Format: int32 */
+            from_s: number;
+            /** Format: int32 */
+            to_s: number;
+            /** Format: int64 */
+            views: number;
         };
         ReplaySummary: {
             /** Format: uuid */
@@ -2900,9 +3131,15 @@ export interface components {
             access_log_days: number;
             /**
              * Format: int32
-             * @description Analytics aggregates.
+             * @description Analytics aggregates (from a class's end).
              */
             analytics_days: number;
+            /**
+             * Format: int32
+             * @description Raw replay viewing beacons (what they add up to is kept with the
+             *     analytics).
+             */
+            beacon_days: number;
         };
         /** @enum {string} */
         Role: "admin" | "teacher" | "assistant" | "student" | "public";
@@ -2910,6 +3147,36 @@ export interface components {
             /** @description Members enrolled or whose role is now the one given. */
             enrolled: components["schemas"]["EnrolledLine"][];
             errors: components["schemas"]["LineError"][];
+        };
+        /** @description One lesson run of a course. */
+        RunFigures: {
+            /** Format: uuid */
+            session_id: string;
+            title: string;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            ended_at?: string | null;
+            /**
+             * Format: int64
+             * @description Students who came.
+             */
+            attended: number;
+            /**
+             * Format: double
+             * @description attended (of the roster now) / students on the roster now.
+             */
+            attendance_rate: number;
+            /** Format: double */
+            average_minutes_present: number;
+            /**
+             * Format: int64
+             * @description Chat, questions, upvotes, poll answers and hands of the students
+             *     whose participation may be counted.
+             */
+            interactions: number;
+            /** Format: double */
+            poll_accuracy?: number | null;
         };
         /** @enum {string} */
         Scene: "camera" | "slides" | "screen" | "whiteboard" | "split";
@@ -2961,6 +3228,44 @@ export interface components {
          *     gap-free. Assigned by the session's one writer.
          */
         Seq: number;
+        SessionAnalytics: {
+            /** Format: uuid */
+            session_id: string;
+            /** Format: uuid */
+            course_id: string;
+            title: string;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            ended_at?: string | null;
+            /**
+             * Format: int64
+             * @description Students on the course's roster now.
+             */
+            enrolled: number;
+            /**
+             * Format: int64
+             * @description Students who came.
+             */
+            attended: number;
+            /**
+             * Format: double
+             * @description attended / enrolled (0 when nobody is enrolled).
+             */
+            attendance_rate: number;
+            /** Format: double */
+            average_minutes_present: number;
+            students: components["schemas"]["StudentInClass"][];
+            absent: components["schemas"]["Absent"][];
+            timeline: components["schemas"]["MinuteFigures"][];
+            polls: components["schemas"]["PollFigures"][];
+            replay: components["schemas"]["ReplayFigures"];
+            /**
+             * Format: int64
+             * @description Events folded so far.
+             */
+            events: number;
+        };
         /**
          * Format: uuid
          * @description One live class: from `session.started` to `session.ended`.
@@ -3160,6 +3465,91 @@ export interface components {
         };
         /** Format: uuid */
         StrokeId: string;
+        StudentAnalytics: {
+            /** Format: uuid */
+            user_id: string;
+            display_name: string;
+            /** @description A minor: attendance only. */
+            minor: boolean;
+            courses: components["schemas"]["StudentCourse"][];
+        };
+        /** @description A student in one class. */
+        StudentClass: {
+            /** Format: uuid */
+            session_id: string;
+            title: string;
+            /** Format: date-time */
+            started_at: string;
+            attended: boolean;
+            figures?: components["schemas"]["StudentInClass"] | null;
+            /** @description Their poll answers (absent for attendance only). */
+            answers: components["schemas"]["MyAnswer"][];
+            /**
+             * Format: double
+             * @description Minutes of the class's replay they watched.
+             */
+            replay_minutes: number;
+        };
+        StudentCourse: {
+            /** Format: uuid */
+            course_id: string;
+            title: string;
+            /** Format: int64 */
+            attended_runs: number;
+            /** Format: int64 */
+            runs: number;
+            /** Format: double */
+            attendance_rate: number;
+            classes: components["schemas"]["StudentClass"][];
+        };
+        /** @description A student in a class. */
+        StudentInClass: {
+            /** Format: uuid */
+            user_id: string;
+            display_name: string;
+            /** Format: date-time */
+            first_join: string;
+            /**
+             * Format: date-time
+             * @description Their last leave (or the class's end); absent while in the class.
+             */
+            last_leave?: string | null;
+            /** Format: double */
+            minutes_present: number;
+            /** Format: int32 */
+            joins: number;
+            /** @description Joined more than 5 minutes after the start. */
+            late: boolean;
+            /** @description Left more than 5 minutes before the end. */
+            left_early: boolean;
+            /** @description Counted for attendance only (a minor, or declined recording). */
+            attendance_only: boolean;
+            participation?: components["schemas"]["Participation"] | null;
+        };
+        /** @description A student across a course's runs. */
+        StudentInCourse: {
+            /** Format: uuid */
+            user_id: string;
+            display_name: string;
+            /** Format: int64 */
+            attended_runs: number;
+            /** Format: double */
+            attendance_rate: number;
+            /** Format: double */
+            minutes_present: number;
+            /** Format: int64 */
+            late_runs: number;
+            /**
+             * Format: int64
+             * @description Absent for attendance-only students.
+             */
+            interactions?: number | null;
+            /** Format: double */
+            poll_accuracy?: number | null;
+            at_risk: boolean;
+            /** @description `falling_attendance`, `falling_participation`. */
+            risks: string[];
+        };
         /** @description A subject job as the API shows it. */
         SubjectJob: {
             /** Format: uuid */
@@ -3204,6 +3594,16 @@ export interface components {
              * @description Data-subject export archives older than a week.
              */
             exports_removed: number;
+            /**
+             * Format: int64
+             * @description Classes whose analytics outlived `analytics_days`.
+             */
+            analytics_removed: number;
+            /**
+             * Format: int64
+             * @description Raw replay beacons older than `beacon_days`.
+             */
+            beacons_removed: number;
             /**
              * Format: int64
              * @description Classes with something past the policy, kept whole because their
@@ -3928,6 +4328,75 @@ export interface operations {
             };
             /** @description No such course in the tenant */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    course_analytics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The course */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Attendance trend per run, poll accuracy per question, each student's figures and who is at risk; `Accept: text/csv` gives one line per student */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CourseAnalytics"];
+                    "text/csv": string;
+                };
+            };
+            /** @description The id is not a UUID (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not the course's staff (`not_course_staff`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such course in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many reads (`rate_limited`); see `Retry-After` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5398,6 +5867,85 @@ export interface operations {
             };
         };
     };
+    replay_progress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The replay */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Progress"];
+            };
+        };
+        responses: {
+            /** @description Counted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid replay id, or a stretch that is empty, backwards or longer than 60 s (`invalid_progress`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description An enrolled-only replay of a course the caller is not on */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such replay in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many beacons (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
     search_replay: {
         parameters: {
             query: {
@@ -5711,6 +6259,75 @@ export interface operations {
             };
             /** @description No healthy edge can take the class, it could not start it, or the session could not be recorded; nothing was started */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    session_analytics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Attendance, participation, the minute-by-minute timeline, polls and replay viewing of the class; `Accept: text/csv` gives one line per student */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionAnalytics"];
+                    "text/csv": string;
+                };
+            };
+            /** @description The id is not a UUID (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not the course's staff (`not_course_staff`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such session in the tenant, or nothing of it folded yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many reads (`rate_limited`); see `Retry-After` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9604,6 +10221,75 @@ export interface operations {
             };
         };
     };
+    student_analytics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The student's user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Per course, per class: attendance, participation, poll answers and replay viewing; `Accept: text/csv` gives one line per class */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StudentAnalytics"];
+                    "text/csv": string;
+                };
+            };
+            /** @description The id is not a UUID (`invalid_id`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Another student, or a student of none of the caller's courses (`not_your_student`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such user in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many reads (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
     get_subject_job: {
         parameters: {
             query?: never;
@@ -9875,6 +10561,122 @@ export interface operations {
                 };
             };
             /** @description Too many subject requests (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_lrs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where xAPI statements go */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LrsSettings"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No LRS configured */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_lrs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LrsBody"];
+            };
+        };
+        responses: {
+            /** @description The LRS as set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LrsSettings"];
+                };
+            };
+            /** @description Not an http(s) URL, or an empty username or password (`invalid_lrs`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
             429: {
                 headers: {
                     [name: string]: unknown;
