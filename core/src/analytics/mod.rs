@@ -19,9 +19,12 @@
 //! shown only to who may see that student (the course's staff, an admin,
 //! the student themself).
 
+pub(crate) mod beacons;
+pub(crate) mod course;
 pub(crate) mod fold;
 pub(crate) mod routes;
 pub(crate) mod store;
+pub(crate) mod student;
 pub(crate) mod xapi;
 
 use std::collections::HashMap;

@@ -101,7 +101,6 @@ fn verb(id: &str, display: &str) -> Value {
 /// (not a minor, not attendance only).
 fn statement(ctx: &Ctx<'_>, n: &Noted, full: bool) -> Option<Value> {
     let session = ctx.fold.session_id;
-    let id = statement_id(&[session.as_bytes(), &n.seq.to_be_bytes()]);
     let timestamp = n.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (actor, verb, object, result) = match &n.what {
         Happening::Joined { user } => (
@@ -157,6 +156,8 @@ fn statement(ctx: &Ctx<'_>, n: &Noted, full: bool) -> Option<Value> {
         }
         _ => return None,
     };
+    // one event may end several people's presence (the class's end)
+    let id = statement_id(&[session.as_bytes(), &n.seq.to_be_bytes(), actor.as_bytes()]);
     let mut s = json!({
         "id": id.to_string(),
         "actor": ctx.actor(actor),
@@ -295,6 +296,7 @@ pub(crate) async fn queue_watched(
 #[derive(sqlx::FromRow)]
 struct Due {
     id: Uuid,
+    tenant_id: Uuid,
     statement: Value,
     attempts: i32,
     endpoint: String,
@@ -332,8 +334,12 @@ pub(crate) async fn run_sender(app: AppState, stop: CancellationToken) {
     }
 }
 
-/// One round: claim due statements (a lease of a minute), send them all at
-/// once, record each outcome. Returns how many were claimed.
+/// What became of a statement.
+type Outcome = Result<u16, (Option<u16>, String)>;
+
+/// One round: claim due statements (a lease of a minute), send each
+/// tenant's as one batch (tenants side by side, so a slow LRS holds up only
+/// its own tenant), record each outcome. Returns how many were claimed.
 async fn round(app: &AppState, http: &reqwest::Client) -> anyhow::Result<usize> {
     let due: Vec<Due> = sqlx::query_as(
         "WITH claimed AS (
@@ -344,48 +350,84 @@ async fn round(app: &AppState, http: &reqwest::Client) -> anyhow::Result<usize> 
          UPDATE xapi_outbox o SET next_at = now() + interval '60 seconds'
            FROM claimed, tenant_lrs l
           WHERE o.id = claimed.id AND l.tenant_id = o.tenant_id
-         RETURNING o.id, o.statement, o.attempts, l.endpoint, l.username, l.secret",
+         RETURNING o.id, o.tenant_id, o.statement, o.attempts, l.endpoint, l.username, l.secret",
     )
     .bind(MAX_ATTEMPTS)
     .bind(CLAIM)
     .fetch_all(app.db())
     .await?;
     let n = due.len();
-    let sends = due.into_iter().map(|d| async move {
-        let outcome = send(app, http, &d).await;
-        (d, outcome)
-    });
-    for (d, outcome) in futures::future::join_all(sends).await {
-        match outcome {
-            Ok(status) => {
-                sqlx::query(
-                    "UPDATE xapi_outbox SET sent_at = now(), attempts = attempts + 1,
-                       last_status = $2, last_error = NULL WHERE id = $1",
-                )
-                .bind(d.id)
-                .bind(i32::from(status))
-                .execute(app.db())
-                .await?;
-            }
-            Err((status, error)) => {
-                let attempts = d.attempts + 1;
-                let wait = backoff(attempts);
-                tracing::warn!(statement = %d.id, attempts, status, error = %error, retry_in_s = wait, "xAPI statement refused");
-                sqlx::query(
-                    "UPDATE xapi_outbox SET attempts = $2, last_status = $3, last_error = $4,
-                       next_at = now() + make_interval(secs => $5) WHERE id = $1",
-                )
-                .bind(d.id)
-                .bind(attempts)
-                .bind(status.map(i32::from))
-                .bind(error.chars().take(500).collect::<String>())
-                .bind(wait)
-                .execute(app.db())
-                .await?;
-            }
+    let mut by_tenant: std::collections::BTreeMap<Uuid, Vec<Due>> = Default::default();
+    for d in due {
+        by_tenant.entry(d.tenant_id).or_default().push(d);
+    }
+    let batches = by_tenant
+        .into_values()
+        .map(|batch| async move { send_batch(app, http, batch).await });
+    for outcomes in futures::future::join_all(batches).await {
+        for (d, outcome) in outcomes {
+            record(app, &d, outcome).await?;
         }
     }
     Ok(n)
+}
+
+/// Sends a tenant's statements as one batch; when the LRS refuses the batch
+/// for its content (4xx: one bad or already-stored statement), one by one,
+/// so one statement never holds up the others.
+async fn send_batch(
+    app: &AppState,
+    http: &reqwest::Client,
+    batch: Vec<Due>,
+) -> Vec<(Due, Outcome)> {
+    let Some(first) = batch.first() else {
+        return Vec::new();
+    };
+    let body = Value::Array(batch.iter().map(|d| d.statement.clone()).collect());
+    let whole = post(app, http, first, &body).await;
+    match whole {
+        Err((Some(status), _)) if (400..500).contains(&status) && batch.len() > 1 => {
+            let mut out = Vec::with_capacity(batch.len());
+            for d in batch {
+                let o = post(app, http, &d, &d.statement).await;
+                out.push((d, o));
+            }
+            out
+        }
+        whole => batch.into_iter().map(|d| (d, whole.clone())).collect(),
+    }
+}
+
+async fn record(app: &AppState, d: &Due, outcome: Outcome) -> anyhow::Result<()> {
+    match outcome {
+        Ok(status) => {
+            sqlx::query(
+                "UPDATE xapi_outbox SET sent_at = now(), attempts = attempts + 1,
+                   last_status = $2, last_error = NULL WHERE id = $1",
+            )
+            .bind(d.id)
+            .bind(i32::from(status))
+            .execute(app.db())
+            .await?;
+        }
+        Err((status, error)) => {
+            let attempts = d.attempts + 1;
+            let wait = backoff(attempts);
+            tracing::warn!(statement = %d.id, attempts, status, error = %error, retry_in_s = wait, "xAPI statement refused");
+            sqlx::query(
+                "UPDATE xapi_outbox SET attempts = $2, last_status = $3, last_error = $4,
+                   next_at = now() + make_interval(secs => $5) WHERE id = $1",
+            )
+            .bind(d.id)
+            .bind(attempts)
+            .bind(status.map(i32::from))
+            .bind(error.chars().take(500).collect::<String>())
+            .bind(wait)
+            .execute(app.db())
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Seconds before attempt `attempts + 1`: 2^attempts, capped, ±25 % jitter.
@@ -394,24 +436,21 @@ fn backoff(attempts: i32) -> f64 {
     base * (0.75 + rand::random::<f64>() * 0.5)
 }
 
-async fn send(
-    app: &AppState,
-    http: &reqwest::Client,
-    d: &Due,
-) -> Result<u16, (Option<u16>, String)> {
-    let password = open_secret(app, &d.secret).map_err(|e| (None, e.to_string()))?;
-    let url = format!("{}/statements", d.endpoint.trim_end_matches('/'));
+/// POSTs `body` (a statement or an array of them) to `to`'s LRS.
+async fn post(app: &AppState, http: &reqwest::Client, to: &Due, body: &Value) -> Outcome {
+    let password = open_secret(app, &to.secret).map_err(|e| (None, e.to_string()))?;
+    let url = format!("{}/statements", to.endpoint.trim_end_matches('/'));
     let resp = http
         .post(&url)
         .header("X-Experience-API-Version", VERSION)
-        .basic_auth(&d.username, Some(password))
-        .json(&d.statement)
+        .basic_auth(&to.username, Some(password))
+        .json(body)
         .send()
         .await
         .map_err(|e| (None, e.to_string()))?;
     let status = resp.status().as_u16();
-    // 409: the LRS holds a statement with this id already (sent before)
-    if resp.status().is_success() || status == 409 {
+    // 409 for one statement: the LRS holds it already (sent before)
+    if resp.status().is_success() || (status == 409 && !body.is_array()) {
         Ok(status)
     } else {
         let body = resp.text().await.unwrap_or_default();

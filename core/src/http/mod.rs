@@ -70,13 +70,13 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(console::audit_log::verify))
         .routes(routes!(crate::consents::list))
         .routes(routes!(crate::analytics::routes::session))
-        .routes(routes!(crate::analytics::routes::course))
-        .routes(routes!(crate::analytics::routes::student))
+        .routes(routes!(crate::analytics::course::course))
+        .routes(routes!(crate::analytics::student::student))
         .routes(routes!(
             crate::analytics::xapi::get_lrs,
             crate::analytics::xapi::put_lrs
         ))
-        .routes(routes!(replays::progress))
+        .routes(routes!(crate::analytics::beacons::progress))
         .routes(routes!(crate::subjects::export))
         .routes(routes!(crate::subjects::job))
         .routes(routes!(crate::subjects::download))

@@ -65,7 +65,7 @@ pub(crate) async fn replay_of(
         .await?)
 }
 
-async fn replay_by_id(app: &AppState, id: Uuid) -> anyhow::Result<Option<ReplayRow>> {
+pub(crate) async fn replay_by_id(app: &AppState, id: Uuid) -> anyhow::Result<Option<ReplayRow>> {
     Ok(sqlx::query_as(&format!("{SELECT} WHERE r.id = $1"))
         .bind(id)
         .fetch_optional(app.db())
@@ -332,7 +332,7 @@ pub(crate) async fn publish(
 
 /// May this account open the replay? Another tenant's replay does not exist
 /// for it.
-async fn may_open(app: &AppState, auth: &Auth, r: &ReplayRow) -> ApiResult<()> {
+pub(crate) async fn may_open(app: &AppState, auth: &Auth, r: &ReplayRow) -> ApiResult<()> {
     if r.tenant_id != auth.tenant_id.as_uuid() {
         return Err(ApiError::not_found("replay"));
     }
@@ -533,46 +533,6 @@ pub(crate) async fn get(
     may_open(&app, &auth, &r).await?;
     log_access(&app, &r, Some(auth.user_id.as_uuid()), "account", "open").await?;
     Ok(Json(body_of(&app, &r).await?))
-}
-
-/// `POST /replays/{id}/progress`: the replay page says which stretch of the
-/// media the viewer watched (every few seconds while playing).
-#[utoipa::path(post, path = "/replays/{id}/progress", operation_id = "replay_progress", tag = "analytics",
-    security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid, description = "The replay")),
-    request_body = crate::analytics::routes::Progress,
-    responses(
-        (status = 204, description = "Counted"),
-        (status = 400, description = "Invalid replay id, or a stretch that is empty, backwards or longer than 60 s (`invalid_progress`)", body = ApiErrorBody),
-        (status = 401, description = "No or bad token", body = ApiErrorBody),
-        (status = 403, description = "An enrolled-only replay of a course the caller is not on", body = ApiErrorBody),
-        (status = 404, description = "No such replay in the tenant", body = ApiErrorBody),
-        (status = 413, description = "Body too large", body = ApiErrorBody),
-        (status = 429, description = "Too many beacons (`rate_limited`); see `Retry-After`", body = ApiErrorBody),
-    ))]
-pub(crate) async fn progress(
-    State(app): State<AppState>,
-    auth: Auth,
-    ids: PathIds,
-    body: crate::http::extract::JsonBody<crate::analytics::routes::Progress>,
-) -> ApiResult<axum::http::StatusCode> {
-    let id = replay_id(&ids)?;
-    body.value.check()?;
-    app.console_limits()
-        .take(auth.user_id, crate::console::rate_limit::Kind::Beacon)?;
-    let r = replay_by_id(&app, id)
-        .await?
-        .ok_or(ApiError::not_found("replay"))?;
-    may_open(&app, &auth, &r).await?;
-    crate::analytics::routes::record_progress(
-        &app,
-        r.tenant_id,
-        r.session_id,
-        auth.user_id.as_uuid(),
-        &body.value,
-    )
-    .await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
