@@ -4,7 +4,8 @@
 //! consumer; the tenant's LRS (Ralph, a real one) accepts every xAPI
 //! statement; every message redelivered (the consumer made again from the
 //! stream's start) and a `core analytics rebuild` leave the tables as they
-//! were; a student reads only their own figures.
+//! were; a student reads only their own figures; the teacher's reports and
+//! the student's progress page work in Chromium and pass axe-core.
 
 use std::time::Duration;
 
@@ -331,6 +332,25 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
         "a rebuild gives the same tables"
     );
     assert_eq!(lrs.statements().await.unwrap().len(), expected);
+
+    // the pages in Chromium: the teacher's reports, a student's progress
+    let shots = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| classroom_tests::workspace_root().join("target"))
+        .join("web-screenshots");
+    let env = [
+        ("CORE_URL", stack.core_url.clone()),
+        ("TEACHER_EMAIL", "teacher@demo.test".to_owned()),
+        ("STUDENT_EMAIL", "student1@demo.test".to_owned()),
+        ("PASSWORD", classroom_tests::stack::PASSWORD.to_owned()),
+        ("SESSION_ID", session.id.clone()),
+        ("COURSE_TITLE", "Chemistry".to_owned()),
+        ("ATTENDED", "24".to_owned()),
+        ("ENROLLED", "30".to_owned()),
+        ("SHOTS_DIR", shots.display().to_string()),
+    ];
+    let result = classroom_tests::browser::run(&stack, "reports.mjs", &env).await;
+    assert_eq!(result["course_csv_lines"], 31, "{result}");
 
     lrs.stop().await;
     stack.shutdown().await;

@@ -32,3 +32,33 @@ fn bench_seal_runs_and_reports_both_sides() {
     let overhead = report["size_overhead"].as_f64().unwrap();
     assert!(overhead > 0.0 && overhead < 0.01, "{report}");
 }
+
+#[test]
+fn bench_analytics_runs_and_reports_every_figure() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bench-analytics"))
+        .arg("--smoke")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = text.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last).unwrap();
+    for field in [
+        "/live/ingest_events_per_s",
+        "/live/commands_per_s",
+        "/backlog/events_per_s",
+        "/rebuild/events_per_s",
+        "/course/p50_ms",
+        "/course/p99_ms",
+    ] {
+        assert!(
+            report.pointer(field).and_then(|v| v.as_f64()).is_some_and(|v| v > 0.0),
+            "{field} in {report}"
+        );
+    }
+    assert_eq!(report["course"]["refused"], 0, "{report}");
+}

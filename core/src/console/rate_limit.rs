@@ -38,7 +38,7 @@ impl Kind {
             Kind::AuditVerify => (5.0, 0.2),
             Kind::Subject => (10.0, 0.2),
             Kind::Sweep => (5.0, 0.1),
-            Kind::Analytics => (30.0, 5.0),
+            Kind::Analytics => (60.0, 10.0),
             Kind::Beacon => (20.0, 1.0),
         }
     }
