@@ -614,3 +614,161 @@ async fn an_erased_student_leaves_no_analytics_and_is_not_refolded(db: PgPool) {
             .unwrap();
     assert_eq!(back, 0, "a rebuild does not bring an erased person back");
 }
+
+#[sqlx::test(migrator = "classroom_core::db::MIGRATOR")]
+async fn replay_beacons_add_up_and_their_raw_rows_expire_alone(db: PgPool) {
+    let c = script(&db).await;
+    ingest(&db, &c, c.events.len()).await;
+    classroom_core::analytics::fold_class(&db, HOME, c.tenant, c.session)
+        .await
+        .unwrap();
+    let replay = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO replays (id, tenant_id, session_id, visibility, published_by)
+         VALUES ($1, $2, $3, 'enrolled', $4)",
+    )
+    .bind(replay)
+    .bind(c.tenant)
+    .bind(c.session)
+    .bind(c.teacher.0)
+    .execute(&db)
+    .await
+    .unwrap();
+    let app = app(db.clone());
+    let (student, _) = login(&app, "student1@demo.test", PW).await;
+    let progress = format!("/replays/{replay}/progress");
+    for (from, to) in [(0, 10_000), (5_000, 15_000)] {
+        let (s, v) = call(
+            &app,
+            "POST",
+            &progress,
+            Some(&student),
+            Some(json!({ "from_ms": from, "to_ms": to })),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
+    // backwards, too long, unknown fields: refused, nothing counted
+    for bad in [
+        json!({ "from_ms": 10, "to_ms": 5 }),
+        json!({ "from_ms": 0, "to_ms": 70_000 }),
+        json!({ "from_ms": 0, "to_ms": 1000, "extra": 1 }),
+    ] {
+        let (s, _) = call(&app, "POST", &progress, Some(&student), Some(bad)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+    // someone who may not open the replay counts for nothing
+    let (foreign, _) = login(&app, "student1@other.test", PW).await;
+    let (s, _) = call(
+        &app,
+        "POST",
+        &progress,
+        Some(&foreign),
+        Some(json!({ "from_ms": 0, "to_ms": 1000 })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (teacher, _) = login(&app, "teacher@demo.test", PW).await;
+    let figures = |v: &Value| v["replay"].clone();
+    let (s, v) = call(
+        &app,
+        "GET",
+        &format!("/sessions/{}/analytics", c.session),
+        Some(&teacher),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let replay_figures = figures(&v);
+    assert_eq!(replay_figures["viewers"], 1);
+    assert_eq!(replay_figures["watched_minutes"], 0.3);
+    assert_eq!(
+        replay_figures["stretches"],
+        json!([
+            { "from_s": 0, "to_s": 5, "views": 1 },
+            { "from_s": 5, "to_s": 10, "views": 2 },
+            { "from_s": 10, "to_s": 15, "views": 1 },
+        ])
+    );
+    let (_, mine) = call(
+        &app,
+        "GET",
+        &format!("/students/{}/analytics", c.s(1).0),
+        Some(&student),
+        None,
+    )
+    .await;
+    let class = mine["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["classes"].as_array().unwrap().clone())
+        .find(|k| k["session_id"] == json!(c.session))
+        .unwrap();
+    assert_eq!(class["replay_minutes"], 0.3);
+
+    // the raw beacons pass their retention; what they added up to stays
+    sqlx::query("UPDATE replay_beacons SET at = now() - interval '31 days'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (admin, _) = login(&app, "admin@demo.test", PW).await;
+    let (s, r) = call(
+        &app,
+        "POST",
+        "/tenant/retention/sweep",
+        Some(&admin),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["beacons_removed"], 2, "{r}");
+    assert_eq!(r["analytics_removed"], 0, "{r}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM replay_beacons")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let (_, v) = call(
+        &app,
+        "GET",
+        &format!("/sessions/{}/analytics", c.session),
+        Some(&teacher),
+        None,
+    )
+    .await;
+    assert_eq!(figures(&v), replay_figures);
+
+    // analytics of a class older than analytics_days go; a fresh one stays
+    let (s, v) = call(
+        &app,
+        "PATCH",
+        "/tenant/retention",
+        Some(&admin),
+        Some(json!({ "analytics_days": 1 })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, r) = call(
+        &app,
+        "POST",
+        "/tenant/retention/sweep",
+        Some(&admin),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        r["analytics_removed"], 1,
+        "the class ended in November: {r}"
+    );
+    let (s, _) = call(
+        &app,
+        "GET",
+        &format!("/sessions/{}/analytics", c.session),
+        Some(&teacher),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -56,7 +56,10 @@ fn bench_analytics_runs_and_reports_every_figure() {
         "/course/p99_ms",
     ] {
         assert!(
-            report.pointer(field).and_then(|v| v.as_f64()).is_some_and(|v| v > 0.0),
+            report
+                .pointer(field)
+                .and_then(|v| v.as_f64())
+                .is_some_and(|v| v > 0.0),
             "{field} in {report}"
         );
     }
