@@ -43,7 +43,10 @@ CREATE TABLE analytics_attendance (
     poll_answers     integer NOT NULL,
     poll_correct     integer NOT NULL,
     hands            integer NOT NULL,
+    -- speech attributed to them (captions with a known speaker)
     speaking_ms      bigint NOT NULL,
+    -- time with a microphone track open (from media events)
+    mic_ms           bigint NOT NULL,
     PRIMARY KEY (session_id, user_id)
 );
 CREATE INDEX analytics_attendance_user ON analytics_attendance (tenant_id, user_id);

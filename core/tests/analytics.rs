@@ -214,6 +214,12 @@ async fn script(db: &PgPool) -> Class {
         "caption.segment",
         json!({ "start_ms": 1_380_000, "end_ms": 1_385_000, "text": "light", "speaker": s7 }),
     );
+    // 7 opens the microphone for a minute; 12 from minute 30 to the end
+    let (s7, s12) = (c.s(7).1, c.s(12).1);
+    let (mic7, mic12) = (Uuid::now_v7(), Uuid::now_v7());
+    c.push(23.0, "track.published", json!({ "track_id": mic7, "participant_id": s7, "kind": "audio", "source": "microphone", "codec": "opus" }));
+    c.push(24.0, "track.unpublished", json!({ "track_id": mic7 }));
+    c.push(30.0, "track.published", json!({ "track_id": mic12, "participant_id": s12, "kind": "audio", "source": "microphone", "codec": "opus" }));
     c.join(25.0, 9);
     for n in 5..=8 {
         c.leave(30.0, n);
@@ -413,6 +419,9 @@ async fn a_scripted_class_gives_exactly_the_expected_figures(db: PgPool) {
     assert_eq!(p(5)["upvotes"], 1);
     assert_eq!(p(6)["hands"], 1);
     assert_eq!(p(7)["speaking_seconds"], 5.0);
+    assert_eq!(p(7)["mic_seconds"], 60.0);
+    assert_eq!(p(12)["mic_seconds"], 1800.0, "open until the class's end");
+    assert_eq!(p(1)["mic_seconds"], 0.0);
     assert_eq!(p(21)["chat"], 1);
     assert_eq!(p(12)["poll_answers"], 2);
     // the minor and the student who declined recording: attendance only
@@ -462,9 +471,10 @@ async fn a_scripted_class_gives_exactly_the_expected_figures(db: PgPool) {
     assert_eq!(lines.len(), 31, "{body}");
     assert!(lines[0].starts_with("user_id,display_name,first_join"));
     assert!(
-        lines.iter().any(
-            |l| l.starts_with(&format!("{},Student 1,", u(1))) && l.ends_with(",3,0,0,1,1,0,0")
-        ),
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{},Student 1,", u(1)))
+                && l.ends_with(",3,0,0,1,1,0,0,0")),
         "{body}"
     );
 

@@ -417,6 +417,25 @@ try {
   await axe(benPage, 'scenario-replay');
   await shots(benPage, 'scenario-replay');
 
+  step('the replay page reports the stretch watched when paused');
+  await benPage.waitForFunction((from) => {
+    const v = document.querySelector('video[aria-label="Replay video"]');
+    return v && !v.paused && v.currentTime * 1000 > from + 1500;
+  }, hitMs, { timeout: 20000 });
+  const beacon = benPage.waitForResponse(
+    (r) => r.url().endsWith(`/replays/${result.replay_id}/progress`) && r.request().method() === 'POST',
+    { timeout: 20000 },
+  );
+  const pausedMs = await benPage.evaluate(() => {
+    const v = document.querySelector('video[aria-label="Replay video"]');
+    v.pause();
+    return Math.round(v.currentTime * 1000);
+  });
+  const answer = await beacon;
+  // the stretch played: from the search hit to the pause
+  result.beacon = { status: answer.status(), from_ms: hitMs, to_ms: pausedMs };
+  check(answer.status() === 204, `the beacon was taken (${answer.status()})`);
+
   result.ok = true;
   result.step = 'done';
 } catch (e) {

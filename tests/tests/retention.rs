@@ -393,7 +393,7 @@ async fn the_sweep_removes_an_expired_class_keeps_a_held_one_and_records_it() {
         .unwrap();
     assert_eq!(
         report,
-        json!({ "classes_removed": 0, "recordings_removed": 0, "transcripts_removed": 0, "access_log_rows_removed": 0, "exports_removed": 0, "held": 0 })
+        json!({ "classes_removed": 0, "recordings_removed": 0, "transcripts_removed": 0, "access_log_rows_removed": 0, "exports_removed": 0, "analytics_removed": 0, "beacons_removed": 0, "held": 0 })
     );
 
     // every step is in the audit chain, which still verifies

@@ -5,7 +5,8 @@
 //! the whiteboard stroke, poll results, the hands queue, the refusal, the
 //! replay playing from a chapter and a search hit — and this test checks
 //! that what they did is what core holds: the users, the roster, the
-//! class's events and the published replay.
+//! class's events and the published replay, and that what the student
+//! watched of it reached the class's analytics.
 
 use classroom_tests::{Stack, StackOptions, pdf, workspace_root};
 use serde_json::Value;
@@ -168,6 +169,30 @@ async fn a_whole_class_runs_in_the_browser_from_console_to_replay() {
         let at = result[seek]["current_ms"].as_i64().unwrap();
         assert!((at - want).abs() < 3000, "{seek}: {result}");
     }
+    // what the student watched (from the search hit to the pause) reached
+    // the class's analytics
+    let (from, to) = (
+        result["beacon"]["from_ms"].as_i64().expect("a beacon"),
+        result["beacon"]["to_ms"].as_i64().unwrap(),
+    );
+    assert!(to - from >= 1000, "{result}");
+    let (s, a) = api
+        .get(&format!("/sessions/{sid}/analytics"), &admin)
+        .await
+        .unwrap();
+    assert!(s.is_success(), "{a}");
+    assert!(a["replay"]["viewers"].as_i64().unwrap() >= 1, "{a}");
+    let second = from / 1000 + 1;
+    assert!(
+        a["replay"]["stretches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|st| {
+                st["from_s"].as_i64().unwrap() <= second && second < st["to_s"].as_i64().unwrap()
+            }),
+        "the watched second {second} is counted: {a}"
+    );
 
     // no request of the run failed but the outsider's refused join
     let failed: Vec<&str> = result["failed_requests"]

@@ -48,6 +48,12 @@ pub(crate) struct Person {
     pub poll_correct: i32,
     pub hands: i32,
     pub speaking_ms: i64,
+    /// Time with a microphone track open (media events: published until
+    /// unpublished, muted, left or the class's end).
+    #[serde(default)]
+    pub mic_ms: i64,
+    #[serde(default)]
+    pub mic_since: Option<DateTime<Utc>>,
 }
 
 /// One minute of the class (anonymous counts).
@@ -129,6 +135,9 @@ pub(crate) struct Fold {
     pub people: BTreeMap<Uuid, Person>,
     pub minutes: BTreeMap<i32, Minute>,
     pub polls: BTreeMap<Uuid, Poll>,
+    /// Open microphone tracks and whose they are.
+    #[serde(default)]
+    pub mics: BTreeMap<Uuid, Uuid>,
 }
 
 fn id(p: &Value, key: &str) -> Option<Uuid> {
@@ -163,6 +172,7 @@ impl Fold {
             people: BTreeMap::new(),
             minutes: BTreeMap::new(),
             polls: BTreeMap::new(),
+            mics: BTreeMap::new(),
         })
     }
 
@@ -184,8 +194,20 @@ impl Fold {
         }
     }
 
-    /// Closes a person's open presence at `at`.
+    /// Closes a person's open microphone time at `at`.
+    fn mic_off(&mut self, user: Uuid, at: DateTime<Utc>) {
+        self.mics.retain(|_, u| *u != user);
+        if let Some(person) = self.people.get_mut(&user)
+            && let Some(since) = person.mic_since.take()
+            && !person.attendance_only
+        {
+            person.mic_ms += (at - since).num_milliseconds().max(0);
+        }
+    }
+
+    /// Closes a person's open presence at `at` (and their microphone).
     fn close(&mut self, user: Uuid, at: DateTime<Utc>) -> Option<i64> {
+        self.mic_off(user, at);
         let person = self.people.get_mut(&user)?;
         let since = person.open_since.take()?;
         let ms = (at - since).num_milliseconds().max(0);
@@ -289,6 +311,8 @@ impl Fold {
                     poll_correct: 0,
                     hands: 0,
                     speaking_ms: 0,
+                    mic_ms: 0,
+                    mic_since: None,
                 });
                 // a second join of a seat already in (a reconnect) is no new visit
                 if person.open_since.is_none() {
@@ -344,6 +368,31 @@ impl Fold {
                 self.people.get_mut(&user)?.speaking_ms += ms;
                 let m = self.minute_of(at);
                 self.minutes.entry(m).or_default().speaking_ms += ms;
+                None
+            }
+            "track.published" => {
+                if p.get("kind").and_then(Value::as_str) != Some("audio") {
+                    return None;
+                }
+                let user = self.participant(p, "participant_id")?;
+                self.mics.insert(id(p, "track_id")?, user);
+                let person = self.people.get_mut(&user)?;
+                if person.mic_since.is_none() && person.open_since.is_some() {
+                    person.mic_since = Some(at);
+                }
+                None
+            }
+            "track.unpublished" => {
+                let user = *self.mics.get(&id(p, "track_id")?)?;
+                self.mic_off(user, at);
+                None
+            }
+            "participant.muted" => {
+                if p.get("media").and_then(Value::as_str) != Some("audio") {
+                    return None;
+                }
+                let user = self.seats.get(&id(p, "participant_id")?)?.user;
+                self.mic_off(user, at);
                 None
             }
             "poll.opened" => {
@@ -422,6 +471,8 @@ impl Fold {
         person.poll_correct = 0;
         person.hands = 0;
         person.speaking_ms = 0;
+        person.mic_ms = 0;
+        person.mic_since = None;
         for poll in self.polls.values_mut() {
             poll.answers.remove(&user);
         }

@@ -39,7 +39,10 @@ pub(crate) struct Participation {
     pub poll_answers: i32,
     pub poll_correct: i32,
     pub hands: i32,
+    /// Speech attributed to them (captions with a known speaker).
     pub speaking_seconds: f64,
+    /// Time with their microphone on (from media events).
+    pub mic_seconds: f64,
 }
 
 impl Participation {
@@ -200,6 +203,7 @@ pub(super) struct AttendanceRow {
     pub(super) poll_correct: i32,
     pub(super) hands: i32,
     pub(super) speaking_ms: i64,
+    pub(super) mic_ms: i64,
     pub(super) started_at: DateTime<Utc>,
     pub(super) ended_at: Option<DateTime<Utc>>,
 }
@@ -207,7 +211,7 @@ pub(super) struct AttendanceRow {
 pub(super) const ATTENDANCE: &str =
     "SELECT a.session_id, a.user_id, u.display_name, u.minor, a.first_join,
         a.last_leave, a.present_ms, a.open_since, a.joins, a.attendance_only, a.chat, a.questions,
-        a.upvotes, a.poll_answers, a.poll_correct, a.hands, a.speaking_ms, s.started_at, s.ended_at
+        a.upvotes, a.poll_answers, a.poll_correct, a.hands, a.speaking_ms, a.mic_ms, s.started_at, s.ended_at
    FROM analytics_attendance a
    JOIN analytics_sessions s ON s.session_id = a.session_id
    JOIN users u ON u.id = a.user_id AND u.tenant_id = a.tenant_id";
@@ -243,6 +247,7 @@ impl AttendanceRow {
                 poll_correct: self.poll_correct,
                 hands: self.hands,
                 speaking_seconds: round1(self.speaking_ms as f64 / 1000.0),
+                mic_seconds: round1(self.mic_ms as f64 / 1000.0),
             }),
         }
     }
@@ -483,7 +488,7 @@ pub(crate) async fn session(
     Ok(Json(out).into_response())
 }
 
-pub(super) const PARTICIPATION_COLUMNS: [&str; 7] = [
+pub(super) const PARTICIPATION_COLUMNS: [&str; 8] = [
     "chat",
     "questions",
     "upvotes",
@@ -491,6 +496,7 @@ pub(super) const PARTICIPATION_COLUMNS: [&str; 7] = [
     "poll_correct",
     "hands",
     "speaking_seconds",
+    "mic_seconds",
 ];
 
 pub(super) fn csv_header(first: &[&str]) -> Vec<String> {
@@ -511,6 +517,7 @@ pub(super) fn participation_cells(p: Option<&Participation>) -> Vec<String> {
             p.poll_correct.to_string(),
             p.hands.to_string(),
             p.speaking_seconds.to_string(),
+            p.mic_seconds.to_string(),
         ],
         None => vec![String::new(); PARTICIPATION_COLUMNS.len()],
     }

@@ -150,10 +150,11 @@ pub(crate) async fn write(tx: &mut Transaction<'_, Postgres>, f: &Fold) -> anyho
         "INSERT INTO analytics_attendance
            (session_id, tenant_id, course_id, user_id, role, first_join, last_leave, present_ms,
             open_since, joins, attendance_only, chat, questions, upvotes, poll_answers,
-            poll_correct, hands, speaking_ms)
+            poll_correct, hands, speaking_ms, mic_ms)
          SELECT $1, $2, $3, * FROM UNNEST($4::uuid[], $5::text[], $6::timestamptz[],
            $7::timestamptz[], $8::bigint[], $9::timestamptz[], $10::int[], $11::bool[],
-           $12::int[], $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::bigint[])",
+           $12::int[], $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::bigint[],
+           $19::bigint[])",
     )
     .bind(f.session_id)
     .bind(f.tenant_id)
@@ -198,6 +199,7 @@ pub(crate) async fn write(tx: &mut Transaction<'_, Postgres>, f: &Fold) -> anyho
             .map(|(_, p)| p.speaking_ms)
             .collect::<Vec<_>>(),
     )
+    .bind(people.iter().map(|(_, p)| p.mic_ms).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     let minutes: Vec<_> = f.minutes.iter().collect();

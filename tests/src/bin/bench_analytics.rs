@@ -320,11 +320,11 @@ async fn main() -> anyhow::Result<()> {
         "INSERT INTO analytics_attendance
            (session_id, tenant_id, course_id, user_id, role, first_join, last_leave, present_ms,
             open_since, joins, attendance_only, chat, questions, upvotes, poll_answers,
-            poll_correct, hands, speaking_ms)
+            poll_correct, hands, speaking_ms, mic_ms)
          SELECT a.session_id, a.tenant_id, a.course_id, m.user_id, 'student',
                 a.started_at + make_interval(mins => (hashtext(m.user_id::text || a.session_id::text) & 7)),
                 a.ended_at, 3000000, NULL, 1, false,
-                (hashtext(a.session_id::text || m.user_id::text) & 3), 1, 0, 2, 1, 1, 4000
+                (hashtext(a.session_id::text || m.user_id::text) & 3), 1, 0, 2, 1, 1, 4000, 60000
            FROM analytics_sessions a JOIN course_members m ON m.course_id = a.course_id
           WHERE a.course_id = $1 AND (hashtext(m.user_id::text || a.session_id::text) % 10) <> 0",
     )

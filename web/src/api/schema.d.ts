@@ -2736,8 +2736,16 @@ export interface components {
             poll_correct: number;
             /** Format: int32 */
             hands: number;
-            /** Format: double */
+            /**
+             * Format: double
+             * @description Speech attributed to them (captions with a known speaker).
+             */
             speaking_seconds: number;
+            /**
+             * Format: double
+             * @description Time with their microphone on (from media events).
+             */
+            mic_seconds: number;
         };
         /**
          * Format: binary
