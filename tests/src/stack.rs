@@ -607,6 +607,42 @@ impl Stack {
             .await
     }
 
+    /// Deletes the durable consumer `name` of the hub stream (stop core
+    /// first: when it comes back it makes the consumer anew, from the
+    /// stream's start, so every message is delivered again).
+    pub async fn delete_hub_consumer(&self, name: &str) -> anyhow::Result<()> {
+        let js = async_nats::jetstream::with_domain(
+            self.hub.client().await?,
+            protocol::subjects::HUB_DOMAIN,
+        );
+        js.delete_consumer_from_stream(name, protocol::subjects::HUB_STREAM)
+            .await
+            .map_err(|e| anyhow::anyhow!("deleting consumer {name}: {e}"))?;
+        Ok(())
+    }
+
+    /// Waits until the durable consumer `name` of the hub stream has had
+    /// every message delivered and acknowledged.
+    pub async fn hub_consumer_drained(&self, name: &str, deadline: Duration) -> anyhow::Result<()> {
+        let hub = self.hub.client().await?;
+        wait_until(&format!("{name} acknowledged everything"), deadline, || {
+            let hub = hub.clone();
+            async move {
+                let js = async_nats::jetstream::with_domain(hub, protocol::subjects::HUB_DOMAIN);
+                let mut c: async_nats::jetstream::consumer::PullConsumer = js
+                    .get_consumer_from_stream(name, protocol::subjects::HUB_STREAM)
+                    .await
+                    .ok()?;
+                let info = c.info().await.ok()?;
+                (info.num_pending == 0
+                    && info.num_ack_pending == 0
+                    && info.delivered.stream_sequence > 0)
+                    .then_some(())
+            }
+        })
+        .await
+    }
+
     /// A pool on the stack's database, for assertions on stored rows.
     pub async fn db(&self) -> anyhow::Result<sqlx::PgPool> {
         Ok(sqlx::postgres::PgPoolOptions::new()

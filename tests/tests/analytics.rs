@@ -272,45 +272,18 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
     // every message again: the consumer made anew from the stream's start
     let before = tables(&db, &session.id).await;
     stack.kill_core().await;
-    {
-        use async_nats::jetstream;
-        let js = jetstream::with_domain(
-            stack.hub.client().await.unwrap(),
-            protocol::subjects::HUB_DOMAIN,
-        );
-        js.delete_consumer_from_stream(
-            protocol::subjects::ANALYTICS_CONSUMER,
-            protocol::subjects::HUB_STREAM,
-        )
+    stack
+        .delete_hub_consumer(protocol::subjects::ANALYTICS_CONSUMER)
         .await
         .unwrap();
-    }
     stack.restart_core().await.unwrap();
-    let hub = stack.hub.client().await.unwrap();
-    wait_until(
-        "every message redelivered and acknowledged",
-        Duration::from_secs(30),
-        || {
-            let hub = hub.clone();
-            async move {
-                let js = async_nats::jetstream::with_domain(hub, protocol::subjects::HUB_DOMAIN);
-                let mut c: async_nats::jetstream::consumer::PullConsumer = js
-                    .get_consumer_from_stream(
-                        protocol::subjects::ANALYTICS_CONSUMER,
-                        protocol::subjects::HUB_STREAM,
-                    )
-                    .await
-                    .ok()?;
-                let info = c.info().await.ok()?;
-                (info.num_pending == 0
-                    && info.num_ack_pending == 0
-                    && info.delivered.stream_sequence > 0)
-                    .then_some(())
-            }
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    stack
+        .hub_consumer_drained(
+            protocol::subjects::ANALYTICS_CONSUMER,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
     assert_eq!(
         tables(&db, &session.id).await,
         before,

@@ -1,9 +1,9 @@
 //! The benchmarks that run in seconds, run with `--smoke` so CI knows they
 //! still run and print what the notes quote (no thresholds on the numbers).
 
-#[test]
-fn bench_seal_runs_and_reports_both_sides() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bench-seal"))
+/// Runs a benchmark binary with `--smoke`; the JSON on its last line.
+fn smoke(bin: &str) -> serde_json::Value {
+    let out = std::process::Command::new(bin)
         .arg("--smoke")
         .output()
         .unwrap();
@@ -14,7 +14,12 @@ fn bench_seal_runs_and_reports_both_sides() {
         String::from_utf8_lossy(&out.stderr)
     );
     let last = text.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(last).unwrap();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
+#[test]
+fn bench_seal_runs_and_reports_both_sides() {
+    let report = smoke(env!("CARGO_BIN_EXE_bench-seal"));
     for store in ["dir", "memory"] {
         for side in ["plain", "sealed"] {
             for field in ["write_mb_s", "read_mb_s", "range_p50_ms", "range_p99_ms"] {
@@ -35,18 +40,7 @@ fn bench_seal_runs_and_reports_both_sides() {
 
 #[test]
 fn bench_analytics_runs_and_reports_every_figure() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bench-analytics"))
-        .arg("--smoke")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = text.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(last).unwrap();
+    let report = smoke(env!("CARGO_BIN_EXE_bench-analytics"));
     for field in [
         "/live/ingest_events_per_s",
         "/live/commands_per_s",

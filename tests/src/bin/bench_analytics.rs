@@ -194,18 +194,9 @@ async fn main() -> anyhow::Result<()> {
     // 2. backlog: the consumer made anew, the tables empty
     let events_total = scalar(&db, "SELECT count(*)::bigint FROM session_state_events").await;
     stack.kill_core().await;
-    {
-        let js = async_nats::jetstream::with_domain(
-            stack.hub.client().await?,
-            protocol::subjects::HUB_DOMAIN,
-        );
-        js.delete_consumer_from_stream(
-            protocol::subjects::ANALYTICS_CONSUMER,
-            protocol::subjects::HUB_STREAM,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("deleting the consumer: {e}"))?;
-    }
+    stack
+        .delete_hub_consumer(protocol::subjects::ANALYTICS_CONSUMER)
+        .await?;
     sqlx::query("DELETE FROM analytics_sessions")
         .execute(&db)
         .await?;
@@ -223,27 +214,12 @@ async fn main() -> anyhow::Result<()> {
     let backlog_rate = events_total as f64 / backlog_secs;
     // the fold reads the log from Postgres; the consumer's messages only say
     // which classes moved: acknowledging all of them is the rest of the work
-    let hub = stack.hub.client().await?;
-    wait_until(
-        "every message acknowledged",
-        Duration::from_secs(300),
-        || {
-            let hub = hub.clone();
-            async move {
-                let js = async_nats::jetstream::with_domain(hub, protocol::subjects::HUB_DOMAIN);
-                let mut c: async_nats::jetstream::consumer::PullConsumer = js
-                    .get_consumer_from_stream(
-                        protocol::subjects::ANALYTICS_CONSUMER,
-                        protocol::subjects::HUB_STREAM,
-                    )
-                    .await
-                    .ok()?;
-                let info = c.info().await.ok()?;
-                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-            }
-        },
-    )
-    .await?;
+    stack
+        .hub_consumer_drained(
+            protocol::subjects::ANALYTICS_CONSUMER,
+            Duration::from_secs(300),
+        )
+        .await?;
     let drained_secs = restarted.elapsed().as_secs_f64();
     println!(
         "backlog: {events_total} events folded in {backlog_secs:.2} s from core's start \
