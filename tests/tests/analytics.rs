@@ -108,6 +108,15 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
         }
     }
     let (s, v) = api
+        .post(
+            &core("/questions"),
+            &students[0],
+            json!({ "text": "Why do acids sting?" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = api
         .post(&core("/hands"), &students[4], json!({}))
         .await
         .unwrap();
@@ -171,8 +180,8 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
         .sum();
     assert_eq!(
         interactions,
-        5 + 12 + 1,
-        "chat, answers and the hand, nothing else"
+        5 + 12 + 1 + 1,
+        "chat, answers, the hand and the question, nothing else"
     );
     let events = report["events"].as_i64().unwrap();
 
@@ -227,9 +236,32 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
     let (s, _) = api.get(&core("/analytics"), &students[0]).await.unwrap();
     assert_eq!(s, StatusCode::FORBIDDEN);
 
+    // a replay of the class, watched for ten seconds
+    let db = stack.db().await.unwrap();
+    let replay = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO replays (id, tenant_id, session_id, visibility, published_by)
+         SELECT $1, tenant_id, id, 'enrolled', started_by FROM sessions WHERE id = $2",
+    )
+    .bind(replay)
+    .bind(session.id.parse::<uuid::Uuid>().unwrap())
+    .execute(&db)
+    .await
+    .unwrap();
+    let (s, v) = api
+        .post(
+            &format!("/replays/{replay}/progress"),
+            &students[0],
+            json!({ "from_ms": 0, "to_ms": 10_000 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
     // the LRS accepted every statement: 25 joins and 25 leaves (the
-    // teacher too; those still in left with the class's end), 12 answers
-    let expected = 25 + 25 + 12;
+    // teacher too; those still in left with the class's end), 12 answers,
+    // the question, the replay stretch
+    let expected = 25 + 25 + 12 + 1 + 1;
     let statements = wait_until(
         "the LRS holds every statement",
         Duration::from_secs(30),
@@ -246,8 +278,14 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
     assert_eq!(statements.len(), expected);
     let count = |v: &str| statements.iter().filter(|s| verb(s) == v).count();
     assert_eq!(
-        (count("joined"), count("left"), count("answered")),
-        (25, 25, 12)
+        (
+            count("joined"),
+            count("left"),
+            count("answered"),
+            count("asked"),
+            count("played")
+        ),
+        (25, 25, 12, 1, 1)
     );
     let right = statements
         .iter()
@@ -262,12 +300,20 @@ async fn a_class_of_thirty_is_counted_exactly_and_reaches_the_lrs() {
         );
         assert!(!s.to_string().contains("Student "), "no names in xAPI: {s}");
     }
-    let db = stack.db().await.unwrap();
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM xapi_outbox WHERE sent_at IS NULL")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(unsent, 0);
+    // and the outbox knows it (each row marked once its answer came)
+    wait_until("the outbox emptied", Duration::from_secs(30), || {
+        let db = db.clone();
+        async move {
+            let unsent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM xapi_outbox WHERE sent_at IS NULL")
+                    .fetch_one(&db)
+                    .await
+                    .ok()?;
+            (unsent == 0).then_some(())
+        }
+    })
+    .await
+    .unwrap();
 
     // every message again: the consumer made anew from the stream's start
     let before = tables(&db, &session.id).await;
