@@ -41,6 +41,10 @@ APT_PACKAGES=(
   gstreamer1.0-tools          # gst-inspect-1.0 for diagnosis
   ffmpeg                      # joining segments; ffprobe in the tests
   espeak-ng                   # synthesized speech for the transcript tests
+  # multistream fan-out tests: a real RTMP server and an SRT listener
+  nginx-light
+  libnginx-mod-rtmp
+  srt-tools                   # srt-live-transmit
   # whisper.cpp (asr crate, through whisper-rs-sys): its CMake build and bindgen
   cmake
   clang

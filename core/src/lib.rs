@@ -10,6 +10,7 @@ pub mod config;
 mod consents;
 mod console;
 pub mod db;
+mod destinations;
 mod events;
 pub mod http;
 mod idempotency;

@@ -39,6 +39,7 @@ use crate::http::error::ApiErrorBody;
         (name = "decks", description = "Slide decks"),
         (name = "analytics", description = "Attendance, participation, polls and replay viewing per class, course and student; xAPI to the tenant's LRS"),
         (name = "public", description = "Public links: no account needed"),
+        (name = "multistream", description = "Destinations (RTMP, RTMPS, SRT) and the classes streamed to them"),
     )
 )]
 struct Base;

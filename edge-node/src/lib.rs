@@ -7,6 +7,7 @@ mod clock;
 pub mod config;
 mod control;
 mod event_log;
+mod fanout;
 mod health;
 mod http;
 mod join_tokens;

@@ -199,6 +199,17 @@ pub(crate) fn recorded(state: &SessionState, who: ParticipantId) -> bool {
         .is_some_and(|p| p.recording_consent && !p.removed)
 }
 
+/// Whether a participant's media goes into the public program (what a
+/// public destination streams to anyone): the class's staff who consent to
+/// recording. No student's camera, voice or screen is ever in it.
+pub(crate) fn in_public_program(state: &SessionState, who: ParticipantId) -> bool {
+    recorded(state, who)
+        && state
+            .participants
+            .get(&who)
+            .is_some_and(|p| p.role.is_staff())
+}
+
 /// A far edge's audience for one class hosted elsewhere.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct FarAudience {
@@ -565,6 +576,18 @@ mod tests {
         s.participants.get_mut(&teacher).unwrap().removed = true;
         assert!(!recorded(&s, teacher));
         assert!(!recorded(&s, id::<ParticipantId>(99)));
+    }
+
+    #[test]
+    fn the_public_program_takes_consenting_staff_only() {
+        let (mut s, teacher, student) = class();
+        assert!(recorded(&s, student));
+        assert!(in_public_program(&s, teacher));
+        // a recorded student is still never public
+        assert!(!in_public_program(&s, student));
+        s.participants.get_mut(&teacher).unwrap().recording_consent = false;
+        assert!(!in_public_program(&s, teacher));
+        assert!(!in_public_program(&s, id::<ParticipantId>(99)));
     }
 
     #[test]

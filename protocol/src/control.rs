@@ -39,6 +39,53 @@ pub enum EdgeRequest {
     /// Core could not finish a start: forget the session (ending it if it
     /// was already appended).
     Abort { session_id: SessionId },
+    /// The destinations a live class streams to now (the whole set: one
+    /// missing from it is stopped).
+    Destinations {
+        session_id: SessionId,
+        destinations: Vec<PushTarget>,
+    },
+}
+
+/// Where a class is pushed, as its home edge needs it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTarget {
+    pub destination_id: DestinationId,
+    pub kind: PushKind,
+    /// The URL pushed to: for RTMP(S) the destination's URL, `/` and its
+    /// stream key. It holds the key: never log it.
+    pub url: String,
+    pub audience: Audience,
+}
+
+impl std::fmt::Debug for PushTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushTarget")
+            .field("destination_id", &self.destination_id)
+            .field("kind", &self.kind)
+            .field("url", &"<redacted>")
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushKind {
+    Rtmp,
+    Rtmps,
+    Srt,
+}
+
+/// Which program a destination takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Anyone may watch: the class's staff, slides, screen and whiteboard
+    /// only (no student's camera, voice or name).
+    Public,
+    /// Another campus of the institution: the whole program.
+    Private,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

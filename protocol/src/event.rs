@@ -549,7 +549,18 @@ pub enum EventBody {
     #[serde(rename = "destination.status")]
     DestinationStatus {
         destination_id: DestinationId,
+        /// `connecting`, `live`, `retrying`, `failed` or `stopped`.
         status: String,
+        /// What was sent over the last stretch, while live.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bitrate_kbps: Option<u32>,
+        /// Frames this destination lost because it could not keep up (its
+        /// own queue overflowed), since it was attached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropped_frames: Option<u64>,
+        /// Why it is retrying, failed or stopped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 
     // --- after the class (written by core) --------------------------------

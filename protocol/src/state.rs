@@ -172,6 +172,19 @@ pub enum RecordingStatus {
     Finalized,
 }
 
+/// A destination's figures as its pusher last reported them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DestinationStats {
+    /// While live: kbit/s sent over the last report's stretch.
+    pub bitrate_kbps: Option<u32>,
+    /// Frames dropped because the destination could not keep up.
+    pub dropped_frames: u64,
+    /// Why it is retrying, failed or stopped.
+    pub reason: Option<String>,
+    /// When the pusher last reported.
+    pub at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingState {
     pub status: RecordingStatus,
@@ -231,6 +244,10 @@ pub struct SessionState {
     pub exam_mode: bool,
     pub recording: RecordingState,
     pub destinations: BTreeMap<DestinationId, String>,
+    /// Each destination's last reported figures (the status is in
+    /// `destinations`).
+    #[serde(default)]
+    pub destination_stats: BTreeMap<DestinationId, DestinationStats>,
     pub captions: u32,
     pub notes: BTreeMap<ParticipantId, Vec<Note>>,
     pub published: Option<ReplayId>,
@@ -336,6 +353,7 @@ impl SessionState {
             exam_mode: false,
             recording: RecordingState::default(),
             destinations: BTreeMap::new(),
+            destination_stats: BTreeMap::new(),
             captions: 0,
             notes: BTreeMap::new(),
             published: None,
@@ -713,8 +731,22 @@ impl SessionState {
             DestinationStatus {
                 destination_id,
                 status,
+                bitrate_kbps,
+                dropped_frames,
+                reason,
             } => {
                 self.destinations.insert(*destination_id, status.clone());
+                let stats = self.destination_stats.entry(*destination_id).or_default();
+                stats.bitrate_kbps = if status == "live" {
+                    *bitrate_kbps
+                } else {
+                    None
+                };
+                if let Some(d) = dropped_frames {
+                    stats.dropped_frames = *d;
+                }
+                stats.reason = reason.clone();
+                stats.at = Some(ev.occurred_at);
             }
             ArtifactReady { .. } => {}
             SessionPublished { replay_id, .. } => self.published = Some(*replay_id),

@@ -431,6 +431,9 @@ fn media_recording_and_post_class_events() {
         EventBody::DestinationStatus {
             destination_id: dest,
             status: "live".into(),
+            bitrate_kbps: Some(2600),
+            dropped_frames: Some(3),
+            reason: None,
         },
     );
     assert_eq!(log.state.recording.segments, 1);
@@ -438,6 +441,8 @@ fn media_recording_and_post_class_events() {
     assert_eq!(log.state.recording.alerts, 1);
     assert_eq!(log.state.captions, 1);
     assert_eq!(log.state.destinations[&dest], "live");
+    assert_eq!(log.state.destination_stats[&dest].bitrate_kbps, Some(2600));
+    assert_eq!(log.state.destination_stats[&dest].dropped_frames, 3);
     system(
         &mut log,
         EventBody::RecordingFinalized {

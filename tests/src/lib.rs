@@ -17,6 +17,7 @@ pub mod pdf;
 pub mod process;
 pub mod proxy;
 pub mod rtc_client;
+pub mod rtmp;
 pub mod stack;
 pub mod wait;
 

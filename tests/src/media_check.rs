@@ -277,10 +277,31 @@ pub async fn vp8_clip(
     fps: u32,
     seconds: u32,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
-    let file = dir.join(format!("clip-{width}x{height}-{fps}.ivf"));
+    vp8_clip_of(dir, "testsrc2", width, height, fps, seconds).await
+}
+
+/// A VP8 clip of one solid colour (an ffmpeg colour name or `0xRRGGBB`):
+/// a pattern a test can look for in a composed picture.
+pub async fn vp8_color_clip(dir: &Path, color: &str, seconds: u32) -> anyhow::Result<Vec<Vec<u8>>> {
+    vp8_clip_of(dir, &format!("color=c={color}"), 640, 360, 30, seconds).await
+}
+
+async fn vp8_clip_of(
+    dir: &Path,
+    source: &str,
+    width: u32,
+    height: u32,
+    fps: u32,
+    seconds: u32,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let tag: String = source
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let file = dir.join(format!("clip-{tag}-{width}x{height}-{fps}.ivf"));
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
+        .arg(format!("{source}:size={width}x{height}:rate={fps}"))
         .args([
             "-t",
             &seconds.to_string(),

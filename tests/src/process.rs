@@ -44,6 +44,16 @@ impl Proc {
         })
     }
 
+    /// Takes charge of a child spawned elsewhere (e.g. with its stdout
+    /// going to a file of its own).
+    pub fn adopt(name: &str, child: Child, log: PathBuf) -> Proc {
+        Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        }
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(|c| c.id())
     }

@@ -59,3 +59,31 @@ fn bench_analytics_runs_and_reports_every_figure() {
     }
     assert_eq!(report["course"]["refused"], 0, "{report}");
 }
+
+#[test]
+fn bench_multistream_runs_and_reports_the_cpu_per_destination() {
+    let report = smoke(env!("CARGO_BIN_EXE_bench-multistream"));
+    assert!(
+        report["program_cpu_cores"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "{report}"
+    );
+    for n in ["1", "2", "4"] {
+        assert!(
+            report["cpu_per_private_destination"][n].as_f64().is_some(),
+            "{n} in {report}"
+        );
+    }
+    assert!(
+        report["public_program_extra_cpu_cores"].as_f64().is_some(),
+        "{report}"
+    );
+    // every push reached the server during its window
+    assert!(
+        report["min_received_kbps"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "{report}"
+    );
+}

@@ -351,6 +351,7 @@ const EDGE_LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["sfu"],
     &["mesh"],
+    &["fanout"],
     &["recorder"],
     &["http", "control", "health", "lib", "main"],
 ];

@@ -77,6 +77,16 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
             crate::analytics::xapi::put_lrs
         ))
         .routes(routes!(crate::analytics::beacons::progress))
+        .routes(routes!(
+            crate::destinations::create,
+            crate::destinations::list
+        ))
+        .routes(routes!(crate::destinations::delete))
+        .routes(routes!(
+            crate::destinations::attach,
+            crate::destinations::session_destinations
+        ))
+        .routes(routes!(crate::destinations::detach))
         .routes(routes!(crate::subjects::export))
         .routes(routes!(crate::subjects::job))
         .routes(routes!(crate::subjects::download))

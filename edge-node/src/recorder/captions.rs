@@ -493,6 +493,34 @@ fn without_loops(words: &[&str]) -> String {
     keep.iter().map(|k| words[*k]).collect::<Vec<_>>().join(" ")
 }
 
+/// Logs each caption as it comes (as the platform); stops when the caption
+/// thread does or the session is gone.
+pub(super) async fn log_captions(
+    handle: crate::runtime::session::SessionHandle,
+    mut captions: mpsc::Receiver<Caption>,
+) {
+    while let Some(c) = captions.recv().await {
+        let (start_ms, end_ms, chars) = (c.start_ms, c.end_ms, c.text.len());
+        let event = protocol::EventBody::CaptionSegment {
+            start_ms: c.start_ms,
+            end_ms: c.end_ms,
+            text: c.text,
+            speaker: None,
+        };
+        match handle
+            .command(protocol::Actor::System, protocol::Command::System { event })
+            .await
+        {
+            Ok(protocol::control::EdgeReply::Done { .. }) => {
+                tracing::debug!(start_ms, end_ms, chars, "caption logged")
+            }
+            // the class has ended: late captions have nowhere to go
+            Ok(other) => tracing::debug!(start_ms, end_ms, reply = ?other, "caption not logged"),
+            Err(_) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

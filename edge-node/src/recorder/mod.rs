@@ -69,6 +69,8 @@ struct Inner {
     http: reqwest::Client,
     live: Mutex<HashMap<SessionId, mpsc::Sender<Control>>>,
     captions: Captions,
+    /// The classes' destinations and their pushers.
+    fanout: crate::fanout::Fanout,
 }
 
 /// A program built and playing, not yet attached to its session.
@@ -122,6 +124,7 @@ impl Recorders {
                 http,
                 live: Mutex::new(HashMap::new()),
                 captions,
+                fanout: Default::default(),
             }),
         }
     }
@@ -144,6 +147,10 @@ impl Recorders {
 
     pub fn captions(&self) -> &Captions {
         &self.inner.captions
+    }
+
+    pub(crate) fn fanout(&self) -> &crate::fanout::Fanout {
+        &self.inner.fanout
     }
 
     /// Takes the tenant's recording key from a class's settings; a class
@@ -272,6 +279,7 @@ impl Recorders {
     /// left and logs `recording.finalized`. Bounded: a stuck pipeline never
     /// holds up the end of a class.
     pub async fn finalize(&self, session: SessionId, within: Duration) -> Result<(), String> {
+        self.inner.fanout.close(session);
         let tx = self
             .inner
             .live
@@ -292,6 +300,7 @@ impl Recorders {
 
     /// Throws a session's recording away (its start was aborted).
     pub async fn discard(&self, session: SessionId) {
+        self.inner.fanout.close(session);
         let tx = self
             .inner
             .live
@@ -425,6 +434,21 @@ impl crate::runtime::hooks::RecordingHooks for Recorders {
         within: Duration,
     ) -> futures::future::BoxFuture<'_, Result<(), String>> {
         Box::pin(Recorders::finalize(self, session, within))
+    }
+
+    fn destinations(
+        &self,
+        handle: SessionHandle,
+        targets: Vec<protocol::control::PushTarget>,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let killed = handle
+                .state()
+                .await
+                .map(|s| s.kill_switches.multistream)
+                .unwrap_or(false);
+            self.inner.fanout.set_targets(&handle, targets, killed);
+        })
     }
 }
 

@@ -22,6 +22,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use super::layout::{HEIGHT, Place, Source, WIDTH};
+pub use crate::fanout::StreamFrame;
 
 /// Segment length.
 pub const SEGMENT_SECS: u64 = 6;
@@ -139,7 +140,14 @@ pub struct Program {
     feed: Option<tokio::sync::mpsc::Receiver<ProgramFrame>>,
     /// The mix at 16 kHz mono for live captions (when asked for).
     asr: Option<gst_app::AppSink>,
+    /// The encoded program (H.264 and AAC samples) for the destinations'
+    /// pushers; sending never waits (a receiver that falls behind lags).
+    stream: tokio::sync::broadcast::Sender<StreamFrame>,
 }
+
+
+/// Encoded samples a pusher may fall behind by before it lags.
+const STREAM_BACKLOG: usize = 256;
 
 /// One RTP packet of the encoded program (H.264, payload type 102; every
 /// IDR is preceded by SPS/PPS), for public viewers and the mesh.
@@ -174,7 +182,56 @@ impl Program {
         ensure_init()?;
         std::fs::create_dir_all(spool)
             .map_err(|e| PipelineError::Gst(format!("spool {}: {e}", spool.display())))?;
-        let desc = format!(
+        Program::build(Some((spool, first_index)), captions)
+    }
+
+    /// The public program: composed and encoded like the recording, but
+    /// neither recorded nor sent to viewers; only its pushers take it. The
+    /// task feeds it only what the public may see.
+    pub fn public() -> Result<Program, PipelineError> {
+        ensure_init()?;
+        Program::build(None, false)
+    }
+
+    fn build(record: Option<(&Path, u32)>, captions: bool) -> Result<Program, PipelineError> {
+        let desc = match record {
+            Some(_) => Program::recording_desc(captions),
+            None => Program::public_desc(),
+        };
+        Program::assemble(&desc, record, captions)
+    }
+
+    /// What the pushers take: the encoded picture and sound, behind leaky
+    /// queues (a stalled destination never holds up the program).
+    /// At the end they never hold up the recording's EOS.
+    const STREAM_VIDEO_SINK: &str =
+        "appsink name=svideo sync=false async=false drop=true max-buffers=120 wait-on-eos=false";
+    const STREAM_AUDIO_SINK: &str =
+        "appsink name=saudio sync=false async=false drop=true max-buffers=200 wait-on-eos=false";
+
+    fn public_desc() -> String {
+        format!(
+            "compositor name=comp background=black emit-signals=true latency=100000000 \
+               ! {out} ! queue max-size-buffers=8 \
+               ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=30 bitrate=2500 option-string=scenecut=0 \
+               ! video/x-h264,profile=high ! h264parse \
+               ! queue leaky=downstream max-size-buffers=90 max-size-bytes=0 max-size-time=0 ! {vsink} \
+             audiomixer name=amix emit-signals=true latency=100000000 \
+               ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=128000 ! aacparse \
+               ! queue leaky=downstream max-size-buffers=100 max-size-bytes=0 max-size-time=0 ! {asink} \
+             videotestsrc is-live=true pattern=black ! {out} ! comp.sink_0 \
+             audiotestsrc is-live=true wave=silence ! audio/x-raw,rate=48000,channels=2 ! amix.sink_0 \
+             appsrc name=slide format=time is-live=true caps={still} ! queue max-size-buffers=4 ! comp.sink_1 \
+             appsrc name=wb format=time is-live=true caps={still} ! queue max-size-buffers=4 ! comp.sink_2",
+            out = raw_caps(30),
+            still = raw_caps(STILL_FPS as i32),
+            vsink = Program::STREAM_VIDEO_SINK,
+            asink = Program::STREAM_AUDIO_SINK,
+        )
+    }
+
+    fn recording_desc(captions: bool) -> String {
+        format!(
             "compositor name=comp background=black emit-signals=true latency=100000000 \
                ! {out} ! queue max-size-buffers=8 \
                ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=30 bitrate=2500 option-string=scenecut=0 \
@@ -182,9 +239,11 @@ impl Program {
              vt. ! queue leaky=downstream max-size-buffers=90 max-size-bytes=0 max-size-time=0 \
                ! rtph264pay config-interval=-1 mtu=1200 pt=102 aggregate-mode=zero-latency \
                ! appsink name=feed sync=false async=false drop=true max-buffers=600 \
+             vt. ! queue leaky=downstream max-size-buffers=90 max-size-bytes=0 max-size-time=0 ! {vsink} \
              audiomixer name=amix emit-signals=true latency=100000000 \
                ! audio/x-raw,rate=48000,channels=2 ! tee name=at \
-               ! queue ! audioconvert ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio_0 \
+               ! queue ! audioconvert ! avenc_aac bitrate=128000 ! aacparse ! tee name=aact ! queue ! mux.audio_0 \
+             aact. ! queue leaky=downstream max-size-buffers=100 max-size-bytes=0 max-size-time=0 ! {asink} \
              at. ! queue leaky=downstream max-size-buffers=50 max-size-bytes=0 max-size-time=0 \
                ! audioconvert ! opusenc bitrate=64000 frame-size=20 ! rtpopuspay pt=111 \
                ! appsink name=afeed sync=false async=false drop=true max-buffers=200 \
@@ -198,6 +257,8 @@ impl Program {
                max-size-time={seg} send-keyframe-requests=true",
             out = raw_caps(30),
             still = raw_caps(STILL_FPS as i32),
+            vsink = Program::STREAM_VIDEO_SINK,
+            asink = Program::STREAM_AUDIO_SINK,
             seg = SEGMENT_SECS * 1000 * MS,
             // 2 s of slack, then the captioner's audio is dropped; at the
             // end the sink never waits for its buffers to be taken (with no
@@ -210,8 +271,15 @@ impl Program {
             } else {
                 ""
             },
-        );
-        let pipeline = gst::parse::launch(&desc)?
+        )
+    }
+
+    fn assemble(
+        desc: &str,
+        record: Option<(&Path, u32)>,
+        captions: bool,
+    ) -> Result<Program, PipelineError> {
+        let pipeline = gst::parse::launch(desc)?
             .downcast::<gst::Pipeline>()
             .map_err(|_| PipelineError::Gst("not a pipeline".into()))?;
         let slide = appsrc(pipeline.upcast_ref(), "slide")?;
@@ -222,10 +290,15 @@ impl Program {
         let amix = pipeline
             .by_name("amix")
             .ok_or_else(|| PipelineError::Gst("no mixer".into()))?;
-        let mux = pipeline
-            .by_name("mux")
-            .ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?;
-        let asr = match captions {
+        let mux = match record {
+            Some(_) => Some(
+                pipeline
+                    .by_name("mux")
+                    .ok_or_else(|| PipelineError::Gst("no splitmuxsink".into()))?,
+            ),
+            None => None,
+        };
+        let asr = match captions && record.is_some() {
             true => Some(
                 pipeline
                     .by_name("asr")
@@ -234,9 +307,31 @@ impl Program {
             ),
             false => None,
         };
+        let (stream, _) = tokio::sync::broadcast::channel::<StreamFrame>(STREAM_BACKLOG);
+        for (name, video) in [("svideo", true), ("saudio", false)] {
+            let sink = pipeline
+                .by_name(name)
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or_else(|| PipelineError::Gst(format!("no stream sink {name}")))?;
+            let stream = stream.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        // no receiver (no destination) is not an error
+                        let _ = stream.send(StreamFrame { video, sample });
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
         // The program feed never holds up the recording: a full channel drops.
         let (feed_tx, feed) = tokio::sync::mpsc::channel::<ProgramFrame>(800);
-        for (name, audio) in [("feed", false), ("afeed", true)] {
+        let feeds: &[(&str, bool)] = match record {
+            Some(_) => &[("feed", false), ("afeed", true)],
+            None => &[],
+        };
+        for &(name, audio) in feeds {
             let sink = pipeline
                 .by_name(name)
                 .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -270,12 +365,14 @@ impl Program {
         let layouts: Arc<Mutex<VecDeque<(u64, Vec<(Source, Place)>)>>> = Arc::default();
 
         // Segment names: written as .part, renamed when closed.
-        let dir = spool.to_path_buf();
-        mux.connect("format-location", false, move |vals| {
-            let idx = vals.get(1).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
-            let path = dir.join(format!("seg{:05}.mp4.part", first_index + idx));
-            Some(path.display().to_string().to_value())
-        });
+        if let (Some(mux), Some((spool, first_index))) = (&mux, record) {
+            let dir = spool.to_path_buf();
+            mux.connect("format-location", false, move |vals| {
+                let idx = vals.get(1).and_then(|v| v.get::<u32>().ok()).unwrap_or(0);
+                let path = dir.join(format!("seg{:05}.mp4.part", first_index + idx));
+                Some(path.display().to_string().to_value())
+            });
+        }
         // Layouts apply just before the first frame at or after their time.
         {
             let pads = pads.clone();
@@ -346,9 +443,10 @@ impl Program {
             layouts,
             inputs: HashMap::new(),
             next_input: 1,
-            spool: spool.to_path_buf(),
-            feed: Some(feed),
+            spool: record.map(|(p, _)| p.to_path_buf()).unwrap_or_default(),
+            feed: record.is_some().then_some(feed),
             asr,
+            stream,
         })
     }
 
@@ -400,6 +498,11 @@ impl Program {
                 .build(),
         );
         true
+    }
+
+    /// The encoded program for pushers (subscribe to it).
+    pub fn stream(&self) -> tokio::sync::broadcast::Sender<StreamFrame> {
+        self.stream.clone()
     }
 
     /// The encoded program, frame by frame (once; later calls get `None`).
@@ -699,6 +802,38 @@ pub fn png_to_i420(png: &Path) -> Result<Vec<u8>, PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_program_streams_h264_keyframes_and_aac() {
+        ensure_init().unwrap();
+        let program = Program::public().unwrap();
+        let mut rx = program.stream().subscribe();
+        program.play().unwrap();
+        let (mut video, mut keys, mut audio) = (0, 0, 0);
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(20) && (keys < 2 || audio < 20) {
+            match rx.try_recv() {
+                Ok(f) => {
+                    let buf = f.sample.buffer().unwrap();
+                    assert!(buf.pts().is_some());
+                    if f.video {
+                        video += 1;
+                        if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                            keys += 1;
+                        }
+                    } else {
+                        audio += 1;
+                    }
+                }
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+        program.stop();
+        assert!(
+            keys >= 2 && audio >= 20,
+            "{video} video ({keys} keyframes), {audio} audio"
+        );
+    }
 
     #[test]
     fn a_png_becomes_one_full_frame() {

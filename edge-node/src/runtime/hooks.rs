@@ -48,4 +48,10 @@ pub trait RecordingHooks: Send + Sync + 'static {
     ) -> BoxFuture<'a, ()>;
     fn discard(&self, session: SessionId) -> BoxFuture<'_, ()>;
     fn finalize(&self, session: SessionId, within: Duration) -> BoxFuture<'_, Result<(), String>>;
+    /// The destinations the class streams to now (the whole set).
+    fn destinations(
+        &self,
+        handle: SessionHandle,
+        targets: Vec<protocol::control::PushTarget>,
+    ) -> BoxFuture<'_, ()>;
 }

@@ -379,6 +379,26 @@ impl Registry {
                     },
                 }
             }
+            EdgeRequest::Destinations {
+                session_id,
+                destinations,
+            } => {
+                let Some(h) = self.get(session_id).await else {
+                    return unknown(session_id);
+                };
+                let Some(rec) = self.recorders.get() else {
+                    return EdgeReply::Failed {
+                        code: "no_composer".into(),
+                        message: "this edge has no composer to stream from".into(),
+                    };
+                };
+                rec.destinations(h, destinations).await;
+                EdgeReply::Done {
+                    events: vec![],
+                    seq: Seq::ZERO,
+                    participant: None,
+                }
+            }
             EdgeRequest::State { session_id } => {
                 let Some(h) = self.get(session_id).await else {
                     return unknown(session_id);

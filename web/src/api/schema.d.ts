@@ -331,6 +331,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/destinations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's destinations (admins and teachers, who attach them). */
+        get: operations["list_destinations"];
+        put?: never;
+        /** Adds a destination to the tenant (admins; audited without the key). */
+        post: operations["create_destination"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/destinations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a destination (admins; audited): every live class pushing to it
+         *     stops.
+         */
+        delete: operations["delete_destination"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/edges": {
         parameters: {
             query?: never;
@@ -951,6 +989,50 @@ export interface paths {
         post?: never;
         /** Hide a call to action */
         delete: operations["class_ctas_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/destinations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A class's destinations and each one's state (the course's teachers,
+         *     admins).
+         */
+        get: operations["session_destinations"];
+        put?: never;
+        /**
+         * Streams a live class to a destination (the course's teachers, admins;
+         *     audited). The class's edge starts pushing at once.
+         */
+        post: operations["attach_destination"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/destinations/{destination_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stops streaming a class to a destination (the course's teachers,
+         *     admins; audited).
+         */
+        delete: operations["detach_destination"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1867,6 +1949,10 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        AttachBody: {
+            /** Format: uuid */
+            destination_id: string;
+        };
         /** @description Public viewers of a session now. */
         Audience: {
             session_id: components["schemas"]["SessionId"];
@@ -2205,6 +2291,50 @@ export interface components {
             text: string;
             /** @description The page as a PNG, under a signed URL valid a week. */
             image_url: string;
+        };
+        /** @description A destination as the API shows it (never its stream key). */
+        Destination: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description `rtmp`, `rtmps` or `srt`. */
+            kind: string;
+            /** @description Without the stream key. */
+            url: string;
+            /** @description `public` or `private`. */
+            audience: string;
+            /** @description Whether a stream key is kept (it is never shown). */
+            has_stream_key: boolean;
+            /** Format: date-time */
+            created_at: string;
+        };
+        DestinationBody: {
+            /** @description 1 to 100 characters. */
+            name: string;
+            /**
+             * @description `rtmp`, `rtmps` or `srt`.
+             * @example rtmp
+             */
+            kind: string;
+            /**
+             * @description `rtmp://`, `rtmps://` or `srt://` (as the kind), at most 500
+             *     characters, without the stream key.
+             */
+            url: string;
+            /**
+             * @description Required for RTMP(S): pushed to `url` + `/` + `stream_key`. For SRT,
+             *     optional: sent as the `streamid`. Never returned.
+             */
+            stream_key?: string | null;
+            /**
+             * @description `public`: the class's staff, slides, screen and whiteboard only;
+             *     `private`: the whole program (another campus).
+             * @example public
+             */
+            audience: string;
+        };
+        DestinationList: {
+            destinations: components["schemas"]["Destination"][];
         };
         /** @description An edge node's name, e.g. `edge-a` */
         EdgeId: string;
@@ -3273,6 +3403,38 @@ export interface components {
              * @description Events folded so far.
              */
             events: number;
+        };
+        /** @description A destination of a class, with its pusher's state. */
+        SessionDestination: {
+            /** Format: uuid */
+            destination_id: string;
+            name: string;
+            kind: string;
+            audience: string;
+            /** @description `connecting`, `live`, `retrying`, `failed` or `stopped`. */
+            state: string;
+            /**
+             * Format: int32
+             * @description While live: kbit/s over the pusher's last report.
+             */
+            bitrate_kbps?: number | null;
+            /**
+             * Format: int64
+             * @description Frames dropped because the destination could not keep up.
+             */
+            dropped_frames: number;
+            /** @description Why it is retrying, failed or stopped. */
+            reason?: string | null;
+            /** Format: date-time */
+            attached_at: string;
+            /**
+             * Format: date-time
+             * @description When the pusher last reported.
+             */
+            updated_at?: string | null;
+        };
+        SessionDestinationList: {
+            destinations: components["schemas"]["SessionDestination"][];
         };
         /**
          * Format: uuid
@@ -4986,6 +5148,188 @@ export interface operations {
             };
             /** @description No such deck or page */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    list_destinations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's destinations, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DestinationList"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not staff */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    create_destination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DestinationBody"];
+            };
+        };
+        responses: {
+            /** @description Added */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Destination"];
+                };
+            };
+            /** @description A bad name, kind, URL, key or audience (`invalid_destination`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description The tenant keeps the most destinations it may (`too_many_destinations`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    delete_destination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The destination */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such destination in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7152,6 +7496,241 @@ export interface operations {
                 };
             };
             /** @description Nothing was changed: the class's edge or its event log is unreachable (`edge_unreachable`, `event_log_unavailable`), the session's writer stopped, or the edge has not loaded the token keys yet (`keys_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    session_destinations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Attached destinations, in the order attached */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDestinationList"];
+                };
+            };
+            /** @description Bad id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not a teacher of the course or an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such session in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    attach_destination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttachBody"];
+            };
+        };
+        responses: {
+            /** @description Attached; its state follows in `destination.status` events */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDestinationList"];
+                };
+            };
+            /** @description Bad id or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not a teacher of the course or an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such session or destination in the tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description The class has ended (`session_ended`), the destination is attached already (`already_attached`) or the class has the most it may (`too_many_destinations`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description The class's edge did not take it; nothing was attached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    detach_destination: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session */
+                id: string;
+                /** @description The destination */
+                destination_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Detached; its pusher stops */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Not a teacher of the course or an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description No such session, or the destination is not attached */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Too many changes (`rate_limited`); see `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description The class's edge did not answer; it stops pushing when it hears */
             503: {
                 headers: {
                     [name: string]: unknown;

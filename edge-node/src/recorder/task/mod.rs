@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use gstreamer as gst;
+use protocol::control::Audience;
 use protocol::event::TrackSource;
 use protocol::state::SessionState;
 use protocol::*;
@@ -19,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::captions::{Caption, CaptionSession};
+use super::captions::{CaptionSession, log_captions};
 use super::layout::{self, Source};
 use super::pipeline::{Codec, Note, Program, STILL_FPS};
 use super::{Prepared, Recorders, Resume, object_key, spool};
@@ -27,6 +28,7 @@ use crate::runtime::registry::Registry;
 use crate::runtime::session::SessionHandle;
 use crate::sfu::{TapCodec, TapMsg};
 
+mod public;
 mod store;
 pub(super) use store::salvage;
 use store::*;
@@ -87,6 +89,9 @@ struct Run {
     offset_ms: u64,
     notes: Pin<Box<dyn Stream<Item = Note> + Send>>,
     finishing: bool,
+    /// The public program (staff, slides, screen, whiteboard only), while
+    /// a public destination is attached.
+    public: Option<Program>,
 }
 
 struct TrackInfo {
@@ -95,6 +100,8 @@ struct TrackInfo {
     codec: TapCodec,
     input: Option<u64>,
     slot: Option<u8>,
+    /// Its input in the public program.
+    public_input: Option<u64>,
 }
 
 /// Why no run is recording right now.
@@ -122,6 +129,8 @@ struct Task {
     audio_n: u32,
     /// The session's caption thread (dropped with the task, which ends it).
     captions: Option<CaptionSession>,
+    /// Whether a public destination is attached (then the public program runs).
+    wants_public: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(super) async fn run(
@@ -176,7 +185,9 @@ async fn run_inner(
     if captions.is_some() {
         tokio::spawn(log_captions(ctx.handle.clone(), caption_rx).in_current_span());
     }
+    let wants_public = ctx.recorders.fanout().wants_public(ctx.handle.id);
     let mut t = Task {
+        wants_public,
         captions,
         recorded_to_ms: resume.as_ref().map(|r| r.recorded_to_ms).unwrap_or(0),
         ctx,
@@ -219,7 +230,7 @@ async fn run_inner(
                     }
                 }
                 Some(Control::Discard) | None => {
-                    if let Some(r) = t.run.take() {
+                    if let Some(r) = t.drop_run() {
                         r.program.stop();
                     }
                     break;
@@ -231,7 +242,7 @@ async fn run_inner(
                     t.on_event(&fe.event);
                     if !t.state.is_live() {
                         // ended without finalize (aborted): nothing more can be logged
-                        if let Some(r) = t.run.take() {
+                        if let Some(r) = t.drop_run() {
                             r.program.stop();
                         }
                         break;
@@ -245,7 +256,7 @@ async fn run_inner(
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    if let Some(r) = t.run.take() {
+                    if let Some(r) = t.drop_run() {
                         r.program.stop();
                     }
                     break;
@@ -259,6 +270,9 @@ async fn run_inner(
             _ = stills.tick() => {
                 if let Some(r) = t.run.as_mut().filter(|r| !r.finishing) {
                     r.program.tick_stills();
+                    if let Some(p) = r.public.as_mut() {
+                        p.tick_stills();
+                    }
                 }
             },
             Some(done) = t.fetching.join_next() => {
@@ -270,7 +284,11 @@ async fn run_inner(
                 t.check_space().await;
                 t.maybe_rearm().await;
             }
+            Ok(()) = t.wants_public.changed() => t.sync_public(),
         }
+    }
+    if let Some(r) = t.drop_run() {
+        r.program.stop();
     }
     t.ctx.recorders.forget(t.ctx.handle.id);
     tracing::info!("recorder stopped");
@@ -292,34 +310,17 @@ async fn log(handle: &SessionHandle, event: EventBody) -> bool {
     }
 }
 
-/// Logs each caption as it comes (as the platform); stops when the caption
-/// thread does or the session is gone.
-async fn log_captions(handle: SessionHandle, mut captions: mpsc::Receiver<Caption>) {
-    while let Some(c) = captions.recv().await {
-        let (start_ms, end_ms, chars) = (c.start_ms, c.end_ms, c.text.len());
-        let event = EventBody::CaptionSegment {
-            start_ms: c.start_ms,
-            end_ms: c.end_ms,
-            text: c.text,
-            speaker: None,
-        };
-        match handle
-            .command(Actor::System, Command::System { event })
-            .await
-        {
-            Ok(protocol::control::EdgeReply::Done { .. }) => {
-                tracing::debug!(start_ms, end_ms, chars, "caption logged")
-            }
-            // the class has ended: late captions have nowhere to go
-            Ok(other) => tracing::debug!(start_ms, end_ms, reply = ?other, "caption not logged"),
-            Err(_) => return,
-        }
-    }
-}
-
 pub(super) async fn alert(handle: &SessionHandle, reason: String) {
     tracing::warn!(%reason, "recording alert");
     log(handle, EventBody::RecordingAlert { reason }).await;
+}
+
+fn video_codec(c: TapCodec) -> Codec {
+    match c {
+        TapCodec::Vp8 => Codec::Vp8,
+        TapCodec::H264 => Codec::H264,
+        TapCodec::Opus => Codec::Opus,
+    }
 }
 
 fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
@@ -397,19 +398,27 @@ impl Task {
         }
         self.next_index = prepared.first_index;
         self.stopped = None;
+        self.ctx.recorders.fanout().set_feed(
+            self.session(),
+            Audience::Private,
+            Some(prepared.program.stream()),
+        );
         self.run = Some(Run {
             program: prepared.program,
             started_at: prepared.started_at,
             offset_ms,
             notes: Box::pin(notes),
             finishing: false,
+            public: None,
         });
+        self.sync_public();
         // media already flowing joins the new run
         let ids: Vec<u32> = self.tracks.keys().copied().collect();
         for id in ids {
             if let Some(t) = self.tracks.get_mut(&id) {
                 t.input = None;
                 t.slot = None;
+                t.public_input = None;
             }
             self.admit(id);
         }
@@ -428,11 +437,23 @@ impl Task {
         }
         let frame = super::raster::whiteboard(&self.state.strokes);
         if let Some(r) = self.run.as_mut() {
+            if let Some(p) = r.public.as_mut() {
+                let at = p.running_ms();
+                p.set_whiteboard(frame.clone(), at);
+            }
             r.program.set_whiteboard(frame, now);
         }
     }
 
     fn on_event(&mut self, ev: &Envelope) {
+        if let EventBody::KillSwitchChanged {
+            switch: event::KillSwitch::Multistream,
+            engaged,
+        } = ev.body
+        {
+            self.ctx.recorders.fanout().kill(self.session(), engaged);
+            self.sync_public();
+        }
         let at = self.media_ms(ev.occurred_at);
         let Some(running) = self.running_at(at) else {
             if let EventBody::KillSwitchChanged {
@@ -456,6 +477,10 @@ impl Task {
             EventBody::WhiteboardStroke { .. } | EventBody::WhiteboardCleared {} => {
                 let frame = super::raster::whiteboard(&self.state.strokes);
                 if let Some(r) = self.run.as_mut() {
+                    if let Some(p) = r.public.as_mut() {
+                        let at = p.running_ms();
+                        p.set_whiteboard(frame.clone(), at);
+                    }
                     r.program.set_whiteboard(frame, running);
                 }
             }
@@ -522,6 +547,7 @@ impl Task {
                         codec,
                         input: None,
                         slot: None,
+                        public_input: None,
                     },
                 );
                 self.admit(track);
@@ -530,10 +556,14 @@ impl Task {
                 }
             }
             TapMsg::Rtp { track, packet } => {
-                if let (Some(r), Some(input)) = (
-                    self.run.as_ref(),
-                    self.tracks.get(&track).and_then(|t| t.input),
-                ) {
+                let Some(r) = self.run.as_ref() else { return };
+                let Some(t) = self.tracks.get(&track) else {
+                    return;
+                };
+                if let (Some(p), Some(input)) = (r.public.as_ref(), t.public_input) {
+                    p.push_rtp(input, packet.clone());
+                }
+                if let Some(input) = t.input {
                     r.program.push_rtp(input, packet);
                 }
             }
@@ -609,9 +639,21 @@ impl Task {
                 if codec != Codec::Opus {
                     self.ctx.recorders.inner.sfu.tap_keyframe(session, id);
                 }
+                self.admit_public(id);
             }
             Err(e) => tracing::warn!(track = id, error = %e, "track not recorded"),
         }
+    }
+
+    /// Takes the current run away (it ended or failed): its programs stop
+    /// feeding the destinations. The caller stops the recording program.
+    fn drop_run(&mut self) -> Option<Run> {
+        self.stop_public();
+        self.ctx
+            .recorders
+            .fanout()
+            .set_feed(self.session(), Audience::Private, None);
+        self.run.take()
     }
 
     /// Takes a track out of the program at once (consent withdrawn, ended).
@@ -620,8 +662,13 @@ impl Task {
             return;
         };
         t.slot = None;
-        if let (Some(input), Some(r)) = (t.input.take(), self.run.as_mut()) {
+        let (input, public_input) = (t.input.take(), t.public_input.take());
+        let Some(r) = self.run.as_mut() else { return };
+        if let Some(input) = input {
             r.program.remove_input(input);
+        }
+        if let (Some(input), Some(p)) = (public_input, r.public.as_mut()) {
+            p.remove_input(input);
         }
     }
 
@@ -654,12 +701,39 @@ impl Task {
         let places = layout::places(self.state.scene, self.state.layout, &inputs, &all);
         tracing::debug!(running_ms, scene = ?self.state.scene, layout = ?self.state.layout, ?places, "layout");
         run.program.set_layout(running_ms, places);
+        if let Some(p) = run.public.as_ref() {
+            // the public program: only what it has inputs for
+            let public_cams: Vec<u8> = cams
+                .iter()
+                .map(|(_, s)| *s)
+                .filter(|s| {
+                    self.tracks
+                        .values()
+                        .any(|t| t.slot == Some(*s) && t.public_input.is_some())
+                })
+                .collect();
+            let inputs = layout::Inputs {
+                cameras: public_cams,
+                screen: self.tracks.values().any(|t| {
+                    t.public_input.is_some()
+                        && t.source == TrackSource::Screen
+                        && t.codec != TapCodec::Opus
+                }),
+                slide: self.state.slide.is_some(),
+            };
+            let places = layout::places(self.state.scene, self.state.layout, &inputs, &all);
+            p.set_layout(p.running_ms(), places);
+        }
     }
 
     fn show_slide(&mut self, key: (DeckId, u32), running_ms: u64) {
         tracing::debug!(deck_id = %key.0, page = key.1, running_ms, cached = self.slides.contains_key(&key), "show slide");
         if let Some(buf) = self.slides.get(&key).cloned() {
             if let Some(r) = self.run.as_mut() {
+                if let Some(p) = r.public.as_mut() {
+                    let at = p.running_ms();
+                    p.set_slide(buf.clone(), at);
+                }
                 r.program.set_slide(buf, running_ms);
             }
             self.wanted_slide = None;
@@ -728,6 +802,10 @@ impl Task {
             // late: show it from now (a frame the compositor has not made yet)
             let now = self.now_running().unwrap_or(0).saturating_sub(50);
             if let Some(r) = self.run.as_mut() {
+                if let Some(p) = r.public.as_mut() {
+                    let at = p.running_ms().saturating_sub(50);
+                    p.set_slide(buf.clone(), at);
+                }
                 r.program.set_slide(buf, at.max(now));
             }
         }
@@ -780,7 +858,7 @@ impl Task {
                 }
             }
             Note::Eos => {
-                if let Some(r) = self.run.take() {
+                if let Some(r) = self.drop_run() {
                     r.program.stop();
                     tracing::info!(recorded_to_ms = self.recorded_to_ms, run_started = %r.started_at, "recorder run ended");
                 }
@@ -802,7 +880,7 @@ impl Task {
                     format!("recorder_failed: {msg}")
                 };
                 tracing::error!(session_id = %session, error = %msg, "recording pipeline failed");
-                if let Some(r) = self.run.take() {
+                if let Some(r) = self.drop_run() {
                     r.program.stop();
                 }
                 self.drop_open_parts();
@@ -818,7 +896,7 @@ impl Task {
     }
 
     async fn run_failed(&mut self, why: String) {
-        if let Some(r) = self.run.take() {
+        if let Some(r) = self.drop_run() {
             r.program.stop();
         }
         self.drop_open_parts();
@@ -835,6 +913,7 @@ impl Task {
 
     /// Starts ending the current run. Returns false when there is none.
     fn finish_run(&mut self) -> bool {
+        self.stop_public();
         match self.run.as_mut() {
             Some(r) if !r.finishing => {
                 r.finishing = true;

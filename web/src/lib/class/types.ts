@@ -68,6 +68,10 @@ export type ClassEvent = { seq: number; occurred_at?: string } & (
       { track_id: string; participant_id: string; kind: S['MediaKind']; source: S['TrackSource']; codec: string; simulcast?: string[] }
     >
   | P<'track.unpublished', { track_id: string }>
+  | P<
+      'destination.status',
+      { destination_id: string; status: string; bitrate_kbps?: number; dropped_frames?: number; reason?: string }
+    >
   | P<'other', Record<string, unknown>>
 );
 
