@@ -353,6 +353,30 @@ try {
   await axe(page, 'edges');
   await shots(page, 'edges');
 
+  step('Console → Destinations: add an RTMP destination; its key is never shown');
+  await consoleNav.getByRole('link', { name: 'Destinations', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Stream destinations' }).waitFor();
+  await expectTitle(page, 'Stream destinations');
+  await page.getByLabel('Name', { exact: true }).fill('Open lecture channel');
+  await page.getByLabel('Protocol').selectOption('rtmp');
+  await page.getByLabel('Server URL').fill('rtmp://live.example.test/app');
+  await page.getByLabel('Stream key').fill('very-secret-key-123');
+  await page.getByLabel('Public (staff and content only)').check();
+  await page.getByRole('button', { name: 'Add destination' }).click();
+  await status.filter({ hasText: 'Added Open lecture channel' }).waitFor();
+  const destRow = page
+    .getByRole('region', { name: 'Destinations table' })
+    .locator('tbody tr', { hasText: 'Open lecture channel' });
+  await destRow.waitFor();
+  const destText = await page.locator('main').innerText();
+  check(!destText.includes('very-secret-key-123'), 'the stream key is not on the page');
+  check((await page.getByLabel('Stream key').inputValue()) === '', 'the key field is emptied');
+  result.destination_added = true;
+  await axe(page, 'destinations');
+  await shots(page, 'destinations');
+  await page.getByRole('button', { name: 'Remove Open lecture channel' }).click();
+  await status.filter({ hasText: 'Removed Open lecture channel' }).waitFor();
+
   step('start the scheduled run through the API, so one class is live');
   const started = await page.evaluate(async (lessonRunId) => {
     const { access_token } = JSON.parse(sessionStorage.getItem('classroom.tokens'));
