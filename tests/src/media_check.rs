@@ -301,7 +301,10 @@ async fn vp8_clip_of(
     let file = dir.join(format!("clip-{tag}-{width}x{height}-{fps}.ivf"));
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("{source}:size={width}x{height}:rate={fps}"))
+        .arg(format!(
+            "{source}{sep}size={width}x{height}:rate={fps}",
+            sep = if source.contains('=') { ':' } else { '=' }
+        ))
         .args([
             "-t",
             &seconds.to_string(),
