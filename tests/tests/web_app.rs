@@ -50,12 +50,19 @@ async fn an_admin_runs_the_console_in_chromium_and_every_page_is_accessible() {
     // the course the admin made in the browser, with its roster: the
     // teacher stays, student1 was enrolled, moved to assistant and removed
     assert_eq!(result["destination_added"], true, "the destinations page");
-    let (s, v) = stack.api.get("/audit?action=destination.", &admin).await.unwrap();
+    let (s, v) = stack
+        .api
+        .get("/audit?action=destination.", &admin)
+        .await
+        .unwrap();
     assert!(s.is_success(), "{v}");
     for action in ["destination.created", "destination.deleted"] {
         assert!(v.to_string().contains(action), "{action} audited: {v}");
     }
-    assert!(!v.to_string().contains("very-secret-key-123"), "no key audited");
+    assert!(
+        !v.to_string().contains("very-secret-key-123"),
+        "no key audited"
+    );
     // the console's export of the new user: its link downloads the archive
     let link = result["export_link"].as_str().expect("export_link");
     let zip = stack

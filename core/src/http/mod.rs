@@ -87,6 +87,11 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
             crate::destinations::session_destinations
         ))
         .routes(routes!(crate::destinations::detach))
+        .routes(routes!(
+            crate::destinations::runs::attach,
+            crate::destinations::runs::list
+        ))
+        .routes(routes!(crate::destinations::runs::detach))
         .routes(routes!(crate::subjects::export))
         .routes(routes!(crate::subjects::job))
         .routes(routes!(crate::subjects::download))

@@ -136,6 +136,21 @@ pub async fn forward(
     actor: Actor,
     command: Command,
 ) -> ApiResult<Done> {
+    forward_within(app, session, actor, command, None).await
+}
+
+/// How long core waits for an end: the edge first finalizes the class's
+/// recording (bounded at 30 s there), then appends `session.ended`.
+const END_WITHIN: Duration = Duration::from_secs(35);
+
+/// `forward` with a wait of its own (`None`: the edge link's).
+async fn forward_within(
+    app: &AppState,
+    session: &SessionRow,
+    actor: Actor,
+    command: Command,
+    within: Option<Duration>,
+) -> ApiResult<Done> {
     if !session.is_live() {
         return Err(ApiError::conflict("session_ended", "the session has ended"));
     }
@@ -145,12 +160,11 @@ pub async fn forward(
         actor,
         command,
     };
-    match app
-        .edge_link()
-        .request(&edge, &req)
-        .await
-        .map_err(edge_error)?
-    {
+    let reply = match within {
+        Some(t) => app.edge_link().request_within(&edge, &req, t).await,
+        None => app.edge_link().request(&edge, &req).await,
+    };
+    match reply.map_err(edge_error)? {
         EdgeReply::Done {
             events,
             seq,
@@ -417,6 +431,8 @@ async fn start_inner(
     {
         tracing::warn!(error = %e, "the class started without its roster on the edge");
     }
+    // destinations attached to the run beforehand: pushed from the start
+    crate::destinations::runs::carry_into(app, run_id.as_uuid(), session_id).await;
     let answer = StartedSession {
         id: session_id,
         status: SessionStatus::Live,
@@ -492,7 +508,7 @@ pub async fn end(
             "the session has already ended",
         ));
     }
-    let done = forward(&app, &row, actor_of(&auth), Command::End).await?;
+    let done = forward_within(&app, &row, actor_of(&auth), Command::End, Some(END_WITHIN)).await?;
     let ended_at = done
         .events
         .iter()

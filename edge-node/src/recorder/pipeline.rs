@@ -145,7 +145,6 @@ pub struct Program {
     stream: tokio::sync::broadcast::Sender<StreamFrame>,
 }
 
-
 /// Encoded samples a pusher may fall behind by before it lags.
 const STREAM_BACKLOG: usize = 256;
 

@@ -8,6 +8,8 @@
 //! class; each change sends the class's whole set to its edge, whose
 //! pushers report every state as a `destination.status` event, which
 //! `GET /sessions/{id}/destinations` reads back from the class's state.
+//! Destinations can also be attached to a lesson run before its class
+//! starts (`runs.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -26,6 +28,8 @@ use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
 use crate::http::extract::{JsonBody, PathIds};
 use crate::identity::Auth;
 use crate::orchestration::sessions::{current_state, load_session};
+
+pub(crate) mod runs;
 
 const PURPOSE: &str = "destination-key";
 /// Destinations a tenant may keep.
@@ -326,7 +330,7 @@ pub(crate) async fn delete(
 #[serde(deny_unknown_fields)]
 pub(crate) struct AttachBody {
     #[schema(value_type = String, format = Uuid)]
-    destination_id: Uuid,
+    pub(crate) destination_id: Uuid,
 }
 
 /// A destination of a class, with its pusher's state.
@@ -368,7 +372,7 @@ async fn require_class_teacher(
 }
 
 /// Sends a live class's whole set of destinations to its home edge.
-async fn send_targets(app: &AppState, session: SessionId) -> ApiResult<()> {
+pub(crate) async fn send_targets(app: &AppState, session: SessionId) -> ApiResult<()> {
     type Row = (Uuid, String, String, Option<String>, String);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT d.id, d.kind, d.url, d.stream_key, d.audience
