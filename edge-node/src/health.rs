@@ -21,6 +21,7 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let subject = edge_health_subject(&config.edge_id);
+    let booted_at = Utc::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -51,6 +52,7 @@ pub(crate) async fn run(
                 .filter(|(_, a)| a.public > 0)
                 .map(|(s, a)| (s, a.public))
                 .collect(),
+            booted_at: Some(booted_at),
         };
         if let Ok(bytes) = serde_json::to_vec(&health)
             && let Err(e) = nats.publish(subject.clone(), bytes.into()).await

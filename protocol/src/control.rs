@@ -140,4 +140,9 @@ pub struct EdgeHealth {
     /// Public viewers watching through this edge now, per session.
     #[serde(default)]
     pub public_viewers: std::collections::BTreeMap<crate::ids::SessionId, u32>,
+    /// When this edge process started: a new value tells core the edge
+    /// restarted (and lost what it held only in memory, such as the
+    /// classes' push targets).
+    #[serde(default)]
+    pub booted_at: Option<DateTime<Utc>>,
 }

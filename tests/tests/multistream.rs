@@ -558,3 +558,89 @@ async fn a_class_streams_to_rtmp_and_srt_role_aware_isolated_and_resumes() {
         "the student is in the private program ({green_private} frames)"
     );
 }
+
+/// Push targets live in the edge's memory; an edge that crashes and comes
+/// back mid-class gets its classes' destinations from core again (its
+/// heartbeat says it started anew) and the push resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_resumes_after_its_edge_restarts() {
+    let _heavy = classroom_tests::heavy().await;
+    let mut stack = Stack::start(StackOptions {
+        recording: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rtmp = RtmpServer::start(dir.path(), free_port()).await.unwrap();
+    let api = stack.api.clone();
+    let admin = api.login("admin@demo.test").await.unwrap();
+    let teacher = api.login("teacher@demo.test").await.unwrap();
+    let (s, v) = api
+        .post(
+            "/destinations",
+            &admin,
+            json!({"name": "Campus B", "kind": "rtmp",
+                "url": format!("rtmp://127.0.0.1:{}/live", rtmp.port),
+                "stream_key": "campus-b", "audience": "private"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let dest = v["id"].as_str().unwrap().to_string();
+    let class = api.start_class(&teacher).await.unwrap();
+    let sid = class.id.clone();
+    let (s, v) = api
+        .post(
+            &format!("/sessions/{sid}/destinations"),
+            &teacher,
+            json!({"destination_id": dest}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let live_after = |after: DateTime<Utc>| {
+        let (api, teacher, sid, dest) = (api.clone(), teacher.clone(), sid.clone(), dest.clone());
+        async move {
+            statuses(&api, &teacher, &sid, &dest)
+                .await
+                .iter()
+                .any(|s| s.0 == "live" && s.1 > after)
+                .then_some(())
+        }
+    };
+    let started = Utc::now() - chrono::Duration::seconds(60);
+    wait_until("live", Duration::from_secs(30), || live_after(started))
+        .await
+        .unwrap();
+
+    let crashed_at = Utc::now();
+    stack.edges[0].kill().await;
+    stack.edges[0].restart().await.unwrap();
+    wait_until(
+        "the push is live again after the restart",
+        Duration::from_secs(60),
+        || live_after(crashed_at),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.logs()));
+    // a second connection reached the server
+    wait_until(
+        "a second recording at the server",
+        Duration::from_secs(20),
+        || async { (rtmp.recordings("campus-b").len() >= 2).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let (s, v) = api
+        .get(&format!("/sessions/{sid}/destinations"), &teacher)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["destinations"][0]["state"], "live", "{v}");
+    let (s, v) = api
+        .post(&format!("/sessions/{sid}/end"), &teacher, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

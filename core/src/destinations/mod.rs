@@ -437,6 +437,37 @@ pub(crate) async fn send_targets(app: &AppState, session: SessionId) -> ApiResul
     }
 }
 
+/// After an edge (re)starts: each of its live classes with destinations
+/// gets them again (the edge holds push targets in memory only). The set
+/// replaces what the edge has, so sending it twice changes nothing.
+pub(crate) async fn resend_to_edge(app: &AppState, edge: &protocol::EdgeId) {
+    let live: Result<Vec<(Uuid,)>, sqlx::Error> = sqlx::query_as(
+        "SELECT DISTINCT s.id FROM sessions s
+           JOIN session_destinations sd ON sd.session_id = s.id
+          WHERE s.edge_id = $1 AND s.status = 'live'",
+    )
+    .bind(edge.as_str())
+    .fetch_all(app.db())
+    .await;
+    let live = match live {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(edge_id = %edge, error = %e, "could not read the edge's streamed classes");
+            return;
+        }
+    };
+    for (session,) in live {
+        match send_targets(app, session.into()).await {
+            Ok(()) => {
+                tracing::info!(edge_id = %edge, session_id = %session, "destinations sent again to a restarted edge")
+            }
+            Err(e) => {
+                tracing::warn!(edge_id = %edge, session_id = %session, error = ?e, "destinations not sent again")
+            }
+        }
+    }
+}
+
 /// Streams a live class to a destination (the course's teachers, admins;
 /// audited). The class's edge starts pushing at once.
 #[utoipa::path(post, path = "/sessions/{id}/destinations", operation_id = "attach_destination", tag = "multistream",

@@ -26,6 +26,9 @@ use crate::identity::Auth;
 pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyhow::Result<()> {
     let mut sub = app.nats().subscribe(EDGE_HEALTH_ALL).await?;
     let mut sourced: HashSet<EdgeId> = HashSet::new();
+    // each edge's process start, as last heard
+    let mut boots: std::collections::HashMap<EdgeId, chrono::DateTime<chrono::Utc>> =
+        Default::default();
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -59,6 +62,14 @@ pub async fn run_health_listener(app: AppState, stop: CancellationToken) -> anyh
         if let Err(e) = record(&app, &health).await {
             tracing::warn!(edge_id = %health.edge_id, error = %e, "recording heartbeat failed");
             continue;
+        }
+        // an edge heard for the first time, or started again, holds no push
+        // targets: its live classes' destinations are sent again
+        if let Some(booted) = health.booted_at
+            && boots.insert(health.edge_id.clone(), booted) != Some(booted)
+        {
+            let (app, edge) = (app.clone(), health.edge_id.clone());
+            tokio::spawn(async move { crate::destinations::resend_to_edge(&app, &edge).await });
         }
         if !sourced.contains(&health.edge_id) {
             match hub_stream::add_edge(app.js(), &health.edge_id).await {
