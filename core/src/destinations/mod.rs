@@ -468,6 +468,136 @@ pub(crate) async fn resend_to_edge(app: &AppState, edge: &protocol::EdgeId) {
     }
 }
 
+/// What destinations are attached to: a live class or a lesson run (whose
+/// class takes them at its start). Both go through the same checks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Holder {
+    Session(Uuid),
+    Run(Uuid),
+}
+
+impl Holder {
+    fn id(self) -> Uuid {
+        match self {
+            Holder::Session(id) | Holder::Run(id) => id,
+        }
+    }
+
+    /// (the row to lock, the attachments table, its holder column, the
+    /// audit target type)
+    fn tables(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Holder::Session(_) => ("sessions", "session_destinations", "session_id", "session"),
+            Holder::Run(_) => (
+                "lesson_runs",
+                "lesson_run_destinations",
+                "lesson_run_id",
+                "lesson_run",
+            ),
+        }
+    }
+}
+
+/// Attaches a destination of the caller's tenant (audited): 404 for one
+/// it does not have, 409 when attached already or at `MAX_PER_CLASS`.
+pub(crate) async fn attach_to(
+    app: &AppState,
+    auth: &Auth,
+    holder: Holder,
+    dest: Uuid,
+) -> ApiResult<()> {
+    let known: Option<(String,)> = sqlx::query_as(
+        "SELECT name FROM destinations WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(dest)
+    .bind(auth.tenant_id.as_uuid())
+    .fetch_optional(app.db())
+    .await?;
+    let Some((name,)) = known else {
+        return Err(ApiError::not_found("destination"));
+    };
+    let (locked, table, column, target) = holder.tables();
+    let mut tx = app.db().begin().await?;
+    // one attach at a time per holder: the count below holds
+    sqlx::query(&format!("SELECT 1 FROM {locked} WHERE id = $1 FOR UPDATE"))
+        .bind(holder.id())
+        .execute(&mut *tx)
+        .await?;
+    let (count,): (i64,) =
+        sqlx::query_as(&format!("SELECT count(*) FROM {table} WHERE {column} = $1"))
+            .bind(holder.id())
+            .fetch_one(&mut *tx)
+            .await?;
+    if count >= MAX_PER_CLASS {
+        return Err(ApiError::conflict(
+            "too_many_destinations",
+            format!("a class streams to at most {MAX_PER_CLASS} destinations"),
+        ));
+    }
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO {table} ({column}, destination_id, tenant_id, attached_by)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    ))
+    .bind(holder.id())
+    .bind(dest)
+    .bind(auth.tenant_id.as_uuid())
+    .bind(auth.user_id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::conflict(
+            "already_attached",
+            "the class streams to this destination already",
+        ));
+    }
+    crate::audit::record_tx(
+        &mut tx,
+        auth.tenant_id,
+        Some(auth.user_id),
+        "destination.attached",
+        target,
+        &holder.id().to_string(),
+        json!({"destination_id": dest, "name": name}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Detaches a destination (audited); 404 when it is not attached.
+pub(crate) async fn detach_from(
+    app: &AppState,
+    auth: &Auth,
+    holder: Holder,
+    dest: Uuid,
+) -> ApiResult<()> {
+    let (_, table, column, target) = holder.tables();
+    let mut tx = app.db().begin().await?;
+    let gone = sqlx::query(&format!(
+        "DELETE FROM {table} WHERE {column} = $1 AND destination_id = $2 AND tenant_id = $3"
+    ))
+    .bind(holder.id())
+    .bind(dest)
+    .bind(auth.tenant_id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    if gone.rows_affected() == 0 {
+        return Err(ApiError::not_found("destination"));
+    }
+    crate::audit::record_tx(
+        &mut tx,
+        auth.tenant_id,
+        Some(auth.user_id),
+        "destination.detached",
+        target,
+        &holder.id().to_string(),
+        json!({"destination_id": dest}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Streams a live class to a destination (the course's teachers, admins;
 /// audited). The class's edge starts pushing at once.
 #[utoipa::path(post, path = "/sessions/{id}/destinations", operation_id = "attach_destination", tag = "multistream",
@@ -498,59 +628,7 @@ pub(crate) async fn attach(
         return Err(ApiError::conflict("session_ended", "the session has ended"));
     }
     let dest = body.value.destination_id;
-    let known: Option<(String,)> = sqlx::query_as(
-        "SELECT name FROM destinations WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(dest)
-    .bind(auth.tenant_id.as_uuid())
-    .fetch_optional(app.db())
-    .await?;
-    let Some((name,)) = known else {
-        return Err(ApiError::not_found("destination"));
-    };
-    let mut tx = app.db().begin().await?;
-    sqlx::query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
-        .bind(row.id)
-        .execute(&mut *tx)
-        .await?;
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM session_destinations WHERE session_id = $1")
-            .bind(row.id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if count >= MAX_PER_CLASS {
-        return Err(ApiError::conflict(
-            "too_many_destinations",
-            format!("a class streams to at most {MAX_PER_CLASS} destinations"),
-        ));
-    }
-    let inserted = sqlx::query(
-        "INSERT INTO session_destinations (session_id, destination_id, tenant_id, attached_by)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(row.id)
-    .bind(dest)
-    .bind(auth.tenant_id.as_uuid())
-    .bind(auth.user_id.as_uuid())
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(ApiError::conflict(
-            "already_attached",
-            "the class streams to this destination already",
-        ));
-    }
-    crate::audit::record_tx(
-        &mut tx,
-        auth.tenant_id,
-        Some(auth.user_id),
-        "destination.attached",
-        "session",
-        &row.id.to_string(),
-        json!({"destination_id": dest, "name": name}),
-    )
-    .await?;
-    tx.commit().await?;
+    attach_to(&app, &auth, Holder::Session(row.id), dest).await?;
     // the edge takes the whole set; if it cannot, nothing stays attached
     if let Err(e) = send_targets(&app, session).await {
         sqlx::query(
@@ -662,29 +740,7 @@ pub(crate) async fn detach(
     let dest: Uuid = ids.get(1)?;
     let row = require_class_teacher(&app, &auth, session).await?;
     app.console_limits().take(auth.user_id, Kind::Write)?;
-    let mut tx = app.db().begin().await?;
-    let gone = sqlx::query(
-        "DELETE FROM session_destinations WHERE session_id = $1 AND destination_id = $2 AND tenant_id = $3",
-    )
-    .bind(row.id)
-    .bind(dest)
-    .bind(auth.tenant_id.as_uuid())
-    .execute(&mut *tx)
-    .await?;
-    if gone.rows_affected() == 0 {
-        return Err(ApiError::not_found("destination"));
-    }
-    crate::audit::record_tx(
-        &mut tx,
-        auth.tenant_id,
-        Some(auth.user_id),
-        "destination.detached",
-        "session",
-        &row.id.to_string(),
-        json!({"destination_id": dest}),
-    )
-    .await?;
-    tx.commit().await?;
+    detach_from(&app, &auth, Holder::Session(row.id), dest).await?;
     if row.is_live() {
         send_targets(&app, session).await?;
     }

@@ -8,11 +8,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use protocol::SessionId;
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AttachBody, MAX_PER_CLASS, send_targets};
+use super::{AttachBody, Holder, attach_to, detach_from, send_targets};
 use crate::AppState;
 use crate::console::rate_limit::Kind;
 use crate::http::error::{ApiError, ApiErrorBody, ApiResult};
@@ -92,59 +91,7 @@ pub(crate) async fn attach(
     require_run_teacher(&app, &auth, run).await?;
     app.console_limits().take(auth.user_id, Kind::Write)?;
     let dest = body.value.destination_id;
-    let known: Option<(String,)> = sqlx::query_as(
-        "SELECT name FROM destinations WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(dest)
-    .bind(auth.tenant_id.as_uuid())
-    .fetch_optional(app.db())
-    .await?;
-    let Some((name,)) = known else {
-        return Err(ApiError::not_found("destination"));
-    };
-    let mut tx = app.db().begin().await?;
-    sqlx::query("SELECT 1 FROM lesson_runs WHERE id = $1 FOR UPDATE")
-        .bind(run)
-        .execute(&mut *tx)
-        .await?;
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM lesson_run_destinations WHERE lesson_run_id = $1")
-            .bind(run)
-            .fetch_one(&mut *tx)
-            .await?;
-    if count >= MAX_PER_CLASS {
-        return Err(ApiError::conflict(
-            "too_many_destinations",
-            format!("a class streams to at most {MAX_PER_CLASS} destinations"),
-        ));
-    }
-    let inserted = sqlx::query(
-        "INSERT INTO lesson_run_destinations (lesson_run_id, destination_id, tenant_id, attached_by)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(run)
-    .bind(dest)
-    .bind(auth.tenant_id.as_uuid())
-    .bind(auth.user_id.as_uuid())
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(ApiError::conflict(
-            "already_attached",
-            "the class streams to this destination already",
-        ));
-    }
-    crate::audit::record_tx(
-        &mut tx,
-        auth.tenant_id,
-        Some(auth.user_id),
-        "destination.attached",
-        "lesson_run",
-        &run.to_string(),
-        json!({"destination_id": dest, "name": name}),
-    )
-    .await?;
-    tx.commit().await?;
+    attach_to(&app, &auth, Holder::Run(run), dest).await?;
     Ok((StatusCode::CREATED, Json(run_list(&app, &auth, run).await?)))
 }
 
@@ -195,30 +142,7 @@ pub(crate) async fn detach(
     let dest: Uuid = ids.get(1)?;
     require_run_teacher(&app, &auth, run).await?;
     app.console_limits().take(auth.user_id, Kind::Write)?;
-    let mut tx = app.db().begin().await?;
-    let gone = sqlx::query(
-        "DELETE FROM lesson_run_destinations
-          WHERE lesson_run_id = $1 AND destination_id = $2 AND tenant_id = $3",
-    )
-    .bind(run)
-    .bind(dest)
-    .bind(auth.tenant_id.as_uuid())
-    .execute(&mut *tx)
-    .await?;
-    if gone.rows_affected() == 0 {
-        return Err(ApiError::not_found("destination"));
-    }
-    crate::audit::record_tx(
-        &mut tx,
-        auth.tenant_id,
-        Some(auth.user_id),
-        "destination.detached",
-        "lesson_run",
-        &run.to_string(),
-        json!({"destination_id": dest}),
-    )
-    .await?;
-    tx.commit().await?;
+    detach_from(&app, &auth, Holder::Run(run), dest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
